@@ -1,0 +1,678 @@
+//! The discovery filter language. A [`Filter`] carries the user's filter flags as text (`-I`, `-F`,
+//! `-C`, `-A`, `-S`); [`Filter::compile`] parses them into one [`FilterExpr`] that is evaluated
+//! against a [`NodeView`] on the hub (registry) and again on every node (the authority).
+//!
+//! Grammar of a compound (`-S`) expression:
+//! ```text
+//! expr  := and ("or" and)*
+//! and   := unary ("and" unary)*
+//! unary := ("not" | "!") unary | "(" expr ")" | term
+//! term  := KEY OP VALUE        fact comparison; OP is = == != =~ < <= > >=
+//!        | identity=VALUE | class=VALUE | agent=VALUE | fact=KEY...
+//!        | VALUE               a bare word or /regex/ is a class, as in MCollective
+//! VALUE := word | "quoted" | /regex/
+//! ```
+//! `=` with a `/regex/` value matches the regex; `< <= > >=` compare numerically when both sides
+//! are numbers and as strings otherwise. Several `-I` are or-ed; all other flags are and-ed.
+
+use std::fmt;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Filter flags as the user typed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub identity: Vec<String>,
+    #[serde(default)]
+    pub fact: Vec<String>,
+    #[serde(default)]
+    pub class: Vec<String>,
+    #[serde(default)]
+    pub agent: Vec<String>,
+    #[serde(default)]
+    pub compound: Vec<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.identity.is_empty()
+            && self.fact.is_empty()
+            && self.class.is_empty()
+            && self.agent.is_empty()
+            && self.compound.is_empty()
+    }
+
+    /// Parses every part; the first error names the flag and the column.
+    pub fn compile(&self) -> Result<FilterExpr, FilterError> {
+        let mut all = Vec::new();
+        let ids: Result<Vec<_>, _> = self
+            .identity
+            .iter()
+            .map(|s| Ok(FilterExpr::Identity(Matcher::parse_value(s, "-I")?)))
+            .collect();
+        let ids = ids?;
+        if !ids.is_empty() {
+            all.push(FilterExpr::Or(ids));
+        }
+        for s in &self.fact {
+            all.push(parse_fact_term(s).map_err(|e| e.with_flag("-F"))?);
+        }
+        for s in &self.class {
+            all.push(FilterExpr::Class(Matcher::parse_value(s, "-C")?));
+        }
+        for s in &self.agent {
+            all.push(FilterExpr::Agent(Matcher::parse_value(s, "-A")?));
+        }
+        for s in &self.compound {
+            all.push(parse_compound(s).map_err(|e| e.with_flag("-S"))?);
+        }
+        Ok(FilterExpr::And(all))
+    }
+
+    /// One line for logs and the console's top bar.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (flag, list) in [("-I", &self.identity), ("-F", &self.fact), ("-C", &self.class), ("-A", &self.agent)] {
+            for v in list.iter() {
+                parts.push(format!("{flag} {v}"));
+            }
+        }
+        for v in &self.compound {
+            parts.push(format!("-S \"{v}\""));
+        }
+        if parts.is_empty() { "(all nodes)".to_string() } else { parts.join(" ") }
+    }
+}
+
+/// A parse error with the 1-based column it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    pub flag: Option<&'static str>,
+    pub input: String,
+    pub column: usize,
+    pub message: String,
+}
+
+impl FilterError {
+    fn new(input: &str, column: usize, message: impl Into<String>) -> Self {
+        FilterError { flag: None, input: input.to_string(), column, message: message.into() }
+    }
+    fn with_flag(mut self, flag: &'static str) -> Self {
+        self.flag.get_or_insert(flag);
+        self
+    }
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flag = self.flag.map(|f| format!("{f} ")).unwrap_or_default();
+        writeln!(f, "invalid filter {flag}at column {}: {}", self.column, self.message)?;
+        writeln!(f, "  {}", self.input)?;
+        write!(f, "  {}^", " ".repeat(self.column.saturating_sub(1)))
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// Exact text or a regex.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Exact(String),
+    Regex(Regex),
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Matcher::Exact(a), Matcher::Exact(b)) => a == b,
+            (Matcher::Regex(a), Matcher::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl Matcher {
+    fn parse_value(s: &str, flag: &'static str) -> Result<Matcher, FilterError> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(FilterError::new(s, 1, "empty value").with_flag(flag));
+        }
+        if t.len() >= 2 && t.starts_with('/') && t.ends_with('/') {
+            compile_regex(&t[1..t.len() - 1], s, 2).map(Matcher::Regex).map_err(|e| e.with_flag(flag))
+        } else if t.starts_with('/') {
+            Err(FilterError::new(s, s.len() + 1, "regex is missing its closing '/'").with_flag(flag))
+        } else {
+            Ok(Matcher::Exact(t.to_string()))
+        }
+    }
+
+    pub fn matches(&self, s: &str) -> bool {
+        match self {
+            Matcher::Exact(e) => e == s,
+            Matcher::Regex(r) => r.is_match(s),
+        }
+    }
+}
+
+fn compile_regex(pattern: &str, input: &str, column: usize) -> Result<Regex, FilterError> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| FilterError::new(input, column, format!("bad regex /{pattern}/: {}", first_line(&e.to_string()))))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().last().unwrap_or(s).trim().trim_start_matches("error: ").to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterExpr {
+    And(Vec<FilterExpr>),
+    Or(Vec<FilterExpr>),
+    Not(Box<FilterExpr>),
+    Identity(Matcher),
+    Class(Matcher),
+    Agent(Matcher),
+    Fact { key: String, op: Op, value: FactValue },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactValue {
+    Text(String),
+    Regex(Matcher),
+}
+
+/// What a filter is evaluated against.
+#[derive(Debug, Clone)]
+pub struct NodeView<'a> {
+    pub identity: &'a str,
+    pub facts: &'a Value,
+    pub classes: &'a [String],
+    pub agents: Vec<&'a str>,
+}
+
+/// Looks up a dotted path (`os.family`) in nested facts; a literal key containing dots wins.
+pub fn lookup_fact<'a>(facts: &'a Value, path: &str) -> Option<&'a Value> {
+    let obj = facts.as_object()?;
+    if let Some(v) = obj.get(path) {
+        return Some(v);
+    }
+    let (head, rest) = path.split_once('.')?;
+    lookup_fact(obj.get(head)?, rest)
+}
+
+/// A fact value as text, the way filters and the CLI show it.
+pub fn fact_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+impl FilterExpr {
+    pub fn matches(&self, node: &NodeView<'_>) -> bool {
+        match self {
+            FilterExpr::And(list) => list.iter().all(|e| e.matches(node)),
+            FilterExpr::Or(list) => list.iter().any(|e| e.matches(node)),
+            FilterExpr::Not(e) => !e.matches(node),
+            FilterExpr::Identity(m) => m.matches(node.identity),
+            FilterExpr::Class(m) => node.classes.iter().any(|c| m.matches(c)),
+            FilterExpr::Agent(m) => node.agents.iter().any(|a| m.matches(a)),
+            FilterExpr::Fact { key, op, value } => match lookup_fact(node.facts, key) {
+                None => *op == Op::Ne,
+                Some(Value::Array(items)) => {
+                    let hit = items.iter().filter_map(fact_text).any(|t| compare(&t, *op, value));
+                    hit
+                }
+                Some(v) => fact_text(v).is_some_and(|t| compare(&t, *op, value)),
+            },
+        }
+    }
+}
+
+fn compare(actual: &str, op: Op, expected: &FactValue) -> bool {
+    match expected {
+        FactValue::Regex(m) => match op {
+            Op::Ne => !m.matches(actual),
+            _ => m.matches(actual),
+        },
+        FactValue::Text(e) => {
+            let ord = match (actual.parse::<f64>(), e.parse::<f64>()) {
+                (Ok(a), Ok(b)) => a.partial_cmp(&b),
+                _ => Some(actual.cmp(e.as_str())),
+            };
+            let Some(ord) = ord else { return false };
+            use std::cmp::Ordering::*;
+            match op {
+                Op::Eq => ord == Equal,
+                Op::Ne => ord != Equal,
+                Op::Lt => ord == Less,
+                Op::Le => ord != Greater,
+                Op::Gt => ord == Greater,
+                Op::Ge => ord != Less,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lexer and parser
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    Not,
+    And,
+    Or,
+    Op(Op, bool), // bool: the operator was `=~`
+    Word(String),
+    Quoted(String),
+    Regex(String),
+}
+
+struct Lexer<'a> {
+    input: &'a str,
+    chars: Vec<(usize, char)>,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(input: &'a str) -> Self {
+        Lexer { input, chars: input.char_indices().collect(), pos: 0 }
+    }
+
+    /// 1-based column (in characters) of the char at index `i`.
+    fn col(&self, i: usize) -> usize {
+        i + 1
+    }
+
+    fn tokens(mut self) -> Result<Vec<(usize, Tok)>, FilterError> {
+        let mut out = Vec::new();
+        let mut after_op = false;
+        while self.pos < self.chars.len() {
+            let (_, c) = self.chars[self.pos];
+            let col = self.col(self.pos);
+            if c.is_whitespace() {
+                self.pos += 1;
+                continue;
+            }
+            let tok = match c {
+                '(' => {
+                    self.pos += 1;
+                    Tok::LParen
+                }
+                ')' => {
+                    self.pos += 1;
+                    Tok::RParen
+                }
+                '!' if self.peek(1) != Some('=') => {
+                    self.pos += 1;
+                    Tok::Not
+                }
+                '=' | '!' | '<' | '>' => self.op()?,
+                '/' => self.regex()?,
+                '"' | '\'' => self.quoted(c)?,
+                _ => {
+                    let w = self.word(after_op);
+                    match w.to_ascii_lowercase().as_str() {
+                        "and" if !after_op => Tok::And,
+                        "or" if !after_op => Tok::Or,
+                        "not" if !after_op => Tok::Not,
+                        _ => Tok::Word(w),
+                    }
+                }
+            };
+            after_op = matches!(tok, Tok::Op(..));
+            out.push((col, tok));
+        }
+        Ok(out)
+    }
+
+    fn peek(&self, ahead: usize) -> Option<char> {
+        self.chars.get(self.pos + ahead).map(|&(_, c)| c)
+    }
+
+    fn op(&mut self) -> Result<Tok, FilterError> {
+        let c = self.chars[self.pos].1;
+        let next = self.peek(1);
+        let (op, len, tilde) = match (c, next) {
+            ('=', Some('=')) => (Op::Eq, 2, false),
+            ('=', Some('~')) => (Op::Eq, 2, true),
+            ('=', _) => (Op::Eq, 1, false),
+            ('!', Some('=')) => (Op::Ne, 2, false),
+            ('<', Some('=')) => (Op::Le, 2, false),
+            ('<', _) => (Op::Lt, 1, false),
+            ('>', Some('=')) => (Op::Ge, 2, false),
+            ('>', _) => (Op::Gt, 1, false),
+            _ => return Err(FilterError::new(self.input, self.col(self.pos), format!("unexpected '{c}'"))),
+        };
+        self.pos += len;
+        Ok(Tok::Op(op, tilde))
+    }
+
+    fn regex(&mut self) -> Result<Tok, FilterError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut pat = String::new();
+        while self.pos < self.chars.len() {
+            let c = self.chars[self.pos].1;
+            if c == '\\' && self.peek(1) == Some('/') {
+                pat.push('/');
+                self.pos += 2;
+                continue;
+            }
+            if c == '/' {
+                self.pos += 1;
+                compile_regex(&pat, self.input, self.col(start) + 1)?;
+                return Ok(Tok::Regex(pat));
+            }
+            pat.push(c);
+            self.pos += 1;
+        }
+        Err(FilterError::new(self.input, self.col(start), "regex is missing its closing '/'"))
+    }
+
+    fn quoted(&mut self, q: char) -> Result<Tok, FilterError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut s = String::new();
+        while self.pos < self.chars.len() {
+            let c = self.chars[self.pos].1;
+            self.pos += 1;
+            if c == q {
+                return Ok(Tok::Quoted(s));
+            }
+            s.push(c);
+        }
+        Err(FilterError::new(self.input, self.col(start), "unterminated quoted string"))
+    }
+
+    fn word(&mut self, after_op: bool) -> String {
+        let mut w = String::new();
+        while self.pos < self.chars.len() {
+            let c = self.chars[self.pos].1;
+            let stop = c.is_whitespace()
+                || c == '('
+                || c == ')'
+                || (!after_op && matches!(c, '=' | '!' | '<' | '>'));
+            if stop {
+                break;
+            }
+            w.push(c);
+            self.pos += 1;
+        }
+        w
+    }
+}
+
+struct Parser<'a> {
+    input: &'a str,
+    toks: Vec<(usize, Tok)>,
+    pos: usize,
+    depth: usize,
+}
+
+/// Deep enough for any sane expression, shallow enough that recursion cannot blow the stack.
+const MAX_NESTING: usize = 64;
+
+impl<'a> Parser<'a> {
+    fn end_col(&self) -> usize {
+        self.input.chars().count() + 1
+    }
+
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|(_, t)| t)
+    }
+
+    fn col(&self) -> usize {
+        self.toks.get(self.pos).map(|(c, _)| *c).unwrap_or_else(|| self.end_col())
+    }
+
+    fn err(&self, msg: impl Into<String>) -> FilterError {
+        FilterError::new(self.input, self.col(), msg)
+    }
+
+    fn expr(&mut self) -> Result<FilterExpr, FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.err(format!("nested deeper than {MAX_NESTING} levels")));
+        }
+        let mut list = vec![self.and()?];
+        while self.peek() == Some(&Tok::Or) {
+            self.pos += 1;
+            list.push(self.and()?);
+        }
+        self.depth -= 1;
+        Ok(if list.len() == 1 { list.pop().unwrap() } else { FilterExpr::Or(list) })
+    }
+
+    fn and(&mut self) -> Result<FilterExpr, FilterError> {
+        let mut list = vec![self.unary()?];
+        while self.peek() == Some(&Tok::And) {
+            self.pos += 1;
+            list.push(self.unary()?);
+        }
+        Ok(if list.len() == 1 { list.pop().unwrap() } else { FilterExpr::And(list) })
+    }
+
+    fn unary(&mut self) -> Result<FilterExpr, FilterError> {
+        match self.peek() {
+            Some(Tok::Not) => {
+                self.pos += 1;
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(self.err(format!("nested deeper than {MAX_NESTING} levels")));
+                }
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(FilterExpr::Not(Box::new(inner)))
+            }
+            Some(Tok::LParen) => {
+                self.pos += 1;
+                let e = self.expr()?;
+                if self.peek() != Some(&Tok::RParen) {
+                    return Err(self.err("expected ')'"));
+                }
+                self.pos += 1;
+                Ok(e)
+            }
+            Some(_) => self.term(),
+            None => Err(self.err("expected a filter term")),
+        }
+    }
+
+    fn value(&mut self) -> Result<FactValue, FilterError> {
+        let col = self.col();
+        let v = match self.toks.get(self.pos).map(|(_, t)| t.clone()) {
+            Some(Tok::Word(w)) | Some(Tok::Quoted(w)) => FactValue::Text(w),
+            Some(Tok::Regex(r)) => FactValue::Regex(Matcher::Regex(compile_regex(&r, self.input, col + 1)?)),
+            _ => return Err(self.err("expected a value after the operator")),
+        };
+        self.pos += 1;
+        Ok(v)
+    }
+
+    fn term(&mut self) -> Result<FilterExpr, FilterError> {
+        let col = self.col();
+        let first = self.toks[self.pos].1.clone();
+        self.pos += 1;
+        let key = match first {
+            Tok::Regex(r) => return Ok(FilterExpr::Class(Matcher::Regex(compile_regex(&r, self.input, col + 1)?))),
+            Tok::Word(w) | Tok::Quoted(w) => w,
+            Tok::RParen => return Err(FilterError::new(self.input, col, "unexpected ')'")),
+            Tok::And | Tok::Or => return Err(FilterError::new(self.input, col, "expected a filter term before 'and'/'or'")),
+            Tok::Op(..) => return Err(FilterError::new(self.input, col, "expected a fact name before the operator")),
+            Tok::Not | Tok::LParen => unreachable!("handled by unary"),
+        };
+        let Some(Tok::Op(op, tilde)) = self.peek().cloned() else {
+            // A bare word is a class, as in MCollective's compound filters.
+            return Ok(FilterExpr::Class(Matcher::Exact(key)));
+        };
+        self.pos += 1;
+        let value = self.value()?;
+        let value = match (tilde, value) {
+            (true, FactValue::Text(t)) => FactValue::Regex(Matcher::Regex(compile_regex(&t, self.input, col)?)),
+            (_, v) => v,
+        };
+        let lower = key.to_ascii_lowercase();
+        let special = matches!(lower.as_str(), "identity" | "class" | "agent");
+        if special {
+            if !matches!(op, Op::Eq | Op::Ne) {
+                return Err(FilterError::new(self.input, col, format!("{lower} takes only = or !=")));
+            }
+            let m = match value {
+                FactValue::Text(t) => Matcher::Exact(t),
+                FactValue::Regex(m) => m,
+            };
+            let e = match lower.as_str() {
+                "identity" => FilterExpr::Identity(m),
+                "class" => FilterExpr::Class(m),
+                _ => FilterExpr::Agent(m),
+            };
+            return Ok(if op == Op::Ne { FilterExpr::Not(Box::new(e)) } else { e });
+        }
+        if key.is_empty() {
+            return Err(FilterError::new(self.input, col, "empty fact name"));
+        }
+        Ok(FilterExpr::Fact { key, op, value })
+    }
+}
+
+/// Parses a compound (`-S`) expression.
+pub fn parse_compound(input: &str) -> Result<FilterExpr, FilterError> {
+    let toks = Lexer::new(input).tokens()?;
+    if toks.is_empty() {
+        return Err(FilterError::new(input, 1, "empty expression"));
+    }
+    let mut p = Parser { input, toks, pos: 0, depth: 0 };
+    let e = p.expr()?;
+    if p.pos < p.toks.len() {
+        return Err(p.err("unexpected input after the expression (missing 'and'/'or'?)"));
+    }
+    Ok(e)
+}
+
+/// Parses one `-F` fact term: `key=value`, `key=/regex/`, `key>=3`, ...
+pub fn parse_fact_term(input: &str) -> Result<FilterExpr, FilterError> {
+    let e = parse_compound(input)?;
+    match e {
+        FilterExpr::Fact { .. } => Ok(e),
+        _ => Err(FilterError::new(input, 1, "expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn node<'a>(id: &'a str, facts: &'a Value, classes: &'a [String]) -> NodeView<'a> {
+        NodeView { identity: id, facts, classes, agents: vec!["rpcutil", "process"] }
+    }
+
+    fn check(filter: &Filter, n: &NodeView) -> bool {
+        filter.compile().unwrap().matches(n)
+    }
+
+    #[test]
+    fn fact_operators() {
+        let facts = json!({"country": "uk", "cpus": 8, "os": {"family": "Debian"}, "roles": ["web", "db"]});
+        let classes = vec!["apache".to_string(), "acme::devserver".to_string()];
+        let n = node("web-01", &facts, &classes);
+        let f = |s: &str| Filter { fact: vec![s.into()], ..Default::default() };
+        assert!(check(&f("country=uk"), &n));
+        assert!(check(&f("country=/uk|us/"), &n));
+        assert!(!check(&f("country=us"), &n));
+        assert!(check(&f("country!=us"), &n));
+        assert!(check(&f("cpus>4"), &n));
+        assert!(check(&f("cpus>=8"), &n));
+        assert!(!check(&f("cpus<8"), &n));
+        assert!(check(&f("cpus==8"), &n));
+        assert!(check(&f("os.family=Debian"), &n));
+        assert!(check(&f("roles=db"), &n));
+        assert!(!check(&f("missing=x"), &n));
+        assert!(check(&f("os.family=~^deb|^Deb"), &n));
+    }
+
+    #[test]
+    fn identity_class_agent_and_compound() {
+        let facts = json!({"country": "uk", "environment": "staging", "customer": "acme"});
+        let classes = vec!["apache".to_string(), "dev_server".to_string()];
+        let n = node("web-01", &facts, &classes);
+        assert!(check(&Filter { identity: vec!["/web/".into()], ..Default::default() }, &n));
+        assert!(check(&Filter { identity: vec!["db-01".into(), "web-01".into()], ..Default::default() }, &n));
+        assert!(!check(&Filter { identity: vec!["web".into()], ..Default::default() }, &n));
+        assert!(check(&Filter { class: vec!["/dev_server/".into()], ..Default::default() }, &n));
+        assert!(!check(&Filter { class: vec!["nginx".into()], ..Default::default() }, &n));
+        assert!(check(&Filter { agent: vec!["process".into()], ..Default::default() }, &n));
+        let s = |e: &str| Filter { compound: vec![e.into()], ..Default::default() };
+        assert!(check(&s("(country=uk or country=us) and not class=/prod/"), &n));
+        assert!(!check(&s("(country=uk or country=us) and not class=/dev/"), &n));
+        assert!(check(&s("((customer=acme and environment=staging) or environment=development) and /apache/"), &n));
+        assert!(check(&s("apache and !nginx"), &n));
+        assert!(check(&s("identity=/^web/ and agent=rpcutil"), &n));
+        assert!(check(&s("identity!=db-01"), &n));
+    }
+
+    #[test]
+    fn errors_point_at_the_column() {
+        let e = parse_compound("country=uk and (role=web").unwrap_err();
+        assert_eq!(e.column, 25, "{e}");
+        assert!(e.message.contains("')'"));
+        let e = parse_compound("country=/uk(/").unwrap_err();
+        assert_eq!(e.column, 10, "{e}");
+        let e = parse_compound("country=uk role=web").unwrap_err();
+        assert_eq!(e.column, 12, "{e}");
+        let e = parse_compound("=uk").unwrap_err();
+        assert_eq!(e.column, 1);
+        let e = parse_compound("country=").unwrap_err();
+        assert_eq!(e.column, 9);
+        let e = Filter { fact: vec!["justaword".into()], ..Default::default() }.compile().unwrap_err();
+        assert_eq!(e.flag, Some("-F"));
+        let shown = parse_compound("a=1 and (").unwrap_err().to_string();
+        assert!(shown.contains("column 10") && shown.ends_with("         ^"), "{shown}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let s = "(".repeat(10_000) + "a=1" + &")".repeat(10_000);
+        let e = parse_compound(&s).unwrap_err();
+        assert!(e.message.contains("nested deeper"));
+        let s = "not ".repeat(10_000) + "a=1";
+        assert!(parse_compound(&s).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(s in ".{0,80}") {
+            let _ = parse_compound(&s);
+            let _ = parse_fact_term(&s);
+        }
+
+        #[test]
+        fn parser_never_panics_on_filter_alphabet(s in "[a-z0-9=!<>~/()\"' .|*]{0,60}") {
+            if let Ok(e) = parse_compound(&s) {
+                let facts = json!({"a": "1"});
+                let _ = e.matches(&node("x", &facts, &[]));
+            }
+        }
+    }
+}

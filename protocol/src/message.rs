@@ -1,0 +1,313 @@
+//! Message types. Every message travels inside an [`Envelope`]; the body is the msgpack encoding of
+//! one of the structs below, chosen by the envelope's [`Kind`]. Fields are named on the wire so the
+//! schema can grow: new optional fields carry `#[serde(default)]`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::filter::Filter;
+
+/// The outer frame. `body` stays raw bytes so a signature can be checked over exactly what was sent
+/// before anything inside it is decoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub version: u8,
+    pub kind: Kind,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    #[serde(default)]
+    pub signer: Option<String>,
+    #[serde(default, with = "serde_bytes")]
+    pub signature: Option<Vec<u8>>,
+}
+
+/// What the body of an envelope holds. The hub and nodes dispatch on this closed set only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// console -> hub: attach as a console, subscribe to events.
+    Hello,
+    /// hub -> console: reply to Hello.
+    Welcome,
+    /// node -> hub: full registration, on connect, on change and as heartbeat.
+    Registration,
+    /// hub -> node: heartbeat acknowledgement, proves the link is alive.
+    Ack,
+    /// console -> hub -> node.
+    Request,
+    /// node -> hub -> console.
+    Reply,
+    /// console -> hub.
+    Discover,
+    /// hub -> console.
+    Discovered,
+    /// hub -> console: which targets a request was sent to.
+    Dispatched,
+    /// hub -> console: node joined, left or changed.
+    Event,
+    /// console -> hub.
+    StatsQuery,
+    /// hub -> console.
+    HubStats,
+    /// hub -> peer: the peer's last frame was refused.
+    Error,
+    /// console -> hub: liveness probe of the console link.
+    Ping,
+    /// hub -> console.
+    Pong,
+}
+
+/// A decoded message body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Hello(Hello),
+    Welcome(Welcome),
+    Registration(Box<Registration>),
+    Ack(Ack),
+    Request(Box<Request>),
+    Reply(Box<Reply>),
+    Discover(Discover),
+    Discovered(Discovered),
+    Dispatched(Dispatched),
+    Event(Event),
+    StatsQuery,
+    HubStats(HubStats),
+    Error(ErrorNotice),
+    Ping,
+    Pong,
+}
+
+impl Message {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Hello(_) => Kind::Hello,
+            Message::Welcome(_) => Kind::Welcome,
+            Message::Registration(_) => Kind::Registration,
+            Message::Ack(_) => Kind::Ack,
+            Message::Request(_) => Kind::Request,
+            Message::Reply(_) => Kind::Reply,
+            Message::Discover(_) => Kind::Discover,
+            Message::Discovered(_) => Kind::Discovered,
+            Message::Dispatched(_) => Kind::Dispatched,
+            Message::Event(_) => Kind::Event,
+            Message::StatsQuery => Kind::StatsQuery,
+            Message::HubStats(_) => Kind::HubStats,
+            Message::Error(_) => Kind::Error,
+            Message::Ping => Kind::Ping,
+            Message::Pong => Kind::Pong,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Who the console says it is; informational until links are authenticated.
+    pub name: String,
+    /// Whether the console wants node events.
+    #[serde(default)]
+    pub subscribe: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub hub_version: String,
+    pub nodes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The hub's time, for clock skew diagnostics.
+    pub hub_time: u64,
+}
+
+/// Whether the nodes answer a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyMode {
+    #[default]
+    Normal,
+    /// Fire-and-forget: nodes run the action and send nothing back.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: String,
+    pub collective: String,
+    pub caller: String,
+    pub agent: String,
+    pub action: String,
+    #[serde(default)]
+    pub args: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub filter: Filter,
+    /// Explicit target identities. Empty means every node that matches `filter`.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Creation time, ms since the epoch.
+    pub msgtime: u64,
+    /// Seconds after `msgtime` during which the request may still be acted on.
+    pub ttl: u32,
+    #[serde(default)]
+    pub reply: ReplyMode,
+    /// How long the console waits for replies, in ms; the hub forgets the route after it.
+    #[serde(default)]
+    pub timeout_ms: u64,
+}
+
+/// MCollective's reply status codes, plus Denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Ok,
+    Aborted,
+    UnknownAction,
+    MissingData,
+    InvalidData,
+    UnknownError,
+    Denied,
+}
+
+impl Status {
+    pub fn is_ok(self) -> bool {
+        self == Status::Ok
+    }
+    /// The numeric code MCollective used (0..=5), Denied is 6.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Aborted => 1,
+            Status::UnknownAction => 2,
+            Status::MissingData => 3,
+            Status::InvalidData => 4,
+            Status::UnknownError => 5,
+            Status::Denied => 6,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Status::Ok => "OK",
+            Status::Aborted => "Aborted",
+            Status::UnknownAction => "UnknownAction",
+            Status::MissingData => "MissingData",
+            Status::InvalidData => "InvalidData",
+            Status::UnknownError => "UnknownError",
+            Status::Denied => "Denied",
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub request_id: String,
+    pub sender: String,
+    pub status: Status,
+    #[serde(default)]
+    pub status_msg: String,
+    #[serde(default)]
+    pub data: Value,
+    /// Time the node spent on the action, in microseconds.
+    #[serde(default)]
+    pub elapsed_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub version: String,
+    /// Hex digest of the agent's DDL text, so a console can tell DDL versions apart.
+    pub ddl_digest: String,
+}
+
+/// MCollective's daemon_stats counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStats {
+    pub total: u64,
+    pub validated: u64,
+    pub unvalidated: u64,
+    pub passed: u64,
+    pub filtered: u64,
+    pub replies: u64,
+    pub ttlexpired: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub identity: String,
+    pub collectives: Vec<String>,
+    pub facts: Value,
+    pub classes: Vec<String>,
+    pub agents: Vec<AgentInfo>,
+    pub stats: DaemonStats,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// The node's heartbeat interval, so the hub can expire it after three missed beats.
+    pub interval_ms: u64,
+    /// Daemon version.
+    #[serde(default)]
+    pub version: String,
+    /// Daemon start time, ms since the epoch.
+    #[serde(default)]
+    pub started: u64,
+}
+
+impl Registration {
+    pub fn view(&self) -> crate::filter::NodeView<'_> {
+        crate::filter::NodeView {
+            identity: &self.identity,
+            facts: &self.facts,
+            classes: &self.classes,
+            agents: self.agents.iter().map(|a| a.name.as_str()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discover {
+    pub filter: Filter,
+    #[serde(default)]
+    pub collective: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discovered {
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatched {
+    pub request_id: String,
+    /// Nodes the hub sent the request to.
+    pub sent: Vec<String>,
+    /// Targets the hub has no live link to.
+    pub unknown: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    NodeJoined { identity: String },
+    NodeLeft { identity: String, reason: String },
+    NodeChanged { identity: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HubStats {
+    pub nodes: u64,
+    pub consoles: u64,
+    pub requests: u64,
+    pub replies: u64,
+    pub late_replies: u64,
+    pub dropped_frames: u64,
+    pub uptime_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorNotice {
+    pub message: String,
+}

@@ -1,0 +1,264 @@
+//! The transport seam. Everything above it deals in whole frames and opaque peer handles; only
+//! this file knows about ZeroMQ. The hub side is a ROUTER ([`HubSocket`]); nodes and consoles
+//! attach with a DEALER ([`Link`]). The seam is narrow on purpose (attach, send to one peer, send to
+//! a set, receive, link state) so the hub role can later move onto another broker.
+//!
+//! zmq.rs DEALER sockets do not reconnect by themselves, so a [`Link`] reports `Down` when its
+//! peer disconnects and the owner rebuilds it (see noded's link loop).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use zeromq::prelude::*;
+use zeromq::util::PeerIdentity;
+use zeromq::{DealerSocket, RouterSocket, SocketEvent, SocketOptions, ZmqMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot bind {endpoint}: {source}")]
+    Bind { endpoint: String, source: zeromq::ZmqError },
+    #[error("cannot reach hub {endpoint}: {reason}")]
+    Connect { endpoint: String, reason: String },
+    #[error("send failed: {0}")]
+    Send(zeromq::ZmqError),
+    #[error("link closed")]
+    Closed,
+}
+
+/// Opaque handle for a peer connected to the hub (the ZeroMQ routing id). It is a routing hint,
+/// never proof of who is on the other end.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Peer(Bytes);
+
+impl Peer {
+    pub fn short(&self) -> String {
+        self.0.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A frame that arrived at the hub, or a frame with an odd shape.
+#[derive(Debug)]
+pub enum Inbound {
+    Frame(Peer, Bytes),
+    /// A ZeroMQ message whose shape is not [identity, payload]; counted and dropped.
+    Malformed(Peer),
+}
+
+/// The hub's bound ROUTER socket.
+pub struct HubSocket {
+    send: zeromq::RouterSendHalf,
+    recv: zeromq::RouterRecvHalf,
+    _monitor: AbortOnDrop,
+    endpoint: String,
+}
+
+/// Peer link events seen by the hub.
+#[derive(Debug)]
+pub enum PeerEvent {
+    Disconnected(Peer),
+}
+
+impl HubSocket {
+    /// Binds a ROUTER on `endpoint` (e.g. `tcp://0.0.0.0:7402`, `tcp://127.0.0.1:0`, `ipc:///run/fleet.sock`).
+    /// Returns the socket and a receiver of peer disconnect events.
+    pub async fn bind(endpoint: &str) -> Result<(HubSocket, tokio::sync::mpsc::UnboundedReceiver<PeerEvent>), TransportError> {
+        let mut sock = RouterSocket::new();
+        let mut monitor = sock.monitor();
+        let bound = sock
+            .bind(endpoint)
+            .await
+            .map_err(|source| TransportError::Bind { endpoint: endpoint.to_string(), source })?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let forward = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(ev) = monitor.next().await {
+                if let SocketEvent::Disconnected(id) = ev {
+                    let peer = Peer(Bytes::copy_from_slice(id.as_ref()));
+                    if tx.send(PeerEvent::Disconnected(peer)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let (send, recv) = sock.split();
+        Ok((HubSocket { send, recv, _monitor: AbortOnDrop(forward), endpoint: bound.to_string() }, rx))
+    }
+
+    /// The resolved endpoint (with the real port when bound to port 0).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub async fn recv(&mut self) -> Result<Inbound, TransportError> {
+        let msg = self.recv.recv().await.map_err(|_| TransportError::Closed)?;
+        let mut frames = msg.into_vec();
+        let id = frames.remove(0);
+        let peer = Peer(id);
+        // A DEALER sends exactly one payload frame; a REQ-style peer adds an empty delimiter.
+        match frames.len() {
+            1 => Ok(Inbound::Frame(peer, frames.pop().unwrap())),
+            2 if frames[0].is_empty() => Ok(Inbound::Frame(peer, frames.pop().unwrap())),
+            _ => Ok(Inbound::Malformed(peer)),
+        }
+    }
+
+    /// A cheap handle for sending from other tasks.
+    pub fn sender(&self) -> HubSender {
+        HubSender { send: self.send.clone() }
+    }
+}
+
+
+/// Sends frames to peers of the hub's ROUTER.
+#[derive(Clone)]
+pub struct HubSender {
+    send: zeromq::RouterSendHalf,
+}
+
+impl HubSender {
+    pub async fn send(&mut self, peer: &Peer, frame: Bytes) -> Result<(), TransportError> {
+        let mut msg = ZmqMessage::from(peer.0.clone());
+        msg.push_back(frame);
+        self.send.send(msg).await.map_err(TransportError::Send)
+    }
+
+    /// Sends the same frame to each peer; returns the peers that could not be reached.
+    pub async fn send_many<'a>(&mut self, peers: impl IntoIterator<Item = &'a Peer>, frame: Bytes) -> Vec<Peer> {
+        let mut failed = Vec::new();
+        for p in peers {
+            if self.send(p, frame.clone()).await.is_err() {
+                failed.push(p.clone());
+            }
+        }
+        failed
+    }
+}
+
+/// A DEALER attached to one hub.
+pub struct Link {
+    send: zeromq::DealerSendHalf,
+    recv: zeromq::DealerRecvHalf,
+    down: tokio::sync::watch::Receiver<bool>,
+    _watcher: AbortOnDrop,
+    endpoint: String,
+}
+
+/// The state of a link as seen by its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    Down,
+}
+
+impl Link {
+    /// Connects to a hub, giving up after `timeout` (the TCP and ZMTP handshake included).
+    pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Link, TransportError> {
+        let mut opts = SocketOptions::default();
+        opts.connect_timeout(timeout);
+        let mut sock = DealerSocket::with_options(opts);
+        let mut monitor = sock.monitor();
+        match tokio::time::timeout(timeout, sock.connect(endpoint)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(TransportError::Connect { endpoint: endpoint.to_string(), reason: e.to_string() }),
+            Err(_) => {
+                return Err(TransportError::Connect {
+                    endpoint: endpoint.to_string(),
+                    reason: format!("no answer within {} ms", timeout.as_millis()),
+                });
+            }
+        }
+        let (tx, down) = tokio::sync::watch::channel(false);
+        let watcher = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(ev) = monitor.next().await {
+                if matches!(ev, SocketEvent::Disconnected(_) | SocketEvent::Closed) {
+                    let _ = tx.send(true);
+                    break;
+                }
+            }
+        });
+        let (send, recv) = sock.split();
+        Ok(Link { send, recv, down, _watcher: AbortOnDrop(watcher), endpoint: endpoint.to_string() })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn state(&self) -> LinkState {
+        if *self.down.borrow() { LinkState::Down } else { LinkState::Up }
+    }
+
+    /// Resolves when the peer disconnects.
+    pub async fn closed(&mut self) {
+        let _ = self.down.wait_for(|d| *d).await;
+    }
+
+    pub async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        if self.state() == LinkState::Down {
+            return Err(TransportError::Closed);
+        }
+        self.send.send(ZmqMessage::from(frame)).await.map_err(TransportError::Send)
+    }
+
+    /// Receives the next payload frame.
+    pub async fn recv(&mut self) -> Result<Bytes, TransportError> {
+        let msg = self.recv.recv().await.map_err(|_| TransportError::Closed)?;
+        msg.into_vec().pop().ok_or(TransportError::Closed)
+    }
+
+    /// Splits into a cloneable-by-channel sender and the receiving half.
+    pub fn split(self) -> (LinkSender, LinkReceiver) {
+        let Link { send, recv, down, _watcher, endpoint } = self;
+        (LinkSender { send, down: down.clone() }, LinkReceiver { recv, down, _watcher, endpoint })
+    }
+}
+
+/// Aborts a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub struct LinkSender {
+    send: zeromq::DealerSendHalf,
+    down: tokio::sync::watch::Receiver<bool>,
+}
+
+impl LinkSender {
+    pub async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        if *self.down.borrow() {
+            return Err(TransportError::Closed);
+        }
+        self.send.send(ZmqMessage::from(frame)).await.map_err(TransportError::Send)
+    }
+}
+
+pub struct LinkReceiver {
+    recv: zeromq::DealerRecvHalf,
+    down: tokio::sync::watch::Receiver<bool>,
+    _watcher: AbortOnDrop,
+    endpoint: String,
+}
+
+impl LinkReceiver {
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+    pub async fn recv(&mut self) -> Result<Bytes, TransportError> {
+        let msg = self.recv.recv().await.map_err(|_| TransportError::Closed)?;
+        msg.into_vec().pop().ok_or(TransportError::Closed)
+    }
+    pub async fn closed(&mut self) {
+        let _ = self.down.wait_for(|d| *d).await;
+    }
+}
+
+
+/// Used by tests that need a raw ZeroMQ peer (bad-input tests): a random routing id.
+pub fn random_identity() -> PeerIdentity {
+    PeerIdentity::new()
+}
