@@ -1,0 +1,19 @@
+//! fleet-ddl: the description of an agent (MCollective's DDL) — its metadata, actions, inputs,
+//! outputs and aggregates — parsed from TOML, and the validation of a request against it. The
+//! client validates before sending and the node validates again before running anything.
+
+mod model;
+mod validate;
+
+pub use model::*;
+pub use validate::{ValidationError, coerce_cli_value, validate_request};
+
+/// The DDLs of the built-in agents, compiled in so a node and a console always agree on them.
+pub mod builtin {
+    pub const RPCUTIL: &str = include_str!("../agents/rpcutil.toml");
+
+    /// (agent name, DDL text) of every built-in agent.
+    pub fn all() -> Vec<(&'static str, &'static str)> {
+        vec![("rpcutil", RPCUTIL)]
+    }
+}
