@@ -186,7 +186,8 @@ impl Link {
     }
 
     pub fn state(&self) -> LinkState {
-        if *self.down.borrow() { LinkState::Down } else { LinkState::Up }
+        let down = *self.down.borrow();
+        if down { LinkState::Down } else { LinkState::Up }
     }
 
     /// Resolves when the peer disconnects.
@@ -230,7 +231,8 @@ pub struct LinkSender {
 
 impl LinkSender {
     pub async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        if *self.down.borrow() {
+        let down = *self.down.borrow();
+        if down {
             return Err(TransportError::Closed);
         }
         self.send.send(ZmqMessage::from(frame)).await.map_err(TransportError::Send)
@@ -254,6 +256,10 @@ impl LinkReceiver {
     }
     pub async fn closed(&mut self) {
         let _ = self.down.wait_for(|d| *d).await;
+    }
+    /// A separate handle on the link's state, for selecting on it while receiving.
+    pub fn down_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.down.clone()
     }
 }
 

@@ -1,0 +1,178 @@
+//! noded's configuration: one TOML file (`/etc/fleet/noded.toml`), every key with a default,
+//! unknown keys refused with the file and line, and every command-line flag overriding its key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default location of the node config.
+pub const DEFAULT_CONFIG: &str = "/etc/fleet/noded.toml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name in the fleet. Default: the host name.
+    pub identity: Option<String>,
+    /// Collectives this node belongs to; the first is the main collective.
+    pub collectives: Vec<String>,
+    /// Hubs to attach to, all at once.
+    pub hubs: Vec<String>,
+    /// Facts file: YAML, JSON or TOML, chosen by extension; facter-style nesting.
+    pub facts_file: Option<PathBuf>,
+    /// Puppet's classes.txt.
+    pub classes_file: Option<PathBuf>,
+    /// Directory of external agents and their DDLs.
+    pub agents_dir: Option<PathBuf>,
+    /// Seconds between registration heartbeats (jittered by `retry_jitter`).
+    pub heartbeat_interval: f64,
+    /// Seconds without a word from a hub before the link is rebuilt. Default: 3 heartbeats.
+    pub link_timeout: Option<f64>,
+    /// First delay before reconnecting to a hub, in seconds; doubled per failure.
+    pub retry_initial_delay: f64,
+    /// Ceiling of the reconnect delay, in seconds.
+    pub retry_max_delay: f64,
+    /// Share (0.0-1.0) of each delay that is randomised, so a fleet does not reconnect in step.
+    pub retry_jitter: f64,
+    /// Seconds to wait for a hub's TCP and ZMTP handshake.
+    pub connect_timeout: f64,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG wins when set.
+    pub log_level: String,
+    /// Largest frame accepted, in bytes.
+    pub max_frame: usize,
+    pub hub: HubConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            identity: None,
+            collectives: vec!["fleet".into()],
+            hubs: vec![fleet_protocol::DEFAULT_HUB_CONNECT.into()],
+            facts_file: None,
+            classes_file: None,
+            agents_dir: None,
+            heartbeat_interval: 10.0,
+            link_timeout: None,
+            retry_initial_delay: 0.5,
+            retry_max_delay: 30.0,
+            retry_jitter: 0.3,
+            connect_timeout: 5.0,
+            log_level: "info".into(),
+            max_frame: fleet_protocol::codec::DEFAULT_MAX_FRAME,
+            hub: HubConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// Endpoints the hub's ROUTER binds.
+    pub bind: Vec<String>,
+    /// Heartbeats a node may miss before the hub forgets it.
+    pub missed_heartbeats: u32,
+    /// Longest a console may ask the hub to keep a request's route, in seconds.
+    pub max_request_timeout: f64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig { bind: vec![fleet_protocol::DEFAULT_HUB_BIND.into()], missed_heartbeats: 3, max_request_timeout: 600.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}:{line}: {message}")]
+    Parse { file: String, line: usize, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+impl NodeConfig {
+    /// Loads `path`. A missing file is an error only when `required` (the user named it).
+    pub fn load(path: &Path, required: bool) -> Result<NodeConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(NodeConfig::default()),
+            Err(source) => return Err(ConfigError::Read { file, source }),
+        };
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<NodeConfig, ConfigError> {
+        let cfg: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
+            message: e.message().trim().to_string(),
+        })?;
+        cfg.check(file)?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid { file: file.into(), key: key.into(), message };
+        if self.collectives.is_empty() {
+            return Err(bad("collectives", "at least one collective is needed".into()));
+        }
+        for (key, v) in [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("retry_initial_delay", self.retry_initial_delay),
+            ("retry_max_delay", self.retry_max_delay),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(key, format!("must be a positive number of seconds (got {v})")));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.retry_jitter) {
+            return Err(bad("retry_jitter", format!("must be between 0.0 and 1.0 (got {})", self.retry_jitter)));
+        }
+        if let Some(id) = &self.identity {
+            if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad("identity", format!("'{id}' is not a valid identity (1-255 characters, no spaces)")));
+            }
+        }
+        if self.hub.missed_heartbeats == 0 {
+            return Err(bad("hub.missed_heartbeats", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn main_collective(&self) -> &str {
+        &self.collectives[0]
+    }
+
+    pub fn link_timeout(&self) -> f64 {
+        self.link_timeout.unwrap_or(self.heartbeat_interval * 3.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(NodeConfig::parse("", "x.toml").unwrap(), NodeConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = NodeConfig::parse("identity = \"a\"\nheartbeat_intervall = 3\n", "/etc/fleet/noded.toml").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("/etc/fleet/noded.toml:2:"), "{s}");
+        assert!(s.contains("heartbeat_intervall"), "{s}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = NodeConfig::parse("retry_jitter = 2.0\n", "n.toml").unwrap_err().to_string();
+        assert_eq!(e, "n.toml: retry_jitter: must be between 0.0 and 1.0 (got 2)");
+        let e = NodeConfig::parse("[hub]\nbindd = []\n", "n.toml").unwrap_err().to_string();
+        assert!(e.contains("bindd") && e.starts_with("n.toml:2"), "{e}");
+    }
+}

@@ -1,0 +1,331 @@
+//! The hub: binds a ROUTER, keeps the registry of live nodes, answers discovery from it, fans
+//! requests out to exactly the nodes asked for (one frame per node), routes replies back to the
+//! console that asked, and tells consoles when nodes join, leave or change. It never runs anything.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleet_protocol::codec::{Limits, decode_message, encode_message};
+use fleet_protocol::transport::{HubSender, HubSocket, Inbound, Peer, PeerEvent};
+use fleet_protocol::{
+    Ack, Discovered, Dispatched, ErrorNotice, Event, HubStats, Message, Registration, ReplyMode, Request, Welcome,
+};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::HubConfig;
+
+/// Counters the hub exposes (`fleet` can ask for them; the bad-input tests read them).
+#[derive(Default)]
+pub struct HubCounters {
+    pub requests: AtomicU64,
+    pub replies: AtomicU64,
+    pub late_replies: AtomicU64,
+    pub dropped_frames: AtomicU64,
+}
+
+struct NodeEntry {
+    peer: Peer,
+    registration: Registration,
+    last_seen: Instant,
+}
+
+struct ConsoleEntry {
+    subscribe: bool,
+}
+
+struct Route {
+    console: Peer,
+    deadline: Instant,
+    expected: HashSet<String>,
+}
+
+pub struct Hub {
+    sock: HubSocket,
+    sender: HubSender,
+    peer_events: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    config: HubConfig,
+    limits: Limits,
+    nodes: HashMap<String, NodeEntry>,
+    node_by_peer: HashMap<Peer, String>,
+    consoles: HashMap<Peer, ConsoleEntry>,
+    routes: HashMap<String, Route>,
+    pub counters: Arc<HubCounters>,
+    started: Instant,
+}
+
+impl Hub {
+    /// Binds the hub's ROUTER. Returns the hub and the resolved endpoint.
+    pub async fn bind(endpoint: &str, config: HubConfig, limits: Limits) -> anyhow::Result<(Hub, String)> {
+        let (sock, peer_events) = HubSocket::bind(endpoint).await?;
+        let bound = sock.endpoint().to_string();
+        let sender = sock.sender();
+        Ok((
+            Hub {
+                sock,
+                sender,
+                peer_events,
+                config,
+                limits,
+                nodes: HashMap::new(),
+                node_by_peer: HashMap::new(),
+                consoles: HashMap::new(),
+                routes: HashMap::new(),
+                counters: Arc::new(HubCounters::default()),
+                started: Instant::now(),
+            },
+            bound,
+        ))
+    }
+
+    fn stats(&self) -> HubStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HubStats {
+            nodes: self.nodes.len() as u64,
+            consoles: self.consoles.len() as u64,
+            requests: g(&self.counters.requests),
+            replies: g(&self.counters.replies),
+            late_replies: g(&self.counters.late_replies),
+            dropped_frames: g(&self.counters.dropped_frames),
+            uptime_s: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Serves until `shutdown` flips to true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                inbound = self.sock.recv() => match inbound {
+                    Ok(Inbound::Frame(peer, frame)) => self.on_frame(peer, frame).await,
+                    Ok(Inbound::Malformed(peer)) => {
+                        self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                        debug!(peer = %peer.short(), "dropped a message of unexpected shape");
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "hub socket closed");
+                        return;
+                    }
+                },
+                Some(PeerEvent::Disconnected(peer)) = self.peer_events.recv() => self.on_disconnect(&peer, "link closed").await,
+                _ = tick.tick() => self.expire().await,
+                _ = crate::until_set(&mut shutdown) => {
+                    info!("hub shutting down");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, peer: &Peer, msg: &Message) {
+        match encode_message(msg) {
+            Ok(frame) => {
+                if let Err(e) = self.sender.send(peer, Bytes::from(frame)).await {
+                    debug!(peer = %peer.short(), error = %e, "send failed");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot encode message"),
+        }
+    }
+
+    async fn notify_consoles(&mut self, event: Event) {
+        let subscribers: Vec<Peer> = self.consoles.iter().filter(|(_, c)| c.subscribe).map(|(p, _)| p.clone()).collect();
+        if subscribers.is_empty() {
+            return;
+        }
+        if let Ok(frame) = encode_message(&Message::Event(event)) {
+            self.sender.send_many(subscribers.iter(), Bytes::from(frame)).await;
+        }
+    }
+
+    async fn on_frame(&mut self, peer: Peer, frame: Bytes) {
+        let msg = match decode_message(&frame, &self.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                debug!(peer = %peer.short(), error = %e, "dropped malformed frame");
+                return;
+            }
+        };
+        match msg {
+            Message::Registration(reg) => self.on_registration(peer, *reg).await,
+            Message::Reply(reply) => {
+                let Some(identity) = self.node_by_peer.get(&peer).cloned() else {
+                    self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                if reply.sender != identity {
+                    self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    warn!(claimed = %reply.sender, link = %identity, "reply sender does not match its link; dropped");
+                    return;
+                }
+                if let Some(n) = self.nodes.get_mut(&identity) {
+                    n.last_seen = Instant::now();
+                }
+                match self.routes.get_mut(&reply.request_id) {
+                    Some(route) if route.deadline > Instant::now() => {
+                        let console = route.console.clone();
+                        route.expected.remove(&identity);
+                        if route.expected.is_empty() {
+                            self.routes.remove(&reply.request_id);
+                        }
+                        self.counters.replies.fetch_add(1, Ordering::Relaxed);
+                        self.send(&console, &Message::Reply(reply)).await;
+                    }
+                    _ => {
+                        self.counters.late_replies.fetch_add(1, Ordering::Relaxed);
+                        debug!(request = %reply.request_id, sender = %identity, "late reply dropped");
+                    }
+                }
+            }
+            Message::Hello(hello) => {
+                self.consoles.insert(peer.clone(), ConsoleEntry { subscribe: hello.subscribe });
+                debug!(console = %hello.name, "console attached");
+                let welcome = Welcome { hub_version: crate::VERSION.to_string(), nodes: self.nodes.len() as u32 };
+                self.send(&peer, &Message::Welcome(welcome)).await;
+            }
+            Message::Discover(d) => {
+                self.consoles.entry(peer.clone()).or_insert(ConsoleEntry { subscribe: false });
+                let reply = match d.filter.compile() {
+                    Ok(expr) => {
+                        let mut nodes: Vec<String> = self
+                            .nodes
+                            .values()
+                            .filter(|n| d.collective.as_ref().is_none_or(|c| n.registration.collectives.contains(c)))
+                            .filter(|n| expr.matches(&n.registration.view()))
+                            .map(|n| n.registration.identity.clone())
+                            .collect();
+                        nodes.sort();
+                        Message::Discovered(Discovered { nodes })
+                    }
+                    Err(e) => Message::Error(ErrorNotice { message: e.to_string() }),
+                };
+                self.send(&peer, &reply).await;
+            }
+            Message::Request(req) => self.on_request(peer, *req).await,
+            Message::StatsQuery => {
+                let stats = self.stats();
+                self.send(&peer, &Message::HubStats(stats)).await;
+            }
+            Message::Ping => self.send(&peer, &Message::Pong).await,
+            other => {
+                self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                debug!(kind = ?other.kind(), "message kind not accepted by the hub");
+            }
+        }
+    }
+
+    async fn on_registration(&mut self, peer: Peer, reg: Registration) {
+        let identity = reg.identity.clone();
+        if identity.is_empty() || identity.len() > 255 {
+            self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let now = Instant::now();
+        let event = match self.nodes.get_mut(&identity) {
+            Some(entry) => {
+                let changed = entry.registration.facts != reg.facts
+                    || entry.registration.classes != reg.classes
+                    || entry.registration.agents != reg.agents
+                    || entry.registration.collectives != reg.collectives;
+                if entry.peer != peer {
+                    // The node rebuilt its link; the old routing id is dead.
+                    self.node_by_peer.remove(&entry.peer);
+                    entry.peer = peer.clone();
+                }
+                entry.registration = reg;
+                entry.last_seen = now;
+                changed.then(|| Event::NodeChanged { identity: identity.clone() })
+            }
+            None => {
+                info!(node = %identity, "node joined");
+                self.nodes.insert(identity.clone(), NodeEntry { peer: peer.clone(), registration: reg, last_seen: now });
+                Some(Event::NodeJoined { identity: identity.clone() })
+            }
+        };
+        self.node_by_peer.insert(peer.clone(), identity);
+        self.send(&peer, &Message::Ack(Ack { hub_time: fleet_protocol::now_ms() })).await;
+        if let Some(ev) = event {
+            self.notify_consoles(ev).await;
+        }
+    }
+
+    async fn on_request(&mut self, console: Peer, req: Request) {
+        self.consoles.entry(console.clone()).or_insert(ConsoleEntry { subscribe: false });
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = req.filter.compile() {
+            self.send(&console, &Message::Error(ErrorNotice { message: e.to_string() })).await;
+            return;
+        }
+        // Explicit targets go to exactly those nodes; an empty list is a broadcast to every node in
+        // the collective, and each node applies the filter itself.
+        let (sent, unknown): (Vec<String>, Vec<String>) = if req.targets.is_empty() {
+            let mut all: Vec<String> = self
+                .nodes
+                .values()
+                .filter(|n| n.registration.collectives.contains(&req.collective))
+                .map(|n| n.registration.identity.clone())
+                .collect();
+            all.sort();
+            (all, Vec::new())
+        } else {
+            let mut seen = HashSet::new();
+            req.targets.iter().filter(|t| seen.insert(t.as_str())).cloned().partition(|t| self.nodes.contains_key(t))
+        };
+        let peers: Vec<Peer> = sent.iter().filter_map(|t| self.nodes.get(t).map(|n| n.peer.clone())).collect();
+        if req.reply == ReplyMode::Normal {
+            let max = Duration::from_secs_f64(self.config.max_request_timeout);
+            let wait = if req.timeout_ms == 0 { Duration::from_secs(10) } else { Duration::from_millis(req.timeout_ms) };
+            self.routes.insert(
+                req.id.clone(),
+                Route { console: console.clone(), deadline: Instant::now() + wait.min(max), expected: sent.iter().cloned().collect() },
+            );
+        }
+        debug!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, nodes = peers.len(), "fan-out");
+        let id = req.id.clone();
+        match encode_message(&Message::Request(Box::new(req))) {
+            Ok(frame) => {
+                self.sender.send_many(peers.iter(), Bytes::from(frame)).await;
+            }
+            Err(e) => warn!(error = %e, "cannot re-encode request"),
+        }
+        self.send(&console, &Message::Dispatched(Dispatched { request_id: id, sent, unknown })).await;
+    }
+
+    async fn on_disconnect(&mut self, peer: &Peer, reason: &str) {
+        self.consoles.remove(peer);
+        self.routes.retain(|_, r| r.console != *peer);
+        if let Some(identity) = self.node_by_peer.remove(peer) {
+            if self.nodes.get(&identity).is_some_and(|n| n.peer == *peer) {
+                self.nodes.remove(&identity);
+                info!(node = %identity, reason, "node left");
+                self.notify_consoles(Event::NodeLeft { identity, reason: reason.to_string() }).await;
+            }
+        }
+    }
+
+    async fn expire(&mut self) {
+        let now = Instant::now();
+        self.routes.retain(|_, r| r.deadline > now);
+        let missed = self.config.missed_heartbeats;
+        let stale: Vec<(String, Peer)> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                let interval = Duration::from_millis(n.registration.interval_ms.max(100));
+                now.duration_since(n.last_seen) > interval * missed
+            })
+            .map(|n| (n.registration.identity.clone(), n.peer.clone()))
+            .collect();
+        for (identity, peer) in stale {
+            self.node_by_peer.remove(&peer);
+            self.nodes.remove(&identity);
+            info!(node = %identity, "node expired after {missed} missed heartbeats");
+            self.notify_consoles(Event::NodeLeft { identity, reason: format!("{missed} heartbeats missed") }).await;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! `noded`: the node daemon (default), `noded hub`, and `noded sim`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fleet_protocol::codec::Limits;
+use noded::{NodeConfig, config::DEFAULT_CONFIG};
+use tokio::sync::watch;
+use tracing::info;
+
+#[derive(Parser, Debug)]
+#[command(name = "noded", version, about = "fleet node daemon: runs agents for the fleet console; also the hub and a simulator",
+          long_about = "noded runs on every managed host. It attaches to every hub in its list, registers its facts, classes \
+                        and agents, and answers requests after checking their collective, ttl, filter and DDL itself.\n\n\
+                        `noded hub` runs the message hub; `noded sim --nodes N` runs N simulated nodes for load tests.")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    node: NodeFlags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Config file (TOML). Default /etc/fleet/noded.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE", env = "NODED_CONFIG")]
+    config: Option<PathBuf>,
+    /// Hub endpoint to attach to (node, sim) or to bind (hub). Repeatable. Overrides `hubs` / `hub.bind`.
+    #[arg(long = "hub", visible_alias = "bind", global = true, value_name = "ENDPOINT")]
+    hubs: Vec<String>,
+    /// Log filter, e.g. info, debug, noded=trace. RUST_LOG wins when set.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct NodeFlags {
+    /// The node's identity (default: the host name).
+    #[arg(long, global = true)]
+    identity: Option<String>,
+    /// Collective to join (repeatable; the first is the main collective).
+    #[arg(long = "collective", global = true)]
+    collectives: Vec<String>,
+    /// Facts file (.yaml, .json or .toml).
+    #[arg(long = "facts", global = true, value_name = "FILE")]
+    facts_file: Option<PathBuf>,
+    /// Puppet classes.txt.
+    #[arg(long = "classes", global = true, value_name = "FILE")]
+    classes_file: Option<PathBuf>,
+    /// Seconds between registration heartbeats.
+    #[arg(long, global = true, value_name = "SECS")]
+    heartbeat_interval: Option<f64>,
+    /// Seconds of hub silence before the link is rebuilt.
+    #[arg(long, global = true, value_name = "SECS")]
+    link_timeout: Option<f64>,
+    /// First reconnect delay, in seconds.
+    #[arg(long, global = true, value_name = "SECS")]
+    retry_initial_delay: Option<f64>,
+    /// Largest reconnect delay, in seconds.
+    #[arg(long, global = true, value_name = "SECS")]
+    retry_max_delay: Option<f64>,
+    /// Share of each delay that is randomised (0.0-1.0).
+    #[arg(long, global = true, value_name = "SHARE")]
+    retry_jitter: Option<f64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the message hub: bind a ROUTER, keep the registry, route requests and replies.
+    Hub {
+        /// Heartbeats a node may miss before it is dropped from the registry.
+        #[arg(long)]
+        missed_heartbeats: Option<u32>,
+    },
+    /// Run N simulated nodes (real sockets, real agents) in this process.
+    Sim {
+        /// How many nodes.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Identity prefix of the simulated nodes.
+        #[arg(long, default_value = "sim-")]
+        prefix: String,
+    },
+}
+
+fn load_config(cli: &Cli) -> Result<NodeConfig> {
+    let mut cfg = match &cli.common.config {
+        Some(path) => NodeConfig::load(path, true)?,
+        None => NodeConfig::load(std::path::Path::new(DEFAULT_CONFIG), false)?,
+    };
+    let n = &cli.node;
+    if let Some(v) = &n.identity {
+        cfg.identity = Some(v.clone());
+    }
+    if !n.collectives.is_empty() {
+        cfg.collectives = n.collectives.clone();
+    }
+    if let Some(v) = &n.facts_file {
+        cfg.facts_file = Some(v.clone());
+    }
+    if let Some(v) = &n.classes_file {
+        cfg.classes_file = Some(v.clone());
+    }
+    if let Some(v) = n.heartbeat_interval {
+        cfg.heartbeat_interval = v;
+    }
+    if let Some(v) = n.link_timeout {
+        cfg.link_timeout = Some(v);
+    }
+    if let Some(v) = n.retry_initial_delay {
+        cfg.retry_initial_delay = v;
+    }
+    if let Some(v) = n.retry_max_delay {
+        cfg.retry_max_delay = v;
+    }
+    if let Some(v) = n.retry_jitter {
+        cfg.retry_jitter = v;
+    }
+    if let Some(v) = &cli.common.log_level {
+        cfg.log_level = v.clone();
+    }
+    if let Some(Command::Hub { missed_heartbeats: Some(m) }) = &cli.command {
+        cfg.hub.missed_heartbeats = *m;
+    }
+    if !cli.common.hubs.is_empty() {
+        match cli.command {
+            Some(Command::Hub { .. }) => cfg.hub.bind = cli.common.hubs.clone(),
+            _ => cfg.hubs = cli.common.hubs.clone(),
+        }
+    }
+    cfg.check("command line")?;
+    Ok(cfg)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// A watch that flips to true on SIGTERM or SIGINT.
+fn shutdown_signal() -> Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received, shutting down"),
+            _ = int.recv() => info!("SIGINT received, shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("noded: {e:#}");
+            std::process::exit(78); // EX_CONFIG
+        }
+    };
+    init_logging(&cfg.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli, cfg)) {
+        eprintln!("noded: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
+    let shutdown = shutdown_signal()?;
+    match cli.command {
+        Some(Command::Hub { .. }) => {
+            let limits = Limits { max_frame: cfg.max_frame, ..Limits::default() };
+            let mut tasks = Vec::new();
+            for endpoint in &cfg.hub.bind {
+                let (hub, bound) = noded::hub::Hub::bind(endpoint, cfg.hub.clone(), limits)
+                    .await
+                    .with_context(|| format!("starting hub on {endpoint}"))?;
+                println!("hub listening on {bound}");
+                let _ = std::io::stdout().flush();
+                info!(endpoint = %bound, "hub listening");
+                tasks.push(tokio::spawn(hub.run(shutdown.clone())));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        Some(Command::Sim { nodes, ref prefix }) => {
+            let sims = noded::sim::build(nodes, &cfg, prefix);
+            info!(nodes, hubs = ?cfg.hubs, "simulated nodes starting");
+            let tasks: Vec<_> = sims.into_iter().map(|n| tokio::spawn(noded::node::run(n, shutdown.clone()))).collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        None => {
+            let node = noded::build_node(cfg)?;
+            info!(identity = %node.identity, hubs = ?node.config.hubs, "noded starting");
+            noded::node::run(node, shutdown).await;
+        }
+    }
+    info!("stopped");
+    Ok(())
+}

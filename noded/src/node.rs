@@ -1,0 +1,356 @@
+//! The node daemon: attaches to every hub at once, registers (on connect, on change, and as a
+//! jittered heartbeat), rebuilds links that go quiet, and answers requests after checking
+//! collective, ttl, filter and DDL itself — the hub's registry is a cache, never the authority.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleet_protocol::codec::{Limits, decode_message, encode_message};
+use fleet_protocol::transport::Link;
+use fleet_protocol::{DaemonStats, Message, Registration, Reply, ReplyMode, Request, Status};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::agents::AgentSet;
+use crate::config::NodeConfig;
+
+/// MCollective's daemon_stats counters, shared by every link of a node.
+#[derive(Default)]
+pub struct Stats {
+    pub total: AtomicU64,
+    pub validated: AtomicU64,
+    pub unvalidated: AtomicU64,
+    pub passed: AtomicU64,
+    pub filtered: AtomicU64,
+    pub replies: AtomicU64,
+    pub ttlexpired: AtomicU64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> DaemonStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DaemonStats {
+            total: g(&self.total),
+            validated: g(&self.validated),
+            unvalidated: g(&self.unvalidated),
+            passed: g(&self.passed),
+            filtered: g(&self.filtered),
+            replies: g(&self.replies),
+            ttlexpired: g(&self.ttlexpired),
+        }
+    }
+    fn bump(a: &AtomicU64) {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything a node knows about itself. Shared by its links and its agents.
+pub struct NodeState {
+    pub identity: String,
+    pub config: NodeConfig,
+    facts: RwLock<Arc<Value>>,
+    classes: RwLock<Arc<Vec<String>>>,
+    agents: RwLock<AgentSet>,
+    pub stats: Stats,
+    pub started_ms: u64,
+    hubs: Mutex<BTreeMap<String, String>>,
+    /// Bumped whenever facts, classes or agents change, so every link re-registers.
+    changed: watch::Sender<u64>,
+}
+
+impl NodeState {
+    pub fn new(identity: String, config: NodeConfig, facts: Value, classes: Vec<String>, agents: AgentSet) -> Arc<NodeState> {
+        let (changed, _) = watch::channel(0);
+        Arc::new(NodeState {
+            identity,
+            config,
+            facts: RwLock::new(Arc::new(facts)),
+            classes: RwLock::new(Arc::new(classes)),
+            agents: RwLock::new(agents),
+            stats: Stats::default(),
+            started_ms: fleet_protocol::now_ms(),
+            hubs: Mutex::new(BTreeMap::new()),
+            changed,
+        })
+    }
+
+    pub fn facts(&self) -> Arc<Value> {
+        self.facts.read().expect("facts lock").clone()
+    }
+    pub fn classes(&self) -> Arc<Vec<String>> {
+        self.classes.read().expect("classes lock").clone()
+    }
+    pub fn agents(&self) -> AgentSet {
+        self.agents.read().expect("agents lock").clone()
+    }
+    pub fn collectives(&self) -> &[String] {
+        &self.config.collectives
+    }
+    pub fn main_collective(&self) -> &str {
+        self.config.main_collective()
+    }
+
+    pub fn set_facts(&self, facts: Value) {
+        *self.facts.write().expect("facts lock") = Arc::new(facts);
+        self.changed.send_modify(|v| *v += 1);
+    }
+    pub fn set_classes(&self, classes: Vec<String>) {
+        *self.classes.write().expect("classes lock") = Arc::new(classes);
+        self.changed.send_modify(|v| *v += 1);
+    }
+    pub fn set_agents(&self, agents: AgentSet) {
+        *self.agents.write().expect("agents lock") = agents;
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Each configured hub and the state of its link ("up", "connecting", "down: reason").
+    pub fn hub_states(&self) -> BTreeMap<String, String> {
+        self.hubs.lock().expect("hubs lock").clone()
+    }
+    fn set_hub_state(&self, hub: &str, state: impl Into<String>) {
+        self.hubs.lock().expect("hubs lock").insert(hub.to_string(), state.into());
+    }
+
+    pub fn registration(&self) -> Registration {
+        Registration {
+            identity: self.identity.clone(),
+            collectives: self.config.collectives.clone(),
+            facts: (*self.facts()).clone(),
+            classes: (*self.classes()).clone(),
+            agents: self.agents().info(),
+            stats: self.stats.snapshot(),
+            metrics: BTreeMap::new(),
+            interval_ms: (self.config.heartbeat_interval * 1000.0) as u64,
+            version: crate::VERSION.to_string(),
+            started: self.started_ms,
+        }
+    }
+
+    /// Handles one request; `None` means no reply is sent (filtered out, or fire-and-forget).
+    pub async fn handle_request(self: &Arc<Self>, mut req: Request) -> Option<Reply> {
+        let started = Instant::now();
+        Stats::bump(&self.stats.total);
+        let reply = |status: Status, msg: String, data: Value| Reply {
+            request_id: req.id.clone(),
+            sender: self.identity.clone(),
+            status,
+            status_msg: msg,
+            data,
+            elapsed_us: started.elapsed().as_micros() as u64,
+        };
+        if !self.config.collectives.iter().any(|c| *c == req.collective) {
+            Stats::bump(&self.stats.filtered);
+            return None;
+        }
+        let now = fleet_protocol::now_ms();
+        let age_ms = now.saturating_sub(req.msgtime);
+        if age_ms > u64::from(req.ttl) * 1000 {
+            Stats::bump(&self.stats.ttlexpired);
+            warn!(request = %req.id, caller = %req.caller, age_ms, ttl = req.ttl, "request expired");
+            return (req.reply == ReplyMode::Normal).then(|| {
+                reply(Status::Aborted, format!("request expired: sent {:.1} s ago with a ttl of {} s", age_ms as f64 / 1000.0, req.ttl), Value::Null)
+            });
+        }
+        let expr = match req.filter.compile() {
+            Ok(e) => e,
+            Err(e) => {
+                Stats::bump(&self.stats.unvalidated);
+                return Some(reply(Status::InvalidData, e.to_string(), Value::Null));
+            }
+        };
+        let facts = self.facts();
+        let classes = self.classes();
+        let agents = self.agents();
+        let names = agents.names();
+        let view = fleet_protocol::NodeView {
+            identity: &self.identity,
+            facts: &facts,
+            classes: &classes,
+            agents: names.iter().map(String::as_str).collect(),
+        };
+        let targeted = req.targets.is_empty() || req.targets.iter().any(|t| *t == self.identity);
+        if !targeted || !expr.matches(&view) {
+            Stats::bump(&self.stats.filtered);
+            debug!(request = %req.id, "filtered out");
+            return None;
+        }
+        Stats::bump(&self.stats.passed);
+        let mode = req.reply;
+        let Some(agent) = agents.get(&req.agent).cloned() else {
+            Stats::bump(&self.stats.unvalidated);
+            let known = names.join(", ");
+            return (mode == ReplyMode::Normal).then(|| {
+                reply(Status::UnknownAction, format!("unknown agent '{}' (this node has: {known})", req.agent), Value::Null)
+            });
+        };
+        if let Err(e) = fleet_ddl::validate_request(agent.ddl(), &req.action, &mut req.args) {
+            Stats::bump(&self.stats.unvalidated);
+            let status = if e.is_unknown_action() {
+                Status::UnknownAction
+            } else if e.is_missing() {
+                Status::MissingData
+            } else {
+                Status::InvalidData
+            };
+            info!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, error = %e, "request refused by DDL");
+            return (mode == ReplyMode::Normal).then(|| reply(status, e.to_string(), Value::Null));
+        }
+        Stats::bump(&self.stats.validated);
+        let timeout = Duration::from_secs(agent.ddl().metadata.timeout);
+        info!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, "running action");
+        let fut = agent.call(self.clone(), &req.action, std::mem::take(&mut req.args));
+        let outcome = tokio::time::timeout(timeout, fut).await;
+        if mode == ReplyMode::None {
+            return None;
+        }
+        Some(match outcome {
+            Ok(Ok(data)) => reply(Status::Ok, "OK".into(), data),
+            Ok(Err(e)) => reply(e.status, e.message, Value::Null),
+            Err(_) => reply(Status::Aborted, format!("timed out after {} s", timeout.as_secs()), Value::Null),
+        })
+    }
+}
+
+fn jittered(base: Duration, jitter: f64) -> Duration {
+    let spread = base.as_secs_f64() * jitter;
+    let offset = if spread > 0.0 { rand::random_range(-spread..spread) } else { 0.0 };
+    Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.01))
+}
+
+/// Runs a node until `shutdown` flips to true: one link task per configured hub.
+pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tasks = Vec::new();
+    for hub in node.config.hubs.clone() {
+        node.set_hub_state(&hub, "connecting");
+        tasks.push(tokio::spawn(link_loop(node.clone(), hub, shutdown.clone())));
+    }
+    let _ = crate::until_set(&mut shutdown).await;
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Keeps one hub link alive: connect, register, serve; rebuild with jittered backoff when it fails
+/// or goes quiet (zmq.rs DEALER does not reconnect by itself).
+async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Receiver<bool>) {
+    let cfg = &node.config;
+    let initial = Duration::from_secs_f64(cfg.retry_initial_delay);
+    let max = Duration::from_secs_f64(cfg.retry_max_delay);
+    let mut delay = initial;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let connect = Link::connect(&hub, Duration::from_secs_f64(cfg.connect_timeout));
+        let link = tokio::select! {
+            r = connect => r,
+            _ = crate::until_set(&mut shutdown) => return,
+        };
+        match link {
+            Ok(link) => {
+                node.set_hub_state(&hub, "up");
+                info!(hub = %hub, identity = %node.identity, "attached to hub");
+                let why = serve_link(&node, link, &mut shutdown).await;
+                if *shutdown.borrow() {
+                    return;
+                }
+                warn!(hub = %hub, reason = %why, "hub link lost; rebuilding");
+                node.set_hub_state(&hub, format!("down: {why}"));
+                delay = initial;
+            }
+            Err(e) => {
+                node.set_hub_state(&hub, format!("down: {e}"));
+                debug!(hub = %hub, error = %e, "cannot attach");
+            }
+        }
+        let wait = jittered(delay, cfg.retry_jitter);
+        delay = (delay * 2).min(max);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = crate::until_set(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Receiver<bool>) -> String {
+    let limits = Limits { max_frame: node.config.max_frame, ..Limits::default() };
+    let (mut tx, mut rx) = link.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(1024);
+    let interval = Duration::from_secs_f64(node.config.heartbeat_interval);
+    let quiet_limit = Duration::from_secs_f64(node.config.link_timeout());
+    let mut changed = node.changed.subscribe();
+    let mut down = rx.down_signal();
+    let register = |node: &NodeState| encode_message(&Message::Registration(Box::new(node.registration()))).map(Bytes::from);
+    match register(node) {
+        Ok(f) => {
+            if let Err(e) = tx.send(f).await {
+                return e.to_string();
+            }
+        }
+        Err(e) => return format!("cannot encode registration: {e}"),
+    }
+    let mut last_heard = Instant::now();
+    let mut next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
+    loop {
+        tokio::select! {
+            frame = rx.recv() => {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(e) => return e.to_string(),
+                };
+                last_heard = Instant::now();
+                match decode_message(&frame, &limits) {
+                    Ok(Message::Request(req)) => {
+                        let node = node.clone();
+                        let out = out_tx.clone();
+                        tokio::spawn(async move {
+                            if let Some(reply) = node.handle_request(*req).await {
+                                match encode_message(&Message::Reply(Box::new(reply))) {
+                                    Ok(f) => {
+                                        if out.send(Bytes::from(f)).await.is_ok() {
+                                            Stats::bump(&node.stats.replies);
+                                        }
+                                    }
+                                    Err(e) => warn!(error = %e, "cannot encode reply"),
+                                }
+                            }
+                        });
+                    }
+                    Ok(Message::Ack(_)) => {}
+                    Ok(Message::Error(e)) => warn!(message = %e.message, "hub refused a frame"),
+                    Ok(other) => debug!(kind = ?other.kind(), "ignoring unexpected message from hub"),
+                    Err(e) => warn!(error = %e, "dropping malformed frame from hub"),
+                }
+            }
+            Some(frame) = out_rx.recv() => {
+                if let Err(e) = tx.send(frame).await {
+                    return e.to_string();
+                }
+            }
+            _ = tokio::time::sleep_until(next_beat) => {
+                if last_heard.elapsed() > quiet_limit {
+                    return format!("no word from the hub for {:.1} s", last_heard.elapsed().as_secs_f64());
+                }
+                next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
+                if let Ok(f) = register(node) {
+                    if let Err(e) = tx.send(f).await {
+                        return e.to_string();
+                    }
+                }
+            }
+            Ok(()) = changed.changed() => {
+                if let Ok(f) = register(node) {
+                    if let Err(e) = tx.send(f).await {
+                        return e.to_string();
+                    }
+                }
+            }
+            _ = crate::until_set(&mut down) => return "hub disconnected".into(),
+            _ = crate::until_set(shutdown) => return "shutting down".into(),
+        }
+    }
+}
