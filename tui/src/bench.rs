@@ -1,0 +1,74 @@
+//! `fleet bench ping`: full rounds (request out, every reply in) against N simulated nodes behind
+//! an in-process hub, over real loopback TCP. Prints p50, p99 and max.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use hdrhistogram::Histogram;
+use serde_json::Map;
+use tokio::sync::watch;
+
+use crate::client::Client;
+use crate::request::{self, DiscoveryMethod, Spec};
+
+pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
+    let (tx, rx) = watch::channel(false);
+    let endpoint = crate::demo::start_hub(rx.clone()).await?;
+    let cfg = noded::NodeConfig { hubs: vec![endpoint.clone()], heartbeat_interval: 30.0, connect_timeout: 30.0, ..Default::default() };
+    let sims = noded::sim::build(nodes, &cfg, "bench-");
+    let started = std::time::Instant::now();
+    for n in sims {
+        tokio::spawn(noded::node::run(n, rx.clone()));
+    }
+    let mut client = Client::connect(&[endpoint.clone()], Duration::from_secs(5), false).await?;
+    // Wait until every node has registered.
+    let all = fleet_protocol::Filter::default();
+    loop {
+        let found = client.discover(&all, "fleet", Duration::from_secs(5)).await?.len();
+        if found >= nodes {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("only {found} of {nodes} nodes registered within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{nodes} nodes registered in {:.2} s", started.elapsed().as_secs_f64());
+    let spec = Spec {
+        agent: "rpcutil".into(),
+        action: "ping".into(),
+        args: Map::new(),
+        filter: all,
+        collective: "fleet".into(),
+        caller: "bench".into(),
+        method: DiscoveryMethod::Registry,
+        nodes_file: None,
+        targets: None,
+        timeout: Duration::from_secs(10),
+        discovery_timeout: Duration::from_secs(5),
+        ttl: 60,
+    };
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut incomplete = 0;
+    for i in 0..rounds + 3 {
+        let t = std::time::Instant::now();
+        let o = request::run(&mut client, &spec, |_| {}).await?;
+        let us = t.elapsed().as_micros() as u64;
+        if o.replies.len() != nodes {
+            incomplete += 1;
+        }
+        if i >= 3 {
+            hist.record(us)?; // the first rounds warm caches and are not counted
+        }
+    }
+    let _ = tx.send(true);
+    println!("fleet bench ping: {nodes} nodes, {rounds} rounds (registry discovery + request + all replies)");
+    println!(
+        "  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   min {:.1} ms   incomplete rounds {incomplete}",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0,
+        hist.min() as f64 / 1000.0
+    );
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Command-line definitions. The man page and shell completions are generated from these same
+//! definitions (`fleet completions`, `fleet man`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::request::DiscoveryMethod;
+
+#[derive(Parser, Debug)]
+#[command(name = "fleet", version, about = "Discover, inspect and act on a fleet of noded hosts",
+          long_about = "fleet is a full-screen console (run it with no command) and a scriptable CLI for a fleet of \
+                        hosts running noded. Requests go through a noded hub; discovery uses the hub's registry by \
+                        default and every node checks the filter again itself.\n\n\
+                        Exit codes: 0 all ok, 1 nothing discovered, 2 some failed or gave no reply, 3 discovered but \
+                        no replies, 4 nothing sent (bad input, no hub).",
+          after_help = "Examples:\n  fleet demo\n  fleet ping -F country=/uk|us/\n  fleet discover -C /dev_server/ --json\n  \
+                        fleet inventory web-03\n  fleet rpc rpcutil get_fact fact=os.family -I /web/ --jsonl")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Config file (default $XDG_CONFIG_HOME/fleet/config.toml).
+    #[arg(long, global = true, value_name = "FILE", env = "FLEET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Hub endpoint, repeatable; the first reachable is used. Also FLEET_HUB (comma separated).
+    #[arg(long = "hub", global = true, value_name = "ENDPOINT", env = "FLEET_HUB", value_delimiter = ',')]
+    pub hubs: Vec<String>,
+    /// Console theme.
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    /// Disable every destructive action in the console.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Log filter for the console's log file / the CLI's stderr (e.g. debug).
+    #[arg(short = 'v', long = "log-level", global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Discovery filter and request flags shared by every command that talks to nodes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Fact filter: KEY=VALUE, KEY=/regex/, or KEY OP VALUE with == != < <= > >= (repeatable, and-ed).
+    #[arg(short = 'F', long = "with-fact", value_name = "FACT")]
+    pub fact: Vec<String>,
+    /// Class filter: NAME or /regex/ (repeatable, and-ed).
+    #[arg(short = 'C', long = "with-class", value_name = "CLASS")]
+    pub class: Vec<String>,
+    /// Identity filter: NAME or /regex/ (repeatable, or-ed). Exact names are addressed directly.
+    #[arg(short = 'I', long = "with-identity", value_name = "IDENTITY")]
+    pub identity: Vec<String>,
+    /// Agent filter: NAME or /regex/ (repeatable, and-ed).
+    #[arg(id = "with_agent", short = 'A', long = "with-agent", value_name = "AGENT")]
+    pub agent: Vec<String>,
+    /// Compound filter, e.g. "(country=uk or country=us) and not class=/dev/".
+    #[arg(short = 'S', long = "select", value_name = "EXPR")]
+    pub compound: Vec<String>,
+    /// Discovery method.
+    #[arg(long = "dm", value_enum, default_value_t = DiscoveryMethod::Registry)]
+    pub dm: DiscoveryMethod,
+    /// Flatfile of node identities, one per line (implies --dm flatfile).
+    #[arg(long = "nodes", value_name = "FILE")]
+    pub nodes_file: Option<PathBuf>,
+    /// Seconds to wait for all replies, discovery included.
+    #[arg(short = 't', long)]
+    pub timeout: Option<f64>,
+    /// Collective to address.
+    #[arg(long)]
+    pub collective: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> fleet_protocol::Filter {
+        fleet_protocol::Filter {
+            identity: self.identity.clone(),
+            fact: self.fact.clone(),
+            class: self.class.clone(),
+            agent: self.agent.clone(),
+            compound: self.compound.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Print one JSON document.
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Print one JSON object per line, as replies arrive.
+    #[arg(long)]
+    pub jsonl: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ping the matching nodes and show their round-trip times.
+    Ping {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List the nodes that match the filter.
+    Discover {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show one node's facts, agents, classes and daemon stats.
+    Inventory {
+        /// The node's identity.
+        node: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Call any agent action: fleet rpc AGENT ACTION key=value...
+    Rpc {
+        agent: String,
+        action: String,
+        /// Inputs as key=value; values are converted to the types the DDL declares.
+        #[arg(value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        /// Fire and forget: no discovery, no replies; prints the request id.
+        #[arg(long)]
+        no_reply: bool,
+        /// Which replies to print: ok, failed, always (default: the DDL's choice).
+        #[arg(long, value_parser = ["ok", "failed", "always", "flatten"])]
+        display: Option<String>,
+    },
+    /// Show the hub's counters (nodes, requests, replies, late replies, dropped frames).
+    HubStats {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Start an embedded hub and five local nodes, then open the console on them.
+    Demo {
+        /// Print the demo's hub endpoint and keep it running without opening the console.
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Benchmarks against real sockets.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// Print shell completions.
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Full ping rounds against N simulated nodes behind an in-process hub.
+    Ping {
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

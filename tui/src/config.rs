@@ -1,0 +1,100 @@
+//! The console's config: `$XDG_CONFIG_HOME/fleet/config.toml`. Every key has a default, unknown
+//! keys are refused with the file and line, and every flag overrides its key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Hubs to attach to, tried in order (first reachable wins).
+    pub hubs: Vec<String>,
+    /// The caller id sent with requests.
+    pub caller: Option<String>,
+    /// Collective requests go to.
+    pub collective: String,
+    /// Seconds to wait for replies (discovery included). Default: the action's DDL timeout + discovery + 2 s.
+    pub timeout: Option<f64>,
+    /// Seconds broadcast discovery listens for.
+    pub discovery_timeout: f64,
+    /// Console theme name (a file in themes/ or a built-in).
+    pub theme: String,
+    /// Console: disable every destructive key.
+    pub read_only: bool,
+    /// Seconds a request stays valid on the nodes.
+    pub ttl: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            hubs: vec![fleet_protocol::DEFAULT_HUB_CONNECT.to_string()],
+            caller: None,
+            collective: "fleet".into(),
+            timeout: None,
+            discovery_timeout: 2.0,
+            theme: "default".into(),
+            read_only: false,
+            ttl: 60,
+        }
+    }
+}
+
+impl ClientConfig {
+    pub fn default_path() -> Option<PathBuf> {
+        directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("config.toml"))
+    }
+
+    /// Loads `path`; a missing file is only an error when the user named it.
+    pub fn load(path: &Path, required: bool) -> anyhow::Result<ClientConfig> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(ClientConfig::default()),
+            Err(e) => anyhow::bail!("cannot read config file {}: {e}", path.display()),
+        };
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, file: &str) -> anyhow::Result<ClientConfig> {
+        let cfg: ClientConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0);
+            anyhow::anyhow!("{file}:{line}: {}", e.message().trim())
+        })?;
+        if cfg.hubs.is_empty() {
+            anyhow::bail!("{file}: hubs: at least one hub endpoint is needed");
+        }
+        if !(cfg.discovery_timeout.is_finite() && cfg.discovery_timeout > 0.0) {
+            anyhow::bail!("{file}: discovery_timeout: must be a positive number of seconds");
+        }
+        if let Some(t) = cfg.timeout {
+            if !(t.is_finite() && t > 0.0) {
+                anyhow::bail!("{file}: timeout: must be a positive number of seconds (got {t})");
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn caller(&self) -> String {
+        self.caller.clone().unwrap_or_else(|| {
+            let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+            format!("user={user}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let e = ClientConfig::parse("collective = \"x\"\nhub = []\n", "c.toml").unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:2:") && e.contains("hub"), "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(ClientConfig::parse("", "c.toml").unwrap(), ClientConfig::default());
+    }
+}

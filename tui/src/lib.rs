@@ -1,0 +1,114 @@
+//! fleet: the full-screen console and the scriptable CLI.
+
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod console;
+pub mod demo;
+pub mod request;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+
+use cli::{BenchCommand, Cli, Command};
+use commands::Ctx;
+use config::ClientConfig;
+
+fn load_config(cli: &Cli) -> Result<ClientConfig> {
+    let mut cfg = match &cli.global.config {
+        Some(p) => ClientConfig::load(p, true)?,
+        None => match ClientConfig::default_path() {
+            Some(p) => ClientConfig::load(&p, false)?,
+            None => ClientConfig::default(),
+        },
+    };
+    if !cli.global.hubs.is_empty() {
+        cfg.hubs = cli.global.hubs.iter().filter(|h| !h.trim().is_empty()).cloned().collect();
+    }
+    if let Some(t) = &cli.global.theme {
+        cfg.theme = t.clone();
+    }
+    if cli.global.read_only {
+        cfg.read_only = true;
+    }
+    Ok(cfg)
+}
+
+fn init_cli_logging(level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.unwrap_or("warn")))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Entry point of the `fleet` binary; returns the process exit code.
+pub fn main_entry() -> i32 {
+    let cli = Cli::parse();
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleet: {e:#}");
+            return commands::EXIT_NOTHING;
+        }
+    };
+    let console_mode = matches!(cli.command, None | Some(Command::Demo { headless: false }));
+    if !console_mode {
+        init_cli_logging(cli.global.log_level.as_deref());
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleet: cannot start the runtime: {e}");
+            return commands::EXIT_NOTHING;
+        }
+    };
+    match rt.block_on(dispatch(cli, cfg)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fleet: {e:#}");
+            commands::EXIT_NOTHING
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
+    let ctx = Ctx { config };
+    let log_level = cli.global.log_level.clone();
+    match cli.command {
+        None => console::run(console::Options::from_config(&ctx.config, None, log_level)).await.map(|_| 0),
+        Some(Command::Ping { filter, output }) => commands::ping(&ctx, &filter, &output).await,
+        Some(Command::Discover { filter, output }) => commands::discover(&ctx, &filter, &output).await,
+        Some(Command::Inventory { node, filter, output }) => commands::inventory(&ctx, &node, &filter, &output).await,
+        Some(Command::Rpc { agent, action, inputs, filter, output, no_reply, display }) => {
+            commands::rpc(&ctx, &agent, &action, &inputs, &filter, &output, no_reply, display.as_deref()).await
+        }
+        Some(Command::HubStats { output }) => commands::hub_stats(&ctx, &output).await,
+        Some(Command::Demo { headless }) => {
+            let fleet = demo::start(None).await?;
+            if headless {
+                println!("demo hub listening on {}", fleet.endpoint);
+                println!("try: fleet --hub {} ping", fleet.endpoint);
+                tokio::signal::ctrl_c().await?;
+                fleet.stop();
+                return Ok(0);
+            }
+            let mut cfg = ctx.config.clone();
+            cfg.hubs = vec![fleet.endpoint.clone()];
+            let opts = console::Options::from_config(&cfg, Some("demo: embedded hub + 5 in-process nodes".into()), log_level);
+            let r = console::run(opts).await;
+            fleet.stop();
+            r.map(|_| 0)
+        }
+        Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => bench::ping(nodes, rounds).await.map(|_| 0),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "fleet", &mut std::io::stdout());
+            Ok(0)
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! One SimpleRPC round: discovery (registry, broadcast or flatfile), dispatch, and collection of
+//! replies until every expected node answered or the timeout (discovery included) passed. The CLI
+//! and the console both drive this; progress is reported through a callback.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use fleet_protocol::{Filter, FilterExpr, Message, Reply, ReplyMode, Request};
+use serde_json::{Map, Value};
+
+use crate::client::Client;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DiscoveryMethod {
+    /// Ask the hub's registry (instant; the expected count is known before sending).
+    #[default]
+    Registry,
+    /// rpcutil ping with the filter; nodes decide; ends after a silence window.
+    Broadcast,
+    /// Read identities from --nodes FILE, one per line.
+    Flatfile,
+}
+
+/// What to run and on whom.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub agent: String,
+    pub action: String,
+    pub args: Map<String, Value>,
+    pub filter: Filter,
+    pub collective: String,
+    pub caller: String,
+    pub method: DiscoveryMethod,
+    pub nodes_file: Option<PathBuf>,
+    /// Explicit targets (the console's selection); skips discovery.
+    pub targets: Option<Vec<String>>,
+    /// Whole-round timeout, discovery included.
+    pub timeout: Duration,
+    pub discovery_timeout: Duration,
+    pub ttl: u32,
+}
+
+/// Progress of a round, as it happens.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Discovered(Vec<String>),
+    Sent { request_id: String, unknown: Vec<String> },
+    Reply { reply: Box<Reply>, expected: bool, rtt: Duration },
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplyRecord {
+    #[serde(flatten)]
+    pub reply: Reply,
+    /// Round trip seen by the client, in ms.
+    pub time_ms: f64,
+    /// False for a reply from a node that was not discovered.
+    pub expected: bool,
+}
+
+/// The result of a round.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub request_id: String,
+    pub discovered: Vec<String>,
+    pub replies: Vec<ReplyRecord>,
+    pub no_reply: Vec<String>,
+    pub discovery_ms: f64,
+    pub elapsed_ms: f64,
+}
+
+impl Outcome {
+    pub fn ok_count(&self) -> usize {
+        self.replies.iter().filter(|r| r.reply.status.is_ok()).count()
+    }
+    pub fn failed_count(&self) -> usize {
+        self.replies.len() - self.ok_count()
+    }
+
+    /// MCollective's exit codes: 0 all ok, 1 nothing discovered, 2 some failed or missing,
+    /// 3 discovered but no replies. (4, nothing at all, is for errors before anything was sent.)
+    pub fn exit_code(&self) -> i32 {
+        if self.discovered.is_empty() && self.replies.is_empty() {
+            1
+        } else if self.replies.is_empty() {
+            3
+        } else if self.failed_count() > 0 || !self.no_reply.is_empty() {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// If the filter is only exact identities (`-I a -I b`), they are addressed directly.
+pub fn direct_targets(filter: &Filter) -> Option<Vec<String>> {
+    if filter.identity.is_empty() || !filter.fact.is_empty() || !filter.class.is_empty() || !filter.agent.is_empty() || !filter.compound.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for id in &filter.identity {
+        let t = id.trim();
+        if t.starts_with('/') {
+            return None;
+        }
+        out.push(t.to_string());
+    }
+    Some(out)
+}
+
+pub fn read_nodes_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read nodes file {}: {e}", path.display()))?;
+    let nodes: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    Ok(nodes)
+}
+
+fn new_request(spec: &Spec, agent: &str, action: &str, args: Map<String, Value>, targets: Vec<String>, timeout: Duration, reply: ReplyMode) -> Request {
+    Request {
+        id: fleet_protocol::new_request_id(),
+        collective: spec.collective.clone(),
+        caller: spec.caller.clone(),
+        agent: agent.to_string(),
+        action: action.to_string(),
+        args,
+        filter: spec.filter.clone(),
+        targets,
+        msgtime: fleet_protocol::now_ms(),
+        ttl: spec.ttl,
+        reply,
+        timeout_ms: timeout.as_millis() as u64,
+    }
+}
+
+/// Discovers the nodes a spec addresses.
+pub async fn discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
+    if let Some(t) = &spec.targets {
+        return Ok(t.clone());
+    }
+    if spec.method == DiscoveryMethod::Flatfile || spec.nodes_file.is_some() {
+        let Some(path) = &spec.nodes_file else { bail!("--dm flatfile needs --nodes FILE") };
+        let mut nodes = read_nodes_file(path)?;
+        // A flatfile is still narrowed by any identity filter given with it.
+        if !spec.filter.identity.is_empty() {
+            let only_ids = Filter { identity: spec.filter.identity.clone(), ..Filter::default() };
+            let expr = only_ids.compile().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let none = Value::Null;
+            nodes.retain(|n| expr.matches(&fleet_protocol::NodeView { identity: n, facts: &none, classes: &[], agents: Vec::new() }));
+        }
+        return Ok(nodes);
+    }
+    if let Some(direct) = direct_targets(&spec.filter) {
+        return Ok(direct);
+    }
+    match spec.method {
+        DiscoveryMethod::Registry | DiscoveryMethod::Flatfile => client.discover(&spec.filter, &spec.collective, spec.discovery_timeout).await,
+        DiscoveryMethod::Broadcast => broadcast_discover(client, spec).await,
+    }
+}
+
+async fn broadcast_discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
+    let req = new_request(spec, "rpcutil", "ping", Map::new(), Vec::new(), spec.discovery_timeout, ReplyMode::Normal);
+    let id = req.id.clone();
+    client.send(&Message::Request(Box::new(req))).await?;
+    let hard = tokio::time::Instant::now() + spec.discovery_timeout;
+    let silence = Duration::from_millis(500);
+    let mut found = BTreeSet::new();
+    loop {
+        let deadline = if found.is_empty() { hard } else { (tokio::time::Instant::now() + silence).min(hard) };
+        match client.recv_until(deadline).await? {
+            Some(Message::Reply(r)) if r.request_id == id => {
+                found.insert(r.sender.clone());
+            }
+            Some(Message::Error(e)) => bail!("hub refused the request: {}", e.message),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// Runs one round and reports progress as it goes.
+pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)) -> Result<Outcome> {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + spec.timeout;
+    // Fail fast on a bad filter, with the parser's column-pointing message.
+    let _: FilterExpr = spec.filter.compile().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let discovered = discover(client, spec).await?;
+    let discovery_ms = start.elapsed().as_secs_f64() * 1000.0;
+    on(&Progress::Discovered(discovered.clone()));
+    if discovered.is_empty() {
+        return Ok(Outcome { request_id: String::new(), discovered, replies: Vec::new(), no_reply: Vec::new(), discovery_ms, elapsed_ms: discovery_ms });
+    }
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let req = new_request(spec, &spec.agent, &spec.action, spec.args.clone(), discovered.clone(), remaining, ReplyMode::Normal);
+    let id = req.id.clone();
+    let sent_at = Instant::now();
+    client.send(&Message::Request(Box::new(req))).await?;
+    let mut waiting: BTreeSet<String> = discovered.iter().cloned().collect();
+    let expected_set: BTreeSet<String> = waiting.clone();
+    let mut replies = Vec::new();
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    while !waiting.is_empty() {
+        let Some(msg) = client.recv_until(deadline).await? else { break };
+        match msg {
+            Message::Reply(r) if r.request_id == id => {
+                if seen.insert(r.sender.clone(), ()).is_some() {
+                    continue; // a duplicate through a second path
+                }
+                let expected = expected_set.contains(&r.sender);
+                waiting.remove(&r.sender);
+                let rtt = sent_at.elapsed();
+                on(&Progress::Reply { reply: r.clone(), expected, rtt });
+                replies.push(ReplyRecord { reply: *r, time_ms: rtt.as_secs_f64() * 1000.0, expected });
+            }
+            Message::Dispatched(d) if d.request_id == id => {
+                on(&Progress::Sent { request_id: id.clone(), unknown: d.unknown.clone() });
+            }
+            Message::Error(e) => bail!("hub refused the request: {}", e.message),
+            _ => {}
+        }
+    }
+    Ok(Outcome {
+        request_id: id,
+        discovered,
+        replies,
+        no_reply: waiting.into_iter().collect(),
+        discovery_ms,
+        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// Sends a fire-and-forget request: no discovery, no replies. Returns the request id.
+pub async fn fire_and_forget(client: &mut Client, spec: &Spec) -> Result<String> {
+    let _: FilterExpr = spec.filter.compile().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let targets = spec.targets.clone().unwrap_or_default();
+    let req = new_request(spec, &spec.agent, &spec.action, spec.args.clone(), targets, spec.timeout, ReplyMode::None);
+    let id = req.id.clone();
+    client.send(&Message::Request(Box::new(req))).await?;
+    // Wait for the hub's dispatch note so the frame is known to have left this process.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Some(m) = client.recv_until(deadline).await? {
+        match m {
+            Message::Dispatched(d) if d.request_id == id => break,
+            Message::Error(e) => bail!("hub refused the request: {}", e.message),
+            _ => {}
+        }
+    }
+    Ok(id)
+}
