@@ -1,0 +1,3 @@
+//! Support for fleet's end-to-end tests: real `noded`, `noded hub` and `fleet` processes.
+
+pub mod pty;
