@@ -11,9 +11,11 @@ pub use validate::{ValidationError, coerce_cli_value, validate_request};
 /// The DDLs of the built-in agents, compiled in so a node and a console always agree on them.
 pub mod builtin {
     pub const RPCUTIL: &str = include_str!("../agents/rpcutil.toml");
+    pub const ECHO: &str = include_str!("../agents/echo.toml");
+    pub const PROCESS: &str = include_str!("../agents/process.toml");
 
     /// (agent name, DDL text) of every built-in agent.
     pub fn all() -> Vec<(&'static str, &'static str)> {
-        vec![("rpcutil", RPCUTIL)]
+        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS)]
     }
 }

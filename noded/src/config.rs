@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub log_level: String,
     /// Largest frame accepted, in bytes.
     pub max_frame: usize,
+    /// Share (0.0-1.0) of echo calls that fail on purpose, to practise partial failure.
+    pub echo_failure_share: f64,
     pub hub: HubConfig,
 }
 
@@ -59,6 +61,7 @@ impl Default for NodeConfig {
             connect_timeout: 5.0,
             log_level: "info".into(),
             max_frame: fleet_protocol::codec::DEFAULT_MAX_FRAME,
+            echo_failure_share: 0.0,
             hub: HubConfig::default(),
         }
     }
@@ -130,6 +133,9 @@ impl NodeConfig {
         }
         if !(0.0..=1.0).contains(&self.retry_jitter) {
             return Err(bad("retry_jitter", format!("must be between 0.0 and 1.0 (got {})", self.retry_jitter)));
+        }
+        if !(0.0..=1.0).contains(&self.echo_failure_share) {
+            return Err(bad("echo_failure_share", format!("must be between 0.0 and 1.0 (got {})", self.echo_failure_share)));
         }
         if let Some(id) = &self.identity {
             if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -51,6 +51,9 @@ struct NodeFlags {
     /// Puppet classes.txt.
     #[arg(long = "classes", global = true, value_name = "FILE")]
     classes_file: Option<PathBuf>,
+    /// Directory of external agents (executable + DDL).
+    #[arg(long = "agents-dir", global = true, value_name = "DIR")]
+    agents_dir: Option<PathBuf>,
     /// Seconds between registration heartbeats.
     #[arg(long, global = true, value_name = "SECS")]
     heartbeat_interval: Option<f64>,
@@ -66,6 +69,9 @@ struct NodeFlags {
     /// Share of each delay that is randomised (0.0-1.0).
     #[arg(long, global = true, value_name = "SHARE")]
     retry_jitter: Option<f64>,
+    /// Share of echo calls that fail on purpose (0.0-1.0).
+    #[arg(long, global = true, value_name = "SHARE")]
+    echo_failure_share: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +111,9 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
     if let Some(v) = &n.classes_file {
         cfg.classes_file = Some(v.clone());
     }
+    if let Some(v) = &n.agents_dir {
+        cfg.agents_dir = Some(v.clone());
+    }
     if let Some(v) = n.heartbeat_interval {
         cfg.heartbeat_interval = v;
     }
@@ -119,6 +128,9 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
     }
     if let Some(v) = n.retry_jitter {
         cfg.retry_jitter = v;
+    }
+    if let Some(v) = n.echo_failure_share {
+        cfg.echo_failure_share = v;
     }
     if let Some(v) = &cli.common.log_level {
         cfg.log_level = v.clone();
@@ -140,7 +152,12 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
 }
 
 /// A watch that flips to true on SIGTERM or SIGINT.
@@ -205,7 +222,17 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         }
         None => {
             let node = noded::build_node(cfg)?;
-            info!(identity = %node.identity, hubs = ?node.config.hubs, "noded starting");
+            node.reload_agents(None).await;
+            info!(identity = %node.identity, hubs = ?node.config.hubs, agents = ?node.agents().names(), "noded starting");
+            // SIGHUP rescans the agents directory without a restart.
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing SIGHUP handler")?;
+            let reloader = node.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    info!("SIGHUP received, reloading agents");
+                    reloader.reload_agents(None).await;
+                }
+            });
             noded::node::run(node, shutdown).await;
         }
     }

@@ -107,6 +107,29 @@ impl NodeState {
         self.changed.send_modify(|v| *v += 1);
     }
 
+    /// Rescans the agents directory (all agents, or only `only`): new agents appear, changed ones
+    /// are replaced, removed ones disappear. Requests in flight keep the agent they started with.
+    /// Returns the refused agents with their reasons.
+    pub async fn reload_agents(&self, only: Option<&str>) -> Vec<crate::agents::external::Skipped> {
+        let Some(dir) = self.config.agents_dir.clone() else { return Vec::new() };
+        let (loaded, skipped) = crate::agents::external::scan(&dir, only).await;
+        let mut set = match only {
+            // Start from what is loaded now and replace just the named agent.
+            Some(name) => {
+                let mut s = self.agents();
+                s.remove(name);
+                s
+            }
+            None => AgentSet::builtin(),
+        };
+        for a in loaded {
+            set.insert(a);
+        }
+        info!(agents = ?set.names(), refused = skipped.len(), "agents loaded");
+        self.set_agents(set);
+        skipped
+    }
+
     /// Each configured hub and the state of its link ("up", "connecting", "down: reason").
     pub fn hub_states(&self) -> BTreeMap<String, String> {
         self.hubs.lock().expect("hubs lock").clone()
@@ -202,7 +225,8 @@ impl NodeState {
         Stats::bump(&self.stats.validated);
         let timeout = Duration::from_secs(agent.ddl().metadata.timeout);
         info!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, "running action");
-        let fut = agent.call(self.clone(), &req.action, std::mem::take(&mut req.args));
+        let meta = crate::agents::RequestMeta::of(&req);
+        let fut = agent.call(self.clone(), meta, &req.action, std::mem::take(&mut req.args));
         let outcome = tokio::time::timeout(timeout, fut).await;
         if mode == ReplyMode::None {
             return None;

@@ -40,11 +40,11 @@ pub fn synthetic(i: usize, builtin: &Value, prefix: &str) -> (String, Value, Vec
 /// Builds `n` sim nodes on `config` (its hubs, intervals and collectives are shared).
 pub fn build(n: usize, config: &NodeConfig, prefix: &str) -> Vec<Arc<NodeState>> {
     let builtin = facts::builtin_facts();
-    let agents = AgentSet::builtin();
     (0..n)
         .map(|i| {
             let (identity, f, classes) = synthetic(i, &builtin, prefix);
-            NodeState::new(identity, config.clone(), f, classes, agents.clone())
+            // Every sim node gets its own agent instances (and so its own process snapshot state).
+            NodeState::new(identity, config.clone(), f, classes, AgentSet::builtin())
         })
         .collect()
 }

@@ -139,6 +139,62 @@ pub enum Command {
         #[arg(long, value_parser = ["ok", "failed", "always", "flatten"])]
         display: Option<String>,
     },
+    /// Grep the process tables of the matching nodes (mc-pgrep's layout, with totals).
+    Pgrep {
+        /// Regex matched against the command line (or the name with --name).
+        pattern: String,
+        /// Only zombie processes.
+        #[arg(short = 'z', long)]
+        zombies: bool,
+        /// Only processes of this user.
+        #[arg(short = 'U', long)]
+        user: Option<String>,
+        /// Match the pattern against the process name instead of the command line.
+        #[arg(long = "name")]
+        match_name: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Signal exact processes: HOST:PID[@START_TIME]... (the start time guards against PID reuse).
+    Kill {
+        /// Targets as HOST:PID@START_TIME (from pgrep --json); without @START it is looked up first.
+        #[arg(required = true, value_name = "HOST:PID[@START]")]
+        targets: Vec<String>,
+        /// Signal: TERM (default), KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT, CHLD.
+        #[arg(short = 's', long, default_value = "TERM")]
+        signal: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List matching processes, show the exact targets, confirm, then signal exactly those.
+    Pkill {
+        /// Regex matched against the command line (or the name with --name).
+        pattern: String,
+        /// Only zombie processes (they cannot be killed: combine with --parents).
+        #[arg(short = 'z', long)]
+        zombies: bool,
+        /// Signal the parents of the matched zombies instead (e.g. -s CHLD, then -s TERM).
+        #[arg(long)]
+        parents: bool,
+        /// Only processes of this user.
+        #[arg(short = 'U', long)]
+        user: Option<String>,
+        /// Match the pattern against the process name instead of the command line.
+        #[arg(long = "name")]
+        match_name: bool,
+        /// Signal: TERM (default), KILL, HUP, INT, QUIT, USR1, USR2, STOP, CONT, CHLD.
+        #[arg(short = 's', long, default_value = "TERM")]
+        signal: String,
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Show the hub's counters (nodes, requests, replies, late replies, dropped frames).
     HubStats {
         #[command(flatten)]

@@ -445,7 +445,7 @@ fn print_aggregates(act: &fleet_ddl::Action, o: &Outcome) {
                 for v in &values {
                     *counts.entry(value_text(v)).or_default() += 1;
                 }
-                println!("Summary of {label}:\n");
+                println!("Summary of {label}:");
                 let w = counts.keys().map(|k| k.len()).max().unwrap_or(0);
                 let mut rows: Vec<_> = counts.into_iter().collect();
                 rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

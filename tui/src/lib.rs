@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod procs;
 pub mod request;
 
 use anyhow::Result;
@@ -83,6 +84,13 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
         Some(Command::Inventory { node, filter, output }) => commands::inventory(&ctx, &node, &filter, &output).await,
         Some(Command::Rpc { agent, action, inputs, filter, output, no_reply, display }) => {
             commands::rpc(&ctx, &agent, &action, &inputs, &filter, &output, no_reply, display.as_deref()).await
+        }
+        Some(Command::Pgrep { pattern, zombies, user, match_name, filter, output }) => {
+            procs::pgrep(&ctx, &pattern, zombies, user.as_deref(), match_name, &filter, &output).await
+        }
+        Some(Command::Kill { targets, signal, output }) => procs::kill(&ctx, &targets, &signal, &output).await,
+        Some(Command::Pkill { pattern, zombies, parents, user, match_name, signal, yes, filter, output }) => {
+            procs::pkill(&ctx, &pattern, zombies, user.as_deref(), match_name, parents, &signal, yes, &filter, &output).await
         }
         Some(Command::HubStats { output }) => commands::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => {

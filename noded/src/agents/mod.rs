@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::node::NodeState;
 
+pub mod echo;
+pub mod external;
+pub mod process;
 pub mod rpcutil;
 
 /// What an action returns when it cannot do its job.
@@ -40,7 +43,23 @@ pub type ActionFuture = Pin<Box<dyn Future<Output = ActionResult> + Send + 'stat
 /// passed validation against that DDL.
 pub trait Agent: Send + Sync {
     fn ddl(&self) -> &Ddl;
-    fn call(&self, node: Arc<NodeState>, action: &str, args: Map<String, Value>) -> ActionFuture;
+    fn call(&self, node: Arc<NodeState>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture;
+}
+
+/// Who asked, and when: the parts of a request an agent may need beyond its arguments.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub id: String,
+    pub caller: String,
+    pub collective: String,
+    pub msgtime: u64,
+    pub ttl: u32,
+}
+
+impl RequestMeta {
+    pub fn of(req: &fleet_protocol::Request) -> RequestMeta {
+        RequestMeta { id: req.id.clone(), caller: req.caller.clone(), collective: req.collective.clone(), msgtime: req.msgtime, ttl: req.ttl }
+    }
 }
 
 /// The agents a node has loaded, by name.
@@ -54,11 +73,24 @@ impl AgentSet {
     pub fn builtin() -> AgentSet {
         let mut set = AgentSet::default();
         set.insert(Arc::new(rpcutil::Rpcutil::new()));
+        set.insert(Arc::new(echo::Echo::new()));
+        set.insert(Arc::new(process::ProcessAgent::new()));
         set
     }
 
     pub fn insert(&mut self, agent: Arc<dyn Agent>) {
         self.agents.insert(agent.ddl().metadata.name.clone(), agent);
+    }
+
+    /// Removes an agent; built-in agents stay.
+    pub fn remove(&mut self, name: &str) {
+        if !Self::is_builtin(name) {
+            self.agents.remove(name);
+        }
+    }
+
+    pub fn is_builtin(name: &str) -> bool {
+        fleet_ddl::builtin::all().iter().any(|(n, _)| *n == name)
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Agent>> {

@@ -30,7 +30,7 @@ impl Agent for Rpcutil {
         &self.ddl
     }
 
-    fn call(&self, node: Arc<NodeState>, action: &str, args: Map<String, Value>) -> ActionFuture {
+    fn call(&self, node: Arc<NodeState>, _meta: super::RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
         let result = match action {
             "ping" => Ok(json!({ "pong": fleet_protocol::now_ms() })),
             "inventory" => Ok(inventory(&node)),
@@ -42,6 +42,14 @@ impl Agent for Rpcutil {
                 "main_collective": node.main_collective(),
                 "collectives": node.collectives(),
             })),
+            "reload_agents" => {
+                let only = args.get("agent").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+                return Box::pin(async move {
+                    let skipped = node.reload_agents(only.as_deref()).await;
+                    let refused: Map<String, Value> = skipped.into_iter().map(|s| (s.name, Value::String(s.reason))).collect();
+                    Ok(json!({ "agents": node.agents().names(), "skipped": refused }))
+                });
+            }
             other => Err(ActionError::new(fleet_protocol::Status::UnknownAction, format!("rpcutil has no action '{other}'"))),
         };
         Box::pin(async move { result })
