@@ -1,7 +1,11 @@
 //! fleet-ddl: the description of an agent (MCollective's DDL) — its metadata, actions, inputs,
-//! outputs and aggregates — parsed from TOML, and the validation of a request against it. The
-//! client validates before sending and the node validates again before running anything.
+//! outputs and aggregates — parsed from TOML or imported from Choria's JSON, the validation of a
+//! request against it, and its rendering as a help page. The client validates before sending and
+//! the node validates again before running anything.
 
+mod choria;
+pub mod doc;
+mod locate;
 mod model;
 mod validate;
 
@@ -13,9 +17,10 @@ pub mod builtin {
     pub const RPCUTIL: &str = include_str!("../agents/rpcutil.toml");
     pub const ECHO: &str = include_str!("../agents/echo.toml");
     pub const PROCESS: &str = include_str!("../agents/process.toml");
+    pub const XEN: &str = include_str!("../agents/xen.toml");
 
     /// (agent name, DDL text) of every built-in agent.
     pub fn all() -> Vec<(&'static str, &'static str)> {
-        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS)]
+        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS), ("xen", XEN)]
     }
 }

@@ -1,10 +1,13 @@
-//! The DDL model and its TOML parser.
+//! The DDL model, its TOML parser and the checks every DDL must pass whatever its format.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::locate::{self, FieldPath, fpath};
+use crate::validate::{self, ValidationError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,63 +154,130 @@ pub struct DdlError {
     pub message: String,
 }
 
+/// Which DDL dialect is being checked: fleet's own TOML, or an imported Choria JSON DDL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Fleet,
+    Choria,
+}
+
+/// What [`Ddl::check`] found wrong, and where (a path by action name, not by position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub path: FieldPath,
+    pub message: String,
+}
+
+impl DdlError {
+    /// `path: message`, or just the message when it is about the whole document.
+    pub(crate) fn at(file: &str, line: usize, path: &FieldPath, message: &str) -> DdlError {
+        let message = if path.0.is_empty() { message.to_string() } else { format!("{path}: {message}") };
+        DdlError { file: file.to_string(), line, message }
+    }
+}
+
 impl Ddl {
     /// Parses a TOML DDL. `file` is only used in error messages.
     pub fn from_toml(text: &str, file: &str) -> Result<Ddl, DdlError> {
-        let ddl: Ddl = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0);
-            DdlError { file: file.to_string(), line, message: e.message().trim().to_string() }
-        })?;
-        ddl.check().map_err(|(field, message)| DdlError {
-            file: file.to_string(),
-            line: find_line(text, &field),
-            message: format!("{field}: {message}"),
-        })?;
+        let ddl: Ddl = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
+        ddl.check(Dialect::Fleet).map_err(|p| DdlError::at(file, locate::toml_line(text, &p.path), &p.path, &p.message))?;
         Ok(ddl)
     }
 
-    pub fn from_file(path: &Path) -> Result<Ddl, DdlError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| DdlError { file: file.clone(), line: 0, message: e.to_string() })?;
-        Ddl::from_toml(&text, &file)
+    /// Imports a Choria JSON agent DDL (schema `https://choria.io/schemas/mcorpc/ddl/v1/agent.json`).
+    /// Choria's own keys that fleet has no use for (`$schema`, `metadata.provider`,
+    /// `metadata.service`) are accepted and ignored; any other unknown key, and any value of the wrong
+    /// type, is an error naming the line and the field. An action without `display` shows failed
+    /// replies only, as under Choria. The full mapping is documented in `ddl/src/choria.rs`.
+    /// `file` is only used in error messages.
+    pub fn from_json(text: &str, file: &str) -> Result<Ddl, DdlError> {
+        crate::choria::import(text, file)
     }
 
-    /// Checks what serde cannot: names, regexes, defaults of the right type, list values.
-    fn check(&self) -> Result<(), (String, String)> {
-        let ident = regex::Regex::new(r"^[a-z][a-z0-9_]*$").expect("static regex");
-        if !ident.is_match(&self.metadata.name) {
-            return Err(("metadata.name".into(), format!("'{}' is not a valid agent name (a-z, 0-9, _)", self.metadata.name)));
+    /// Loads a DDL file, choosing the format by its extension: `.toml` (fleet) or `.json` (Choria).
+    pub fn from_path(path: &Path) -> Result<Ddl, DdlError> {
+        let file = path.display().to_string();
+        let fail = |message: String| DdlError { file: file.clone(), line: 0, message };
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let parse: fn(&str, &str) -> Result<Ddl, DdlError> = match ext.as_deref() {
+            Some("toml") => Ddl::from_toml,
+            Some("json") => Ddl::from_json,
+            Some(other) => return Err(fail(format!("unsupported DDL file extension '.{other}' (expected .toml or .json)"))),
+            None => return Err(fail("a DDL file needs the extension .toml or .json".to_string())),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        parse(&text, &file)
+    }
+
+    /// Loads a DDL file; the same as [`Ddl::from_path`].
+    pub fn from_file(path: &Path) -> Result<Ddl, DdlError> {
+        Ddl::from_path(path)
+    }
+
+    /// Checks what the parsers cannot: names, regexes, list values, defaults of the right type, and
+    /// aggregates that read declared outputs. A Choria DDL's defaults are checked for their type only:
+    /// Choria never validates defaults, and its own DDLs declare `""` for inputs validated by `.+`.
+    pub(crate) fn check(&self, dialect: Dialect) -> Result<(), Problem> {
+        let problem = |path: FieldPath, message: String| Err(Problem { path, message });
+        if !is_name(&self.metadata.name) {
+            return problem(
+                fpath!["metadata", "name"],
+                format!("'{}' is not a valid agent name (lowercase a-z, 0-9 and _, starting with a letter)", self.metadata.name),
+            );
         }
         if self.metadata.timeout == 0 {
-            return Err(("metadata.timeout".into(), "must be at least 1 second".into()));
+            return problem(fpath!["metadata", "timeout"], "must be at least 1 second".into());
         }
         if self.actions.is_empty() {
-            return Err(("actions".into(), "an agent needs at least one action".into()));
+            return problem(fpath!["actions"], "an agent needs at least one action".into());
         }
         for (aname, action) in &self.actions {
-            if !ident.is_match(aname) {
-                return Err((format!("actions.{aname}"), "not a valid action name (a-z, 0-9, _)".into()));
+            let at = fpath!["actions", aname.as_str()];
+            if !is_name(aname) {
+                return problem(at, format!("'{aname}' is not a valid action name (lowercase a-z, 0-9 and _, starting with a letter)"));
             }
             for (iname, input) in &action.input {
-                let field = format!("actions.{aname}.input.{iname}");
+                let field = at.child("input").child(iname.as_str());
                 if let Some(v) = &input.validation {
-                    if !crate::validate::NAMED_VALIDATORS.contains(&v.as_str()) {
-                        regex::Regex::new(v).map_err(|e| (format!("{field}.validation"), format!("bad regex: {e}")))?;
+                    if validate::NAMED_VALIDATORS.contains(&v.as_str()) {
+                        // a named validator
+                    } else if validate::is_validator_name(v) {
+                        return problem(
+                            field.child("validation"),
+                            format!("unknown named validator '{v}' (known: {}; anything else must be a regex)", validate::NAMED_VALIDATORS.join(", ")),
+                        );
+                    } else if let Err(e) = regex::Regex::new(v) {
+                        return problem(field.child("validation"), format!("bad regex '{v}': {}", regex_error(&e)));
                     }
                 }
                 if input.kind == InputType::List && input.list.is_empty() {
-                    return Err((format!("{field}.list"), "a list input needs its list of values".into()));
+                    return problem(field.child("list"), "a list input needs its list of values".into());
+                }
+                if input.kind != InputType::List && !input.list.is_empty() {
+                    return problem(field.child("list"), format!("only a list input takes list values (this input is a {})", input.kind));
                 }
                 if let Some(d) = &input.default {
-                    crate::validate::check_value(iname, input, d).map_err(|e| (format!("{field}.default"), e.to_string()))?;
+                    let checked = match dialect {
+                        Dialect::Fleet => validate::check_value(iname, input, d),
+                        Dialect::Choria => validate::check_type(iname, input, d),
+                    };
+                    if let Err(e) = checked {
+                        let rule = match e {
+                            ValidationError::Invalid { rule, .. } => rule,
+                            other => other.to_string(),
+                        };
+                        return problem(field.child("default"), format!("the default {rule}"));
+                    }
                 }
             }
-            for agg in &action.aggregate {
+            for (j, agg) in action.aggregate.iter().enumerate() {
                 if !action.output.contains_key(&agg.output) {
-                    return Err((
-                        format!("actions.{aname}.aggregate"),
-                        format!("aggregate reads output '{}' which the action does not declare", agg.output),
-                    ));
+                    let declared: Vec<&str> = action.output.keys().map(String::as_str).collect();
+                    let declared = if declared.is_empty() { "none".to_string() } else { declared.join(", ") };
+                    return problem(
+                        at.child("aggregate").child(j).child("output"),
+                        format!("reads output '{}' which the action does not declare (outputs: {declared})", agg.output),
+                    );
                 }
             }
         }
@@ -230,18 +300,54 @@ impl Ddl {
     }
 }
 
-/// Best-effort line of the TOML table or key that holds `field` (a dotted path).
-fn find_line(text: &str, field: &str) -> usize {
-    let parts: Vec<&str> = field.split('.').collect();
-    for take in (1..=parts.len()).rev() {
-        let header = format!("[{}]", parts[..take].join("."));
-        let key = parts[take - 1];
-        for (i, l) in text.lines().enumerate() {
-            let t = l.trim();
-            if t == header || t == format!("[{header}]") || (take == parts.len() && t.starts_with(&format!("{key} ")) || t.starts_with(&format!("{key}="))) {
-                return i + 1;
-            }
-        }
+/// An agent or action name: what a subject, a CLI argument and a file name can all carry.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The last line of a regex error (`regex` spreads its message over several lines with a caret).
+pub(crate) fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or_default().trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
+}
+
+/// A TOML error that names the line and, when the text is valid TOML, the field it is about.
+fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> DdlError {
+    let offset = e.span().map(|s| s.start);
+    let line = offset.map(|o| locate::line_at(text, o)).unwrap_or(0);
+    if toml::de::DeTable::parse(text).is_err() {
+        return DdlError { file: file.to_string(), line, message: format!("invalid TOML: {}", e.message().trim()) };
     }
-    0
+    let path = offset.map(|o| locate::toml_path_at(text, o)).unwrap_or_default();
+    DdlError::at(file, line, &path, &admin_words(e.message().trim()))
+}
+
+/// serde's messages in the words the JSON importer uses, without Rust's type names: the same
+/// mistake reads the same in a TOML and a JSON DDL. Messages of other shapes pass unchanged.
+fn admin_words(message: &str) -> String {
+    let unquote = |list: &str| list.replace('`', "");
+    let re = |pattern: &str| regex::Regex::new(pattern).expect("static regex");
+    if let Some(c) = re(r"^unknown field `([^`]*)`, expected (.*)$").captures(message) {
+        return format!("unknown key '{}' (expected {})", &c[1], unquote(&c[2]));
+    }
+    if let Some(c) = re(r"^missing field `([^`]*)`$").captures(message) {
+        return format!("missing required key '{}'", &c[1]);
+    }
+    if let Some(c) = re(r"^unknown variant `([^`]*)`, expected (.*)$").captures(message) {
+        return format!("unknown value '{}' (expected {})", &c[1], unquote(&c[2]));
+    }
+    if let Some(c) = re(r"^invalid (?:type|value): (.*), expected (.*)$").captures(message) {
+        let expected = match &c[2] {
+            "u64" | "usize" | "u32" | "u16" | "u8" => "a whole number of at least 0",
+            "a boolean" => "true or false",
+            "a sequence" => "an array",
+            "a map" => "a table",
+            e if e.starts_with("struct ") => "a table",
+            e => e,
+        };
+        return format!("expected {expected}, got {}", unquote(&c[1]));
+    }
+    message.to_string()
 }

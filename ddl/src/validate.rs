@@ -5,7 +5,47 @@ use serde_json::{Map, Value};
 
 use crate::model::{Ddl, Input, InputType};
 
-pub(crate) const NAMED_VALIDATORS: &[&str] = &["ipv4address", "ipv6address", "shellsafe", "length", "typecheck"];
+/// Validators known by name rather than written as a regex. The first six are MCollective's and
+/// Choria's own; the rest are the validator plugins that Choria's public agents (service, package,
+/// puppet) name in their DDLs, so those DDLs import unchanged and validate as they do under Choria.
+pub(crate) const NAMED_VALIDATORS: &[&str] = &[
+    "ipv4address",
+    "ipv6address",
+    "ipaddress",
+    "shellsafe",
+    "length",
+    "typecheck",
+    "service_name",
+    "package_name",
+    "puppet_variable",
+    "puppet_tags",
+    "puppet_server_address",
+];
+
+/// The plugin validators, as (name, what a value must be, regex).
+const PLUGIN_VALIDATORS: &[(&str, &str, &str)] = &[
+    ("service_name", "a service name", r"^[A-Za-z0-9.\-_:@]+$"),
+    ("package_name", "a package name", r"^[A-Za-z0-9.\-_]+$"),
+    ("puppet_variable", "a Puppet variable name", r"^(?:[A-Za-z]|[A-Za-z0-9_]{2,})$"),
+    (
+        "puppet_tags",
+        "a comma separated list of Puppet tags",
+        r"^(?:[A-Za-z]|[A-Za-z0-9_]{2,})(?:::(?:[A-Za-z]|[A-Za-z0-9_]{2,}))*(?:,(?:[A-Za-z]|[A-Za-z0-9_]{2,})(?:::(?:[A-Za-z]|[A-Za-z0-9_]{2,}))*)*$",
+    ),
+    (
+        "puppet_server_address",
+        "a Puppet server as HOST or HOST:PORT",
+        r"^(?:(?:[A-Za-z]|[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9])\.)*(?:[A-Za-z]|[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9])(?::[0-9]+)?$",
+    ),
+];
+
+/// Whether a `validation` is written as a validator name rather than a regex. Such a name must be
+/// one of [`NAMED_VALIDATORS`]: a misspelt `shelsafe` would otherwise be a regex that rejects
+/// nearly everything.
+pub(crate) fn is_validator_name(validation: &str) -> bool {
+    let mut chars = validation.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
@@ -66,19 +106,7 @@ fn invalid(input: &str, rule: impl Into<String>) -> ValidationError {
 
 /// Checks one value against its input declaration.
 pub(crate) fn check_value(name: &str, input: &Input, v: &Value) -> Result<(), ValidationError> {
-    let type_ok = match input.kind {
-        InputType::String => v.is_string(),
-        InputType::Integer => v.is_i64() || v.is_u64(),
-        InputType::Float => v.is_f64() || v.is_number(),
-        InputType::Number => v.is_number(),
-        InputType::Boolean => v.is_boolean(),
-        InputType::List => v.is_string(),
-        InputType::Hash => v.is_object(),
-        InputType::Array => v.is_array(),
-    };
-    if !type_ok {
-        return Err(invalid(name, format!("must be of type {} (got {})", input.kind, json_type(v))));
-    }
+    check_type(name, input, v)?;
     if input.kind == InputType::List {
         let s = v.as_str().unwrap_or_default();
         if !input.list.iter().any(|l| l == s) {
@@ -97,7 +125,29 @@ pub(crate) fn check_value(name: &str, input: &Input, v: &Value) -> Result<(), Va
     Ok(())
 }
 
+/// Checks only that a value has the input's declared type.
+pub(crate) fn check_type(name: &str, input: &Input, v: &Value) -> Result<(), ValidationError> {
+    let type_ok = match input.kind {
+        InputType::String => v.is_string(),
+        InputType::Integer => v.is_i64() || v.is_u64(),
+        InputType::Float => v.is_f64() || v.is_number(),
+        InputType::Number => v.is_number(),
+        InputType::Boolean => v.is_boolean(),
+        InputType::List => v.is_string(),
+        InputType::Hash => v.is_object(),
+        InputType::Array => v.is_array(),
+    };
+    if !type_ok {
+        return Err(invalid(name, format!("must be of type {} (got {})", input.kind, json_type(v))));
+    }
+    Ok(())
+}
+
 fn check_validator(name: &str, rule: &str, s: &str, input: &Input) -> Result<(), ValidationError> {
+    if let Some((_, what, pattern)) = PLUGIN_VALIDATORS.iter().find(|(n, _, _)| *n == rule) {
+        let re = regex::Regex::new(pattern).expect("static validator regex");
+        return if re.is_match(s) { Ok(()) } else { Err(invalid(name, format!("must be {what} (validator {rule}, got '{s}')"))) };
+    }
     match rule {
         "ipv4address" => s
             .parse::<std::net::Ipv4Addr>()
@@ -107,6 +157,12 @@ fn check_validator(name: &str, rule: &str, s: &str, input: &Input) -> Result<(),
             .parse::<std::net::Ipv6Addr>()
             .map(|_| ())
             .map_err(|_| invalid(name, format!("must be an IPv6 address (validator ipv6address, got '{s}')"))),
+        "ipaddress" => s
+            .parse::<std::net::IpAddr>()
+            .map(|_| ())
+            .map_err(|_| invalid(name, format!("must be an IPv4 or IPv6 address (validator ipaddress, got '{s}')"))),
+        // MCollective and Choria refuse ` $ ; | && > <. A single & (run in the background) and line
+        // breaks (a second command) are just as dangerous in a shell, so they are refused too.
         "shellsafe" => match s.chars().find(|c| matches!(c, '`' | '$' | ';' | '|' | '&' | '>' | '<' | '\n' | '\r')) {
             Some(c) => Err(invalid(name, format!("must be shell safe (validator shellsafe; '{}' is not allowed)", c.escape_default()))),
             None => Ok(()),
@@ -118,7 +174,8 @@ fn check_validator(name: &str, rule: &str, s: &str, input: &Input) -> Result<(),
                 Ok(())
             }
         }
-        "typecheck" => Ok(()), // the type was already checked above
+        "typecheck" => Ok(()), // the type was already checked by check_type
+        unknown if is_validator_name(unknown) => Err(invalid(name, format!("names the unknown validator '{unknown}' in the DDL"))),
         regex => {
             let re = regex::Regex::new(regex).map_err(|e| invalid(name, format!("has a bad validation regex in the DDL: {e}")))?;
             if re.is_match(s) {
@@ -149,10 +206,10 @@ pub fn coerce_cli_value(name: &str, input: &Input, raw: &str) -> Result<Value, V
         InputType::String | InputType::List => Value::String(raw.to_string()),
         InputType::Integer => Value::from(raw.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
         InputType::Float | InputType::Number => {
-            if let Ok(i) = raw.trim().parse::<i64>() {
-                if input.kind == InputType::Number {
-                    return Ok(Value::from(i));
-                }
+            if input.kind == InputType::Number
+                && let Ok(i) = raw.trim().parse::<i64>()
+            {
+                return Ok(Value::from(i));
             }
             let f = raw.trim().parse::<f64>().map_err(|_| bad("a number"))?;
             serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| bad("a finite number"))?
@@ -248,6 +305,119 @@ display_as = "Message"
         assert_eq!(e.file, "x.toml");
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    fn string_input(validation: &str, maxlength: usize) -> Input {
+        Input {
+            prompt: "P".into(),
+            description: "D".into(),
+            kind: InputType::String,
+            optional: false,
+            default: None,
+            validation: Some(validation.into()),
+            maxlength,
+            list: vec![],
+        }
+    }
+
+    /// Checks `value` against `validation`: Ok, or the rule that refused it.
+    fn check(validation: &str, value: &str) -> Result<(), String> {
+        check_value("v", &string_input(validation, 0), &json!(value)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ipv4address() {
+        for ok in ["192.168.1.1", "0.0.0.0", "255.255.255.255"] {
+            assert_eq!(check("ipv4address", ok), Ok(()), "{ok}");
+        }
+        for bad in ["256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", " 1.2.3.4", "::1", "host", ""] {
+            assert!(check("ipv4address", bad).is_err(), "{bad}");
+        }
+        assert_eq!(check("ipv4address", "1.2.3"), Err("input 'v' must be an IPv4 address (validator ipv4address, got '1.2.3')".into()));
+    }
+
+    #[test]
+    fn ipv6address() {
+        for ok in ["::1", "::", "fe80::1", "2001:db8::8a2e:370:7334", "::ffff:192.0.2.1"] {
+            assert_eq!(check("ipv6address", ok), Ok(()), "{ok}");
+        }
+        for bad in ["1.2.3.4", "[::1]", "fe80::1%eth0", "gggg::1", "1:2:3:4:5:6:7:8:9", ""] {
+            assert!(check("ipv6address", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipaddress_takes_either_family() {
+        assert_eq!(check("ipaddress", "10.0.0.1"), Ok(()));
+        assert_eq!(check("ipaddress", "2001:db8::1"), Ok(()));
+        assert_eq!(check("ipaddress", "db01"), Err("input 'v' must be an IPv4 or IPv6 address (validator ipaddress, got 'db01')".into()));
+    }
+
+    #[test]
+    fn shellsafe() {
+        for ok in ["nginx", "openssl-1.1.1k", "a b c", "--flag=value", "path/to/file.txt", "100%", "(x)", "'quoted'"] {
+            assert_eq!(check("shellsafe", ok), Ok(()), "{ok}");
+        }
+        for (bad, shown) in [("a`id`", "`"), ("$(id)", "$"), ("a;b", ";"), ("a|b", "|"), ("a&&b", "&"), ("a&", "&"), ("a>b", ">"), ("a<b", "<"), ("a\nb", "\\n"), ("a\rb", "\\r")] {
+            assert_eq!(
+                check("shellsafe", bad),
+                Err(format!("input 'v' must be shell safe (validator shellsafe; '{shown}' is not allowed)")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_applies_maxlength() {
+        let input = string_input("length", 3);
+        assert_eq!(check_validator("v", "length", "abc", &input), Ok(()));
+        assert_eq!(check_validator("v", "length", "abcd", &input).unwrap_err().to_string(), "input 'v' is longer than 3 (validator length)");
+        assert_eq!(check_validator("v", "length", &"x".repeat(10_000), &string_input("length", 0)), Ok(()), "0 is no limit");
+        // Through check_value the maxlength check comes first and counts characters, not bytes.
+        assert_eq!(check_value("v", &input, &json!("äöü")), Ok(()));
+        assert_eq!(check_value("v", &input, &json!("abcd")).unwrap_err().to_string(), "input 'v' is 4 characters long, over its maxlength of 3");
+    }
+
+    #[test]
+    fn typecheck_leaves_the_type_to_the_declaration() {
+        assert_eq!(check("typecheck", "anything at all; even this"), Ok(()));
+        let input = string_input("typecheck", 0);
+        assert_eq!(check_value("v", &input, &json!(5)).unwrap_err().to_string(), "input 'v' must be of type string (got integer)");
+    }
+
+    #[test]
+    fn plugin_validators() {
+        assert_eq!(check("service_name", "systemd-journald.service"), Ok(()));
+        assert_eq!(check("service_name", "getty@tty1"), Ok(()));
+        assert_eq!(check("service_name", "a b"), Err("input 'v' must be a service name (validator service_name, got 'a b')".into()));
+        assert_eq!(check("package_name", "python3.11-dev"), Ok(()));
+        assert!(check("package_name", "nginx;reboot").is_err());
+        assert!(check("package_name", "").is_err());
+        assert_eq!(check("puppet_variable", "production"), Ok(()));
+        assert_eq!(check("puppet_variable", "x"), Ok(()));
+        assert!(check("puppet_variable", "1").is_err(), "a one-character name must be a letter");
+        assert!(check("puppet_variable", "prod-1").is_err());
+        assert_eq!(check("puppet_tags", "apache"), Ok(()));
+        assert_eq!(check("puppet_tags", "apache::mod,ntp,x"), Ok(()));
+        assert!(check("puppet_tags", "apache,").is_err());
+        assert!(check("puppet_tags", "a b").is_err());
+        assert_eq!(check("puppet_server_address", "puppet"), Ok(()));
+        assert_eq!(check("puppet_server_address", "puppet.example.com:8140"), Ok(()));
+        assert!(check("puppet_server_address", "puppet.example.com:port").is_err());
+        assert!(check("puppet_server_address", "-bad.example.com").is_err());
+        assert!(check("puppet_server_address", ":8140").is_err());
+    }
+
+    #[test]
+    fn regexes_match_anywhere_unless_anchored() {
+        assert_eq!(check("o+b", "foobar"), Ok(()));
+        assert_eq!(check("^o+b", "foobar"), Err("input 'v' does not match the validation /^o+b/ (got 'foobar')".into()));
+    }
+
+    #[test]
+    fn an_unknown_validator_refuses_rather_than_matching_as_a_regex() {
+        // Loading refuses such a DDL; a DDL built in code still must not treat the name as a regex.
+        assert_eq!(check("shelsafe", "shelsafe"), Err("input 'v' names the unknown validator 'shelsafe' in the DDL".into()));
     }
 
     #[test]

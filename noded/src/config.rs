@@ -41,6 +41,10 @@ pub struct NodeConfig {
     pub max_frame: usize,
     /// Share (0.0-1.0) of echo calls that fail on purpose, to practise partial failure.
     pub echo_failure_share: f64,
+    /// The Xen toolstack CLI; the xen agent is active only where it exists (issue 7).
+    pub xl_path: PathBuf,
+    /// Dom0 name -> migration address for xen#migrate, e.g. over a link with no DNS entry (issue 7).
+    pub xen_host_map: std::collections::BTreeMap<String, String>,
     pub hub: HubConfig,
 }
 
@@ -62,6 +66,8 @@ impl Default for NodeConfig {
             log_level: "info".into(),
             max_frame: fleet_protocol::codec::DEFAULT_MAX_FRAME,
             echo_failure_share: 0.0,
+            xl_path: PathBuf::from("/usr/sbin/xl"), // issue 7
+            xen_host_map: Default::default(), // issue 7
             hub: HubConfig::default(),
         }
     }

@@ -2,10 +2,13 @@
 //! benchmarks can run real nodes and a real hub in-process.
 
 pub mod agents;
+pub mod balancer; // issue 7: the Xen balancer's decision
+pub mod audit;
 pub mod config;
 pub mod facts;
 pub mod hub;
 pub mod node;
+pub mod policy;
 pub mod sim;
 
 pub use config::{HubConfig, NodeConfig};
@@ -31,7 +34,8 @@ pub fn build_node(config: NodeConfig) -> anyhow::Result<Arc<NodeState>> {
         Some(id) => id.clone(),
         None => facts["hostname"].as_str().unwrap_or("localhost").to_string(),
     };
-    Ok(NodeState::new(identity, config, facts, classes, agents::AgentSet::builtin()))
+    let agent_set = agents::xen::builtin_agents(&config); // issue 7: the built-ins, plus xen where xl_path exists
+    Ok(NodeState::new(identity, config, facts, classes, agent_set))
 }
 
 /// Resolves once the watched flag is true (or its sender is gone). Returns nothing, so no lock

@@ -72,6 +72,9 @@ struct NodeFlags {
     /// Share of echo calls that fail on purpose (0.0-1.0).
     #[arg(long, global = true, value_name = "SHARE")]
     echo_failure_share: Option<f64>,
+    /// The Xen toolstack CLI (default /usr/sbin/xl); the xen agent is active only where it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    xl_path: Option<PathBuf>, // issue 7
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +134,9 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
     }
     if let Some(v) = n.echo_failure_share {
         cfg.echo_failure_share = v;
+    }
+    if let Some(v) = &n.xl_path {
+        cfg.xl_path = v.clone(); // issue 7
     }
     if let Some(v) = &cli.common.log_level {
         cfg.log_level = v.clone();

@@ -195,6 +195,16 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Agent DDLs: render an agent's documentation, or check a DDL file.
+    Ddl {
+        #[command(subcommand)]
+        what: DdlCommand,
+    },
+    /// Xen dom0s and domUs: list, find, migrate, and balance load across dom0s.
+    Xen {
+        #[command(subcommand)]
+        cmd: crate::xen::XenCommand,
+    },
     /// Show the hub's counters (nodes, requests, replies, late replies, dropped frames).
     HubStats {
         #[command(flatten)]
@@ -217,6 +227,21 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DdlCommand {
+    /// Render an agent's help page from its DDL (built-in, or NAME.toml/NAME.json in FLEET_DDL_PATH or /etc/fleet/agents).
+    Doc {
+        agent: String,
+        /// Markdown instead of the terminal page.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Validate a DDL file (TOML or Choria JSON); errors name the file, the line and the field.
+    Check {
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

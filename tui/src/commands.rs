@@ -302,12 +302,14 @@ pub fn find_ddl(agent: &str) -> Result<Ddl> {
         .unwrap_or_default();
     dirs.push("/etc/fleet/agents".into());
     for dir in dirs {
-        let path = dir.join(format!("{agent}.toml"));
-        if path.exists() {
-            return Ok(Ddl::from_file(&path)?);
+        for ext in ["toml", "json"] {
+            let path = dir.join(format!("{agent}.{ext}"));
+            if path.exists() {
+                return Ok(Ddl::from_path(&path)?);
+            }
         }
     }
-    bail!("unknown agent '{agent}': no built-in DDL and no {agent}.toml in FLEET_DDL_PATH or /etc/fleet/agents")
+    bail!("unknown agent '{agent}': no built-in DDL and no {agent}.toml or {agent}.json in FLEET_DDL_PATH or /etc/fleet/agents")
 }
 
 /// Parses `k=v` inputs, coerced to the types the DDL declares, then validates them.

@@ -9,11 +9,12 @@ pub mod console;
 pub mod demo;
 pub mod procs;
 pub mod request;
+pub mod xen; // issue 7
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use cli::{BenchCommand, Cli, Command};
+use cli::{BenchCommand, Cli, Command, DdlCommand};
 use commands::Ctx;
 use config::ClientConfig;
 
@@ -92,6 +93,23 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
         Some(Command::Pkill { pattern, zombies, parents, user, match_name, signal, yes, filter, output }) => {
             procs::pkill(&ctx, &pattern, zombies, user.as_deref(), match_name, parents, &signal, yes, &filter, &output).await
         }
+        Some(Command::Ddl { what: DdlCommand::Doc { agent, markdown } }) => {
+            let ddl = commands::find_ddl(&agent)?;
+            let page = if markdown { fleet_ddl::doc::render_markdown(&ddl) } else { fleet_ddl::doc::render_text(&ddl) };
+            print!("{page}");
+            Ok(0)
+        }
+        Some(Command::Ddl { what: DdlCommand::Check { file } }) => match fleet_ddl::Ddl::from_path(&file) {
+            Ok(ddl) => {
+                println!("{}: ok: agent {} {} with {} action(s)", file.display(), ddl.metadata.name, ddl.metadata.version, ddl.actions.len());
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(1)
+            }
+        },
+        Some(Command::Xen { cmd }) => xen::run(&ctx, cmd).await, // issue 7
         Some(Command::HubStats { output }) => commands::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => {
             let fleet = demo::start(None).await?;

@@ -16,6 +16,7 @@ pub mod echo;
 pub mod external;
 pub mod process;
 pub mod rpcutil;
+pub mod xen; // issue 7: the xen agent (active where xl_path exists)
 
 /// What an action returns when it cannot do its job.
 #[derive(Debug, Clone)]

@@ -1,8 +1,44 @@
-//! The full-screen console.
+//! The full-screen console: a ratatui app on the process's one tokio runtime. Terminal input (a
+//! reader thread), a clock tick and the network task all send [`Action`]s into one channel; the
+//! loop applies them to the [`App`] and redraws only when something changed.
 
-use anyhow::Result;
+pub mod action;
+pub mod app;
+pub mod component;
+pub mod discovery;
+pub mod help;
+pub mod input;
+pub mod keys;
+pub mod net;
+pub mod theme;
+pub mod topbar;
+
+use std::io::{IsTerminal, Stdout};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use crossterm::event::{Event, KeyEventKind};
+use crossterm::{cursor, execute, terminal};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+pub use action::{Action, NetCommand};
+pub use app::{App, AppInit};
+pub use component::Component;
+pub use theme::Theme;
 
 use crate::config::ClientConfig;
+
+/// The clock shows seconds; four ticks a second keep it from lagging visibly.
+const TICK_EVERY: Duration = Duration::from_millis(250);
+/// How often the input thread looks up from the terminal to see whether it should stop.
+const INPUT_POLL: Duration = Duration::from_millis(100);
+/// Actions applied before a redraw is forced during a burst (e.g. many replies at once).
+const MAX_BATCH: usize = 512;
 
 /// What the console needs to start.
 #[derive(Debug, Clone)]
@@ -35,6 +71,223 @@ impl Options {
     }
 }
 
-pub async fn run(_opts: Options) -> Result<()> {
-    anyhow::bail!("the console is not built yet")
+/// Runs the console until the user quits.
+pub async fn run(opts: Options) -> Result<()> {
+    // Everything that can fail on bad input fails here, before the screen is taken over.
+    keys::validate(&keys::all_tables())?;
+    let theme = theme::load(&opts.theme, theme::no_color_requested(), Path::new("themes"))?;
+    if !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal; in scripts use the subcommands (fleet ping, fleet discover, ...)");
+    }
+    let (_log_guard, log_path) = init_logging(opts.log_level.as_deref())?;
+    tracing::info!(log = %log_path.display(), hubs = ?opts.hubs, theme = %opts.theme, "console starting");
+
+    let (actions, mut inbox) = unbounded_channel::<Action>();
+    let (net_tx, net_rx) = unbounded_channel::<NetCommand>();
+    let net = tokio::spawn(net::run(net::NetSettings::from_options(&opts), actions.clone(), net_rx));
+    let net_watch = tokio::spawn(report_panic("network task", net, actions.clone()));
+    let ticker = tokio::spawn(tick(actions.clone()));
+
+    let mut screen = Screen::enter()?;
+    let input = InputReader::spawn(actions.clone());
+    let mut app = App::new(AppInit { hubs: opts.hubs.clone(), note: opts.note.clone(), read_only: opts.read_only, theme, now: SystemTime::now() });
+
+    let result = event_loop(&mut screen, &mut app, &mut inbox, &net_tx).await;
+
+    input.stop();
+    ticker.abort();
+    net_watch.abort();
+    drop(net_tx);
+    drop(screen);
+    tracing::info!(?result, "console stopped");
+    result
+}
+
+async fn event_loop(screen: &mut Screen, app: &mut App, inbox: &mut UnboundedReceiver<Action>, net_tx: &UnboundedSender<NetCommand>) -> Result<()> {
+    let mut to_net = |cmd: NetCommand| {
+        if net_tx.send(cmd).is_err() {
+            tracing::error!("the network task is gone");
+        }
+    };
+    // The first round: every node, so the screen fills up without a keystroke.
+    app.dispatch(Action::Submit, &mut to_net);
+    screen.draw(app)?;
+    while let Some(first) = inbox.recv().await {
+        let mut redraw = app.dispatch(first, &mut to_net);
+        for _ in 0..MAX_BATCH {
+            if app.should_quit() {
+                break;
+            }
+            match inbox.try_recv() {
+                Ok(more) => redraw |= app.dispatch(more, &mut to_net),
+                Err(_) => break,
+            }
+        }
+        if let Some(fatal) = app.fatal() {
+            bail!("{fatal}");
+        }
+        if app.should_quit() {
+            return Ok(());
+        }
+        if redraw {
+            screen.draw(app)?;
+        }
+    }
+    Ok(())
+}
+
+async fn tick(actions: UnboundedSender<Action>) {
+    let mut every = tokio::time::interval(TICK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        if actions.send(Action::Tick(SystemTime::now())).is_err() {
+            return;
+        }
+    }
+}
+
+/// Turns a panic of a background task into a `Fatal` action, so the console ends instead of
+/// running on without its network.
+async fn report_panic(what: &'static str, task: tokio::task::JoinHandle<()>, actions: UnboundedSender<Action>) {
+    if let Err(e) = task.await
+        && e.is_panic()
+    {
+        let _ = actions.send(Action::Fatal(format!("the {what} panicked; see the log")));
+    }
+}
+
+/// The terminal in raw mode on the alternate screen; restored on drop and by the panic hook.
+struct Screen {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+fn restore_terminal() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(std::io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+}
+
+impl Screen {
+    fn enter() -> Result<Screen> {
+        install_panic_hook();
+        terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        // From here on, any failure must give the terminal back.
+        let setup = || -> Result<Terminal<CrosstermBackend<Stdout>>> {
+            let mut out = std::io::stdout();
+            execute!(out, terminal::EnterAlternateScreen, terminal::Clear(terminal::ClearType::All), cursor::Hide)?;
+            // Full screen: ratatui never asks the terminal where the cursor is.
+            Ok(Terminal::new(CrosstermBackend::new(out))?)
+        };
+        match setup() {
+            Ok(terminal) => Ok(Screen { terminal }),
+            Err(e) => {
+                restore_terminal();
+                Err(e.context("cannot set up the terminal"))
+            }
+        }
+    }
+
+    fn draw(&mut self, app: &App) -> Result<()> {
+        self.terminal.draw(|f| app.draw(f, f.area())).context("cannot draw the screen")?;
+        Ok(())
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Restores the terminal before the panic message is printed, so it is readable and the shell
+/// is usable afterwards. Installed once per process; the previous hook still prints.
+fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            tracing::error!(panic = %info, "panic");
+            previous(info);
+        }));
+    });
+}
+
+/// Reads terminal events on a plain thread (crossterm's reader blocks) and sends them as actions.
+struct InputReader {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InputReader {
+    fn spawn(actions: UnboundedSender<Action>) -> InputReader {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("console-input".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    let event = match crossterm::event::poll(INPUT_POLL) {
+                        Ok(false) => continue,
+                        Ok(true) => crossterm::event::read(),
+                        Err(e) => Err(e),
+                    };
+                    let action = match event {
+                        Ok(Event::Key(key)) if key.kind != KeyEventKind::Release => Action::Key(key),
+                        Ok(Event::Resize(cols, rows)) => Action::Resize { cols, rows },
+                        Ok(_) => continue,
+                        Err(e) => {
+                            let _ = actions.send(Action::Fatal(format!("cannot read the terminal: {e}")));
+                            return;
+                        }
+                    };
+                    if actions.send(action).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        InputReader { stop, thread }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Where the console logs: `$XDG_STATE_HOME/fleet/console.log` (usually
+/// `~/.local/state/fleet/console.log`), else `/tmp/fleet-console-<uid>.log`.
+pub fn log_path() -> PathBuf {
+    if let Some(dir) = directories::BaseDirs::new().and_then(|b| b.state_dir().map(|d| d.join("fleet")))
+        && std::fs::create_dir_all(&dir).is_ok()
+    {
+        return dir.join("console.log");
+    }
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").map(|m| m.uid().to_string()).unwrap_or_else(|_| "unknown".into())
+    };
+    std::env::temp_dir().join(format!("fleet-console-{uid}.log"))
+}
+
+/// Logs go to a file, never to the screen being drawn. `--log-level` wins over `RUST_LOG`;
+/// the default is `info`.
+fn init_logging(level: Option<&str>) -> Result<(tracing_appender::non_blocking::WorkerGuard, PathBuf)> {
+    let path = log_path();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the console log {}", path.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::try_new(l).with_context(|| format!("bad log level {l:?}"))?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    // Another subscriber may already be set (tests); then that one gets the events.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init();
+    Ok((guard, path))
 }

@@ -1,0 +1,743 @@
+//! xen: the domUs of a Xen dom0, read and moved with the toolstack CLI `xl` (whose path is the node
+//! config key `xl_path`). `list`, `find` and `stat` parse `xl list`; `info` parses `xl info` and the
+//! dom0's load average; `migrate` runs `xl migrate DOMAIN HOST`, mapping the destination dom0's
+//! name to a migration address through the node's `xen_host_map`.
+//!
+//! xl always runs directly (never through a shell) with a time limit, and its output is parsed
+//! strictly: a line that is not what xl prints is an `UnknownError` that quotes the line, so a
+//! changed xl is noticed instead of being misread. The formats are those of `tools/xl/xl_info.c`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fleet_ddl::Ddl;
+use fleet_protocol::Status;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tracing::{info, warn};
+
+use super::{ActionError, ActionFuture, Agent, AgentSet, RequestMeta};
+use crate::config::NodeConfig;
+use crate::node::NodeState;
+
+/// Where the dom0's load average is read. Tests and the demo point `FLEET_XEN_LOADAVG_FILE` at a
+/// file the xl stand-in writes, so each simulated dom0 has its own load.
+pub const LOADAVG_ENV: &str = "FLEET_XEN_LOADAVG_FILE";
+const PROC_LOADAVG: &str = "/proc/loadavg";
+/// Set in the environment of a node that runs fleet's xl stand-in instead of the real xl.
+pub const STANDIN_ENV: &str = "XL_STANDIN_STATE";
+/// The name xl gives the control domain.
+pub const DOMAIN0: &str = "Domain-0";
+
+/// How long `xl list` and `xl info` may take; they answer in milliseconds on a healthy dom0.
+const QUERY_LIMIT: Duration = Duration::from_secs(20);
+/// How long `xl migrate` may take: a little under the DDL timeout (300 s), so the caller gets
+/// xl's own output rather than the node's bare timeout.
+const MIGRATE_LIMIT: Duration = Duration::from_secs(290);
+/// Most output kept from one xl run.
+const OUTPUT_CAP: usize = 8 << 20;
+
+pub struct XenAgent {
+    ddl: Ddl,
+    xl: PathBuf,
+    host_map: HashMap<String, String>,
+}
+
+/// Whether the xen agent should be active here: `xl` exists and is executable.
+pub fn activation_check(xl_path: &Path) -> bool {
+    std::fs::metadata(xl_path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The built-in agents, plus xen when this node's `xl_path` passes the activation check.
+pub fn builtin_agents(config: &NodeConfig) -> AgentSet {
+    let mut set = AgentSet::builtin();
+    if activation_check(&config.xl_path) {
+        info!(xl = %config.xl_path.display(), "xen agent active");
+        let map: HashMap<String, String> = config.xen_host_map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        set.insert(Arc::new(XenAgent::new(config.xl_path.clone(), map)));
+    } else {
+        tracing::debug!(xl = %config.xl_path.display(), "xen agent inactive: no executable xl there");
+    }
+    set
+}
+
+impl XenAgent {
+    pub fn new(xl_path: PathBuf, host_map: HashMap<String, String>) -> XenAgent {
+        XenAgent { ddl: super::builtin_ddl("xen", fleet_ddl::builtin::XEN), xl: xl_path, host_map }
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Parsing
+
+/// One row of `xl list`: Domain-0 or a domU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRow {
+    pub name: String,
+    pub id: u32,
+    /// Memory in MiB.
+    pub mem: u64,
+    pub vcpus: u32,
+    /// xl's six state characters, e.g. `-b----`, `r-----`, `---sc-`.
+    pub state: String,
+    pub running: bool,
+    pub blocked: bool,
+    pub paused: bool,
+    pub shutdown: bool,
+    /// Why it shut down when xl says: reboot, suspend, crash, watchdog or soft_reset; empty otherwise
+    /// (xl prints `-` for a poweroff too).
+    pub shutdown_reason: String,
+    pub dying: bool,
+    /// Seconds of CPU the domain has eaten since it started.
+    pub cpu_time: f64,
+}
+
+impl DomainRow {
+    pub fn is_dom0(&self) -> bool {
+        self.id == 0 || self.name == DOMAIN0
+    }
+    pub fn crashed(&self) -> bool {
+        self.shutdown_reason == "crash"
+    }
+}
+
+/// xl output that is not what xl prints: which command, which line, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot parse `{command}` output line {line_no} ({reason}): {line:?}")]
+pub struct ParseError {
+    pub command: &'static str,
+    pub line_no: usize,
+    pub line: String,
+    pub reason: String,
+}
+
+/// The shutdown reason letters of `xl list`, by libxl's shutdown reason code.
+const SHUTDOWN_REASONS: [(char, &str); 6] =
+    [('-', ""), ('r', "reboot"), ('s', "suspend"), ('c', "crash"), ('w', "watchdog"), ('S', "soft_reset")];
+
+fn is_list_header(line: &str) -> bool {
+    line.starts_with("Name") && line.contains("VCPUs") && line.contains("State")
+}
+
+/// Splits off the last whitespace-separated field.
+fn pop_field(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_end();
+    match s.rsplit_once(char::is_whitespace) {
+        Some((rest, last)) if !last.is_empty() => Some((rest, last)),
+        _ => None,
+    }
+}
+
+/// Parses one `xl list` row (`"%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f"`). Read from the right,
+/// so a name longer than 40 columns, which pushes the other columns right, still parses.
+pub fn parse_list_row(line: &str) -> Result<DomainRow, String> {
+    let (rest, time) = pop_field(line).ok_or("expected name, id, memory, vcpus, state and time")?;
+    let cpu_time: f64 = time.parse().map_err(|_| format!("time '{time}' is not a number of seconds"))?;
+    if !cpu_time.is_finite() || cpu_time < 0.0 {
+        return Err(format!("time '{time}' is not a number of seconds"));
+    }
+    let (rest, state) = pop_field(rest).ok_or("no state column")?;
+    let (rest, vcpus) = pop_field(rest).ok_or("no vcpus column")?;
+    let (rest, mem) = pop_field(rest).ok_or("no memory column")?;
+    let (rest, id) = pop_field(rest).ok_or("no id column")?;
+    let name = rest.trim();
+    if name.is_empty() {
+        return Err("no name column".into());
+    }
+    let vcpus: u32 = vcpus.parse().map_err(|_| format!("vcpus '{vcpus}' is not a count"))?;
+    let mem: u64 = mem.parse().map_err(|_| format!("memory '{mem}' is not a number of MiB"))?;
+    let id: u32 = id.parse().map_err(|_| format!("id '{id}' is not a domain id"))?;
+    let flags: Vec<char> = state.chars().collect();
+    if flags.len() != 6 {
+        return Err(format!("state '{state}' is not six flags"));
+    }
+    let flag = |i: usize, letter: char| -> Result<bool, String> {
+        match flags[i] {
+            c if c == letter => Ok(true),
+            '-' => Ok(false),
+            c => Err(format!("state '{state}' has '{c}' where '{letter}' or '-' belongs")),
+        }
+    };
+    let running = flag(0, 'r')?;
+    let blocked = flag(1, 'b')?;
+    let paused = flag(2, 'p')?;
+    let shutdown = flag(3, 's')?;
+    let shutdown_reason = SHUTDOWN_REASONS
+        .iter()
+        .find(|(c, _)| *c == flags[4])
+        .map(|(_, r)| r.to_string())
+        .ok_or_else(|| format!("state '{state}' has the unknown shutdown reason '{}'", flags[4]))?;
+    let dying = flag(5, 'd')?;
+    Ok(DomainRow { name: name.to_string(), id, mem, vcpus, state: state.to_string(), running, blocked, paused, shutdown, shutdown_reason, dying, cpu_time })
+}
+
+/// Parses the whole of `xl list`: an optional header, then one row per domain.
+pub fn parse_xl_list(text: &str) -> Result<Vec<DomainRow>, ParseError> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if rows.is_empty() && is_list_header(line) {
+            continue;
+        }
+        let row = parse_list_row(line).map_err(|reason| ParseError { command: "xl list", line_no: i + 1, line: line.to_string(), reason })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// What `xl info` says about the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XlInfo {
+    pub nr_cpus: u64,
+    /// MiB.
+    pub total_memory: u64,
+    /// MiB.
+    pub free_memory: u64,
+    pub xen_version: String,
+    /// Every field as printed.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// `xl info` pads each field name to this many columns.
+const INFO_NAME_WIDTH: usize = 23;
+
+/// Parses `xl info`: each line is a name padded to 23 columns, then `: value`.
+pub fn parse_xl_info(text: &str) -> Result<XlInfo, ParseError> {
+    let mut fields = BTreeMap::new();
+    let mut lines_of = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |reason: &str| ParseError { command: "xl info", line_no: i + 1, line: line.to_string(), reason: reason.to_string() };
+        let (padded, value) = line.split_once(':').ok_or_else(|| bad("no 'name : value'"))?;
+        let key = padded.trim_end();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(bad("the field name is not a lowercase word"));
+        }
+        if padded.len() < INFO_NAME_WIDTH {
+            return Err(bad("the field name is not padded to 23 columns"));
+        }
+        fields.insert(key.to_string(), value.trim().to_string());
+        lines_of.insert(key.to_string(), (i + 1, line.to_string()));
+    }
+    let number = |key: &str| -> Result<u64, ParseError> {
+        let Some(v) = fields.get(key) else {
+            return Err(ParseError { command: "xl info", line_no: 0, line: String::new(), reason: format!("no {key} field") });
+        };
+        v.parse().map_err(|_| {
+            let (line_no, line) = lines_of[key].clone();
+            ParseError { command: "xl info", line_no, line, reason: format!("{key} is not a whole number") }
+        })
+    };
+    let xen_version = match (fields.get("xen_version"), fields.get("xen_major"), fields.get("xen_minor")) {
+        (Some(v), _, _) => v.clone(),
+        (None, Some(major), Some(minor)) => format!("{major}.{minor}{}", fields.get("xen_extra").map(String::as_str).unwrap_or("")),
+        _ => String::new(),
+    };
+    Ok(XlInfo { nr_cpus: number("nr_cpus")?, total_memory: number("total_memory")?, free_memory: number("free_memory")?, xen_version, fields })
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg` text.
+pub fn parse_loadavg(text: &str) -> Result<[f64; 3], String> {
+    let mut parts = text.split_whitespace();
+    let mut load = [0.0; 3];
+    for slot in &mut load {
+        let field = parts.next().ok_or_else(|| format!("load average {:?} has fewer than three numbers", text.trim()))?;
+        *slot = field.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0).ok_or_else(|| format!("load average field '{field}' is not a number"))?;
+    }
+    Ok(load)
+}
+
+// -------------------------------------------------------------------------------------------------
+// Running xl
+
+/// What one xl run printed.
+struct XlRun {
+    success: bool,
+    status: String,
+    stdout: String,
+    /// stdout and stderr interleaved as the lines came.
+    combined: String,
+}
+
+fn unknown(message: impl Into<String>) -> ActionError {
+    ActionError::new(Status::UnknownError, message)
+}
+
+/// The last `n` lines of `text`, for error messages.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+async fn collect_lines(stream: impl AsyncRead + Unpin, into: Option<&Mutex<String>>, combined: &Mutex<String>, log: Option<(&str, &str)>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some((request, stream_name)) = log {
+            info!(agent = "xen", request, stream = stream_name, "xl: {line}");
+        }
+        for buf in into.into_iter().chain(std::iter::once(combined)) {
+            let mut b = buf.lock().expect("xl output buffer");
+            if b.len() < OUTPUT_CAP {
+                b.push_str(&line);
+                b.push('\n');
+            }
+        }
+    }
+}
+
+impl XenAgent {
+    fn spawn_error(&self, e: std::io::Error) -> ActionError {
+        let xl = self.xl.display();
+        match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                unknown(format!("xl not found at {xl}: this node has no Xen toolstack there (the node config key xl_path names it)"))
+            }
+            std::io::ErrorKind::PermissionDenied => unknown(format!("xl at {xl} cannot be run: {e}")),
+            _ => unknown(format!("cannot run {xl}: {e}")),
+        }
+    }
+
+    /// Runs `xl ARGS` without a shell, within `limit`. `log` (request id) streams each output line
+    /// to the node's log as it comes, for long runs an operator may want to follow.
+    async fn run_xl(&self, args: &[&str], limit: Duration, log: Option<&str>) -> Result<XlRun, ActionError> {
+        let shown = format!("xl {}", args.join(" "));
+        let mut child = tokio::process::Command::new(&self.xl)
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| self.spawn_error(e))?;
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let stdout = Mutex::new(String::new());
+        let combined = Mutex::new(String::new());
+        let status = {
+            let run = async {
+                let (_, _, status) = tokio::join!(
+                    collect_lines(out, Some(&stdout), &combined, log.map(|r| (r, "stdout"))),
+                    collect_lines(err, None, &combined, log.map(|r| (r, "stderr"))),
+                    child.wait(),
+                );
+                status
+            };
+            tokio::time::timeout(limit, run).await
+        };
+        let status = match status {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(unknown(format!("waiting for `{shown}` failed: {e}"))),
+            Err(_) => {
+                let _ = child.start_kill();
+                let so_far = tail(&combined.into_inner().unwrap_or_default(), 5);
+                return Err(ActionError::aborted(format!(
+                    "`{shown}` did not finish within {} s and was killed{}",
+                    limit.as_secs_f64(),
+                    if so_far.is_empty() { String::new() } else { format!("; it last said:\n{so_far}") }
+                )));
+            }
+        };
+        Ok(XlRun {
+            success: status.success(),
+            status: status.to_string(),
+            stdout: stdout.into_inner().unwrap_or_default(),
+            combined: combined.into_inner().unwrap_or_default(),
+        })
+    }
+
+    /// `xl list`, parsed; a failed run or an unparsable line is an error.
+    async fn xl_list(&self) -> Result<Vec<DomainRow>, ActionError> {
+        let run = self.run_xl(&["list"], QUERY_LIMIT, None).await?;
+        if !run.success {
+            return Err(unknown(format!("`xl list` failed ({}): {}", run.status, tail(&run.combined, 5))));
+        }
+        parse_xl_list(&run.stdout).map_err(|e| unknown(e.to_string()))
+    }
+
+    async fn xl_info(&self) -> Result<XlInfo, ActionError> {
+        let run = self.run_xl(&["info"], QUERY_LIMIT, None).await?;
+        if !run.success {
+            return Err(unknown(format!("`xl info` failed ({}): {}", run.status, tail(&run.combined, 5))));
+        }
+        parse_xl_info(&run.stdout).map_err(|e| unknown(e.to_string()))
+    }
+}
+
+async fn load_average() -> Result<[f64; 3], ActionError> {
+    let path = std::env::var_os(LOADAVG_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(PROC_LOADAVG));
+    let text = tokio::fs::read_to_string(&path).await.map_err(|e| unknown(format!("cannot read the load average from {}: {e}", path.display())))?;
+    parse_loadavg(&text).map_err(|e| unknown(format!("{}: {e}", path.display())))
+}
+
+fn row_json(row: &DomainRow) -> Value {
+    serde_json::to_value(row).unwrap_or(Value::Null)
+}
+
+// -------------------------------------------------------------------------------------------------
+// Actions
+
+async fn list(agent: &XenAgent) -> Result<Value, ActionError> {
+    let rows = agent.xl_list().await?;
+    let (dom0, domus): (Vec<DomainRow>, Vec<DomainRow>) = rows.into_iter().partition(DomainRow::is_dom0);
+    let domu_memory: u64 = domus.iter().map(|d| d.mem).sum();
+    Ok(json!({
+        "domus": domus.iter().map(row_json).collect::<Vec<_>>(),
+        "dom0": dom0.first().map(row_json).unwrap_or_else(|| json!({})),
+        "domu_count": domus.len(),
+        "domu_memory": domu_memory,
+    }))
+}
+
+async fn info(agent: &XenAgent) -> Result<Value, ActionError> {
+    let info = agent.xl_info().await?;
+    let [l1, l5, l15] = load_average().await?;
+    Ok(json!({
+        "nr_cpus": info.nr_cpus,
+        "total_memory": info.total_memory,
+        "free_memory": info.free_memory,
+        "xen_version": info.xen_version,
+        "load_1": l1,
+        "load_5": l5,
+        "load_15": l15,
+        "simulated": std::env::var_os(STANDIN_ENV).is_some(),
+        "fields": info.fields,
+    }))
+}
+
+async fn find(agent: &XenAgent, args: &Map<String, Value>) -> Result<Value, ActionError> {
+    let name = args.get("domain").and_then(Value::as_str).unwrap_or("");
+    let rows = agent.xl_list().await?;
+    Ok(match rows.iter().find(|r| r.name == name) {
+        Some(row) => json!({ "present": true, "domu": row_json(row) }),
+        None => json!({ "present": false, "domu": {} }),
+    })
+}
+
+async fn stat(agent: &XenAgent) -> Result<Value, ActionError> {
+    let rows = agent.xl_list().await?;
+    let [l1, l5, l15] = load_average().await?;
+    let domus: Vec<Value> = rows.iter().filter(|r| !r.is_dom0()).map(row_json).collect();
+    Ok(json!({ "load_1": l1, "load_5": l5, "load_15": l15, "domu_count": domus.len(), "domus": domus }))
+}
+
+/// The address xl migrates to: the caller's, else the node's map entry, else the name itself.
+pub fn migration_address(destination: &str, address: &str, host_map: &HashMap<String, String>) -> String {
+    if !address.is_empty() {
+        address.to_string()
+    } else {
+        host_map.get(destination).cloned().unwrap_or_else(|| destination.to_string())
+    }
+}
+
+async fn migrate(agent: &XenAgent, node: &NodeState, meta: &RequestMeta, args: &Map<String, Value>) -> Result<Value, ActionError> {
+    let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (domain, destination) = (s("domain"), s("destination"));
+    let address = migration_address(&destination, &s("address"), &agent.host_map);
+    // The DDL already refuses these; a node checks again because xl reads a leading '-' as an option.
+    if domain.is_empty() || domain.starts_with('-') {
+        return Err(ActionError::invalid(format!("'{domain}' is not a domU name")));
+    }
+    if address.is_empty() || address.starts_with('-') {
+        return Err(ActionError::invalid(format!("'{address}' is not a migration address (destination '{destination}')")));
+    }
+    if destination == node.identity {
+        return Err(ActionError::invalid(format!("{domain} is to move to {destination}, which is this dom0")));
+    }
+    let rows = agent.xl_list().await?;
+    let Some(row) = rows.iter().find(|r| r.name == domain) else {
+        return Err(ActionError::aborted(format!("domU '{domain}' does not run on {}", node.identity)));
+    };
+    if row.is_dom0() {
+        return Err(ActionError::invalid(format!("{} is the control domain and never migrates", row.name)));
+    }
+    info!(agent = "xen", request = %meta.id, caller = %meta.caller, %domain, %destination, %address, "migrating");
+    let started = Instant::now();
+    let run = agent.run_xl(&["migrate", &domain, &address], MIGRATE_LIMIT, Some(&meta.id)).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if !run.success {
+        warn!(agent = "xen", request = %meta.id, %domain, %destination, status = %run.status, "migration failed");
+        return Err(ActionError::aborted(format!(
+            "xl migrate {domain} {address} failed ({}) after {elapsed:.1} s:\n{}",
+            run.status,
+            tail(&run.combined, 12)
+        )));
+    }
+    info!(agent = "xen", request = %meta.id, %domain, %destination, elapsed_s = elapsed, "migration successful");
+    Ok(json!({
+        "success": true,
+        "domain": domain,
+        "destination": destination,
+        "address": address,
+        "output": run.combined,
+        "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+    }))
+}
+
+impl Agent for XenAgent {
+    fn ddl(&self) -> &Ddl {
+        &self.ddl
+    }
+
+    fn call(&self, node: Arc<NodeState>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
+        let agent = XenAgent { ddl: self.ddl.clone(), xl: self.xl.clone(), host_map: self.host_map.clone() };
+        let action = action.to_string();
+        Box::pin(async move {
+            match action.as_str() {
+                "list" => list(&agent).await,
+                "info" => info(&agent).await,
+                "find" => find(&agent, &args).await,
+                "stat" => stat(&agent).await,
+                "migrate" => migrate(&agent, &node, &meta, &args).await,
+                other => Err(ActionError::new(Status::UnknownAction, format!("xen has no action '{other}'"))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "Name                                        ID   Mem VCPUs\tState\tTime(s)";
+
+    /// A row exactly as xl's printf writes it.
+    fn xl_row(name: &str, id: u32, mem: u64, vcpus: u32, state: &str, time: f64) -> String {
+        format!("{name:<40} {id:>5} {mem:>5} {vcpus:>5}     {state}  {time:>8.1}")
+    }
+
+    #[test]
+    fn a_typical_list_parses_with_dom0_first() {
+        let text = format!(
+            "{HEADER}\n{}\n{}\n{}\n",
+            xl_row("Domain-0", 0, 2048, 4, "r-----", 81234.5),
+            xl_row("web1", 3, 1024, 2, "-b----", 120.7),
+            xl_row("db1", 7, 8192, 8, "r-----", 5.0),
+        );
+        let rows = parse_xl_list(&text).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows[0].is_dom0());
+        assert_eq!(rows[0].cpu_time, 81234.5);
+        let web = &rows[1];
+        assert_eq!((web.name.as_str(), web.id, web.mem, web.vcpus), ("web1", 3, 1024, 2));
+        assert!(web.blocked && !web.running && !web.paused && !web.shutdown && !web.dying);
+        assert_eq!(web.state, "-b----");
+        assert_eq!(web.cpu_time, 120.7);
+        assert!(rows[2].running);
+    }
+
+    #[test]
+    fn names_longer_than_the_column_push_the_rest_right() {
+        let long = "a-very-long-domain-name-for-the-billing-cluster-node-0001";
+        assert!(long.len() > 40);
+        let text = format!("{HEADER}\n{}\n", xl_row(long, 12, 4096, 2, "-b----", 99999.9));
+        let rows = parse_xl_list(&text).unwrap();
+        assert_eq!(rows[0].name, long);
+        assert_eq!((rows[0].id, rows[0].mem, rows[0].vcpus, rows[0].cpu_time), (12, 4096, 2, 99999.9));
+        // Exactly 40 characters leaves one space before the id.
+        let forty = "x".repeat(40);
+        let rows = parse_xl_list(&xl_row(&forty, 1, 512, 1, "r-----", 1.0)).unwrap();
+        assert_eq!(rows[0].name, forty);
+        // A large cpu time overflows its 8 columns.
+        let rows = parse_xl_list(&xl_row("busy", 2, 512, 1, "r-----", 123456789.5)).unwrap();
+        assert_eq!(rows[0].cpu_time, 123456789.5);
+    }
+
+    #[test]
+    fn paused_crashed_and_dying_flags() {
+        let text = [
+            xl_row("paused", 4, 512, 1, "--p---", 3.2),
+            xl_row("crashed", 5, 512, 1, "---sc-", 44.0),
+            xl_row("dying", 6, 512, 1, "-----d", 0.1),
+            xl_row("rebooting", 8, 512, 1, "---sr-", 7.0),
+            xl_row("poweredoff-dying", 9, 512, 1, "---s-d", 7.0),
+        ]
+        .join("\n");
+        let rows = parse_xl_list(&text).unwrap();
+        assert!(rows[0].paused && !rows[0].running && !rows[0].shutdown);
+        assert!(rows[1].shutdown && rows[1].crashed() && rows[1].shutdown_reason == "crash");
+        assert!(rows[2].dying && !rows[2].shutdown && rows[2].shutdown_reason.is_empty());
+        assert_eq!(rows[3].shutdown_reason, "reboot");
+        assert!(rows[4].shutdown && rows[4].dying && rows[4].shutdown_reason.is_empty());
+    }
+
+    #[test]
+    fn header_only_and_empty_output_are_no_domains() {
+        assert_eq!(parse_xl_list(&format!("{HEADER}\n")).unwrap(), vec![]);
+        assert_eq!(parse_xl_list("").unwrap(), vec![]);
+        assert_eq!(parse_xl_list("\n\n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn garbage_names_its_line() {
+        let text = format!("{HEADER}\n{}\nlibxl: error: something went wrong\n", xl_row("web1", 3, 1024, 2, "-b----", 1.0));
+        let e = parse_xl_list(&text).unwrap_err();
+        assert_eq!(e.line_no, 3);
+        assert_eq!(e.line, "libxl: error: something went wrong");
+        assert!(e.to_string().starts_with("cannot parse `xl list` output line 3 ("), "{e}");
+        assert!(e.to_string().ends_with(": \"libxl: error: something went wrong\""), "{e}");
+
+        let bad_flags = xl_row("web1", 3, 1024, 2, "-x----", 1.0);
+        let e = parse_xl_list(&bad_flags).unwrap_err();
+        assert!(e.reason.contains("'x' where 'b'"), "{e}");
+        let bad_reason = xl_row("web1", 3, 1024, 2, "---sq-", 1.0);
+        assert!(parse_xl_list(&bad_reason).unwrap_err().reason.contains("unknown shutdown reason 'q'"));
+        let short_flags = xl_row("web1", 3, 1024, 2, "r--", 1.0);
+        assert!(parse_xl_list(&short_flags).unwrap_err().reason.contains("six flags"));
+        assert!(parse_xl_list("web1 3 1024 two -b---- 1.0").unwrap_err().reason.contains("vcpus 'two'"));
+        assert!(parse_xl_list("   3 1024 2 -b---- 1.0").unwrap_err().reason.contains("name"));
+        // A header after rows is not a header.
+        let late = format!("{}\n{HEADER}\n", xl_row("web1", 3, 1024, 2, "-b----", 1.0));
+        assert_eq!(parse_xl_list(&late).unwrap_err().line_no, 2);
+    }
+
+    const INFO: &str = "host                   : xen-01
+release                : 6.1.0-18-amd64
+version                : #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)
+machine                : x86_64
+nr_cpus                : 8
+max_cpu_id             : 7
+nr_nodes               : 1
+cores_per_socket       : 4
+threads_per_core       : 2
+cpu_mhz                : 2893.202
+hw_caps                : bfebfbff:77fafbff:2c100800:00000121:0000000f:009c6fbf:00000000:00000100
+virt_caps              : pv hvm hvm_directio pv_directio hap shadow
+total_memory           : 32583
+free_memory            : 20210
+sharing_freed_memory   : 0
+sharing_used_memory    : 0
+outstanding_claims     : 0
+free_cpus              : 0
+xen_major              : 4
+xen_minor              : 17
+xen_extra              : .3-pre
+xen_version            : 4.17.3-pre
+xen_caps               : xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64
+xen_scheduler          : credit2
+xen_pagesize           : 4096
+platform_params        : virt_start=0xffff800000000000
+xen_changeset          :
+xen_commandline        : placeholder dom0_mem=2048M,max:2048M
+cc_compiler            : x86_64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0
+cc_compile_by          : pkg-xen-devel
+cc_compile_domain      : lists.alioth.debian.org
+cc_compile_date        : Tue Feb 20 10:00:00 UTC 2024
+build_id               : 1a2b3c
+xend_config_format     : 4
+";
+
+    #[test]
+    fn info_parses_cpus_memory_and_every_field() {
+        let info = parse_xl_info(INFO).unwrap();
+        assert_eq!((info.nr_cpus, info.total_memory, info.free_memory), (8, 32583, 20210));
+        assert_eq!(info.xen_version, "4.17.3-pre");
+        assert_eq!(info.fields["cc_compile_date"], "Tue Feb 20 10:00:00 UTC 2024");
+        assert_eq!(info.fields["xen_changeset"], "");
+        assert_eq!(info.fields["host"], "xen-01");
+        // Older xl prints no xen_version line.
+        let old: String = INFO.lines().filter(|l| !l.starts_with("xen_version")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(parse_xl_info(&old).unwrap().xen_version, "4.17.3-pre");
+    }
+
+    #[test]
+    fn info_errors_name_the_line() {
+        let e = parse_xl_info(&INFO.replace("nr_cpus                : 8", "nr_cpus                : eight")).unwrap_err();
+        assert_eq!(e.line_no, 5);
+        assert!(e.to_string().contains("nr_cpus is not a whole number"), "{e}");
+        assert!(e.to_string().contains("eight"), "{e}");
+        let e = parse_xl_info(&format!("{INFO}WARNING: something odd\n")).unwrap_err();
+        assert_eq!(e.line, "WARNING: something odd");
+        assert_eq!(e.line_no, 35);
+        assert!(parse_xl_info("host : x\n").unwrap_err().reason.contains("padded to 23 columns"));
+        let e = parse_xl_info(&format!("{:<23}: x\n", "host")).unwrap_err();
+        assert!(e.to_string().contains("no nr_cpus field"), "{e}");
+        assert!(parse_xl_info("just words\n").unwrap_err().reason.contains("name : value"));
+    }
+
+    #[test]
+    fn loadavg_parses_the_three_averages() {
+        assert_eq!(parse_loadavg("0.16 0.20 0.18 1/123 4567\n").unwrap(), [0.16, 0.20, 0.18]);
+        assert!(parse_loadavg("0.16 0.20").unwrap_err().contains("fewer than three"));
+        assert!(parse_loadavg("0.16 x 0.1 1/2 3").unwrap_err().contains("'x'"));
+    }
+
+    #[test]
+    fn the_migration_address_comes_from_the_caller_then_the_map() {
+        let map: HashMap<String, String> = [("xen-02".to_string(), "10.9.9.2".to_string())].into();
+        assert_eq!(migration_address("xen-02", "", &map), "10.9.9.2");
+        assert_eq!(migration_address("xen-03", "", &map), "xen-03");
+        assert_eq!(migration_address("xen-02", "192.168.1.2", &map), "192.168.1.2");
+    }
+
+    #[test]
+    fn activation_needs_an_executable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let xl = dir.path().join("xl");
+        assert!(!activation_check(&xl));
+        std::fs::write(&xl, "#!/bin/sh\n").unwrap();
+        assert!(!activation_check(&xl));
+        std::fs::set_permissions(&xl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(activation_check(&xl));
+        assert!(!activation_check(dir.path()));
+    }
+
+    fn agent_with(xl: &Path) -> XenAgent {
+        XenAgent::new(xl.to_path_buf(), HashMap::new())
+    }
+
+    #[tokio::test]
+    async fn a_missing_xl_answers_clearly() {
+        let agent = agent_with(Path::new("/nonexistent/fleet-test/xl"));
+        let e = agent.xl_list().await.unwrap_err();
+        assert_eq!(e.status, Status::UnknownError);
+        assert!(e.message.starts_with("xl not found at /nonexistent/fleet-test/xl"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn xl_output_is_parsed_and_garbage_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let xl = dir.path().join("xl");
+        let rows = format!("{HEADER}\n{}\n{}\n", xl_row("Domain-0", 0, 2048, 4, "r-----", 10.0), xl_row("web1", 3, 1024, 2, "-b----", 5.5));
+        std::fs::write(dir.path().join("list.txt"), &rows).unwrap();
+        std::fs::write(&xl, format!("#!/bin/sh\ncat {}\n", dir.path().join("list.txt").display())).unwrap();
+        std::fs::set_permissions(&xl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let agent = agent_with(&xl);
+        let v = list(&agent).await.unwrap();
+        assert_eq!(v["domu_count"], 1);
+        assert_eq!(v["domus"][0]["name"], "web1");
+        assert_eq!(v["dom0"]["mem"], 2048);
+        let found = find(&agent, &serde_json::from_value(json!({"domain": "web1"})).unwrap()).await.unwrap();
+        assert_eq!(found["present"], true);
+        let absent = find(&agent, &serde_json::from_value(json!({"domain": "web9"})).unwrap()).await.unwrap();
+        assert_eq!(absent["present"], false);
+
+        std::fs::write(dir.path().join("list.txt"), format!("{rows}Segmentation fault\n")).unwrap();
+        let e = list(&agent).await.unwrap_err();
+        assert_eq!(e.status, Status::UnknownError);
+        assert!(e.message.contains("\"Segmentation fault\""), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn a_hung_xl_is_killed_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let xl = dir.path().join("xl");
+        std::fs::write(&xl, "#!/bin/sh\necho starting >&2\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&xl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let agent = agent_with(&xl);
+        let started = Instant::now();
+        let e = agent.run_xl(&["list"], Duration::from_millis(300), None).await.err().expect("times out");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(e.status, Status::Aborted);
+        assert!(e.message.contains("`xl list` did not finish within 0.3 s and was killed; it last said:\nstarting"), "{}", e.message);
+    }
+}

@@ -1,0 +1,868 @@
+//! The Xen balancer's decision: from what was observed of each dom0 (its load and its domUs' CPU
+//! time, sampled over time) and the migrations already made, which domUs to move where and why —
+//! and what was considered and left alone, and why. Pure: no I/O and no clock; the caller passes
+//! the samples and `now`, so the same observations always give the same plan.
+//!
+//! The rule is mc-xen-balancer's, with the barriers its author wanted: a dom0 whose load stayed
+//! above `load_threshold` for `max_over` minutes sends the domU that ate the most CPU to the least
+//! loaded dom0 that has room (`max_vm_per_host`) and a load under `max_load_candidate`. A domU
+//! that moved is not moved again for `vm_cooldown` minutes, and a dom0 that sent or received one
+//! is left alone for `host_cooldown` minutes so its load can settle. Pinned domUs never move;
+//! dom0s in maintenance neither send nor receive; each dom0 takes part in at most one migration
+//! per round, and a round has at most `max_migrations_per_round`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The balancer's policy, from a TOML file. Every key has a default; unknown keys are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BalancerPolicy {
+    /// Seconds between two samples of every dom0.
+    pub interval: f64,
+    /// A dom0 whose 1-minute load average is above this is over.
+    pub load_threshold: f64,
+    /// Minutes a dom0 must stay over before one of its domUs is moved.
+    pub max_over: f64,
+    /// A dom0 with this many domUs receives no more.
+    pub max_vm_per_host: usize,
+    /// A dom0 receives a domU only while its load is under this.
+    pub max_load_candidate: f64,
+    /// At most this many migrations in one round.
+    pub max_migrations_per_round: usize,
+    /// Dom0 name -> the address migrations to it use (e.g. a crossover link with no DNS entry).
+    pub host_mapping: BTreeMap<String, String>,
+    /// Minutes after a domU moved during which it does not move again.
+    pub vm_cooldown: f64,
+    /// Minutes after a dom0 sent or received a domU during which it neither sends nor receives.
+    pub host_cooldown: f64,
+    /// DomUs that never move.
+    pub pinned: Vec<String>,
+    /// Dom0s in maintenance: they neither send nor receive.
+    pub maintenance: Vec<String>,
+}
+
+impl Default for BalancerPolicy {
+    fn default() -> Self {
+        BalancerPolicy {
+            interval: 60.0,
+            load_threshold: 1.0,
+            max_over: 5.0,
+            max_vm_per_host: 10,
+            max_load_candidate: 0.5,
+            max_migrations_per_round: 1,
+            host_mapping: BTreeMap::new(),
+            vm_cooldown: 30.0,
+            host_cooldown: 10.0,
+            pinned: Vec::new(),
+            maintenance: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read balancer policy {file}: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}:{line}: {message}")]
+    Parse { file: String, line: usize, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+impl BalancerPolicy {
+    pub fn load(path: &Path) -> Result<BalancerPolicy, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { file: file.clone(), source })?;
+        Self::from_toml(&text, &file)
+    }
+
+    /// Parses a policy; `file` is only used in error messages.
+    pub fn from_toml(text: &str, file: &str) -> Result<BalancerPolicy, PolicyError> {
+        let policy: BalancerPolicy = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            file: file.to_string(),
+            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
+            message: e.message().trim().to_string(),
+        })?;
+        policy.check(file)?;
+        Ok(policy)
+    }
+
+    pub fn check(&self, file: &str) -> Result<(), PolicyError> {
+        let bad = |key: &str, message: String| Err(PolicyError::Invalid { file: file.into(), key: key.into(), message });
+        if !(self.interval.is_finite() && self.interval > 0.0) {
+            return bad("interval", format!("must be a positive number of seconds (got {})", self.interval));
+        }
+        for (key, v) in [("load_threshold", self.load_threshold), ("max_load_candidate", self.max_load_candidate)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(key, format!("must be a positive load (got {v})"));
+            }
+        }
+        for (key, v) in [("max_over", self.max_over), ("vm_cooldown", self.vm_cooldown), ("host_cooldown", self.host_cooldown)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, format!("must be a number of minutes, 0 or more (got {v})"));
+            }
+        }
+        if self.max_vm_per_host == 0 {
+            return bad("max_vm_per_host", "must be at least 1".into());
+        }
+        if self.max_migrations_per_round == 0 {
+            return bad("max_migrations_per_round", "must be at least 1 (to only watch, run the balancer without --apply)".into());
+        }
+        if self.max_load_candidate > self.load_threshold {
+            return bad(
+                "max_load_candidate",
+                format!(
+                    "{} is above load_threshold {}: a dom0 could receive a domU while over the threshold",
+                    self.max_load_candidate, self.load_threshold
+                ),
+            );
+        }
+        for (name, address) in &self.host_mapping {
+            if address.is_empty() || address.starts_with('-') || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return bad(&format!("host_mapping.{name}"), format!("'{address}' is not a host name or address"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The address migrations to `dom0` use.
+    pub fn address_of(&self, dom0: &str) -> String {
+        self.host_mapping.get(dom0).cloned().unwrap_or_else(|| dom0.to_string())
+    }
+
+    /// How far back observations matter: the overload window plus a few samples either side.
+    pub fn history_ms(&self) -> u64 {
+        minutes_ms(self.max_over) + secs_ms(self.interval * 4.0)
+    }
+
+    /// How long past migrations matter.
+    pub fn memory_ms(&self) -> u64 {
+        minutes_ms(self.vm_cooldown.max(self.host_cooldown))
+    }
+}
+
+fn minutes_ms(m: f64) -> u64 {
+    (m * 60_000.0).round() as u64
+}
+
+fn secs_ms(s: f64) -> u64 {
+    (s * 1000.0).round() as u64
+}
+
+// -------------------------------------------------------------------------------------------------
+// Observations
+
+/// One look at a dom0: when, its load, and the cumulative CPU time of each of its domUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds since the epoch.
+    pub at_ms: u64,
+    /// The 1-minute load average.
+    pub load: f64,
+    pub domus: Vec<DomuSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomuSample {
+    pub name: String,
+    /// Seconds of CPU eaten since the domU started.
+    pub cpu_time: f64,
+}
+
+/// A migration that happened (or was started) — what the cooldowns look at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastMigration {
+    pub at_ms: u64,
+    pub domu: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Everything observed so far: the samples of each dom0 and the migrations made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    pub dom0s: BTreeMap<String, Vec<Sample>>,
+    pub migrations: Vec<PastMigration>,
+}
+
+impl Observations {
+    /// Adds a sample of `dom0`, keeping its samples in time order.
+    pub fn record(&mut self, dom0: &str, sample: Sample) {
+        let samples = self.dom0s.entry(dom0.to_string()).or_default();
+        let at = samples.partition_point(|s| s.at_ms <= sample.at_ms);
+        samples.insert(at, sample);
+    }
+
+    pub fn record_migration(&mut self, m: PastMigration) {
+        self.migrations.push(m);
+    }
+
+    /// Drops what no longer matters under `policy` at `now_ms`, so a long-running balancer keeps a
+    /// bounded history. The latest sample of each dom0 is always kept.
+    pub fn forget_old(&mut self, policy: &BalancerPolicy, now_ms: u64) {
+        let keep_from = now_ms.saturating_sub(policy.history_ms());
+        for samples in self.dom0s.values_mut() {
+            let old = samples.iter().take_while(|s| s.at_ms < keep_from).count().min(samples.len().saturating_sub(1));
+            samples.drain(..old);
+        }
+        let remember_from = now_ms.saturating_sub(policy.memory_ms());
+        self.migrations.retain(|m| m.at_ms >= remember_from);
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// The plan
+
+/// One migration the balancer wants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Move {
+    pub domu: String,
+    pub from: String,
+    pub to: String,
+    /// Where xl migrates to (the policy's host_mapping, else the dom0's name).
+    pub address: String,
+    /// Why, in an admin's words.
+    pub reason: String,
+    /// Seconds of CPU the domU ate over `window_s`.
+    pub cpu_eaten: f64,
+    pub window_s: f64,
+}
+
+/// What a rejection is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Considered {
+    /// A dom0 as the sender of a domU.
+    Source,
+    /// A domU as the one to move.
+    Domu,
+    /// A dom0 as the receiver of a domU.
+    Destination,
+}
+
+/// Something the balancer considered and left alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub considered: Considered,
+    pub name: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.considered {
+            Considered::Source => "source",
+            Considered::Domu => "domU",
+            Considered::Destination => "destination",
+        };
+        write!(f, "{what} {}: {}", self.name, self.why)
+    }
+}
+
+/// How the balancer saw one dom0 this round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dom0Assessment {
+    pub name: String,
+    /// The latest load; `None` without samples.
+    pub load: Option<f64>,
+    pub domus: usize,
+    /// How long the load has been above the threshold, in seconds (0 when it is not).
+    pub over_for_s: f64,
+    /// Over for at least max_over.
+    pub overloaded: bool,
+    /// No sample within three intervals.
+    pub stale: bool,
+    /// A one-line summary, e.g. "over 1.0 for 6 min" or "load 0.16, 3 of 10 VMs".
+    pub summary: String,
+}
+
+/// The balancer's decision for one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub at_ms: u64,
+    pub migrations: Vec<Move>,
+    pub rejected: Vec<Rejection>,
+    pub dom0s: Vec<Dom0Assessment>,
+}
+
+/// A load as an admin writes it: 1.0, 0.16, 2.5.
+pub fn fmt_load(x: f64) -> String {
+    let two = format!("{x:.2}");
+    if two.ends_with('0') { format!("{x:.1}") } else { two }
+}
+
+/// A duration in seconds under two minutes, in minutes above.
+pub fn fmt_duration(ms: u64) -> String {
+    let s = ms as f64 / 1000.0;
+    if s < 120.0 {
+        return format!("{} s", fmt_trimmed(s));
+    }
+    format!("{} min", fmt_trimmed(s / 60.0))
+}
+
+/// One decimal at most, none when it is whole.
+fn fmt_trimmed(x: f64) -> String {
+    let one = format!("{x:.1}");
+    one.strip_suffix(".0").map(str::to_string).unwrap_or(one)
+}
+
+/// What is known of one dom0 at decision time.
+struct Dom0Facts<'a> {
+    name: &'a str,
+    samples: &'a [Sample],
+    latest: &'a Sample,
+    /// Index of the first sample of the current run above the threshold, when the latest is above.
+    over_from: Option<usize>,
+    over_for_ms: u64,
+    stale: bool,
+}
+
+impl Dom0Facts<'_> {
+    fn load(&self) -> f64 {
+        self.latest.load
+    }
+}
+
+/// The latest migration involving `dom0` within `within_ms` of `now_ms`.
+fn recent_for_host<'a>(migrations: &'a [PastMigration], dom0: &str, now_ms: u64, within_ms: u64) -> Option<&'a PastMigration> {
+    migrations
+        .iter()
+        .filter(|m| (m.from == dom0 || m.to == dom0) && now_ms.saturating_sub(m.at_ms) < within_ms)
+        .max_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.domu.cmp(&b.domu)))
+}
+
+fn recent_for_domu<'a>(migrations: &'a [PastMigration], domu: &str, now_ms: u64, within_ms: u64) -> Option<&'a PastMigration> {
+    migrations.iter().filter(|m| m.domu == domu && now_ms.saturating_sub(m.at_ms) < within_ms).max_by_key(|m| m.at_ms)
+}
+
+fn host_cooldown_why(m: &PastMigration, dom0: &str, now_ms: u64, policy: &BalancerPolicy) -> String {
+    let (verb, other) = if m.from == dom0 { ("sent", &m.to) } else { ("received", &m.from) };
+    let prep = if m.from == dom0 { "to" } else { "from" };
+    format!(
+        "settling: {verb} {} {prep} {other} {} ago (host_cooldown {} min)",
+        m.domu,
+        fmt_duration(now_ms.saturating_sub(m.at_ms)),
+        fmt_trimmed(policy.host_cooldown)
+    )
+}
+
+/// Decides which domUs to move. Deterministic: ties are broken by name.
+pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan {
+    let stale_ms = secs_ms(policy.interval * 3.0);
+    let max_over_ms = minutes_ms(policy.max_over);
+    let host_cooldown_ms = minutes_ms(policy.host_cooldown);
+    let vm_cooldown_ms = minutes_ms(policy.vm_cooldown);
+    let maintenance: BTreeSet<&str> = policy.maintenance.iter().map(String::as_str).collect();
+    let pinned: BTreeSet<&str> = policy.pinned.iter().map(String::as_str).collect();
+    let threshold = fmt_load(policy.load_threshold);
+
+    // What each dom0 looks like now, in name order.
+    let mut facts: Vec<Dom0Facts> = Vec::new();
+    let mut dom0s = Vec::new();
+    for (name, samples) in &obs.dom0s {
+        let Some(latest) = samples.last() else {
+            dom0s.push(Dom0Assessment { name: name.clone(), load: None, domus: 0, over_for_s: 0.0, overloaded: false, stale: true, summary: "no samples".into() });
+            continue;
+        };
+        let stale = now_ms.saturating_sub(latest.at_ms) > stale_ms;
+        let over_from = (latest.load > policy.load_threshold).then(|| {
+            let below = samples.iter().rposition(|s| s.load <= policy.load_threshold);
+            below.map_or(0, |i| i + 1)
+        });
+        let over_for_ms = over_from.map_or(0, |i| latest.at_ms.saturating_sub(samples[i].at_ms));
+        let f = Dom0Facts { name, samples, latest, over_from, over_for_ms, stale };
+        let overloaded = !stale && over_from.is_some() && over_for_ms >= max_over_ms;
+        let summary = if stale {
+            format!("no sample for {}", fmt_duration(now_ms.saturating_sub(latest.at_ms)))
+        } else if over_from.is_some() {
+            format!("load {}, over {threshold} for {}", fmt_load(f.load()), fmt_duration(over_for_ms))
+        } else {
+            format!("load {}", fmt_load(f.load()))
+        };
+        dom0s.push(Dom0Assessment {
+            name: name.clone(),
+            load: Some(f.load()),
+            domus: latest.domus.len(),
+            over_for_s: over_for_ms as f64 / 1000.0,
+            overloaded,
+            stale,
+            summary: format!("{summary}, {} of {} VMs", latest.domus.len(), policy.max_vm_per_host),
+        });
+        facts.push(f);
+    }
+
+    let mut rejected: Vec<Rejection> = Vec::new();
+    let mut reject = |considered: Considered, name: &str, why: String| {
+        let r = Rejection { considered, name: name.to_string(), why };
+        if !rejected.contains(&r) {
+            rejected.push(r);
+        }
+    };
+
+    // Sources: every dom0 over the threshold, the most loaded first.
+    let mut sources: Vec<&Dom0Facts> = Vec::new();
+    for f in &facts {
+        if f.over_from.is_none() {
+            continue;
+        }
+        if f.stale {
+            reject(Considered::Source, f.name, format!("no sample for {}", fmt_duration(now_ms.saturating_sub(f.latest.at_ms))));
+        } else if f.over_for_ms < max_over_ms {
+            reject(
+                Considered::Source,
+                f.name,
+                format!("over {threshold} for {}, under max_over {} min", fmt_duration(f.over_for_ms), fmt_trimmed(policy.max_over)),
+            );
+        } else {
+            sources.push(f);
+        }
+    }
+    sources.sort_by(|a, b| b.load().total_cmp(&a.load()).then_with(|| a.name.cmp(b.name)));
+
+    let mut counts: BTreeMap<&str, usize> = facts.iter().map(|f| (f.name, f.latest.domus.len())).collect();
+    let mut busy: BTreeSet<&str> = BTreeSet::new();
+    let mut migrations: Vec<Move> = Vec::new();
+
+    for src in sources {
+        let over = format!("over {threshold} for {}", fmt_duration(src.over_for_ms));
+        if maintenance.contains(src.name) {
+            reject(Considered::Source, src.name, format!("{over}, but in maintenance: it neither sends nor receives"));
+            continue;
+        }
+        if let Some(m) = recent_for_host(&obs.migrations, src.name, now_ms, host_cooldown_ms) {
+            reject(Considered::Source, src.name, format!("{over}, but {}", host_cooldown_why(m, src.name, now_ms, policy)));
+            continue;
+        }
+        if busy.contains(src.name) {
+            reject(Considered::Source, src.name, format!("{over}, but it already takes part in a migration this round"));
+            continue;
+        }
+        if migrations.len() >= policy.max_migrations_per_round {
+            reject(
+                Considered::Source,
+                src.name,
+                format!("{over}, but this round already has {} migration(s) (max_migrations_per_round)", migrations.len()),
+            );
+            continue;
+        }
+
+        // The domUs by CPU eaten over the overload run, most first; the run's first sample is the
+        // base, or the one before it when the run is a single sample.
+        let from = src.over_from.unwrap_or(0);
+        let base_from = if from + 1 == src.samples.len() { from.saturating_sub(1) } else { from };
+        let window = &src.samples[base_from..];
+        let mut eaten: Vec<(&str, f64, u64)> = src
+            .latest
+            .domus
+            .iter()
+            .map(|d| {
+                let first = window.iter().find_map(|s| s.domus.iter().find(|x| x.name == d.name).map(|x| (s.at_ms, x.cpu_time)));
+                let (since, base) = first.unwrap_or((src.latest.at_ms, d.cpu_time));
+                // A domU that restarted counts from zero.
+                let ate = if d.cpu_time >= base { d.cpu_time - base } else { d.cpu_time };
+                (d.name.as_str(), ate, src.latest.at_ms.saturating_sub(since))
+            })
+            .collect();
+        eaten.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        if eaten.is_empty() {
+            reject(Considered::Source, src.name, format!("{over}, but it has no domU to move"));
+            continue;
+        }
+        let mut chosen = None;
+        for &(domu, ate, window_ms) in &eaten {
+            if pinned.contains(domu) {
+                reject(Considered::Domu, domu, format!("on {}: pinned by the policy", src.name));
+                continue;
+            }
+            if let Some(m) = recent_for_domu(&obs.migrations, domu, now_ms, vm_cooldown_ms) {
+                reject(
+                    Considered::Domu,
+                    domu,
+                    format!(
+                        "on {}: moved from {} to {} {} ago (vm_cooldown {} min)",
+                        src.name,
+                        m.from,
+                        m.to,
+                        fmt_duration(now_ms.saturating_sub(m.at_ms)),
+                        fmt_trimmed(policy.vm_cooldown)
+                    ),
+                );
+                continue;
+            }
+            chosen = Some((domu, ate, window_ms));
+            break;
+        }
+        let Some((domu, ate, window_ms)) = chosen else {
+            reject(Considered::Source, src.name, format!("{over}, but none of its domUs may move"));
+            continue;
+        };
+        if ate <= 0.0 {
+            reject(
+                Considered::Source,
+                src.name,
+                format!("{over}, but no movable domU ate CPU over the last {}: the load is not theirs", fmt_duration(window_ms)),
+            );
+            continue;
+        }
+
+        // Destinations: the least loaded first, then the emptiest, then by name.
+        let mut candidates: Vec<&Dom0Facts> = facts.iter().filter(|f| f.name != src.name).collect();
+        candidates.sort_by(|a, b| {
+            a.load().total_cmp(&b.load()).then_with(|| counts[a.name].cmp(&counts[b.name])).then_with(|| a.name.cmp(b.name))
+        });
+        let mut target = None;
+        for dst in candidates {
+            let why = if maintenance.contains(dst.name) {
+                Some("in maintenance: it neither sends nor receives".to_string())
+            } else if dst.stale {
+                Some(format!("no sample for {}", fmt_duration(now_ms.saturating_sub(dst.latest.at_ms))))
+            } else if let Some(m) = recent_for_host(&obs.migrations, dst.name, now_ms, host_cooldown_ms) {
+                Some(host_cooldown_why(m, dst.name, now_ms, policy))
+            } else if busy.contains(dst.name) {
+                Some("already takes part in a migration this round".to_string())
+            } else if dst.load() > policy.load_threshold {
+                Some(format!("load {} is over load_threshold {threshold}", fmt_load(dst.load())))
+            } else if dst.load() >= policy.max_load_candidate {
+                Some(format!("load {} is not under max_load_candidate {}", fmt_load(dst.load()), fmt_load(policy.max_load_candidate)))
+            } else if counts[dst.name] >= policy.max_vm_per_host {
+                Some(format!("has {} of {} VMs (max_vm_per_host)", counts[dst.name], policy.max_vm_per_host))
+            } else {
+                None
+            };
+            match why {
+                Some(why) => reject(Considered::Destination, dst.name, why),
+                None => {
+                    target = Some(dst);
+                    break;
+                }
+            }
+        }
+        let Some(dst) = target else {
+            reject(Considered::Source, src.name, format!("{over}, but no dom0 can take {domu} (see the destinations)"));
+            continue;
+        };
+        let reason = format!(
+            "{} {over}; {domu} ate {} s of {}; {} has {} of {} VMs, load {}",
+            src.name,
+            fmt_trimmed(ate),
+            fmt_duration(window_ms),
+            dst.name,
+            counts[dst.name],
+            policy.max_vm_per_host,
+            fmt_load(dst.load())
+        );
+        migrations.push(Move {
+            domu: domu.to_string(),
+            from: src.name.to_string(),
+            to: dst.name.to_string(),
+            address: policy.address_of(dst.name),
+            reason,
+            cpu_eaten: ate,
+            window_s: window_ms as f64 / 1000.0,
+        });
+        *counts.get_mut(src.name).expect("source counted") -= 1;
+        *counts.get_mut(dst.name).expect("destination counted") += 1;
+        busy.insert(src.name);
+        busy.insert(dst.name);
+    }
+
+    Plan { at_ms: now_ms, migrations, rejected, dom0s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+    const T0: u64 = 1_700_000_000_000;
+
+    /// A recorded trace: one sample per minute per dom0, `loads[i]` at minute i, and each domU's
+    /// CPU time growing at its rate (CPU seconds per minute).
+    struct Trace {
+        obs: Observations,
+    }
+
+    impl Trace {
+        fn new() -> Trace {
+            Trace { obs: Observations::default() }
+        }
+
+        fn dom0(mut self, name: &str, loads: &[f64], domus: &[(&str, f64)]) -> Trace {
+            for (i, load) in loads.iter().enumerate() {
+                let domus = domus.iter().map(|(n, rate)| DomuSample { name: n.to_string(), cpu_time: 100.0 + rate * i as f64 }).collect();
+                self.obs.record(name, Sample { at_ms: T0 + i as u64 * MIN, load: *load, domus });
+            }
+            self
+        }
+
+        fn moved(mut self, domu: &str, from: &str, to: &str, at_ms: u64) -> Trace {
+            self.obs.record_migration(PastMigration { at_ms, domu: domu.into(), from: from.into(), to: to.into() });
+            self
+        }
+
+        /// The time of minute `i` of the trace.
+        fn at(i: u64) -> u64 {
+            T0 + i * MIN
+        }
+    }
+
+    fn policy() -> BalancerPolicy {
+        BalancerPolicy { interval: 60.0, ..BalancerPolicy::default() }
+    }
+
+    fn moves(plan: &Plan) -> Vec<(String, String, String)> {
+        plan.migrations.iter().map(|m| (m.domu.clone(), m.from.clone(), m.to.clone())).collect()
+    }
+
+    fn mv(domu: &str, from: &str, to: &str) -> (String, String, String) {
+        (domu.into(), from.into(), to.into())
+    }
+
+    fn rejected_why<'a>(plan: &'a Plan, considered: Considered, name: &str) -> Vec<&'a str> {
+        plan.rejected.iter().filter(|r| r.considered == considered && r.name == name).map(|r| r.why.as_str()).collect()
+    }
+
+    /// hypervisor3 climbs over 1.0 at minute 1 and stays there; hypervisor2 idles.
+    fn sustained() -> Trace {
+        Trace::new()
+            .dom0("hypervisor3", &[0.4, 1.2, 1.4, 1.6, 1.7, 1.8, 1.9, 2.1], &[("test1", 0.05), ("test3", 0.3), ("web9", 0.1)])
+            .dom0("hypervisor2", &[0.2, 0.2, 0.1, 0.1, 0.2, 0.1, 0.2, 0.16], &[])
+    }
+
+    #[test]
+    fn a_sustained_overload_moves_the_hungriest_domu() {
+        let plan = decide(&policy(), &sustained().obs, Trace::at(7));
+        assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor2")]);
+        let m = &plan.migrations[0];
+        assert_eq!(m.reason, "hypervisor3 over 1.0 for 6 min; test3 ate 1.8 s of 6 min; hypervisor2 has 0 of 10 VMs, load 0.16");
+        assert_eq!(m.address, "hypervisor2");
+        assert_eq!(m.window_s, 360.0);
+        let h3 = plan.dom0s.iter().find(|d| d.name == "hypervisor3").unwrap();
+        assert!(h3.overloaded && !h3.stale);
+        assert_eq!(h3.over_for_s, 360.0);
+        assert_eq!(h3.summary, "load 2.1, over 1.0 for 6 min, 3 of 10 VMs");
+    }
+
+    #[test]
+    fn the_host_mapping_gives_the_migration_address() {
+        let mut p = policy();
+        p.host_mapping.insert("hypervisor2".into(), "10.10.0.2".into());
+        let plan = decide(&p, &sustained().obs, Trace::at(7));
+        assert_eq!(plan.migrations[0].address, "10.10.0.2");
+    }
+
+    #[test]
+    fn a_spike_shorter_than_max_over_does_not_trigger() {
+        let trace = Trace::new()
+            .dom0("hypervisor3", &[0.4, 0.5, 0.6, 0.5, 0.4, 0.7, 2.5, 3.0, 2.8], &[("test3", 0.3)])
+            .dom0("hypervisor2", &[0.1; 9], &[]);
+        let plan = decide(&policy(), &trace.obs, Trace::at(8));
+        assert!(plan.migrations.is_empty(), "{plan:?}");
+        assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 2 min, under max_over 5 min"]);
+        // One dip under the threshold restarts the count.
+        let trace = Trace::new()
+            .dom0("hypervisor3", &[1.5, 1.5, 1.5, 1.5, 0.9, 1.5, 1.5, 1.5], &[("test3", 0.3)])
+            .dom0("hypervisor2", &[0.1; 8], &[]);
+        let plan = decide(&policy(), &trace.obs, Trace::at(7));
+        assert!(plan.migrations.is_empty(), "{plan:?}");
+        assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 2 min, under max_over 5 min"]);
+    }
+
+    #[test]
+    fn cooldowns_prevent_ping_pong_between_two_hosts() {
+        // test3 moved from h1 to h2 at minute 0; now h2 is the one over the threshold and h1 idles.
+        let p = BalancerPolicy { vm_cooldown: 30.0, host_cooldown: 10.0, ..policy() };
+        let after = |minutes: u64| {
+            let loads: Vec<f64> = (0..=minutes).map(|i| if i == 0 { 0.3 } else { 1.5 }).collect();
+            Trace::new()
+                .dom0("h2", &loads, &[("test3", 0.5), ("quiet", 0.01)])
+                .dom0("h1", &vec![0.1; loads.len()], &[("other", 0.01)])
+                .moved("test3", "h1", "h2", Trace::at(0))
+        };
+        // Within host_cooldown, h2 is left to settle and h1 receives nothing.
+        let plan = decide(&p, &after(7).obs, Trace::at(7));
+        assert!(plan.migrations.is_empty(), "{plan:?}");
+        assert_eq!(rejected_why(&plan, Considered::Source, "h2"), ["over 1.0 for 6 min, but settling: received test3 from h1 7 min ago (host_cooldown 10 min)"]);
+        // After host_cooldown, test3 is still within vm_cooldown: it stays, and the next domU goes.
+        let plan = decide(&p, &after(12).obs, Trace::at(12));
+        assert_eq!(moves(&plan), vec![mv("quiet", "h2", "h1")]);
+        assert_eq!(rejected_why(&plan, Considered::Domu, "test3"), ["on h2: moved from h1 to h2 12 min ago (vm_cooldown 30 min)"]);
+        // After vm_cooldown it may move again.
+        let plan = decide(&p, &after(31).obs, Trace::at(31));
+        assert_eq!(moves(&plan), vec![mv("test3", "h2", "h1")]);
+        // A destination that just sent a domU is left alone too.
+        let trace = sustained().moved("x", "hypervisor2", "elsewhere", Trace::at(5));
+        let plan = decide(&p, &trace.obs, Trace::at(7));
+        assert!(plan.migrations.is_empty());
+        assert_eq!(rejected_why(&plan, Considered::Destination, "hypervisor2"), ["settling: sent x to elsewhere 2 min ago (host_cooldown 10 min)"]);
+    }
+
+    #[test]
+    fn capacity_and_load_limits_exclude_candidates() {
+        let ten: Vec<(String, f64)> = (0..10).map(|i| (format!("full{i}"), 0.0)).collect();
+        let ten: Vec<(&str, f64)> = ten.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        let base = || {
+            Trace::new()
+                .dom0("h1", &[1.5; 7], &[("busy", 0.4)])
+                .dom0("h2", &[0.05; 7], &ten)
+                .dom0("h3", &[0.6; 7], &[])
+                .dom0("h4", &[0.2, 0.2, 0.2, 0.2, 1.2, 1.2, 1.2], &[])
+        };
+        let plan = decide(&policy(), &base().obs, Trace::at(6));
+        assert!(plan.migrations.is_empty(), "{plan:?}");
+        assert_eq!(rejected_why(&plan, Considered::Destination, "h2"), ["has 10 of 10 VMs (max_vm_per_host)"]);
+        assert_eq!(rejected_why(&plan, Considered::Destination, "h3"), ["load 0.6 is not under max_load_candidate 0.5"]);
+        assert_eq!(rejected_why(&plan, Considered::Destination, "h4"), ["load 1.2 is over load_threshold 1.0"]);
+        assert_eq!(rejected_why(&plan, Considered::Source, "h1"), ["over 1.0 for 6 min, but no dom0 can take busy (see the destinations)"]);
+        // h4 is over too, but not for max_over yet.
+        assert_eq!(rejected_why(&plan, Considered::Source, "h4"), ["over 1.0 for 2 min, under max_over 5 min"]);
+        // A dom0 with room and a low load takes it.
+        let plan = decide(&policy(), &base().dom0("h5", &[0.3; 7], &[("a", 0.0), ("b", 0.0)]).obs, Trace::at(6));
+        assert_eq!(moves(&plan), vec![mv("busy", "h1", "h5")]);
+        assert_eq!(plan.migrations[0].reason, "h1 over 1.0 for 6 min; busy ate 2.4 s of 6 min; h5 has 2 of 10 VMs, load 0.3");
+    }
+
+    #[test]
+    fn pinned_domus_never_move() {
+        let p = BalancerPolicy { pinned: vec!["test3".into()], ..policy() };
+        let plan = decide(&p, &sustained().obs, Trace::at(7));
+        assert_eq!(moves(&plan), vec![mv("web9", "hypervisor3", "hypervisor2")]);
+        assert_eq!(rejected_why(&plan, Considered::Domu, "test3"), ["on hypervisor3: pinned by the policy"]);
+        let p = BalancerPolicy { pinned: vec!["test1".into(), "test3".into(), "web9".into()], ..policy() };
+        let plan = decide(&p, &sustained().obs, Trace::at(7));
+        assert!(plan.migrations.is_empty());
+        assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 6 min, but none of its domUs may move"]);
+    }
+
+    #[test]
+    fn hosts_in_maintenance_neither_send_nor_receive() {
+        let p = BalancerPolicy { maintenance: vec!["hypervisor3".into()], ..policy() };
+        let plan = decide(&p, &sustained().obs, Trace::at(7));
+        assert!(plan.migrations.is_empty());
+        assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 6 min, but in maintenance: it neither sends nor receives"]);
+        let p = BalancerPolicy { maintenance: vec!["hypervisor2".into()], ..policy() };
+        let trace = sustained().dom0("hypervisor4", &[0.3; 8], &[]);
+        let plan = decide(&p, &trace.obs, Trace::at(7));
+        assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor4")]);
+        assert_eq!(rejected_why(&plan, Considered::Destination, "hypervisor2"), ["in maintenance: it neither sends nor receives"]);
+    }
+
+    #[test]
+    fn the_plan_is_deterministic() {
+        // Two domUs ate the same and two destinations look the same: names break the ties.
+        let build = |reverse: bool| {
+            let mut domus = vec![("b-vm", 0.2), ("a-vm", 0.2), ("c-vm", 0.1)];
+            let mut dests = vec!["z-idle", "m-idle"];
+            if reverse {
+                domus.reverse();
+                dests.reverse();
+            }
+            let mut t = Trace::new().dom0("src", &[1.5; 7], &domus);
+            for d in dests {
+                t = t.dom0(d, &[0.1; 7], &[("x", 0.0)]);
+            }
+            t
+        };
+        let first = decide(&policy(), &build(false).obs, Trace::at(6));
+        assert_eq!(moves(&first), vec![mv("a-vm", "src", "m-idle")]);
+        for _ in 0..5 {
+            assert_eq!(decide(&policy(), &build(false).obs, Trace::at(6)), first);
+        }
+        assert_eq!(decide(&policy(), &build(true).obs, Trace::at(6)), first);
+    }
+
+    #[test]
+    fn max_migrations_per_round_is_respected() {
+        let trace = Trace::new()
+            .dom0("src-a", &[1.5; 7], &[("a1", 0.3)])
+            .dom0("src-b", &[2.5; 7], &[("b1", 0.3)])
+            .dom0("src-c", &[2.0; 7], &[("c1", 0.3)])
+            .dom0("dst-1", &[0.1; 7], &[])
+            .dom0("dst-2", &[0.2; 7], &[])
+            .dom0("dst-3", &[0.3; 7], &[]);
+        let p = BalancerPolicy { max_migrations_per_round: 2, ..policy() };
+        let plan = decide(&p, &trace.obs, Trace::at(6));
+        // The most loaded sources go first, each to its own destination.
+        assert_eq!(moves(&plan), vec![mv("b1", "src-b", "dst-1"), mv("c1", "src-c", "dst-2")]);
+        assert_eq!(
+            rejected_why(&plan, Considered::Source, "src-a"),
+            ["over 1.0 for 6 min, but this round already has 2 migration(s) (max_migrations_per_round)"]
+        );
+        let plan = decide(&policy(), &trace.obs, Trace::at(6));
+        assert_eq!(plan.migrations.len(), 1);
+    }
+
+    #[test]
+    fn a_dom0_gone_quiet_is_neither_source_nor_destination() {
+        let trace = sustained().dom0("hypervisor9", &[0.0], &[]);
+        let plan = decide(&policy(), &trace.obs, Trace::at(7));
+        assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor2")]);
+        let h9 = plan.dom0s.iter().find(|d| d.name == "hypervisor9").unwrap();
+        assert!(h9.stale);
+        assert_eq!(h9.summary, "no sample for 7 min, 0 of 10 VMs");
+        // The source itself gone quiet: nothing is decided on old news.
+        let plan = decide(&policy(), &sustained().obs, Trace::at(12));
+        assert!(plan.migrations.is_empty());
+        assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["no sample for 5 min"]);
+    }
+
+    #[test]
+    fn load_that_is_not_the_domus_moves_nothing() {
+        let trace = Trace::new().dom0("h1", &[1.5; 7], &[("idle", 0.0)]).dom0("h2", &[0.1; 7], &[]);
+        let plan = decide(&policy(), &trace.obs, Trace::at(6));
+        assert!(plan.migrations.is_empty());
+        assert_eq!(rejected_why(&plan, Considered::Source, "h1"), ["over 1.0 for 6 min, but no movable domU ate CPU over the last 6 min: the load is not theirs"]);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut obs = sustained().moved("old", "a", "b", Trace::at(0) - 60 * MIN).obs;
+        let p = BalancerPolicy { max_over: 2.0, ..policy() };
+        obs.forget_old(&p, Trace::at(7));
+        // 2 min of max_over plus 4 intervals: minutes 1..=7 stay.
+        assert_eq!(obs.dom0s["hypervisor3"].len(), 7);
+        assert!(obs.migrations.is_empty());
+        obs.forget_old(&p, Trace::at(100));
+        assert_eq!(obs.dom0s["hypervisor3"].len(), 1, "the latest sample is always kept");
+    }
+
+    #[test]
+    fn policy_files_parse_with_defaults_and_refuse_typos() {
+        let p = BalancerPolicy::from_toml("", "p.toml").unwrap();
+        assert_eq!(p, BalancerPolicy::default());
+        let text = "interval = 30\nload_threshold = 1.5\nmax_over = 6\nmax_vm_per_host = 8\nmax_load_candidate = 0.8\n\
+                    max_migrations_per_round = 2\nvm_cooldown = 45\nhost_cooldown = 15\npinned = [\"db1\"]\n\
+                    maintenance = [\"xen-09\"]\n[host_mapping]\nxen-02 = \"10.0.0.2\"\n";
+        let p = BalancerPolicy::from_toml(text, "p.toml").unwrap();
+        assert_eq!(p.interval, 30.0);
+        assert_eq!(p.max_vm_per_host, 8);
+        assert_eq!(p.address_of("xen-02"), "10.0.0.2");
+        assert_eq!(p.address_of("xen-03"), "xen-03");
+        assert_eq!(p.pinned, ["db1"]);
+
+        let e = BalancerPolicy::from_toml("interval = 30\nmax_overr = 5\n", "/etc/fleet/balancer.toml").unwrap_err().to_string();
+        assert!(e.starts_with("/etc/fleet/balancer.toml:2: unknown field `max_overr`"), "{e}");
+        let e = BalancerPolicy::from_toml("interval = 0\n", "p.toml").unwrap_err().to_string();
+        assert_eq!(e, "p.toml: interval: must be a positive number of seconds (got 0)");
+        let e = BalancerPolicy::from_toml("max_load_candidate = 2.0\n", "p.toml").unwrap_err().to_string();
+        assert_eq!(e, "p.toml: max_load_candidate: 2 is above load_threshold 1: a dom0 could receive a domU while over the threshold");
+        let e = BalancerPolicy::from_toml("[host_mapping]\nxen-02 = \"-oProxyCommand=x\"\n", "p.toml").unwrap_err().to_string();
+        assert_eq!(e, "p.toml: host_mapping.xen-02: '-oProxyCommand=x' is not a host name or address");
+        let e = BalancerPolicy::from_toml("max_vm_per_host = 0\n", "p.toml").unwrap_err().to_string();
+        assert_eq!(e, "p.toml: max_vm_per_host: must be at least 1");
+    }
+
+    #[test]
+    fn formats_read_as_an_admin_writes() {
+        assert_eq!(fmt_load(1.0), "1.0");
+        assert_eq!(fmt_load(0.16), "0.16");
+        assert_eq!(fmt_load(2.5), "2.5");
+        assert_eq!(fmt_duration(30_000), "30 s");
+        assert_eq!(fmt_duration(90_500), "90.5 s");
+        assert_eq!(fmt_duration(360_000), "6 min");
+        assert_eq!(fmt_duration(390_000), "6.5 min");
+    }
+}

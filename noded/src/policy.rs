@@ -1,0 +1,881 @@
+//! Authorization: MCollective actionpolicy files, one per agent (`policies/<agent>.policy`),
+//! deciding whether a proven caller may run an action on this node. First match wins.
+//!
+//! # Syntax
+//! ```text
+//! # comment lines and blank lines are ignored
+//! policy default deny
+//! allow   alice           *               *               *
+//! allow   bob carol       status list     *               *
+//! allow   dave            *               customer=acme   acme::devserver
+//! deny    *               kill            environment=production and not /maintenance/
+//! ```
+//! A rule is `allow|deny <callers> <actions> <facts> <classes>`. `*` alone is a wildcard in every
+//! field. Callers and actions are space-separated lists of exact names. Facts are space-separated
+//! terms `key=value` (or `key=/regex/`, `key!=v`, `key>=3`, ... as in `-F` filters), all of which
+//! must hold. Classes are space-separated class names or `/regex/`, all of which the node must
+//! have. A facts or classes field that is a compound expression (a token `and`, `or` or `not`, or
+//! a token starting with `!` or `(`, or ending with `)`) is parsed as a `-S` filter expression;
+//! when both fields are given, both must hold.
+//!
+//! # How fields are split
+//! - A line containing a tab is split on tabs, as MCollective writes policies: exactly 5 fields,
+//!   or 4 when the fourth is a compound expression (MCollective's compound form; classes is then
+//!   `*`). Runs of tabs count as one separator, and spaces around a field are ignored, so lists
+//!   can hold spaces.
+//! - A line without tabs is split on whitespace: `allow|deny`, one caller, one action, and the
+//!   rest. If the rest is a compound expression it is the facts field and classes is `*` — except
+//!   that a leading `* ` makes the compound the classes field, and a trailing ` *` is dropped.
+//!   Otherwise the rest must be exactly two tokens, facts then classes. Lists and several fact
+//!   terms need tabs (or `a=1 and b=2`).
+//!
+//! Unlike MCollective, a line that cannot be parsed is an error, never skipped: a policy file with
+//! an error denies everything for its agent (see [`PolicySet`]). A file without a
+//! `policy default` line defaults to deny.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use fleet_protocol::NodeView;
+use fleet_protocol::filter::{FilterError, FilterExpr, parse_compound, parse_fact_term};
+
+/// Extension of a policy file.
+pub const POLICY_EXT: &str = "policy";
+/// A policy file larger than this is refused (and so denies everything).
+const MAX_POLICY_FILE: u64 = 1024 * 1024;
+
+/// A policy file error: the file, the 1-based line, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// The outcome of a policy check, and the line (or default) that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// `policies/process.policy:3: allow alice * * *`, `default deny (policies/process.policy)`, ...
+    pub rule: String,
+}
+
+impl Decision {
+    fn deny(rule: String) -> Decision {
+        Decision { allowed: false, rule }
+    }
+}
+
+/// Exact names, or anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Names {
+    Any,
+    List(Vec<String>),
+}
+
+impl Names {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Names::Any => true,
+            Names::List(list) => list.iter().any(|n| n == name),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    line: usize,
+    /// The line as written, whitespace runs collapsed, for decisions and logs.
+    text: String,
+    allow: bool,
+    callers: Names,
+    actions: Names,
+    /// `None` is `*`.
+    facts: Option<FilterExpr>,
+    classes: Option<FilterExpr>,
+}
+
+impl Rule {
+    fn matches(&self, caller: &str, action: &str, node: &NodeView<'_>) -> bool {
+        self.callers.contains(caller)
+            && self.actions.contains(action)
+            && self.facts.as_ref().is_none_or(|e| e.matches(node))
+            && self.classes.as_ref().is_none_or(|e| e.matches(node))
+    }
+}
+
+/// One agent's parsed policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    file: String,
+    default_allow: bool,
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Parses policy text; `file` names it in errors and decisions.
+    pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
+        let mut default: Option<(bool, usize)> = None;
+        let mut rules = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let err = |message: String| PolicyError { file: file.to_string(), line, message };
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let first = trimmed.split_whitespace().next().unwrap_or_default();
+            if first == "policy" {
+                let words: Vec<&str> = trimmed.split_whitespace().collect();
+                let allow = match words.as_slice() {
+                    ["policy", "default", "allow"] => true,
+                    ["policy", "default", "deny"] => false,
+                    _ => {
+                        return Err(err(format!(
+                            "expected 'policy default allow' or 'policy default deny', found '{trimmed}'"
+                        )));
+                    }
+                };
+                if let Some((_, earlier)) = default {
+                    return Err(err(format!("a second 'policy default' line (the first is on line {earlier})")));
+                }
+                default = Some((allow, line));
+                continue;
+            }
+            rules.push(parse_rule(trimmed, line).map_err(err)?);
+        }
+        Ok(Policy { file: file.to_string(), default_allow: default.is_some_and(|(allow, _)| allow), rules })
+    }
+
+    /// The first rule that matches decides; without one, the policy's default does.
+    pub fn decide(&self, caller: &str, action: &str, node: &NodeView<'_>) -> Decision {
+        match self.rules.iter().find(|r| r.matches(caller, action, node)) {
+            Some(r) => Decision { allowed: r.allow, rule: format!("{}:{}: {}", self.file, r.line, r.text) },
+            None => Decision {
+                allowed: self.default_allow,
+                rule: format!("default {} ({})", allow_word(self.default_allow), self.file),
+            },
+        }
+    }
+
+    pub fn default_allow(&self) -> bool {
+        self.default_allow
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Number of allow/deny rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+fn allow_word(allow: bool) -> &'static str {
+    if allow { "allow" } else { "deny" }
+}
+
+/// `(first token, rest)` of `s` split at its first whitespace.
+fn split_token(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+fn parse_rule(line_text: &str, line: usize) -> Result<Rule, String> {
+    let (verb, _) = split_token(line_text);
+    let allow = match verb {
+        "allow" => true,
+        "deny" => false,
+        other => return Err(format!("expected 'allow', 'deny' or 'policy default ...', found '{other}'")),
+    };
+    let (callers, actions, facts, classes) =
+        if line_text.contains('\t') { split_tabbed(line_text)? } else { split_spaced(line_text)? };
+    Ok(Rule {
+        line,
+        text: line_text.split_whitespace().collect::<Vec<_>>().join(" "),
+        allow,
+        callers: parse_names(callers, "callers")?,
+        actions: parse_names(actions, "actions")?,
+        facts: parse_facts(facts)?,
+        classes: parse_classes(classes)?,
+    })
+}
+
+type Fields<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn split_tabbed(line_text: &str) -> Result<Fields<'_>, String> {
+    let fields: Vec<&str> = line_text.split('\t').map(str::trim).filter(|f| !f.is_empty()).collect();
+    if fields[0].contains(char::is_whitespace) {
+        return Err(format!(
+            "this line separates fields with tabs, so '{}' needs a tab after '{}'",
+            fields[0],
+            split_token(fields[0]).0
+        ));
+    }
+    match fields.as_slice() {
+        [_, callers, actions, facts, classes] => Ok((callers, actions, facts, classes)),
+        [_, callers, actions, facts] if is_compound(facts) => Ok((callers, actions, facts, "*")),
+        _ => Err(format!(
+            "expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found {}",
+            fields.len()
+        )),
+    }
+}
+
+fn split_spaced(line_text: &str) -> Result<Fields<'_>, String> {
+    let (_, rest) = split_token(line_text);
+    let (callers, rest) = split_token(rest);
+    let (actions, rest) = split_token(rest);
+    let rest = rest.trim();
+    if callers.is_empty() || actions.is_empty() || rest.is_empty() {
+        return Err("expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)".into());
+    }
+    if is_compound(rest) {
+        let (head, tail) = split_token(rest);
+        if head == "*" && !tail.is_empty() {
+            return Ok((callers, actions, "*", tail));
+        }
+        if let Some(body) = rest.strip_suffix('*').filter(|b| b.ends_with(char::is_whitespace)) {
+            return Ok((callers, actions, body.trim_end(), "*"));
+        }
+        return Ok((callers, actions, rest, "*"));
+    }
+    let tokens: Vec<&str> = rest.split_whitespace().collect();
+    match tokens.as_slice() {
+        [facts, classes] => Ok((callers, actions, facts, classes)),
+        [_] => Err("expected a classes field after the facts field (use * for any)".into()),
+        _ => Err(format!(
+            "too many fields in '{rest}': separate the fields with tabs when a list has several entries, \
+             or write several facts as a compound expression (a=1 and b=2)"
+        )),
+    }
+}
+
+/// MCollective's test, widened to `not` and `)`: a field holding `and`/`or`/`not`, or a token
+/// starting with `!` or `(` or ending with `)`, is a compound expression. A `/regex/` value ends
+/// with `/`, so parentheses inside a regex do not count.
+fn is_compound(field: &str) -> bool {
+    field.split_whitespace().any(|t| {
+        matches!(t.to_ascii_lowercase().as_str(), "and" | "or" | "not") || t.starts_with(['!', '(']) || t.ends_with(')')
+    })
+}
+
+fn parse_names(field: &str, what: &str) -> Result<Names, String> {
+    if field == "*" {
+        return Ok(Names::Any);
+    }
+    let list: Vec<String> = field.split_whitespace().map(str::to_string).collect();
+    if list.iter().any(|n| n == "*") {
+        return Err(format!("{what}: '*' must stand alone, it already means any"));
+    }
+    Ok(Names::List(list))
+}
+
+fn filter_error(what: &str, field: &str, e: FilterError) -> String {
+    format!("{what} '{field}': {} (column {})", e.message, e.column)
+}
+
+fn parse_facts(field: &str) -> Result<Option<FilterExpr>, String> {
+    if field == "*" {
+        return Ok(None);
+    }
+    if is_compound(field) {
+        return parse_compound(field).map(Some).map_err(|e| filter_error("facts", field, e));
+    }
+    let terms = field
+        .split_whitespace()
+        .map(|t| parse_fact_term(t).map_err(|e| filter_error("fact", t, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(FilterExpr::And(terms)))
+}
+
+fn parse_classes(field: &str) -> Result<Option<FilterExpr>, String> {
+    if field == "*" {
+        return Ok(None);
+    }
+    if is_compound(field) {
+        return parse_compound(field).map(Some).map_err(|e| filter_error("classes", field, e));
+    }
+    let classes = field
+        .split_whitespace()
+        .map(|t| match parse_compound(t) {
+            Ok(e @ FilterExpr::Class(_)) => Ok(e),
+            Ok(_) => Err(format!("class '{t}': expected a class name or /regex/ (facts go in the facts field)")),
+            Err(e) => Err(filter_error("class", t, e)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(FilterExpr::And(classes)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy directory
+
+/// What identifies one version of a file: a rewrite in place changes mtime (and usually the
+/// length), an atomic replace changes the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+    device: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp { modified: meta.modified().ok(), len: meta.len(), inode: meta.ino(), device: meta.dev() }
+    }
+}
+
+#[derive(Debug)]
+enum Loaded {
+    /// No policy file: the node default applies.
+    Missing,
+    Parsed(Policy),
+    /// Unreadable or invalid: everything is denied, and this says why.
+    Broken(String),
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    stamp: Option<Stamp>,
+    loaded: Arc<Loaded>,
+}
+
+/// The node's policies: `<dir>/<agent>.policy`, read on first use, cached, and re-read when the
+/// file changes (checked with one `stat` per decision). A missing file gives the node default
+/// (deny unless configured otherwise); a file that cannot be read or parsed denies everything
+/// for its agent, logged once per version of the file.
+#[derive(Debug)]
+pub struct PolicySet {
+    dir: PathBuf,
+    default_allow: bool,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl PolicySet {
+    /// Nothing is read yet; each agent's file is read when first needed.
+    pub fn load(dir: impl Into<PathBuf>, default_allow: bool) -> PolicySet {
+        PolicySet { dir: dir.into(), default_allow, cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn default_allow(&self) -> bool {
+        self.default_allow
+    }
+
+    /// Where `agent`'s policy lives.
+    pub fn path_for(&self, agent: &str) -> PathBuf {
+        self.dir.join(format!("{agent}.{POLICY_EXT}"))
+    }
+
+    /// Decides whether `caller` may run `agent`'s `action` on `node`.
+    pub fn decide(&self, agent: &str, caller: &str, action: &str, node: &NodeView<'_>) -> Decision {
+        if !valid_agent_name(agent) {
+            return Decision::deny(format!("invalid agent name '{}'", agent.escape_debug()));
+        }
+        let path = self.path_for(agent);
+        match &*self.current(agent, &path) {
+            Loaded::Missing => Decision {
+                allowed: self.default_allow,
+                rule: format!("default {} (no {}; node default)", allow_word(self.default_allow), path.display()),
+            },
+            Loaded::Parsed(policy) => policy.decide(caller, action, node),
+            Loaded::Broken(why) => Decision::deny(why.clone()),
+        }
+    }
+
+    /// The cached policy if the file is unchanged, else a fresh read. The lock is never held
+    /// across file access.
+    fn current(&self, agent: &str, path: &Path) -> Arc<Loaded> {
+        let cached = self.cache.lock().expect("policy cache lock").get(agent).cloned();
+        let stamp = match std::fs::metadata(path) {
+            Ok(meta) => Some(Stamp::of(&meta)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                // Not cached: the cause (a permission, a dying disk) may clear up by itself.
+                let why = format!("policy file cannot be read: {}: {e}", path.display());
+                tracing::error!(agent, file = %path.display(), error = %e, "policy file cannot be read; denying every request to this agent");
+                return Arc::new(Loaded::Broken(why));
+            }
+        };
+        if let Some(c) = cached.filter(|c| c.stamp == stamp) {
+            return c.loaded;
+        }
+        let (stamp, loaded) = match stamp {
+            None => (None, Loaded::Missing),
+            Some(_) => read_policy(path),
+        };
+        match &loaded {
+            Loaded::Missing => {
+                tracing::info!(agent, file = %path.display(), default = allow_word(self.default_allow), "no policy file; node default applies")
+            }
+            Loaded::Parsed(p) => {
+                tracing::info!(agent, file = %path.display(), rules = p.len(), default = allow_word(p.default_allow()), "policy loaded")
+            }
+            Loaded::Broken(why) => {
+                tracing::error!(agent, file = %path.display(), error = %why, "denying every request to this agent")
+            }
+        }
+        let loaded = Arc::new(loaded);
+        self.cache
+            .lock()
+            .expect("policy cache lock")
+            .insert(agent.to_string(), Cached { stamp, loaded: loaded.clone() });
+        loaded
+    }
+}
+
+/// Reads and parses one policy file; the stamp is taken from the open file, so it belongs to the
+/// bytes read.
+fn read_policy(path: &Path) -> (Option<Stamp>, Loaded) {
+    let shown = path.display().to_string();
+    let unreadable = |e: &dyn fmt::Display| Loaded::Broken(format!("policy file cannot be read: {shown}: {e}"));
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, Loaded::Missing),
+        Err(e) => return (None, unreadable(&e)),
+    };
+    let stamp = match file.metadata() {
+        Ok(m) if m.is_file() => Stamp::of(&m),
+        Ok(_) => return (None, unreadable(&"not a regular file")),
+        Err(e) => return (None, unreadable(&e)),
+    };
+    let mut text = String::new();
+    if let Err(e) = file.take(MAX_POLICY_FILE + 1).read_to_string(&mut text) {
+        return (Some(stamp), unreadable(&e));
+    }
+    if text.len() as u64 > MAX_POLICY_FILE {
+        return (Some(stamp), unreadable(&format!("larger than {MAX_POLICY_FILE} bytes")));
+    }
+    let loaded = match Policy::parse(&text, &shown) {
+        Ok(p) => Loaded::Parsed(p),
+        Err(e) => Loaded::Broken(format!("policy file failed to parse: {e}")),
+    };
+    (Some(stamp), loaded)
+}
+
+/// Agent names become file names: letters, digits, `_`, `-`, `.`, not starting with `.`.
+fn valid_agent_name(agent: &str) -> bool {
+    !agent.is_empty()
+        && agent.len() <= 128
+        && !agent.starts_with('.')
+        && agent.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    struct Node {
+        name: &'static str,
+        facts: Value,
+        classes: Vec<String>,
+    }
+
+    impl Node {
+        fn new(name: &'static str, facts: Value, classes: &[&str]) -> Node {
+            Node { name, facts, classes: classes.iter().map(|c| c.to_string()).collect() }
+        }
+        fn view(&self) -> NodeView<'_> {
+            NodeView { identity: self.name, facts: &self.facts, classes: &self.classes, agents: vec!["process"] }
+        }
+    }
+
+    /// Nodes whose facts and classes differ in exactly the ways the seed's policy cares about.
+    fn nodes() -> Vec<Node> {
+        vec![
+            // Both the fact and the class of the uid=600 line.
+            Node::new(
+                "acme-dev",
+                json!({"customer": "acme", "environment": "development"}),
+                &["acme::devserver", "apache"],
+            ),
+            // The fact but not the class.
+            Node::new("acme-prod", json!({"customer": "acme", "environment": "production"}), &["acme::prodserver"]),
+            // The class but not the fact.
+            Node::new("globex-dev", json!({"customer": "globex", "environment": "development"}), &["acme::devserver"]),
+            // Neither: no customer fact at all, no classes.
+            Node::new("bare", json!({"environment": "production"}), &[]),
+        ]
+    }
+
+    /// The seed's example policy (uid=500 → alice, uid=502 → bob, uid=600 → carol).
+    const SEED_TABS: &str = "\
+# the seed's example, translated to fleet callers
+policy default deny
+allow\talice\t*\t*\t*
+allow\tbob\tstatus\t*\t*
+allow\tcarol\t*\tcustomer=acme\tacme::devserver
+";
+
+    const SEED_SPACES: &str = "\
+policy default deny
+allow alice * * *
+allow   bob   status   *   *
+allow carol * customer=acme acme::devserver
+";
+
+    #[test]
+    fn seed_policy_matrix_every_cell() {
+        let callers = ["alice", "bob", "carol", "mallory"];
+        let actions = ["status", "list", "kill"];
+        // expected[caller][action][node]; nodes in the order of nodes().
+        let expected: [[[bool; 4]; 3]; 4] = [
+            // alice: everything everywhere
+            [[true, true, true, true], [true, true, true, true], [true, true, true, true]],
+            // bob: status everywhere, nothing else
+            [[true, true, true, true], [false, false, false, false], [false, false, false, false]],
+            // carol: every action, only where customer=acme AND class acme::devserver
+            [[true, false, false, false], [true, false, false, false], [true, false, false, false]],
+            // mallory: no rule, default deny
+            [[false; 4], [false; 4], [false; 4]],
+        ];
+        let expected_rule = |c: usize, line_tabs: usize| match c {
+            0 => Some(line_tabs),
+            1 => Some(line_tabs + 1),
+            2 => Some(line_tabs + 2),
+            _ => None,
+        };
+        let nodes = nodes();
+        for (text, first_rule_line) in [(SEED_TABS, 3), (SEED_SPACES, 2)] {
+            let policy = Policy::parse(text, "policies/process.policy").unwrap();
+            assert_eq!(policy.len(), 3);
+            for (ci, caller) in callers.iter().enumerate() {
+                for (ai, action) in actions.iter().enumerate() {
+                    for (ni, node) in nodes.iter().enumerate() {
+                        let d = policy.decide(caller, action, &node.view());
+                        let want = expected[ci][ai][ni];
+                        assert_eq!(d.allowed, want, "{caller} {action} on {}: {}", node.name, d.rule);
+                        if want {
+                            let line = expected_rule(ci, first_rule_line).unwrap();
+                            assert!(
+                                d.rule.starts_with(&format!("policies/process.policy:{line}: allow {caller} ")),
+                                "{}",
+                                d.rule
+                            );
+                        } else {
+                            assert_eq!(d.rule, "default deny (policies/process.policy)");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decision_names_the_line_as_written() {
+        let p = Policy::parse(SEED_TABS, "policies/process.policy").unwrap();
+        let n = &nodes()[0];
+        assert_eq!(p.decide("alice", "kill", &n.view()).rule, "policies/process.policy:3: allow alice * * *");
+        assert_eq!(
+            p.decide("carol", "kill", &n.view()).rule,
+            "policies/process.policy:5: allow carol * customer=acme acme::devserver"
+        );
+        // A caller id may look like MCollective's, it is just a name.
+        let p = Policy::parse("policy default deny\nallow uid=500 * * *\n", "policies/process.policy").unwrap();
+        let d = p.decide("uid=500", "status", &n.view());
+        assert_eq!(d, Decision { allowed: true, rule: "policies/process.policy:2: allow uid=500 * * *".into() });
+    }
+
+    #[test]
+    fn first_match_wins_deny_before_allow() {
+        let n = &nodes()[0];
+        let p = Policy::parse("policy default allow\ndeny bob kill * *\nallow bob * * *\n", "p").unwrap();
+        assert_eq!(
+            p.decide("bob", "kill", &n.view()),
+            Decision { allowed: false, rule: "p:2: deny bob kill * *".into() }
+        );
+        assert_eq!(
+            p.decide("bob", "status", &n.view()),
+            Decision { allowed: true, rule: "p:3: allow bob * * *".into() }
+        );
+        assert_eq!(p.decide("eve", "kill", &n.view()), Decision { allowed: true, rule: "default allow (p)".into() });
+
+        // The other order: the allow shadows the deny.
+        let p = Policy::parse("policy default deny\nallow bob * * *\ndeny bob kill * *\n", "p").unwrap();
+        assert_eq!(p.decide("bob", "kill", &n.view()).rule, "p:2: allow bob * * *");
+        assert!(p.decide("bob", "kill", &n.view()).allowed);
+
+        // A deny that only applies on some nodes.
+        let p = Policy::parse("deny\t*\tkill\tenvironment=production\t*\nallow\t*\t*\t*\t*\n", "p").unwrap();
+        let nodes = nodes();
+        let kill: Vec<bool> = nodes.iter().map(|n| p.decide("anyone", "kill", &n.view()).allowed).collect();
+        assert_eq!(kill, [true, false, true, false]);
+    }
+
+    #[test]
+    fn lists_and_wildcards() {
+        let text = "policy default deny\n\
+                    allow\talice bob\tstatus list\t*\t*\n\
+                    allow\t*\tping\t*\t*\n\
+                    allow\tops\t*\tcustomer=acme environment=production\t*\n\
+                    allow\tweb\t*\t*\tapache /^acme::dev/\n";
+        let p = Policy::parse(text, "p").unwrap();
+        let nodes = nodes();
+        let (dev, prod, globex, bare) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+        for caller in ["alice", "bob"] {
+            assert!(p.decide(caller, "status", &bare.view()).allowed);
+            assert!(p.decide(caller, "list", &bare.view()).allowed);
+            assert!(!p.decide(caller, "kill", &bare.view()).allowed);
+        }
+        assert!(!p.decide("carol", "status", &bare.view()).allowed);
+        // `*` callers.
+        for caller in ["alice", "zed", "uid=0"] {
+            assert!(p.decide(caller, "ping", &bare.view()).allowed);
+        }
+        // Several facts are and-ed.
+        assert!(p.decide("ops", "kill", &prod.view()).allowed);
+        assert!(!p.decide("ops", "kill", &dev.view()).allowed, "environment differs");
+        assert!(!p.decide("ops", "kill", &bare.view()).allowed, "customer missing");
+        // Several classes are and-ed; regex classes.
+        assert!(p.decide("web", "kill", &dev.view()).allowed);
+        assert!(!p.decide("web", "kill", &globex.view()).allowed, "no apache class");
+        assert!(!p.decide("web", "kill", &prod.view()).allowed);
+    }
+
+    #[test]
+    fn fact_regex_and_operators() {
+        let p = Policy::parse(
+            "allow\ta\t*\tcustomer=/^ac/\t*\nallow\tb\t*\tcustomer!=acme\t/dev/\nallow\tc\t*\tenvironment=~^prod\t*\n",
+            "p",
+        )
+        .unwrap();
+        let nodes = nodes();
+        let row = |caller: &str| nodes.iter().map(|n| p.decide(caller, "x", &n.view()).allowed).collect::<Vec<_>>();
+        assert_eq!(row("a"), [true, true, false, false]);
+        // `!=` holds when the fact is missing, as in filters; the class must still match.
+        assert_eq!(row("b"), [false, false, true, false]);
+        assert_eq!(row("c"), [false, true, false, true]);
+    }
+
+    #[test]
+    fn compound_fact_expressions() {
+        let nodes = nodes();
+        let row = |p: &Policy, caller: &str| {
+            nodes.iter().map(|n| p.decide(caller, "x", &n.view()).allowed).collect::<Vec<_>>()
+        };
+
+        // MCollective's tabbed compound form: 4 fields.
+        let p = Policy::parse("allow\tops\t*\t(customer=acme or customer=globex) and environment=development\n", "p")
+            .unwrap();
+        assert_eq!(row(&p, "ops"), [true, false, true, false]);
+
+        // The same without tabs: the whole rest is one expression.
+        let p =
+            Policy::parse("allow ops * (customer=acme or customer=globex) and environment=development\n", "p").unwrap();
+        assert_eq!(row(&p, "ops"), [true, false, true, false]);
+
+        // Compound facts with a trailing `*` classes field.
+        let p = Policy::parse("allow ops * (customer=acme and not environment=production) *\n", "p").unwrap();
+        assert_eq!(row(&p, "ops"), [true, false, false, false]);
+
+        // `*` facts then a compound classes field.
+        let p = Policy::parse("allow ops * * apache or acme::prodserver\n", "p").unwrap();
+        assert_eq!(row(&p, "ops"), [true, true, false, false]);
+
+        // Tabs: compound facts and compound classes, both must hold.
+        let p = Policy::parse("allow\tops\t*\tcustomer=acme or customer=globex\tnot apache\n", "p").unwrap();
+        assert_eq!(row(&p, "ops"), [false, true, true, false]);
+
+        // `!` and class terms inside the facts expression.
+        let p = Policy::parse("deny\t*\t*\t!customer=acme\n", "p").unwrap();
+        assert_eq!(
+            nodes.iter().map(|n| p.decide("x", "y", &n.view()).rule.contains(":1:")).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
+
+        // Parentheses inside a regex value are not a compound expression.
+        let p = Policy::parse("allow\tops\t*\tenvironment=/^(production|staging)$/\t*\n", "p").unwrap();
+        assert_eq!(row(&p, "ops"), [false, true, false, true]);
+    }
+
+    #[test]
+    fn default_lines() {
+        let n = &nodes()[0];
+        let p = Policy::parse("# nothing but a comment\n\n", "p").unwrap();
+        assert!(!p.default_allow());
+        assert_eq!(p.decide("a", "b", &n.view()), Decision { allowed: false, rule: "default deny (p)".into() });
+        let p = Policy::parse("allow alice * * *\npolicy   default\tallow\n", "p").unwrap();
+        assert!(p.decide("bob", "b", &n.view()).allowed);
+        assert!(p.decide("alice", "b", &n.view()).rule.starts_with("p:1:"));
+        let p = Policy::parse("\r\npolicy default deny\r\nallow alice * * *\r\n", "p").unwrap();
+        assert!(p.decide("alice", "b", &n.view()).allowed, "CRLF line endings");
+    }
+
+    #[test]
+    fn parse_errors_name_file_line_and_problem() {
+        let err = |text: &str| Policy::parse(text, "policies/process.policy").unwrap_err().to_string();
+        assert_eq!(
+            err("policy default deny\npolicy default allow\n"),
+            "policies/process.policy:2: a second 'policy default' line (the first is on line 1)"
+        );
+        assert_eq!(
+            err("policy default maybe\n"),
+            "policies/process.policy:1: expected 'policy default allow' or 'policy default deny', found 'policy default maybe'"
+        );
+        assert_eq!(
+            err("# ok\nalow alice * * *\n"),
+            "policies/process.policy:2: expected 'allow', 'deny' or 'policy default ...', found 'alow'"
+        );
+        assert_eq!(
+            err("allow alice *\n"),
+            "policies/process.policy:1: expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)"
+        );
+        assert_eq!(
+            err("allow alice * customer=acme\n"),
+            "policies/process.policy:1: expected a classes field after the facts field (use * for any)"
+        );
+        assert!(
+            err("allow alice * a=1 b=2 web\n")
+                .starts_with("policies/process.policy:1: too many fields in 'a=1 b=2 web'")
+        );
+        assert_eq!(
+            err("allow\talice\t*\t*\n"),
+            "policies/process.policy:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 4"
+        );
+        assert_eq!(
+            err("allow\talice\t*\t*\t*\t*\n"),
+            "policies/process.policy:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 6"
+        );
+        assert_eq!(
+            err("allow alice\t*\t*\t*\n"),
+            "policies/process.policy:1: this line separates fields with tabs, so 'allow alice' needs a tab after 'allow'"
+        );
+        assert_eq!(
+            err("allow\talice *\t*\t*\t*\n"),
+            "policies/process.policy:1: callers: '*' must stand alone, it already means any"
+        );
+        assert_eq!(
+            err("allow alice * customer *\n"),
+            "policies/process.policy:1: fact 'customer': expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=) (column 1)"
+        );
+        assert_eq!(
+            err("allow alice * * customer=acme\n"),
+            "policies/process.policy:1: class 'customer=acme': expected a class name or /regex/ (facts go in the facts field)"
+        );
+        assert_eq!(
+            err("\n\nallow alice * customer=/ac(/ *\n"),
+            "policies/process.policy:3: fact 'customer=/ac(/': bad regex /ac(/: unclosed group (column 11)"
+        );
+        assert_eq!(
+            err("allow alice * (customer=acme or *\n"),
+            "policies/process.policy:1: facts '(customer=acme or': expected a filter term (column 18)"
+        );
+        // A compound followed by a classes token needs tabs to be told apart.
+        assert!(err("allow alice * (a=1 or a=2) web\n").contains("missing 'and'/'or'"));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // PolicySet
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn missing_file_gives_the_node_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = &nodes()[0];
+        let set = PolicySet::load(dir.path(), false);
+        let d = set.decide("process", "alice", "status", &n.view());
+        assert!(!d.allowed);
+        assert_eq!(d.rule, format!("default deny (no {}; node default)", dir.path().join("process.policy").display()));
+        let set = PolicySet::load(dir.path(), true);
+        assert!(set.decide("process", "alice", "status", &n.view()).allowed);
+        // A missing directory is the same as a missing file.
+        let set = PolicySet::load(dir.path().join("nope"), false);
+        assert!(!set.decide("process", "alice", "status", &n.view()).allowed);
+    }
+
+    #[test]
+    fn broken_file_denies_everything_even_with_default_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = &nodes()[0];
+        write(&dir.path().join("process.policy"), "policy default allow\nallow alice * * *\nallow bob\n");
+        let set = PolicySet::load(dir.path(), true);
+        for caller in ["alice", "bob", "carol"] {
+            let d = set.decide("process", caller, "status", &n.view());
+            assert!(!d.allowed, "{caller}");
+            assert_eq!(
+                d.rule,
+                format!(
+                    "policy file failed to parse: {}:3: expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)",
+                    dir.path().join("process.policy").display()
+                )
+            );
+        }
+        // Other agents are not affected.
+        assert!(set.decide("rpcutil", "carol", "ping", &n.view()).allowed);
+    }
+
+    #[test]
+    fn unreadable_policy_denies() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = &nodes()[0];
+        std::fs::create_dir(dir.path().join("process.policy")).unwrap();
+        let set = PolicySet::load(dir.path(), true);
+        let d = set.decide("process", "alice", "status", &n.view());
+        assert!(!d.allowed);
+        assert!(d.rule.starts_with("policy file cannot be read:"), "{}", d.rule);
+    }
+
+    #[test]
+    fn changed_file_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("process.policy");
+        let n = &nodes()[0];
+        let set = PolicySet::load(dir.path(), false);
+        assert!(!set.decide("process", "alice", "kill", &n.view()).allowed);
+
+        write(&path, "allow alice * * *\n");
+        assert!(set.decide("process", "alice", "kill", &n.view()).allowed, "a new file is noticed");
+
+        // Same length, rewritten in place; pin a different mtime so the test does not depend on
+        // the filesystem's timestamp resolution.
+        write(&path, "deny  alice * * *\n");
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000)).unwrap();
+        drop(f);
+        let d = set.decide("process", "alice", "kill", &n.view());
+        assert!(!d.allowed);
+        assert!(d.rule.ends_with(":1: deny alice * * *"), "{}", d.rule);
+
+        // Broken, then fixed again.
+        write(&path, "allow alice\n");
+        assert!(set.decide("process", "alice", "kill", &n.view()).rule.starts_with("policy file failed to parse"));
+        write(&path, "policy default allow\n");
+        assert!(set.decide("process", "alice", "kill", &n.view()).allowed);
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(set.decide("process", "alice", "kill", &n.view()).rule.contains("node default"), "removal is noticed");
+    }
+
+    #[test]
+    fn agent_names_cannot_escape_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = &nodes()[0];
+        let set = PolicySet::load(dir.path().join("policies"), true);
+        for agent in ["../etc/passwd", "a/b", "", ".hidden", "a\0b", "sp ace"] {
+            let d = set.decide(agent, "alice", "x", &n.view());
+            assert!(!d.allowed && d.rule.starts_with("invalid agent name"), "{agent:?}: {}", d.rule);
+        }
+    }
+}
