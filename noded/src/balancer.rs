@@ -342,10 +342,10 @@ fn host_cooldown_why(m: &PastMigration, dom0: &str, now_ms: u64, policy: &Balanc
     let (verb, other) = if m.from == dom0 { ("sent", &m.to) } else { ("received", &m.from) };
     let prep = if m.from == dom0 { "to" } else { "from" };
     format!(
-        "settling: {verb} {} {prep} {other} {} ago (host_cooldown {} min)",
+        "settling: {verb} {} {prep} {other} {} ago (host_cooldown {})",
         m.domu,
         fmt_duration(now_ms.saturating_sub(m.at_ms)),
-        fmt_trimmed(policy.host_cooldown)
+        fmt_duration(minutes_ms(policy.host_cooldown))
     )
 }
 
@@ -414,7 +414,7 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
             reject(
                 Considered::Source,
                 f.name,
-                format!("over {threshold} for {}, under max_over {} min", fmt_duration(f.over_for_ms), fmt_trimmed(policy.max_over)),
+                format!("over {threshold} for {}, under max_over {}", fmt_duration(f.over_for_ms), fmt_duration(max_over_ms)),
             );
         } else {
             sources.push(f);
@@ -482,12 +482,12 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
                     Considered::Domu,
                     domu,
                     format!(
-                        "on {}: moved from {} to {} {} ago (vm_cooldown {} min)",
+                        "on {}: moved from {} to {} {} ago (vm_cooldown {})",
                         src.name,
                         m.from,
                         m.to,
                         fmt_duration(now_ms.saturating_sub(m.at_ms)),
-                        fmt_trimmed(policy.vm_cooldown)
+                        fmt_duration(vm_cooldown_ms)
                     ),
                 );
                 continue;

@@ -45,6 +45,22 @@ pub struct NodeConfig {
     pub xl_path: PathBuf,
     /// Dom0 name -> migration address for xen#migrate, e.g. over a link with no DNS entry (issue 7).
     pub xen_host_map: std::collections::BTreeMap<String, String>,
+    /// This node's private key (signs replies). Create it with `noded keygen`.
+    pub key_file: PathBuf,
+    /// Public keys of the callers this node trusts; the file name (without .pub) is the caller id.
+    pub callers_dir: PathBuf,
+    /// Action policies, one `<agent>.policy` file per agent.
+    pub policy_dir: PathBuf,
+    /// What an agent without a policy file gets: "deny" (default) or "allow".
+    pub policy_default: String,
+    /// The audit log (one JSON line per request); unset to disable.
+    pub audit_log: Option<PathBuf>,
+    /// Size at which the audit log rotates, in bytes.
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept.
+    pub audit_keep: usize,
+    /// Seconds a request's msgtime may lie in the future.
+    pub max_clock_skew: f64,
     pub hub: HubConfig,
 }
 
@@ -68,6 +84,14 @@ impl Default for NodeConfig {
             echo_failure_share: 0.0,
             xl_path: PathBuf::from("/usr/sbin/xl"), // issue 7
             xen_host_map: Default::default(), // issue 7
+            key_file: PathBuf::from("/etc/fleet/node.key"),
+            callers_dir: PathBuf::from("/etc/fleet/callers"),
+            policy_dir: PathBuf::from("/etc/fleet/policies"),
+            policy_default: "deny".into(),
+            audit_log: Some(PathBuf::from("/var/log/fleet/audit.log")),
+            audit_max_bytes: 64 * 1024 * 1024,
+            audit_keep: 5,
+            max_clock_skew: 5.0,
             hub: HubConfig::default(),
         }
     }
@@ -82,11 +106,22 @@ pub struct HubConfig {
     pub missed_heartbeats: u32,
     /// Longest a console may ask the hub to keep a request's route, in seconds.
     pub max_request_timeout: f64,
+    /// Callers' public keys: the hub drops requests that are unsigned or not signed by one of them
+    /// before fanning them out. Unset only for a hub that trusts its network (not recommended).
+    pub callers_dir: Option<PathBuf>,
+    /// Requests per second one console may send (a burst of twice this is allowed).
+    pub max_requests_per_second: f64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { bind: vec![fleet_protocol::DEFAULT_HUB_BIND.into()], missed_heartbeats: 3, max_request_timeout: 600.0 }
+        HubConfig {
+            bind: vec![fleet_protocol::DEFAULT_HUB_BIND.into()],
+            missed_heartbeats: 3,
+            max_request_timeout: 600.0,
+            callers_dir: Some(PathBuf::from("/etc/fleet/callers")),
+            max_requests_per_second: 200.0,
+        }
     }
 }
 
@@ -140,6 +175,12 @@ impl NodeConfig {
         if !(0.0..=1.0).contains(&self.retry_jitter) {
             return Err(bad("retry_jitter", format!("must be between 0.0 and 1.0 (got {})", self.retry_jitter)));
         }
+        if !matches!(self.policy_default.as_str(), "allow" | "deny") {
+            return Err(bad("policy_default", format!("must be \"allow\" or \"deny\" (got \"{}\")", self.policy_default)));
+        }
+        if !(self.max_clock_skew.is_finite() && self.max_clock_skew >= 0.0) {
+            return Err(bad("max_clock_skew", format!("must be a number of seconds, 0 or more (got {})", self.max_clock_skew)));
+        }
         if !(0.0..=1.0).contains(&self.echo_failure_share) {
             return Err(bad("echo_failure_share", format!("must be between 0.0 and 1.0 (got {})", self.echo_failure_share)));
         }
@@ -156,6 +197,10 @@ impl NodeConfig {
 
     pub fn main_collective(&self) -> &str {
         &self.collectives[0]
+    }
+
+    pub fn policy_default_allow(&self) -> bool {
+        self.policy_default == "allow"
     }
 
     pub fn link_timeout(&self) -> f64 {

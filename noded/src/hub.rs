@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fleet_protocol::codec::{Limits, decode_message, encode_message};
+use fleet_protocol::codec::{Limits, encode_message};
 use fleet_protocol::transport::{HubSender, HubSocket, Inbound, Peer, PeerEvent};
 use fleet_protocol::{
     Ack, Discovered, Dispatched, ErrorNotice, Event, HubStats, Message, Registration, ReplyMode, Request, Welcome,
@@ -35,6 +35,28 @@ struct NodeEntry {
 
 struct ConsoleEntry {
     subscribe: bool,
+    /// Token bucket for the per-console request rate limit.
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl ConsoleEntry {
+    fn new(subscribe: bool, burst: f64) -> ConsoleEntry {
+        ConsoleEntry { subscribe, tokens: burst, refilled: Instant::now() }
+    }
+
+    /// Takes one token; false when the console is over its rate.
+    fn take(&mut self, rate: f64) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 struct Route {
@@ -55,11 +77,23 @@ pub struct Hub {
     routes: HashMap<String, Route>,
     pub counters: Arc<HubCounters>,
     started: Instant,
+    /// Trusted callers; requests not signed by one of them are dropped before fan-out.
+    callers: Option<fleet_protocol::keys::Keyring>,
 }
 
 impl Hub {
     /// Binds the hub's ROUTER. Returns the hub and the resolved endpoint.
     pub async fn bind(endpoint: &str, config: HubConfig, limits: Limits) -> anyhow::Result<(Hub, String)> {
+        let callers = match &config.callers_dir {
+            Some(dir) => Some(
+                fleet_protocol::keys::Keyring::load(dir)
+                    .map_err(|e| anyhow::anyhow!("hub.callers_dir: {e} (or run the hub with --callers-dir DIR)"))?,
+            ),
+            None => {
+                warn!("hub.callers_dir is not set: the hub forwards unsigned requests (nodes still refuse them)");
+                None
+            }
+        };
         let (sock, peer_events) = HubSocket::bind(endpoint).await?;
         let bound = sock.endpoint().to_string();
         let sender = sock.sender();
@@ -76,6 +110,7 @@ impl Hub {
                 routes: HashMap::new(),
                 counters: Arc::new(HubCounters::default()),
                 started: Instant::now(),
+                callers,
             },
             bound,
         ))
@@ -143,7 +178,26 @@ impl Hub {
     }
 
     async fn on_frame(&mut self, peer: Peer, frame: Bytes) {
-        let msg = match decode_message(&frame, &self.limits) {
+        let env = match fleet_protocol::Envelope::from_frame(&frame, &self.limits) {
+            Ok(env) => env,
+            Err(e) => {
+                self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                debug!(peer = %peer.short(), error = %e, "dropped malformed frame");
+                return;
+            }
+        };
+        // Requests are checked over their raw bytes before anything in them is decoded.
+        if env.kind == fleet_protocol::Kind::Request {
+            if let Some(ring) = &self.callers {
+                if let Err(e) = env.verify(ring) {
+                    self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    warn!(peer = %peer.short(), error = %e, "request dropped before fan-out");
+                    self.send(&peer, &Message::Error(ErrorNotice { message: format!("request refused by the hub: {e}") })).await;
+                    return;
+                }
+            }
+        }
+        let msg = match env.open(&self.limits) {
             Ok(m) => m,
             Err(e) => {
                 self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
@@ -183,13 +237,15 @@ impl Hub {
                 }
             }
             Message::Hello(hello) => {
-                self.consoles.insert(peer.clone(), ConsoleEntry { subscribe: hello.subscribe });
+                let burst = self.config.max_requests_per_second * 2.0;
+                self.consoles.insert(peer.clone(), ConsoleEntry::new(hello.subscribe, burst));
                 debug!(console = %hello.name, "console attached");
                 let welcome = Welcome { hub_version: crate::VERSION.to_string(), nodes: self.nodes.len() as u32 };
                 self.send(&peer, &Message::Welcome(welcome)).await;
             }
             Message::Discover(d) => {
-                self.consoles.entry(peer.clone()).or_insert(ConsoleEntry { subscribe: false });
+                let burst = self.config.max_requests_per_second * 2.0;
+                self.consoles.entry(peer.clone()).or_insert_with(|| ConsoleEntry::new(false, burst));
                 let reply = match d.filter.compile() {
                     Ok(expr) => {
                         let mut nodes: Vec<String> = self
@@ -206,7 +262,7 @@ impl Hub {
                 };
                 self.send(&peer, &reply).await;
             }
-            Message::Request(req) => self.on_request(peer, *req).await,
+            Message::Request(req) => self.on_request(peer, *req, frame).await,
             Message::StatsQuery => {
                 let stats = self.stats();
                 self.send(&peer, &Message::HubStats(stats)).await;
@@ -254,8 +310,17 @@ impl Hub {
         }
     }
 
-    async fn on_request(&mut self, console: Peer, req: Request) {
-        self.consoles.entry(console.clone()).or_insert(ConsoleEntry { subscribe: false });
+    /// Fans a request out. `frame` is the request exactly as the console signed it: the hub
+    /// forwards those bytes, so the nodes check the console's own signature.
+    async fn on_request(&mut self, console: Peer, req: Request, frame: Bytes) {
+        let rate = self.config.max_requests_per_second;
+        let entry = self.consoles.entry(console.clone()).or_insert_with(|| ConsoleEntry::new(false, rate * 2.0));
+        if !entry.take(rate) {
+            self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            let message = format!("request {} refused: over the limit of {rate} requests per second per console", req.id);
+            self.send(&console, &Message::Error(ErrorNotice { message })).await;
+            return;
+        }
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = req.filter.compile() {
             self.send(&console, &Message::Error(ErrorNotice { message: e.to_string() })).await;
@@ -287,12 +352,7 @@ impl Hub {
         }
         debug!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, nodes = peers.len(), "fan-out");
         let id = req.id.clone();
-        match encode_message(&Message::Request(Box::new(req))) {
-            Ok(frame) => {
-                self.sender.send_many(peers.iter(), Bytes::from(frame)).await;
-            }
-            Err(e) => warn!(error = %e, "cannot re-encode request"),
-        }
+        self.sender.send_many(peers.iter(), frame).await;
         self.send(&console, &Message::Dispatched(Dispatched { request_id: id, sent, unknown })).await;
     }
 

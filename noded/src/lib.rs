@@ -9,6 +9,7 @@ pub mod facts;
 pub mod hub;
 pub mod node;
 pub mod policy;
+pub mod security;
 pub mod sim;
 
 pub use config::{HubConfig, NodeConfig};
@@ -35,7 +36,8 @@ pub fn build_node(config: NodeConfig) -> anyhow::Result<Arc<NodeState>> {
         None => facts["hostname"].as_str().unwrap_or("localhost").to_string(),
     };
     let agent_set = agents::xen::builtin_agents(&config); // issue 7: the built-ins, plus xen where xl_path exists
-    Ok(NodeState::new(identity, config, facts, classes, agent_set))
+    let security = security::Security::from_config(&config)?;
+    Ok(NodeState::new(identity, config, facts, classes, agent_set, security))
 }
 
 /// Resolves once the watched flag is true (or its sender is gone). Returns nothing, so no lock

@@ -29,6 +29,9 @@ struct Common {
     /// Config file (TOML). Default /etc/fleet/noded.toml when it exists.
     #[arg(long, global = true, value_name = "FILE", env = "NODED_CONFIG")]
     config: Option<PathBuf>,
+    /// Directory of trusted callers' public keys (node: `callers_dir`; hub: `hub.callers_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    callers_dir: Option<PathBuf>,
     /// Hub endpoint to attach to (node, sim) or to bind (hub). Repeatable. Overrides `hubs` / `hub.bind`.
     #[arg(long = "hub", visible_alias = "bind", global = true, value_name = "ENDPOINT")]
     hubs: Vec<String>,
@@ -69,6 +72,18 @@ struct NodeFlags {
     /// Share of each delay that is randomised (0.0-1.0).
     #[arg(long, global = true, value_name = "SHARE")]
     retry_jitter: Option<f64>,
+    /// This node's private key file.
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Directory of action policies (<agent>.policy).
+    #[arg(long, global = true, value_name = "DIR")]
+    policy_dir: Option<PathBuf>,
+    /// What an agent without a policy file gets: deny or allow.
+    #[arg(long, global = true, value_parser = ["allow", "deny"])]
+    policy_default: Option<String>,
+    /// Audit log file ("off" disables it).
+    #[arg(long, global = true, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
     /// Share of echo calls that fail on purpose (0.0-1.0).
     #[arg(long, global = true, value_name = "SHARE")]
     echo_failure_share: Option<f64>,
@@ -84,6 +99,12 @@ enum Command {
         /// Heartbeats a node may miss before it is dropped from the registry.
         #[arg(long)]
         missed_heartbeats: Option<u32>,
+    },
+    /// Create this node's key pair (ed25519 signing key + X25519 link key), private file mode 0600.
+    Keygen {
+        /// Private key file to write; the public half goes next to it with the extension .pub.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Run N simulated nodes (real sockets, real agents) in this process.
     Sim {
@@ -140,6 +161,22 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
     }
     if let Some(v) = &cli.common.log_level {
         cfg.log_level = v.clone();
+    }
+    if let Some(dir) = &cli.common.callers_dir {
+        cfg.callers_dir = dir.clone();
+        cfg.hub.callers_dir = Some(dir.clone());
+    }
+    if let Some(v) = &n.key_file {
+        cfg.key_file = v.clone();
+    }
+    if let Some(v) = &n.policy_dir {
+        cfg.policy_dir = v.clone();
+    }
+    if let Some(v) = &n.policy_default {
+        cfg.policy_default = v.clone();
+    }
+    if let Some(v) = &n.audit_log {
+        cfg.audit_log = if v.as_os_str() == "off" { None } else { Some(v.clone()) };
     }
     if let Some(Command::Hub { missed_heartbeats: Some(m) }) = &cli.command {
         cfg.hub.missed_heartbeats = *m;
@@ -200,8 +237,21 @@ fn main() {
 }
 
 async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
+    if let Some(Command::Keygen { out }) = &cli.command {
+        let path = out.clone().unwrap_or_else(|| cfg.key_file.clone());
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let name = path.file_stem().and_then(|s| s.to_str()).context("the key file needs a name")?;
+        if path.extension().is_none_or(|e| e != fleet_protocol::keys::PRIVATE_EXT) {
+            anyhow::bail!("the key file must end in .{} (got {})", fleet_protocol::keys::PRIVATE_EXT, path.display());
+        }
+        let (private, public) = fleet_protocol::keys::KeyPair::generate().save(dir, name)?;
+        println!("wrote {} (private, mode 0600) and {}", private.display(), public.display());
+        println!("enroll the node's link key on each hub: noded hub enroll --accept {name} (see SECURITY.md)");
+        return Ok(());
+    }
     let shutdown = shutdown_signal()?;
     match cli.command {
+        Some(Command::Keygen { .. }) => unreachable!("handled above"),
         Some(Command::Hub { .. }) => {
             let limits = Limits { max_frame: cfg.max_frame, ..Limits::default() };
             let mut tasks = Vec::new();
@@ -219,7 +269,8 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
             }
         }
         Some(Command::Sim { nodes, ref prefix }) => {
-            let sims = noded::sim::build(nodes, &cfg, prefix);
+            let callers = fleet_protocol::keys::Keyring::load(&cfg.callers_dir).context("callers_dir")?;
+            let sims = noded::sim::build(nodes, &cfg, &callers, prefix);
             info!(nodes, hubs = ?cfg.hubs, "simulated nodes starting");
             let tasks: Vec<_> = sims.into_iter().map(|n| tokio::spawn(noded::node::run(n, shutdown.clone()))).collect();
             for t in tasks {
@@ -235,11 +286,13 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
             let reloader = node.clone();
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    info!("SIGHUP received, reloading agents");
+                    info!("SIGHUP received, reloading agents and trusted callers");
+                    reloader.security.reload_callers();
                     reloader.reload_agents(None).await;
                 }
             });
-            noded::node::run(node, shutdown).await;
+            noded::node::run(node.clone(), shutdown).await;
+            node.security.audit.shutdown();
         }
     }
     info!("stopped");

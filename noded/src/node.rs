@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fleet_protocol::codec::{Limits, decode_message, encode_message};
+use fleet_protocol::codec::{Limits, encode_message};
 use fleet_protocol::transport::Link;
 use fleet_protocol::{DaemonStats, Message, Registration, Reply, ReplyMode, Request, Status};
 use serde_json::Value;
@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::agents::AgentSet;
+use crate::audit::{AuditDecision, AuditRecord, args_digest};
 use crate::config::NodeConfig;
+use crate::security::Security;
 
 /// MCollective's daemon_stats counters, shared by every link of a node.
 #[derive(Default)]
@@ -60,10 +62,11 @@ pub struct NodeState {
     hubs: Mutex<BTreeMap<String, String>>,
     /// Bumped whenever facts, classes or agents change, so every link re-registers.
     changed: watch::Sender<u64>,
+    pub security: Security,
 }
 
 impl NodeState {
-    pub fn new(identity: String, config: NodeConfig, facts: Value, classes: Vec<String>, agents: AgentSet) -> Arc<NodeState> {
+    pub fn new(identity: String, config: NodeConfig, facts: Value, classes: Vec<String>, agents: AgentSet, security: Security) -> Arc<NodeState> {
         let (changed, _) = watch::channel(0);
         Arc::new(NodeState {
             identity,
@@ -75,6 +78,7 @@ impl NodeState {
             started_ms: fleet_protocol::now_ms(),
             hubs: Mutex::new(BTreeMap::new()),
             changed,
+            security,
         })
     }
 
@@ -120,7 +124,7 @@ impl NodeState {
                 s.remove(name);
                 s
             }
-            None => AgentSet::builtin(),
+            None => crate::agents::xen::builtin_agents(&self.config), // issue 7: keep xen across reloads
         };
         for a in loaded {
             set.insert(a);
@@ -153,11 +157,57 @@ impl NodeState {
         }
     }
 
-    /// Handles one request; `None` means no reply is sent (filtered out, or fire-and-forget).
-    pub async fn handle_request(self: &Arc<Self>, mut req: Request) -> Option<Reply> {
+    fn audit(&self, req: Option<&Request>, caller: &str, decision: AuditDecision, reason: impl Into<String>, started: Instant) {
+        let (id, agent, action, digest) = match req {
+            Some(r) => (r.id.clone(), r.agent.clone(), r.action.clone(), args_digest(&r.args)),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        self.security.audit.log(AuditRecord {
+            request_id: id,
+            caller: caller.to_string(),
+            agent,
+            action,
+            args_digest: digest,
+            decision,
+            reason: reason.into(),
+            duration: started.elapsed(),
+        });
+    }
+
+    /// Handles one request envelope as it came off the wire: the signature is checked over the raw
+    /// bytes before the body is decoded. `None` means no reply is sent (rejected before decoding,
+    /// filtered out, or fire-and-forget).
+    pub async fn handle_envelope(self: &Arc<Self>, env: fleet_protocol::Envelope, limits: &Limits) -> Option<Reply> {
         let started = Instant::now();
         Stats::bump(&self.stats.total);
-        let reply = |status: Status, msg: String, data: Value| Reply {
+        let claimed = env.signer.clone().unwrap_or_else(|| "-".into());
+        let caller = match env.verify(&self.security.callers()) {
+            Ok(c) => c,
+            Err(e) => {
+                Stats::bump(&self.stats.unvalidated);
+                warn!(signer = %claimed, error = %e, "request rejected before decoding");
+                self.audit(None, &claimed, AuditDecision::Rejected, e.to_string(), started);
+                return None;
+            }
+        };
+        let req = match env.open(limits) {
+            Ok(Message::Request(r)) => *r,
+            Ok(other) => {
+                self.audit(None, &caller, AuditDecision::Rejected, format!("not a request: {:?}", other.kind()), started);
+                return None;
+            }
+            Err(e) => {
+                Stats::bump(&self.stats.unvalidated);
+                self.audit(None, &caller, AuditDecision::Rejected, format!("malformed request: {e}"), started);
+                return None;
+            }
+        };
+        self.handle_request(req, caller, started).await
+    }
+
+    /// Handles a request whose signature was verified and whose signer is `caller`.
+    pub async fn handle_request(self: &Arc<Self>, mut req: Request, caller: String, started: Instant) -> Option<Reply> {
+        let reply = |req: &Request, status: Status, msg: String, data: Value| Reply {
             request_id: req.id.clone(),
             sender: self.identity.clone(),
             status,
@@ -165,6 +215,12 @@ impl NodeState {
             data,
             elapsed_us: started.elapsed().as_micros() as u64,
         };
+        let wants_reply = req.reply == ReplyMode::Normal;
+        if req.caller != caller {
+            let why = format!("caller field '{}' does not match the signing key '{caller}'", req.caller);
+            self.audit(Some(&req), &caller, AuditDecision::Rejected, why.clone(), started);
+            return wants_reply.then(|| reply(&req, Status::Denied, why, Value::Null));
+        }
         if !self.config.collectives.iter().any(|c| *c == req.collective) {
             Stats::bump(&self.stats.filtered);
             return None;
@@ -173,16 +229,29 @@ impl NodeState {
         let age_ms = now.saturating_sub(req.msgtime);
         if age_ms > u64::from(req.ttl) * 1000 {
             Stats::bump(&self.stats.ttlexpired);
-            warn!(request = %req.id, caller = %req.caller, age_ms, ttl = req.ttl, "request expired");
-            return (req.reply == ReplyMode::Normal).then(|| {
-                reply(Status::Aborted, format!("request expired: sent {:.1} s ago with a ttl of {} s", age_ms as f64 / 1000.0, req.ttl), Value::Null)
-            });
+            let why = format!("request expired: sent {:.1} s ago with a ttl of {} s", age_ms as f64 / 1000.0, req.ttl);
+            warn!(request = %req.id, caller = %caller, "{why}");
+            self.audit(Some(&req), &caller, AuditDecision::Rejected, why.clone(), started);
+            return wants_reply.then(|| reply(&req, Status::Aborted, why, Value::Null));
+        }
+        if req.msgtime > now + self.security.max_skew_ms {
+            let why = format!("request from the future: msgtime is {:.1} s ahead of this node's clock", (req.msgtime - now) as f64 / 1000.0);
+            warn!(request = %req.id, caller = %caller, "{why}");
+            self.audit(Some(&req), &caller, AuditDecision::Rejected, why.clone(), started);
+            return wants_reply.then(|| reply(&req, Status::Denied, why, Value::Null));
+        }
+        if !self.security.replay.first_time(&req.id, req.msgtime + u64::from(req.ttl) * 1000 + self.security.max_skew_ms, now) {
+            let why = "replayed request: this request id was already received".to_string();
+            warn!(request = %req.id, caller = %caller, "{why}");
+            self.audit(Some(&req), &caller, AuditDecision::Rejected, why.clone(), started);
+            return wants_reply.then(|| reply(&req, Status::Denied, why, Value::Null));
         }
         let expr = match req.filter.compile() {
             Ok(e) => e,
             Err(e) => {
                 Stats::bump(&self.stats.unvalidated);
-                return Some(reply(Status::InvalidData, e.to_string(), Value::Null));
+                self.audit(Some(&req), &caller, AuditDecision::Rejected, format!("bad filter: {}", e.message), started);
+                return wants_reply.then(|| reply(&req, Status::InvalidData, e.to_string(), Value::Null));
             }
         };
         let facts = self.facts();
@@ -197,18 +266,17 @@ impl NodeState {
         };
         let targeted = req.targets.is_empty() || req.targets.iter().any(|t| *t == self.identity);
         if !targeted || !expr.matches(&view) {
+            // Not for this node: not run, not audited (it was meant for others).
             Stats::bump(&self.stats.filtered);
             debug!(request = %req.id, "filtered out");
             return None;
         }
         Stats::bump(&self.stats.passed);
-        let mode = req.reply;
         let Some(agent) = agents.get(&req.agent).cloned() else {
             Stats::bump(&self.stats.unvalidated);
-            let known = names.join(", ");
-            return (mode == ReplyMode::Normal).then(|| {
-                reply(Status::UnknownAction, format!("unknown agent '{}' (this node has: {known})", req.agent), Value::Null)
-            });
+            let why = format!("unknown agent '{}' (this node has: {})", req.agent, names.join(", "));
+            self.audit(Some(&req), &caller, AuditDecision::Rejected, why.clone(), started);
+            return wants_reply.then(|| reply(&req, Status::UnknownAction, why, Value::Null));
         };
         if let Err(e) = fleet_ddl::validate_request(agent.ddl(), &req.action, &mut req.args) {
             Stats::bump(&self.stats.unvalidated);
@@ -219,22 +287,32 @@ impl NodeState {
             } else {
                 Status::InvalidData
             };
-            info!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, error = %e, "request refused by DDL");
-            return (mode == ReplyMode::Normal).then(|| reply(status, e.to_string(), Value::Null));
+            info!(request = %req.id, caller = %caller, agent = %req.agent, action = %req.action, error = %e, "request refused by DDL");
+            self.audit(Some(&req), &caller, AuditDecision::Rejected, e.to_string(), started);
+            return wants_reply.then(|| reply(&req, status, e.to_string(), Value::Null));
         }
         Stats::bump(&self.stats.validated);
+        let decision = self.security.policies.decide(&req.agent, &caller, &req.action, &view);
+        if !decision.allowed {
+            info!(request = %req.id, caller = %caller, agent = %req.agent, action = %req.action, rule = %decision.rule, "denied");
+            self.audit(Some(&req), &caller, AuditDecision::Denied, decision.rule.clone(), started);
+            return wants_reply.then(|| reply(&req, Status::Denied, format!("denied by {}", decision.rule), Value::Null));
+        }
+        drop(view);
         let timeout = Duration::from_secs(agent.ddl().metadata.timeout);
-        info!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, "running action");
+        info!(request = %req.id, caller = %caller, agent = %req.agent, action = %req.action, "running action");
         let meta = crate::agents::RequestMeta::of(&req);
+        let audit_req = Request { args: req.args.clone(), ..req.clone() };
         let fut = agent.call(self.clone(), meta, &req.action, std::mem::take(&mut req.args));
         let outcome = tokio::time::timeout(timeout, fut).await;
-        if mode == ReplyMode::None {
+        self.audit(Some(&audit_req), &caller, AuditDecision::Allowed, decision.rule, started);
+        if !wants_reply {
             return None;
         }
         Some(match outcome {
-            Ok(Ok(data)) => reply(Status::Ok, "OK".into(), data),
-            Ok(Err(e)) => reply(e.status, e.message, Value::Null),
-            Err(_) => reply(Status::Aborted, format!("timed out after {} s", timeout.as_secs()), Value::Null),
+            Ok(Ok(data)) => reply(&req, Status::Ok, "OK".into(), data),
+            Ok(Err(e)) => reply(&req, e.status, e.message, Value::Null),
+            Err(_) => reply(&req, Status::Aborted, format!("timed out after {} s", timeout.as_secs()), Value::Null),
         })
     }
 }
@@ -327,23 +405,34 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
                     Err(e) => return e.to_string(),
                 };
                 last_heard = Instant::now();
-                match decode_message(&frame, &limits) {
-                    Ok(Message::Request(req)) => {
-                        let node = node.clone();
-                        let out = out_tx.clone();
-                        tokio::spawn(async move {
-                            if let Some(reply) = node.handle_request(*req).await {
-                                match encode_message(&Message::Reply(Box::new(reply))) {
-                                    Ok(f) => {
+                let env = match fleet_protocol::Envelope::from_frame(&frame, &limits) {
+                    Ok(env) => env,
+                    Err(e) => {
+                        warn!(error = %e, "dropping malformed frame from hub");
+                        continue;
+                    }
+                };
+                if env.kind == fleet_protocol::Kind::Request {
+                    let node = node.clone();
+                    let out = out_tx.clone();
+                    tokio::spawn(async move {
+                        if let Some(reply) = node.handle_envelope(env, &limits).await {
+                            match fleet_protocol::Envelope::seal(&Message::Reply(Box::new(reply))) {
+                                Ok(mut env) => {
+                                    env.sign(&node.security.key, &node.identity);
+                                    if let Ok(f) = env.to_frame() {
                                         if out.send(Bytes::from(f)).await.is_ok() {
                                             Stats::bump(&node.stats.replies);
                                         }
                                     }
-                                    Err(e) => warn!(error = %e, "cannot encode reply"),
                                 }
+                                Err(e) => warn!(error = %e, "cannot encode reply"),
                             }
-                        });
-                    }
+                        }
+                    });
+                    continue;
+                }
+                match env.open(&limits) {
                     Ok(Message::Ack(_)) => {}
                     Ok(Message::Error(e)) => warn!(message = %e.message, "hub refused a frame"),
                     Ok(other) => debug!(kind = ?other.kind(), "ignoring unexpected message from hub"),

@@ -10,6 +10,8 @@ use crate::agents::AgentSet;
 use crate::config::NodeConfig;
 use crate::facts;
 use crate::node::NodeState;
+use crate::security::Security;
+use fleet_protocol::keys::{KeyPair, Keyring};
 
 const COUNTRIES: &[&str] = &["uk", "us", "de", "fr", "jp"];
 const ROLES: &[&str] = &["web", "db", "cache", "lb"];
@@ -37,14 +39,22 @@ pub fn synthetic(i: usize, builtin: &Value, prefix: &str) -> (String, Value, Vec
     (identity, f, classes)
 }
 
-/// Builds `n` sim nodes on `config` (its hubs, intervals and collectives are shared).
-pub fn build(n: usize, config: &NodeConfig, prefix: &str) -> Vec<Arc<NodeState>> {
+/// Builds `n` sim nodes on `config` (its hubs, intervals, collectives, trusted callers and
+/// policies are shared). Each node gets its own key pair in memory; sim nodes keep no audit log.
+pub fn build(n: usize, config: &NodeConfig, callers: &Keyring, prefix: &str) -> Vec<Arc<NodeState>> {
     let builtin = facts::builtin_facts();
     (0..n)
         .map(|i| {
             let (identity, f, classes) = synthetic(i, &builtin, prefix);
+            let security = Security::in_memory(
+                Arc::new(KeyPair::generate()),
+                callers.clone(),
+                &config.policy_dir,
+                config.policy_default_allow(),
+                crate::audit::Audit::disabled(),
+            );
             // Every sim node gets its own agent instances (and so its own process snapshot state).
-            NodeState::new(identity, config.clone(), f, classes, AgentSet::builtin())
+            NodeState::new(identity, config.clone(), f, classes, AgentSet::builtin(), security)
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod filter;
+pub mod guard;
 pub mod keys;
 pub mod message;
 pub mod transport;

@@ -48,6 +48,50 @@ pub fn fleet_bin() -> PathBuf {
     binary("fleet")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/// The test caller's keys, made once per test process: `e2e.key` signs every request the harness
+/// sends, and `callers/e2e.pub` is what every node and hub trusts.
+pub struct TestKeys {
+    pub dir: PathBuf,
+    pub key: fleet_protocol::keys::KeyPair,
+}
+
+impl TestKeys {
+    pub fn get() -> &'static TestKeys {
+        static KEYS: std::sync::OnceLock<TestKeys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            let dir = tempfile::Builder::new().prefix("fleet-e2e-keys-").tempdir().expect("tempdir").keep();
+            let key = fleet_protocol::keys::KeyPair::generate();
+            let (_, public) = key.save(&dir.join("keys"), "e2e").expect("save test key");
+            std::fs::create_dir_all(dir.join("callers")).expect("callers dir");
+            std::fs::copy(public, dir.join("callers").join("e2e.pub")).expect("trust the test key");
+            TestKeys { dir, key }
+        })
+    }
+    /// The caller id of the test key.
+    pub fn caller(&self) -> &'static str {
+        "e2e"
+    }
+    pub fn private_key(&self) -> PathBuf {
+        self.dir.join("keys").join("e2e.key")
+    }
+    pub fn callers_dir(&self) -> PathBuf {
+        self.dir.join("callers")
+    }
+}
+
+/// Signs a request as the test caller and encodes it.
+pub fn signed_frame(req: &Request) -> Vec<u8> {
+    let keys = TestKeys::get();
+    let mut req = req.clone();
+    req.caller = keys.caller().into();
+    let mut env = fleet_protocol::Envelope::seal(&Message::Request(Box::new(req))).expect("seal");
+    env.sign(&keys.key, keys.caller());
+    env.to_frame().expect("encode")
+}
+
 /// A `noded` command that ignores the host's `/etc/fleet/noded.toml` and `NODED_CONFIG`.
 fn noded_command(config: &Path) -> Command {
     let mut c = Command::new(noded_bin());
@@ -146,8 +190,13 @@ impl Hub {
         let config = dir.path().join("noded.toml");
         write_file(&config, config_toml);
         let log = dir.path().join("hub.stderr");
-        let mut child = noded_command(&config)
-            .arg("hub")
+        let mut cmd = noded_command(&config);
+        cmd.arg("hub");
+        // The hub trusts the test caller unless the test says otherwise.
+        if !config_toml.contains("callers_dir") && !args.contains(&"--callers-dir") {
+            cmd.arg("--callers-dir").arg(TestKeys::get().callers_dir());
+        }
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -319,7 +368,24 @@ impl Node {
         write_file(&dir.path().join("facts.yaml"), &spec.facts_yaml);
         let classes: String = spec.classes.iter().map(|c| format!("{c}\n")).collect();
         write_file(&dir.path().join("classes.txt"), &classes);
-        write_file(&dir.path().join("noded.toml"), &spec.config_toml);
+        fleet_protocol::keys::KeyPair::generate().save(dir.path(), "node").expect("node key");
+        // Security defaults for tests: the node's own key, the test caller trusted, every action
+        // allowed (security tests set their own policies), an audit log in the node's directory.
+        let mut defaults = String::new();
+        let d = dir.path();
+        for (key, value) in [
+            ("key_file", d.join("node.key").display().to_string()),
+            ("callers_dir", TestKeys::get().callers_dir().display().to_string()),
+            ("policy_dir", d.join("policies").display().to_string()),
+            ("policy_default", "allow".to_string()),
+            ("audit_log", d.join("audit.log").display().to_string()),
+        ] {
+            let set = spec.config_toml.lines().any(|l| l.trim_start().starts_with(key));
+            if !set {
+                defaults.push_str(&format!("{key} = {value:?}\n"));
+            }
+        }
+        write_file(&dir.path().join("noded.toml"), &format!("{defaults}{}", spec.config_toml));
         let log = dir.path().join("noded.stderr");
         let mut node = Node { spec, child: None, dir, log, runs: 0 };
         node.spawn();
@@ -460,6 +526,7 @@ pub fn fleet_raw(args: &[&str]) -> Output {
     let mut child = Command::new(fleet_bin())
         .args(args)
         .env("XDG_CONFIG_HOME", config_home.path())
+        .env("FLEET_KEY", TestKeys::get().private_key())
         .env_remove("FLEET_HUB")
         .env_remove("FLEET_CONFIG")
         .env_remove("RUST_LOG")
@@ -651,7 +718,7 @@ impl RawPeer {
     /// Say [`hello`](Self::hello) first, as a console does.
     pub fn request(&mut self, req: Request, timeout: Duration) -> Reply {
         let id = req.id.clone();
-        self.send(&Message::Request(Box::new(req)));
+        self.send_frame(signed_frame(&req));
         match self.recv_matching(timeout, "Reply", |m| matches!(m, Message::Reply(r) if r.request_id == id)) {
             Message::Reply(r) => *r,
             _ => unreachable!(),
@@ -672,7 +739,7 @@ pub fn request(agent: &str, action: &str, args: serde_json::Map<String, serde_js
     Request {
         id: fleet_protocol::new_request_id(),
         collective: "fleet".into(),
-        caller: "user=e2e".into(),
+        caller: "e2e".into(),
         agent: agent.into(),
         action: action.into(),
         args,

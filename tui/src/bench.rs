@@ -12,10 +12,18 @@ use crate::client::Client;
 use crate::request::{self, DiscoveryMethod, Spec};
 
 pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
+    let security = crate::demo::DemoSecurity::create("bench")?;
+    crate::client::set_default_signer(security.signer.clone());
     let (tx, rx) = watch::channel(false);
-    let endpoint = crate::demo::start_hub(rx.clone()).await?;
-    let cfg = noded::NodeConfig { hubs: vec![endpoint.clone()], heartbeat_interval: 30.0, connect_timeout: 30.0, ..Default::default() };
-    let sims = noded::sim::build(nodes, &cfg, "bench-");
+    let endpoint = crate::demo::start_hub(rx.clone(), &security.callers_dir()).await?;
+    let cfg = noded::NodeConfig {
+        hubs: vec![endpoint.clone()],
+        heartbeat_interval: 30.0,
+        connect_timeout: 30.0,
+        policy_dir: security.policy_dir(),
+        ..Default::default()
+    };
+    let sims = noded::sim::build(nodes, &cfg, &security.callers, "bench-");
     let started = std::time::Instant::now();
     for n in sims {
         tokio::spawn(noded::node::run(n, rx.clone()));

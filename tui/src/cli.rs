@@ -221,6 +221,14 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Create a caller key pair (ed25519 signing + X25519 link key); the name is the caller id.
+    Keygen {
+        /// The caller id, e.g. your login name.
+        name: String,
+        /// Where to write NAME.key (0600) and NAME.pub (default $XDG_CONFIG_HOME/fleet/keys).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print shell completions.
     Completions {
         shell: clap_complete::Shell,

@@ -7,13 +7,44 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
 use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
-use fleet_protocol::{Discover, Filter, Hello, Message};
+use fleet_protocol::keys::KeyPair;
+use fleet_protocol::{Discover, Envelope, Filter, Hello, Message};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// Who signs this console's requests: the caller id (the key's name) and its key pair.
+#[derive(Clone)]
+pub struct Signer {
+    pub caller: String,
+    pub key: Arc<KeyPair>,
+}
+
+impl Signer {
+    /// Loads a private key file; the caller id is the file name without `.key`.
+    pub fn load(path: &Path) -> Result<Signer> {
+        let key = KeyPair::load_private(path).with_context(|| format!("loading the signing key {}", path.display()))?;
+        let caller = path.file_stem().and_then(|s| s.to_str()).context("key file name")?.to_string();
+        Ok(Signer { caller, key: Arc::new(key) })
+    }
+}
+
+static DEFAULT_SIGNER: OnceLock<Signer> = OnceLock::new();
+
+/// Sets the signer every new [`Client`] uses (once, at start-up).
+pub fn set_default_signer(signer: Signer) {
+    let _ = DEFAULT_SIGNER.set(signer);
+}
+
+pub fn default_signer() -> Option<&'static Signer> {
+    DEFAULT_SIGNER.get()
+}
 
 pub struct Client {
     tx: LinkSender,
     rx: LinkReceiver,
     limits: Limits,
     hub: String,
+    signer: Option<Signer>,
 }
 
 impl Client {
@@ -24,7 +55,7 @@ impl Client {
             match Link::connect(hub, timeout).await {
                 Ok(link) => {
                     let (tx, rx) = link.split();
-                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone() };
+                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone(), signer: DEFAULT_SIGNER.get().cloned() };
                     let name = format!("fleet-{}", std::process::id());
                     c.send(&Message::Hello(Hello { name, subscribe })).await?;
                     return Ok(c);
@@ -39,8 +70,26 @@ impl Client {
         &self.hub
     }
 
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// Sends a message. Requests are signed, and their caller is the signing key's name: a node
+    /// refuses any request whose caller and key disagree.
     pub async fn send(&mut self, msg: &Message) -> Result<()> {
-        let frame = encode_message(msg).context("encoding message")?;
+        let frame = match (msg, &self.signer) {
+            (Message::Request(req), Some(signer)) => {
+                let mut req = req.clone();
+                req.caller = signer.caller.clone();
+                let mut env = Envelope::seal(&Message::Request(req)).context("encoding request")?;
+                env.sign(&signer.key, &signer.caller);
+                env.to_frame().context("encoding request")?
+            }
+            (Message::Request(_), None) => {
+                bail!("no signing key: create one with `fleet keygen NAME` (see `fleet keygen --help`), or set FLEET_KEY")
+            }
+            _ => encode_message(msg).context("encoding message")?,
+        };
         self.tx.send(Bytes::from(frame)).await.with_context(|| format!("sending to hub {}", self.hub))
     }
 

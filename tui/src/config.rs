@@ -24,6 +24,9 @@ pub struct ClientConfig {
     pub read_only: bool,
     /// Seconds a request stays valid on the nodes.
     pub ttl: u32,
+    /// The private key that signs requests; its file name is the caller id. Default:
+    /// `$XDG_CONFIG_HOME/fleet/keys/<caller>.key`. Also FLEET_KEY.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -37,6 +40,7 @@ impl Default for ClientConfig {
             theme: "default".into(),
             read_only: false,
             ttl: 60,
+            key_file: None,
         }
     }
 }
@@ -75,11 +79,29 @@ impl ClientConfig {
         Ok(cfg)
     }
 
+    /// Where the signing key is: FLEET_KEY, `key_file`, or the keys directory and the caller name.
+    pub fn key_path(&self) -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("FLEET_KEY") {
+            return Some(PathBuf::from(p));
+        }
+        if let Some(p) = &self.key_file {
+            return Some(p.clone());
+        }
+        let name = self.caller.clone().unwrap_or_else(login_name);
+        Self::keys_dir().map(|d| d.join(format!("{name}.key")))
+    }
+
+    pub fn keys_dir() -> Option<PathBuf> {
+        directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("keys"))
+    }
+
     pub fn caller(&self) -> String {
-        self.caller.clone().unwrap_or_else(|| {
-            let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
-            format!("user={user}")
-        })
+        if let Some(k) = self.key_path() {
+            if let Some(stem) = k.file_stem().and_then(|s| s.to_str()) {
+                return stem.to_string();
+            }
+        }
+        self.caller.clone().unwrap_or_else(login_name)
     }
 }
 
@@ -97,4 +119,9 @@ mod tests {
     fn defaults() {
         assert_eq!(ClientConfig::parse("", "c.toml").unwrap(), ClientConfig::default());
     }
+}
+
+/// The login name, for the default caller id.
+pub fn login_name() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "admin".into())
 }

@@ -1,18 +1,76 @@
 //! `fleet demo`: a real hub and five real nodes in this process (real ZeroMQ sockets on loopback,
 //! real agents), then the console on them. Also the embedded fleet the benchmarks use.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use fleet_protocol::codec::Limits;
+use fleet_protocol::keys::{KeyPair, Keyring};
+use noded::audit::Audit;
+use noded::security::Security;
 use noded::{HubConfig, NodeConfig, NodeState};
 use serde_json::json;
 use tokio::sync::watch;
+
+use crate::client::Signer;
+
+/// Keys, trusted callers, policies and audit logs of an embedded fleet, in a temp dir, so the
+/// demo and the benchmarks run the same secure path as a real fleet: signed requests, verified
+/// on the hub and the nodes, authorized by policy files, audited.
+pub struct DemoSecurity {
+    pub dir: tempfile::TempDir,
+    pub signer: Signer,
+    pub callers: Keyring,
+}
+
+impl DemoSecurity {
+    /// A caller key named `caller`, trusted by every node, allowed every action of every built-in
+    /// agent by an explicit policy file (the default stays deny).
+    pub fn create(caller: &str) -> Result<DemoSecurity> {
+        let dir = tempfile::Builder::new().prefix("fleet-demo-").tempdir().context("creating the demo's key directory")?;
+        let key = KeyPair::generate();
+        let (private, public) = key.save(&dir.path().join("keys"), caller)?;
+        std::fs::create_dir_all(dir.path().join("callers"))?;
+        std::fs::copy(&public, dir.path().join("callers").join(format!("{caller}.pub")))?;
+        std::fs::create_dir_all(dir.path().join("policies"))?;
+        std::fs::create_dir_all(dir.path().join("audit"))?;
+        for (agent, _) in fleet_ddl::builtin::all() {
+            std::fs::write(
+                dir.path().join("policies").join(format!("{agent}.policy")),
+                format!("# written by fleet demo\npolicy default deny\nallow\t{caller}\t*\t*\t*\n"),
+            )?;
+        }
+        let callers = Keyring::load(&dir.path().join("callers"))?;
+        let signer = Signer::load(&private)?;
+        Ok(DemoSecurity { dir, signer, callers })
+    }
+
+    pub fn callers_dir(&self) -> PathBuf {
+        self.dir.path().join("callers")
+    }
+
+    pub fn policy_dir(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    /// A node's security: its own key in memory, the shared callers and policies, and an audit
+    /// log file per node (none when `audit` is false).
+    pub fn for_node(&self, identity: &str, audit: bool) -> Result<Security> {
+        let audit = if audit {
+            Audit::open(self.dir.path().join("audit").join(format!("{identity}.log")), 8 * 1024 * 1024, 2)?
+        } else {
+            Audit::disabled()
+        };
+        Ok(Security::in_memory(Arc::new(KeyPair::generate()), self.callers.clone(), &self.policy_dir(), false, audit))
+    }
+}
 
 /// A running embedded fleet. Dropping it does not stop it; call [`EmbeddedFleet::stop`].
 pub struct EmbeddedFleet {
     pub endpoint: String,
     pub nodes: Vec<Arc<NodeState>>,
+    pub security: DemoSecurity,
     shutdown: watch::Sender<bool>,
 }
 
@@ -22,9 +80,10 @@ impl EmbeddedFleet {
     }
 }
 
-/// Starts a hub on an ephemeral loopback port.
-pub async fn start_hub(shutdown: watch::Receiver<bool>) -> Result<String> {
-    let (hub, endpoint) = noded::hub::Hub::bind("tcp://127.0.0.1:0", HubConfig::default(), Limits::default()).await?;
+/// Starts a hub on an ephemeral loopback port that trusts the callers in `callers_dir`.
+pub async fn start_hub(shutdown: watch::Receiver<bool>, callers_dir: &Path) -> Result<String> {
+    let config = HubConfig { callers_dir: Some(callers_dir.to_path_buf()), ..HubConfig::default() };
+    let (hub, endpoint) = noded::hub::Hub::bind("tcp://127.0.0.1:0", config, Limits::default()).await?;
     tokio::spawn(hub.run(shutdown));
     Ok(endpoint)
 }
@@ -34,7 +93,7 @@ fn node_config(endpoint: &str) -> NodeConfig {
 }
 
 /// The five demo nodes: varied identities, facts and classes.
-pub fn demo_nodes(endpoint: &str) -> Vec<Arc<NodeState>> {
+pub fn demo_nodes(endpoint: &str, security: &DemoSecurity) -> Result<Vec<Arc<NodeState>>> {
     let builtin = noded::facts::builtin_facts();
     let specs = [
         ("web-01", "uk", "web", "lon1", &["base", "role::web", "nginx"][..]),
@@ -49,24 +108,26 @@ pub fn demo_nodes(endpoint: &str) -> Vec<Arc<NodeState>> {
         .map(|(id, country, role, dc, classes)| {
             let mut facts = builtin.clone();
             noded::facts::merge(&mut facts, json!({ "hostname": id, "country": country, "role": role, "datacenter": dc, "demo": true }));
-            NodeState::new(
+            Ok(NodeState::new(
                 id.to_string(),
                 node_config(endpoint),
                 facts,
                 classes.iter().map(|c| c.to_string()).collect(),
                 agents.clone(),
-            )
+                security.for_node(id, true)?,
+            ))
         })
         .collect()
 }
 
-/// Starts a hub and the given nodes (or the five demo nodes).
-pub async fn start(nodes: Option<Vec<Arc<NodeState>>>) -> Result<EmbeddedFleet> {
+/// Starts a hub and the five demo nodes, with fresh keys and policies.
+pub async fn start() -> Result<EmbeddedFleet> {
+    let security = DemoSecurity::create("demo")?;
     let (tx, rx) = watch::channel(false);
-    let endpoint = start_hub(rx.clone()).await?;
-    let nodes = nodes.unwrap_or_else(|| demo_nodes(&endpoint));
+    let endpoint = start_hub(rx.clone(), &security.callers_dir()).await?;
+    let nodes = demo_nodes(&endpoint, &security)?;
     for n in &nodes {
         tokio::spawn(noded::node::run(n.clone(), rx.clone()));
     }
-    Ok(EmbeddedFleet { endpoint, nodes, shutdown: tx })
+    Ok(EmbeddedFleet { endpoint, nodes, security, shutdown: tx })
 }

@@ -55,6 +55,18 @@ pub fn main_entry() -> i32 {
             return commands::EXIT_NOTHING;
         }
     };
+    // The signing key: loaded once; commands that send requests refuse to run without it.
+    if !matches!(cli.command, Some(Command::Demo { .. }) | Some(Command::Keygen { .. })) {
+        if let Some(path) = cfg.key_path().filter(|p| p.exists()) {
+            match client::Signer::load(&path) {
+                Ok(s) => client::set_default_signer(s),
+                Err(e) => {
+                    eprintln!("fleet: {e:#}");
+                    return commands::EXIT_NOTHING;
+                }
+            }
+        }
+    }
     let console_mode = matches!(cli.command, None | Some(Command::Demo { headless: false }));
     if !console_mode {
         init_cli_logging(cli.global.log_level.as_deref());
@@ -112,10 +124,12 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
         Some(Command::Xen { cmd }) => xen::run(&ctx, cmd).await, // issue 7
         Some(Command::HubStats { output }) => commands::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => {
-            let fleet = demo::start(None).await?;
+            let fleet = demo::start().await?;
+            client::set_default_signer(fleet.security.signer.clone());
             if headless {
+                let key = fleet.security.dir.path().join("keys").join("demo.key");
                 println!("demo hub listening on {}", fleet.endpoint);
-                println!("try: fleet --hub {} ping", fleet.endpoint);
+                println!("try: FLEET_KEY={} fleet --hub {} ping", key.display(), fleet.endpoint);
                 tokio::signal::ctrl_c().await?;
                 fleet.stop();
                 return Ok(0);
@@ -128,6 +142,17 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
             r.map(|_| 0)
         }
         Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => bench::ping(nodes, rounds).await.map(|_| 0),
+        Some(Command::Keygen { name, dir }) => {
+            let dir = match dir.or_else(ClientConfig::keys_dir) {
+                Some(d) => d,
+                None => anyhow::bail!("no config directory: pass --dir"),
+            };
+            let (private, public) = fleet_protocol::keys::KeyPair::generate().save(&dir, &name)?;
+            println!("wrote {} (private, mode 0600) and {}", private.display(), public.display());
+            println!("copy {} into the callers directory of every node (and hub) as {name}.pub;", public.display());
+            println!("the file name is the caller id their policies see: {name}");
+            Ok(0)
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "fleet", &mut std::io::stdout());
             Ok(0)

@@ -671,18 +671,21 @@ pub async fn balance(ctx: &Ctx, policy_file: &Path, mode: BalanceMode, opts: &Ba
             let quiet = out.json || out.jsonl;
             let observe = Duration::from_secs_f64(opts.observe.unwrap_or(policy.max_over * 60.0));
             let interval = Duration::from_secs_f64(policy.interval);
-            let deadline = tokio::time::Instant::now() + observe;
+            // The window opens with the first answers, so a slow first round does not eat it: any
+            // observation longer than 0 s gets at least two samples to measure CPU time between.
+            let mut deadline = None;
             let mut taken = 0;
             let mut asked = 0;
             loop {
                 let (n, o) = sample_round(ctx, &mut client, f, &mut obs).await?;
+                let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + observe);
                 asked = asked.max(o.discovered.len());
                 taken += 1;
-                if !quiet {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    eprintln!("sample {taken}: {n} of {} dom0(s) answered; {:.0} s of observation left", o.discovered.len(), left.as_secs_f64());
-                }
                 let now = tokio::time::Instant::now();
+                if !quiet {
+                    let left = deadline.saturating_duration_since(now);
+                    eprintln!("sample {taken}: {n} of {} dom0(s) answered; {:.1} s of observation left", o.discovered.len(), left.as_secs_f64());
+                }
                 if now >= deadline {
                     break;
                 }

@@ -44,8 +44,20 @@ const OUTPUT_CAP: usize = 8 << 20;
 
 pub struct XenAgent {
     ddl: Ddl,
-    xl: PathBuf,
+    xl: Arc<Xl>,
+}
+
+/// The xl CLI of this dom0 and the node's map of migration addresses; shared by running calls.
+struct Xl {
+    path: PathBuf,
     host_map: HashMap<String, String>,
+    /// Set only for the stand-in: the environment its runs get and where its load average is.
+    standin: Option<Standin>,
+}
+
+struct Standin {
+    env: Vec<(String, String)>,
+    loadavg: PathBuf,
 }
 
 /// Whether the xen agent should be active here: `xl` exists and is executable.
@@ -68,7 +80,18 @@ pub fn builtin_agents(config: &NodeConfig) -> AgentSet {
 
 impl XenAgent {
     pub fn new(xl_path: PathBuf, host_map: HashMap<String, String>) -> XenAgent {
-        XenAgent { ddl: super::builtin_ddl("xen", fleet_ddl::builtin::XEN), xl: xl_path, host_map }
+        XenAgent { ddl: super::builtin_ddl("xen", fleet_ddl::builtin::XEN), xl: Arc::new(Xl { path: xl_path, host_map, standin: None }) }
+    }
+
+    /// An agent on fleet's xl stand-in playing dom0 `dom0` over the shared `state_dir`, for nodes
+    /// that run in one process (`fleet demo`) and so cannot each have their own environment. The
+    /// stand-in gets `XL_STANDIN_STATE` and `XL_STANDIN_HOST` in its own environment, and the load
+    /// average comes from `<state_dir>/<dom0>.loadavg`, which the stand-in's `seed` and `load` write.
+    pub fn simulated(standin_path: PathBuf, state_dir: &Path, dom0: &str, host_map: HashMap<String, String>) -> XenAgent {
+        let env = vec![(STANDIN_ENV.to_string(), state_dir.display().to_string()), ("XL_STANDIN_HOST".to_string(), dom0.to_string())];
+        let standin = Standin { env, loadavg: state_dir.join(format!("{dom0}.loadavg")) };
+        let xl = Xl { path: standin_path, host_map, standin: Some(standin) };
+        XenAgent { ddl: super::builtin_ddl("xen", fleet_ddl::builtin::XEN), xl: Arc::new(xl) }
     }
 }
 
@@ -294,9 +317,9 @@ async fn collect_lines(stream: impl AsyncRead + Unpin, into: Option<&Mutex<Strin
     }
 }
 
-impl XenAgent {
+impl Xl {
     fn spawn_error(&self, e: std::io::Error) -> ActionError {
-        let xl = self.xl.display();
+        let xl = self.path.display();
         match e.kind() {
             std::io::ErrorKind::NotFound => {
                 unknown(format!("xl not found at {xl}: this node has no Xen toolstack there (the node config key xl_path names it)"))
@@ -310,7 +333,11 @@ impl XenAgent {
     /// to the node's log as it comes, for long runs an operator may want to follow.
     async fn run_xl(&self, args: &[&str], limit: Duration, log: Option<&str>) -> Result<XlRun, ActionError> {
         let shown = format!("xl {}", args.join(" "));
-        let mut child = tokio::process::Command::new(&self.xl)
+        let mut cmd = tokio::process::Command::new(&self.path);
+        if let Some(standin) = &self.standin {
+            cmd.envs(standin.env.iter().map(|(k, v)| (k, v)));
+        }
+        let mut child = cmd
             .args(args)
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
@@ -373,9 +400,24 @@ impl XenAgent {
     }
 }
 
-async fn load_average() -> Result<[f64; 3], ActionError> {
-    let path = std::env::var_os(LOADAVG_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(PROC_LOADAVG));
-    let text = tokio::fs::read_to_string(&path).await.map_err(|e| unknown(format!("cannot read the load average from {}: {e}", path.display())))?;
+impl Xl {
+    /// Whether this is fleet's stand-in rather than a real hypervisor.
+    fn simulated(&self) -> bool {
+        self.standin.is_some() || std::env::var_os(STANDIN_ENV).is_some()
+    }
+
+    /// The dom0's load average: /proc/loadavg, or the file the stand-in keeps for this dom0.
+    async fn load_average(&self) -> Result<[f64; 3], ActionError> {
+        let path = match &self.standin {
+            Some(s) => s.loadavg.clone(),
+            None => std::env::var_os(LOADAVG_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(PROC_LOADAVG)),
+        };
+        load_average_from(&path).await
+    }
+}
+
+async fn load_average_from(path: &Path) -> Result<[f64; 3], ActionError> {
+    let text = tokio::fs::read_to_string(path).await.map_err(|e| unknown(format!("cannot read the load average from {}: {e}", path.display())))?;
     parse_loadavg(&text).map_err(|e| unknown(format!("{}: {e}", path.display())))
 }
 
@@ -386,7 +428,7 @@ fn row_json(row: &DomainRow) -> Value {
 // -------------------------------------------------------------------------------------------------
 // Actions
 
-async fn list(agent: &XenAgent) -> Result<Value, ActionError> {
+async fn list(agent: &Xl) -> Result<Value, ActionError> {
     let rows = agent.xl_list().await?;
     let (dom0, domus): (Vec<DomainRow>, Vec<DomainRow>) = rows.into_iter().partition(DomainRow::is_dom0);
     let domu_memory: u64 = domus.iter().map(|d| d.mem).sum();
@@ -398,9 +440,9 @@ async fn list(agent: &XenAgent) -> Result<Value, ActionError> {
     }))
 }
 
-async fn info(agent: &XenAgent) -> Result<Value, ActionError> {
+async fn info(agent: &Xl) -> Result<Value, ActionError> {
     let info = agent.xl_info().await?;
-    let [l1, l5, l15] = load_average().await?;
+    let [l1, l5, l15] = agent.load_average().await?;
     Ok(json!({
         "nr_cpus": info.nr_cpus,
         "total_memory": info.total_memory,
@@ -409,12 +451,12 @@ async fn info(agent: &XenAgent) -> Result<Value, ActionError> {
         "load_1": l1,
         "load_5": l5,
         "load_15": l15,
-        "simulated": std::env::var_os(STANDIN_ENV).is_some(),
+        "simulated": agent.simulated(),
         "fields": info.fields,
     }))
 }
 
-async fn find(agent: &XenAgent, args: &Map<String, Value>) -> Result<Value, ActionError> {
+async fn find(agent: &Xl, args: &Map<String, Value>) -> Result<Value, ActionError> {
     let name = args.get("domain").and_then(Value::as_str).unwrap_or("");
     let rows = agent.xl_list().await?;
     Ok(match rows.iter().find(|r| r.name == name) {
@@ -423,9 +465,9 @@ async fn find(agent: &XenAgent, args: &Map<String, Value>) -> Result<Value, Acti
     })
 }
 
-async fn stat(agent: &XenAgent) -> Result<Value, ActionError> {
+async fn stat(agent: &Xl) -> Result<Value, ActionError> {
     let rows = agent.xl_list().await?;
-    let [l1, l5, l15] = load_average().await?;
+    let [l1, l5, l15] = agent.load_average().await?;
     let domus: Vec<Value> = rows.iter().filter(|r| !r.is_dom0()).map(row_json).collect();
     Ok(json!({ "load_1": l1, "load_5": l5, "load_15": l15, "domu_count": domus.len(), "domus": domus }))
 }
@@ -439,7 +481,7 @@ pub fn migration_address(destination: &str, address: &str, host_map: &HashMap<St
     }
 }
 
-async fn migrate(agent: &XenAgent, node: &NodeState, meta: &RequestMeta, args: &Map<String, Value>) -> Result<Value, ActionError> {
+async fn migrate(agent: &Xl, node: &NodeState, meta: &RequestMeta, args: &Map<String, Value>) -> Result<Value, ActionError> {
     let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let (domain, destination) = (s("domain"), s("destination"));
     let address = migration_address(&destination, &s("address"), &agent.host_map);
@@ -489,7 +531,7 @@ impl Agent for XenAgent {
     }
 
     fn call(&self, node: Arc<NodeState>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
-        let agent = XenAgent { ddl: self.ddl.clone(), xl: self.xl.clone(), host_map: self.host_map.clone() };
+        let agent = self.xl.clone();
         let action = action.to_string();
         Box::pin(async move {
             match action.as_str() {
@@ -691,8 +733,8 @@ xend_config_format     : 4
         assert!(!activation_check(dir.path()));
     }
 
-    fn agent_with(xl: &Path) -> XenAgent {
-        XenAgent::new(xl.to_path_buf(), HashMap::new())
+    fn agent_with(xl: &Path) -> Arc<Xl> {
+        XenAgent::new(xl.to_path_buf(), HashMap::new()).xl
     }
 
     #[tokio::test]
@@ -725,6 +767,34 @@ xend_config_format     : 4
         let e = list(&agent).await.unwrap_err();
         assert_eq!(e.status, Status::UnknownError);
         assert!(e.message.contains("\"Segmentation fault\""), "{}", e.message);
+    }
+
+    /// The stand-in must print exactly xl's formats: the agent's strict parsers read it unchanged.
+    #[tokio::test]
+    async fn the_standin_speaks_xl() {
+        let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/xl-standin");
+        let state = tempfile::tempdir().unwrap();
+        let seeded = std::process::Command::new(&standin)
+            .args(["seed", "--host", "xen-01", "--load", "1.5,1.0,0.5", "--domu", "web1:1024:2:120.5:0.5"])
+            .args(["--domu", "a-very-long-domain-name-for-the-billing-cluster-node-0001:512:1:5", "--domu", "gone:256:1:3:0:---sc-"])
+            .env(STANDIN_ENV, state.path())
+            .status()
+            .unwrap();
+        assert!(seeded.success());
+        let xl = XenAgent::simulated(standin, state.path(), "xen-01", HashMap::new()).xl;
+        let v = list(&xl).await.unwrap();
+        assert_eq!(v["domu_count"], 3);
+        assert_eq!(v["domu_memory"], 1792);
+        assert_eq!(v["dom0"]["name"], DOMAIN0);
+        assert_eq!(v["domus"][1]["name"], "a-very-long-domain-name-for-the-billing-cluster-node-0001");
+        assert_eq!(v["domus"][2]["shutdown_reason"], "crash");
+        let v = info(&xl).await.unwrap();
+        assert_eq!((v["nr_cpus"].as_u64(), v["total_memory"].as_u64(), v["free_memory"].as_u64()), (Some(8), Some(32768), Some(32768 - 2048 - 1792)));
+        assert_eq!((v["load_1"].as_f64(), v["load_15"].as_f64()), (Some(1.5), Some(0.5)));
+        assert_eq!(v["simulated"], true);
+        let v = stat(&xl).await.unwrap();
+        assert_eq!(v["domu_count"], 3);
+        assert!(v["domus"][0]["cpu_time"].as_f64().unwrap() >= 120.5);
     }
 
     #[tokio::test]

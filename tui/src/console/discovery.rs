@@ -194,6 +194,13 @@ impl Discovery {
         t
     }
 
+    /// Typing re-parses the filter at once, so the error follows the text.
+    fn edit_text(&mut self, edit: TextEdit) {
+        if self.editing && self.input.apply(edit) {
+            self.revalidate();
+        }
+    }
+
     fn revalidate(&mut self) {
         self.filter_error = check_filter(self.input.text()).err();
     }
@@ -425,11 +432,7 @@ impl Component for Discovery {
                 self.input.set(&self.active_filter);
                 self.filter_error = None;
             }
-            Action::EditText(edit) if self.editing => {
-                if self.input.apply(edit) {
-                    self.revalidate();
-                }
-            }
+            Action::EditText(edit) => self.edit_text(edit),
             Action::Submit => {
                 if self.editing {
                     if self.filter_error.is_some() {

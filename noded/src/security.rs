@@ -1,0 +1,115 @@
+//! What a node checks before it runs anything: the request's signature (over the raw bytes,
+//! before decoding), its caller (proven by the key, never claimed), its age and replay, and the
+//! agent's action policy. Every request received is audited, allowed, denied or rejected.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context;
+use fleet_protocol::keys::{KeyPair, Keyring};
+
+use crate::audit::Audit;
+use crate::config::NodeConfig;
+use crate::policy::PolicySet;
+
+/// Remembers request ids until their ttl has passed, so the same bytes are never acted on twice.
+#[derive(Default)]
+pub struct ReplayCache {
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl ReplayCache {
+    /// Records `id` until `expires_ms`. Returns false when it was already there (a replay).
+    pub fn first_time(&self, id: &str, expires_ms: u64, now_ms: u64) -> bool {
+        let mut seen = self.seen.lock().expect("replay cache lock");
+        if seen.len() > 4096 {
+            seen.retain(|_, exp| *exp > now_ms);
+        }
+        match seen.get(id) {
+            Some(exp) if *exp > now_ms => false,
+            _ => {
+                seen.insert(id.to_string(), expires_ms);
+                true
+            }
+        }
+    }
+}
+
+pub struct Security {
+    pub callers: RwLock<Arc<Keyring>>,
+    pub policies: PolicySet,
+    pub audit: Audit,
+    /// Signs this node's replies.
+    pub key: Arc<KeyPair>,
+    pub replay: ReplayCache,
+    /// Largest accepted distance of `msgtime` into the future, in ms.
+    pub max_skew_ms: u64,
+    callers_dir: Option<std::path::PathBuf>,
+}
+
+impl Security {
+    /// Loads keys, callers, policies and the audit log as the config says. Every failure names the
+    /// file and the config key.
+    pub fn from_config(cfg: &NodeConfig) -> anyhow::Result<Security> {
+        let key = KeyPair::load_private(&cfg.key_file)
+            .with_context(|| format!("key_file: cannot load the node key (create it with `noded keygen --out {}`)", cfg.key_file.display()))?;
+        let callers = Keyring::load(&cfg.callers_dir).with_context(|| "callers_dir: the trusted callers' public keys are needed")?;
+        let audit = match &cfg.audit_log {
+            Some(path) => Audit::open(path, cfg.audit_max_bytes, cfg.audit_keep)
+                .with_context(|| format!("audit_log: cannot open {}", path.display()))?,
+            None => Audit::disabled(),
+        };
+        Ok(Security {
+            callers: RwLock::new(Arc::new(callers)),
+            policies: PolicySet::load(&cfg.policy_dir, cfg.policy_default_allow()),
+            audit,
+            key: Arc::new(key),
+            replay: ReplayCache::default(),
+            max_skew_ms: (cfg.max_clock_skew * 1000.0) as u64,
+            callers_dir: Some(cfg.callers_dir.clone()),
+        })
+    }
+
+    /// For in-process nodes (demo, simulator, benchmarks): given keys, no files.
+    pub fn in_memory(key: Arc<KeyPair>, callers: Keyring, policy_dir: &Path, default_allow: bool, audit: Audit) -> Security {
+        Security {
+            callers: RwLock::new(Arc::new(callers)),
+            policies: PolicySet::load(policy_dir, default_allow),
+            audit,
+            key,
+            replay: ReplayCache::default(),
+            max_skew_ms: 5000,
+            callers_dir: None,
+        }
+    }
+
+    pub fn callers(&self) -> Arc<Keyring> {
+        self.callers.read().expect("callers lock").clone()
+    }
+
+    /// Re-reads the callers directory (SIGHUP); a failure keeps the old set.
+    pub fn reload_callers(&self) {
+        let Some(dir) = &self.callers_dir else { return };
+        match Keyring::load(dir) {
+            Ok(ring) => {
+                tracing::info!(callers = ring.len(), "trusted callers reloaded");
+                *self.callers.write().expect("callers lock") = Arc::new(ring);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot reload trusted callers; keeping the old set"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_are_caught_until_they_expire() {
+        let c = ReplayCache::default();
+        assert!(c.first_time("a", 1000, 0));
+        assert!(!c.first_time("a", 1000, 500));
+        assert!(c.first_time("a", 3000, 1500), "after its ttl an id may come back");
+    }
+}

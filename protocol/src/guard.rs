@@ -1,0 +1,487 @@
+//! The hub's front door: a TCP relay that reads the ZMTP 3.x stream from each client as it passes
+//! and cuts the connection when a frame header claims more than the frame limit, before the
+//! ZeroMQ ROUTER behind it can reserve memory for the claim.
+//!
+//! zmq.rs reserves buffer space for whatever length a frame header announces, before any of the
+//! body arrives, and has no maximum message size; fleet's own codec limit only runs on whole
+//! messages. So the limit has to hold on the wire, in front of zmq.rs. The guard never buffers a
+//! frame: it tracks where each frame header starts and streams bodies through in fixed-size chunks,
+//! so each connection costs two [`PUMP_BUFFER`]s however large the frames are.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+/// The largest command frame (READY, PING, ...) a client may send. NULL-mechanism commands are a
+/// few hundred bytes at most; this leaves room for metadata without tying it to the data limit.
+pub const DEFAULT_MAX_COMMAND: u64 = 64 * 1024;
+/// The most parts one multi-part message may have. zmq.rs keeps a handle per part until the
+/// message is complete, so a flood of empty MORE frames costs it far more than it costs the sender;
+/// fleet peers send one part (two from a REQ-style peer).
+pub const DEFAULT_MAX_PARTS: u32 = 64;
+/// Bytes read at a time in each direction of one connection.
+pub const PUMP_BUFFER: usize = 16 * 1024;
+
+const GREETING_LEN: u8 = 64;
+const FLAG_MORE: u8 = 0b001;
+const FLAG_LONG: u8 = 0b010;
+const FLAG_COMMAND: u8 = 0b100;
+
+/// What the guard lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardLimits {
+    /// Largest message frame, and largest total of the frames of one multi-part message.
+    pub max_frame: u64,
+    /// Largest command frame.
+    pub max_command: u64,
+    /// Most parts in one multi-part message.
+    pub max_parts: u32,
+}
+
+impl GuardLimits {
+    /// The guard for a hub whose codec accepts frames of up to `max_frame` bytes.
+    pub fn for_max_frame(max_frame: usize) -> GuardLimits {
+        GuardLimits { max_frame: max_frame as u64, max_command: DEFAULT_MAX_COMMAND, max_parts: DEFAULT_MAX_PARTS }
+    }
+}
+
+impl Default for GuardLimits {
+    fn default() -> Self {
+        GuardLimits::for_max_frame(crate::codec::DEFAULT_MAX_FRAME)
+    }
+}
+
+/// Why the guard cut a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("not a ZMTP 3 greeting: byte {index} is {value:#04x}, {expected:#04x} expected")]
+    BadSignature { index: u8, value: u8, expected: u8 },
+    #[error("ZMTP major version {0} is not spoken here (3 expected)")]
+    Version(u8),
+    #[error("command frame claims {claimed} bytes, over the {limit} byte limit")]
+    CommandTooBig { claimed: u64, limit: u64 },
+    #[error("message frame claims {claimed} bytes, over the {limit} byte limit")]
+    FrameTooBig { claimed: u64, limit: u64 },
+    #[error("multi-part message claims {claimed} bytes in total, over the {limit} byte limit")]
+    MessageTooBig { claimed: u64, limit: u64 },
+    #[error("multi-part message has more than {limit} parts")]
+    TooManyParts { limit: u32 },
+}
+
+impl Refusal {
+    /// The size the peer claimed, when the refusal is about a size.
+    pub fn claimed_bytes(&self) -> Option<u64> {
+        match self {
+            Refusal::CommandTooBig { claimed, .. }
+            | Refusal::FrameTooBig { claimed, .. }
+            | Refusal::MessageTooBig { claimed, .. } => Some(*claimed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Inside the 64-byte greeting, `seen` bytes in.
+    Greeting { seen: u8 },
+    /// Expecting the flags byte of the next frame.
+    Flags,
+    /// Inside the length field: 1 byte, or 8 big-endian bytes when the LONG flag is set.
+    Length { flags: u8, got: u8, length: [u8; 8] },
+    /// Inside a body, `remaining` bytes still to pass.
+    Body { remaining: u64 },
+}
+
+/// Follows the client->hub half of a ZMTP 3.x stream chunk by chunk and says whether each chunk
+/// may pass. It only looks at the bytes; the caller forwards them unchanged.
+#[derive(Debug)]
+pub struct ZmtpInspector {
+    limits: GuardLimits,
+    state: State,
+    /// Bytes in the message frames already passed of the current multi-part message.
+    message_bytes: u64,
+    /// Parts already passed of the current multi-part message.
+    message_parts: u32,
+}
+
+impl ZmtpInspector {
+    pub fn new(limits: GuardLimits) -> ZmtpInspector {
+        ZmtpInspector { limits, state: State::Greeting { seen: 0 }, message_bytes: 0, message_parts: 0 }
+    }
+
+    /// Checks the next chunk of the stream. `Ok` means every byte of it may go on to the hub; after
+    /// an `Err` the connection must be closed, and nothing of the offending chunk forwarded (the
+    /// header that breaks a limit is only ever complete in the chunk that is refused).
+    pub fn inspect(&mut self, mut bytes: &[u8]) -> Result<(), Refusal> {
+        while let Some(&first) = bytes.first() {
+            match &mut self.state {
+                State::Greeting { seen } => {
+                    let take = bytes.len().min(usize::from(GREETING_LEN - *seen));
+                    for (offset, &value) in bytes[..take].iter().enumerate() {
+                        check_greeting_byte(*seen + offset as u8, value)?;
+                    }
+                    *seen += take as u8;
+                    if *seen == GREETING_LEN {
+                        self.state = State::Flags;
+                    }
+                    bytes = &bytes[take..];
+                }
+                State::Flags => {
+                    self.state = State::Length { flags: first, got: 0, length: [0; 8] };
+                    bytes = &bytes[1..];
+                }
+                State::Length { flags, got, length } => {
+                    let width: u8 = if *flags & FLAG_LONG != 0 { 8 } else { 1 };
+                    let take = bytes.len().min(usize::from(width - *got));
+                    length[usize::from(*got)..usize::from(*got) + take].copy_from_slice(&bytes[..take]);
+                    *got += take as u8;
+                    bytes = &bytes[take..];
+                    if *got == width {
+                        let claimed = if width == 8 { u64::from_be_bytes(*length) } else { u64::from(length[0]) };
+                        let flags = *flags;
+                        self.begin_frame(flags, claimed)?;
+                    }
+                }
+                State::Body { remaining } => {
+                    let take = (bytes.len() as u64).min(*remaining);
+                    *remaining -= take;
+                    if *remaining == 0 {
+                        self.state = State::Flags;
+                    }
+                    bytes = &bytes[take as usize..];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame header is complete: check its claim against the limits before anything of it moves on.
+    fn begin_frame(&mut self, flags: u8, claimed: u64) -> Result<(), Refusal> {
+        let limits = self.limits;
+        if flags & FLAG_COMMAND != 0 {
+            if claimed > limits.max_command {
+                return Err(Refusal::CommandTooBig { claimed, limit: limits.max_command });
+            }
+        } else {
+            if claimed > limits.max_frame {
+                return Err(Refusal::FrameTooBig { claimed, limit: limits.max_frame });
+            }
+            let total = self.message_bytes + claimed; // both at most max_frame: no overflow
+            if total > limits.max_frame {
+                return Err(Refusal::MessageTooBig { claimed: total, limit: limits.max_frame });
+            }
+            if self.message_parts >= limits.max_parts {
+                return Err(Refusal::TooManyParts { limit: limits.max_parts });
+            }
+            if flags & FLAG_MORE != 0 {
+                self.message_bytes = total;
+                self.message_parts += 1;
+            } else {
+                self.message_bytes = 0;
+                self.message_parts = 0;
+            }
+        }
+        self.state = if claimed == 0 { State::Flags } else { State::Body { remaining: claimed } };
+        Ok(())
+    }
+}
+
+/// Signature 0xFF, eight bytes of padding, 0x7F; then the major version, which must be 3. The rest
+/// (minor version, mechanism, as-server, filler) is the ROUTER's business.
+fn check_greeting_byte(index: u8, value: u8) -> Result<(), Refusal> {
+    match index {
+        0 if value != 0xff => Err(Refusal::BadSignature { index, value, expected: 0xff }),
+        9 if value != 0x7f => Err(Refusal::BadSignature { index, value, expected: 0x7f }),
+        10 if value != 3 => Err(Refusal::Version(value)),
+        _ => Ok(()),
+    }
+}
+
+/// A listening front door that relays every accepted connection to `upstream` through a
+/// [`ZmtpInspector`]. Dropping it stops the listener and every relay it started.
+pub struct FrameGuard {
+    local_addr: SocketAddr,
+    refused: Arc<AtomicU64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl FrameGuard {
+    /// Listens on `public` and relays each client to the ZMTP listener at `upstream`.
+    pub async fn bind(public: impl ToSocketAddrs, upstream: SocketAddr, limits: GuardLimits) -> std::io::Result<FrameGuard> {
+        let listener = TcpListener::bind(public).await?;
+        let local_addr = listener.local_addr()?;
+        let refused = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(accept_loop(listener, upstream, limits, refused.clone()));
+        Ok(FrameGuard { local_addr, refused, accept })
+    }
+
+    /// The address actually listened on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How many connections the guard has cut for breaking the framing or a limit.
+    pub fn refusals(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The shared refusal counter, for owners that fold it into their own statistics.
+    pub fn refusal_counter(&self) -> Arc<AtomicU64> {
+        self.refused.clone()
+    }
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        // The relays live in the accept task's JoinSet, which aborts them when it is dropped.
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>) {
+    let mut relays = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, peer)) => {
+                    relays.spawn(relay(client, peer, upstream, limits, refused.clone()));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors; back off rather than spin.
+                    warn!(error = %e, "frame guard cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = relays.join_next(), if !relays.is_empty() => {}
+        }
+    }
+}
+
+/// Why one direction of a relay stopped.
+enum PumpEnd {
+    Closed,
+    Io(std::io::Error),
+    Refused(Refusal),
+}
+
+async fn relay(mut client: TcpStream, peer: SocketAddr, upstream: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>) {
+    let mut hub = match TcpStream::connect(upstream).await {
+        Ok(hub) => hub,
+        Err(e) => {
+            warn!(%peer, error = %e, "frame guard cannot reach the hub's socket; closing the client");
+            return;
+        }
+    };
+    // Small frames (pings, replies) must not wait for Nagle on either hop.
+    let _ = client.set_nodelay(true);
+    let _ = hub.set_nodelay(true);
+    let (client_rx, mut client_tx) = client.split();
+    let (hub_rx, mut hub_tx) = hub.split();
+
+    let inbound = pump_inspected(client_rx, &mut hub_tx, ZmtpInspector::new(limits));
+    let mut hub_rx = BufReader::with_capacity(PUMP_BUFFER, hub_rx);
+    let outbound = tokio::io::copy_buf(&mut hub_rx, &mut client_tx);
+    // Whichever direction ends first (EOF, error or refusal) ends the relay; dropping both streams
+    // then closes both, so the ROUTER sees its peer go as promptly as it would without the guard.
+    tokio::select! {
+        end = inbound => match end {
+            PumpEnd::Refused(refusal) => {
+                refused.fetch_add(1, Ordering::Relaxed);
+                warn!(%peer, claimed_bytes = refusal.claimed_bytes(), reason = %refusal, "frame guard refused a client; closing its link");
+            }
+            PumpEnd::Io(e) => debug!(%peer, error = %e, "client link failed"),
+            PumpEnd::Closed => debug!(%peer, "client closed its link"),
+        },
+        end = outbound => if let Err(e) = end {
+            debug!(%peer, error = %e, "hub->client relay failed");
+        },
+    }
+}
+
+/// Copies `from` to `to`, letting each chunk through only once the inspector has passed it.
+async fn pump_inspected(mut from: impl AsyncRead + Unpin, to: &mut (impl AsyncWrite + Unpin), mut inspector: ZmtpInspector) -> PumpEnd {
+    let mut buf = vec![0u8; PUMP_BUFFER];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => return PumpEnd::Closed,
+            Ok(n) => n,
+            Err(e) => return PumpEnd::Io(e),
+        };
+        if let Err(refusal) = inspector.inspect(&buf[..n]) {
+            return PumpEnd::Refused(refusal);
+        }
+        if let Err(e) = to.write_all(&buf[..n]).await {
+            return PumpEnd::Io(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: GuardLimits = GuardLimits { max_frame: 1000, max_command: 300, max_parts: 4 };
+
+    fn greeting() -> Vec<u8> {
+        let mut g = vec![0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 1];
+        g.extend_from_slice(b"NULL");
+        g.resize(64, 0);
+        g
+    }
+
+    fn short_frame(flags: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![flags, body.len() as u8];
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn long_header(flags: u8, len: u64) -> Vec<u8> {
+        let mut f = vec![flags | FLAG_LONG];
+        f.extend_from_slice(&len.to_be_bytes());
+        f
+    }
+
+    fn long_frame(flags: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = long_header(flags, body.len() as u64);
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn ready() -> Vec<u8> {
+        let mut body = b"\x05READY".to_vec();
+        body.push(11);
+        body.extend_from_slice(b"Socket-Type");
+        body.extend_from_slice(&6u32.to_be_bytes());
+        body.extend_from_slice(b"DEALER");
+        short_frame(FLAG_COMMAND, &body)
+    }
+
+    /// Feeds `stream` in chunks of `chunk` bytes; returns the verdict and how many bytes passed.
+    fn feed(stream: &[u8], chunk: usize) -> (Result<(), Refusal>, usize) {
+        let mut inspector = ZmtpInspector::new(LIMITS);
+        let mut passed = 0;
+        for piece in stream.chunks(chunk) {
+            if let Err(r) = inspector.inspect(piece) {
+                return (Err(r), passed);
+            }
+            passed += piece.len();
+        }
+        (Ok(()), passed)
+    }
+
+    /// Every verdict must be the same whether the stream comes a byte at a time, in odd chunks or whole.
+    fn verdict(stream: &[u8]) -> Result<(), Refusal> {
+        let whole = feed(stream, stream.len().max(1)).0;
+        for chunk in [1, 2, 3, 7, 64, 65] {
+            assert_eq!(feed(stream, chunk).0, whole, "chunk size {chunk}");
+        }
+        whole
+    }
+
+    fn stream(parts: &[Vec<u8>]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn a_well_formed_stream_passes_in_any_chunking() {
+        let s = stream(&[
+            greeting(),
+            ready(),
+            short_frame(0, b"hello"),
+            short_frame(0, b""),
+            long_frame(0, &[7u8; 1000]), // exactly the limit
+            long_frame(0, b"long form, short body"),
+            // A multi-part message whose parts add up to exactly the limit.
+            short_frame(FLAG_MORE, b""),
+            long_frame(FLAG_MORE, &[1u8; 600]),
+            short_frame(FLAG_MORE, &[2u8; 200]),
+            short_frame(0, &[3u8; 200]),
+            // The running total starts again with the next message.
+            long_frame(0, &[4u8; 1000]),
+            short_frame(FLAG_COMMAND, b"\x04PING\x00\x00"),
+        ]);
+        assert_eq!(verdict(&s), Ok(()));
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_at_its_header() {
+        let good = stream(&[greeting(), ready(), short_frame(0, b"ok")]);
+        let mut s = good.clone();
+        s.extend_from_slice(&long_header(0, 1001));
+        s.extend_from_slice(&[b'x'; 100]);
+        assert_eq!(verdict(&s), Err(Refusal::FrameTooBig { claimed: 1001, limit: 1000 }));
+        // A byte at a time, everything before the last byte of the length passes, and nothing after.
+        let (_, passed) = feed(&s, 1);
+        assert_eq!(passed, good.len() + 8);
+
+        // The 32 TiB claim from the foundation test, and the largest claim there is.
+        for claimed in [1u64 << 45, u64::MAX] {
+            let s = stream(&[greeting(), ready(), long_header(FLAG_MORE, claimed)]);
+            assert_eq!(verdict(&s), Err(Refusal::FrameTooBig { claimed, limit: 1000 }));
+        }
+    }
+
+    #[test]
+    fn a_multi_part_message_over_the_limit_is_refused() {
+        let s = stream(&[
+            greeting(),
+            ready(),
+            long_frame(FLAG_MORE, &[1u8; 600]),
+            short_frame(FLAG_MORE, &[2u8; 200]),
+            long_header(0, 201),
+        ]);
+        assert_eq!(verdict(&s), Err(Refusal::MessageTooBig { claimed: 1001, limit: 1000 }));
+    }
+
+    #[test]
+    fn too_many_parts_are_refused() {
+        let mut parts = vec![greeting(), ready()];
+        parts.extend(std::iter::repeat_n(short_frame(FLAG_MORE, b""), 4));
+        assert_eq!(verdict(&stream(&parts)), Ok(()));
+        parts.push(short_frame(0, b""));
+        assert_eq!(verdict(&stream(&parts)), Err(Refusal::TooManyParts { limit: 4 }));
+    }
+
+    #[test]
+    fn commands_have_their_own_limit() {
+        let ok = stream(&[greeting(), long_frame(FLAG_COMMAND, &[0u8; 300])]);
+        assert_eq!(verdict(&ok), Ok(()));
+        let big = stream(&[greeting(), long_header(FLAG_COMMAND, 301)]);
+        assert_eq!(verdict(&big), Err(Refusal::CommandTooBig { claimed: 301, limit: 300 }));
+    }
+
+    #[test]
+    fn bad_greetings_are_refused() {
+        let mut http = b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n".to_vec();
+        http.resize(64, b' ');
+        assert_eq!(verdict(&http), Err(Refusal::BadSignature { index: 0, value: b'G', expected: 0xff }));
+
+        let mut g = greeting();
+        g[9] = 0x7e;
+        assert_eq!(verdict(&g), Err(Refusal::BadSignature { index: 9, value: 0x7e, expected: 0x7f }));
+
+        for major in [1, 2, 4] {
+            let mut g = greeting();
+            g[10] = major;
+            assert_eq!(verdict(&g), Err(Refusal::Version(major)));
+        }
+        // A bad byte stops the stream where it is: nothing before the signature byte is held back.
+        let mut g = greeting();
+        g[9] = 0;
+        assert_eq!(feed(&g, 1).1, 9);
+    }
+
+    #[test]
+    fn a_stream_may_stop_anywhere_short_of_a_violation() {
+        let s = stream(&[greeting(), ready(), long_frame(FLAG_MORE, &[1u8; 500]), short_frame(0, b"end")]);
+        for cut in 0..s.len() {
+            assert_eq!(verdict(&s[..cut]), Ok(()), "cut at {cut}");
+        }
+    }
+}
