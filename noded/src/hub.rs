@@ -94,7 +94,7 @@ impl Hub {
                 None
             }
         };
-        let (sock, peer_events) = HubSocket::bind(endpoint).await?;
+        let (sock, peer_events) = HubSocket::bind_with_limits(endpoint, limits.max_frame).await?;
         let bound = sock.endpoint().to_string();
         let sender = sock.sender();
         Ok((
@@ -124,7 +124,8 @@ impl Hub {
             requests: g(&self.counters.requests),
             replies: g(&self.counters.replies),
             late_replies: g(&self.counters.late_replies),
-            dropped_frames: g(&self.counters.dropped_frames),
+            // Links the frame guard cut for oversized frames count as dropped frames too.
+            dropped_frames: g(&self.counters.dropped_frames) + self.sock.guard_refusals(),
             uptime_s: self.started.elapsed().as_secs(),
         }
     }

@@ -5,7 +5,9 @@
 //! publisher task publishes continuously, and meanwhile N `SubSocket`s connect and subscribe. The
 //! run completes when every subscriber has received at least one message (plus a short hold). It
 //! froze when a progress counter (bumped by the publisher and by every subscriber) stops moving
-//! for `--stall-secs`.
+//! for `--stall-secs`. A second counter, bumped only by the subscribers, catches the partial form
+//! of the same freeze: some workers stay free, the publisher keeps "sending" (its `send()` still
+//! returns Ok) and nothing is delivered any more.
 //!
 //! The watchdog is a plain `std::thread`, not a tokio task: the freeze parks every tokio worker in
 //! a blocking lock, so tokio timers stop too and nothing inside the runtime can notice. Each run is
@@ -36,6 +38,7 @@ const EXIT_COMPLETED: i32 = 0;
 const EXIT_ERROR: i32 = 2;
 const EXIT_FROZE: i32 = 3;
 const EXIT_TIMED_OUT: i32 = 4;
+const EXIT_STALLED: i32 = 5;
 
 /// tokio worker threads are named this, so the watchdog can find them in /proc (15 chars max).
 const WORKER_NAME: &str = "pubfreeze-wrk";
@@ -51,6 +54,8 @@ OPTIONS (each also read from the environment variable shown):
     --runs N               runs, each in a fresh process + runtime  [PUB_FREEZE_RUNS, default 10]
     --workers N            tokio worker threads per run             [PUB_FREEZE_WORKERS, default 8]
     --stall-secs S         no progress for S seconds = frozen       [PUB_FREEZE_STALL_SECS, default 5]
+                           (also: no subscriber progress for S seconds while the
+                           publisher still sends = frozen with delivery stopped)
     --interval-us U        pause between publishes, microseconds;
                            0 = only yield to the scheduler          [PUB_FREEZE_INTERVAL_US, default 1000]
     --topics N             subscriptions each SUB sends (>= 1)      [PUB_FREEZE_TOPICS, default 1]
@@ -178,7 +183,8 @@ fn parent(o: &Opts) -> ExitCode {
     // A child's own watchdog ends it after `stall_secs` without progress, and its run timeout ends
     // it after `run_timeout_secs`; this deadline is the backstop if both somehow fail.
     let deadline = Duration::from_secs(o.run_timeout_secs + o.stall_secs + o.hold_frozen_secs + 30);
-    let (mut froze, mut completed, mut timed_out, mut errors, mut killed) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut froze, mut stalled, mut completed, mut timed_out, mut errors, mut killed) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
     let started = Instant::now();
     for run in 1..=o.runs {
         let mut cmd = Command::new(&exe);
@@ -236,6 +242,10 @@ fn parent(o: &Opts) -> ExitCode {
         match status.and_then(|s| s.code()) {
             Some(EXIT_COMPLETED) => completed += 1,
             Some(EXIT_FROZE) => froze += 1,
+            Some(EXIT_STALLED) => {
+                froze += 1;
+                stalled += 1;
+            }
             Some(EXIT_TIMED_OUT) => timed_out += 1,
             Some(_) => errors += 1,
             None if status.is_none() => {
@@ -254,6 +264,12 @@ fn parent(o: &Opts) -> ExitCode {
         let _ = std::io::stdout().flush();
     }
     let mut summary = format!("runs: {}, froze: {froze}, completed: {completed}", o.runs);
+    if stalled > 0 {
+        summary.push_str(&format!(
+            " (of the frozen: {} with every worker stopped, {stalled} with delivery stopped while the publisher kept sending)",
+            froze - stalled
+        ));
+    }
     if timed_out > 0 {
         summary.push_str(&format!(", timed out without freezing: {timed_out}"));
     }
@@ -276,6 +292,8 @@ fn parent(o: &Opts) -> ExitCode {
 struct Shared {
     /// Bumped by every publish, every join and every received message. The watchdog watches it.
     progress: AtomicU64,
+    /// Bumped by every join and every received message only: the subscribers' side of `progress`.
+    sub_progress: AtomicU64,
     published: AtomicU64,
     joined: AtomicU64,
     /// Subscribers that received at least one message.
@@ -287,9 +305,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts a publish.
     fn bump(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a subscriber event (a join or a received message).
+    fn bump_sub(&self, counter: &AtomicU64) {
+        self.sub_progress.fetch_add(1, Ordering::Relaxed);
+        self.bump(counter);
     }
     fn line(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -306,7 +330,10 @@ impl Shared {
 enum Outcome {
     Completed,
     Error(String),
+    /// Nothing moved: no publish, no join, no delivery.
     Frozen { stalled: Duration },
+    /// The publisher still runs, but no subscriber joined or received anything.
+    DeliveryStopped { stalled: Duration },
 }
 
 fn child(o: &Opts, run: usize) -> ExitCode {
@@ -324,6 +351,8 @@ fn child(o: &Opts, run: usize) -> ExitCode {
             .spawn(move || {
                 let mut last = shared.progress.load(Ordering::Relaxed);
                 let mut since = Instant::now();
+                let mut last_sub = shared.sub_progress.load(Ordering::Relaxed);
+                let mut since_sub = Instant::now();
                 loop {
                     std::thread::sleep(Duration::from_millis(100));
                     if !shared.armed.load(Ordering::SeqCst) {
@@ -333,8 +362,18 @@ fn child(o: &Opts, run: usize) -> ExitCode {
                     if now != last {
                         last = now;
                         since = Instant::now();
-                    } else if since.elapsed() >= stall {
+                    }
+                    let now_sub = shared.sub_progress.load(Ordering::Relaxed);
+                    if now_sub != last_sub {
+                        last_sub = now_sub;
+                        since_sub = Instant::now();
+                    }
+                    if since.elapsed() >= stall {
                         let _ = tx.send(Outcome::Frozen { stalled: since.elapsed() });
+                        return;
+                    }
+                    if since_sub.elapsed() >= stall {
+                        let _ = tx.send(Outcome::DeliveryStopped { stalled: since_sub.elapsed() });
                         return;
                     }
                 }
@@ -371,17 +410,34 @@ fn child(o: &Opts, run: usize) -> ExitCode {
             println!("run {run}: error after {elapsed:.1} s: {e}: {}", shared.line());
             EXIT_ERROR
         }
-        Ok(Outcome::Frozen { stalled }) => {
+        Ok(outcome @ (Outcome::Frozen { .. } | Outcome::DeliveryStopped { .. })) => {
             let workers = worker_states(Duration::from_millis(1000));
             let verdict = if workers.total > 0 && workers.parked == workers.total {
                 "every worker parked".to_string()
             } else {
-                format!("{} of {} workers parked", workers.parked, workers.total)
+                format!(
+                    "{} of {} workers asleep in a futex wait (blocked or idle: /proc cannot tell), {} in epoll_wait, {} busy",
+                    workers.parked, workers.total, workers.epoll, workers.busy
+                )
             };
-            println!(
-                "FROZE in run {run}: no progress for {} s; {verdict} (see docs/transport.md)",
-                stalled.as_secs()
-            );
+            let code = match outcome {
+                Outcome::Frozen { stalled } => {
+                    println!(
+                        "FROZE in run {run}: no progress for {} s; {verdict} (see docs/transport.md)",
+                        stalled.as_secs()
+                    );
+                    EXIT_FROZE
+                }
+                Outcome::DeliveryStopped { stalled } => {
+                    println!(
+                        "FROZE in run {run}: no subscriber progress for {} s while the publisher kept sending \
+                         (its send() still returns Ok); {verdict} (see docs/transport.md)",
+                        stalled.as_secs()
+                    );
+                    EXIT_STALLED
+                }
+                _ => unreachable!(),
+            };
             println!("    at {elapsed:.1} s: {}", shared.line());
             println!("    tokio workers: {}", workers.detail);
             if o.hold_frozen_secs > 0 {
@@ -394,7 +450,7 @@ fn child(o: &Opts, run: usize) -> ExitCode {
                 let _ = std::io::stdout().flush();
                 std::thread::sleep(Duration::from_secs(o.hold_frozen_secs));
             }
-            EXIT_FROZE
+            code
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
             println!(
@@ -477,14 +533,14 @@ async fn orchestrate(o: Opts, shared: Arc<Shared>, tx: mpsc::Sender<Outcome>) {
                     return;
                 }
             }
-            shared.bump(&shared.joined);
+            shared.bump_sub(&shared.joined);
             let mut first = true;
             while sub.recv().await.is_ok() {
                 if first {
                     first = false;
                     shared.reached.fetch_add(1, Ordering::Relaxed);
                 }
-                shared.bump(&shared.delivered);
+                shared.bump_sub(&shared.delivered);
             }
         });
     }
@@ -523,11 +579,15 @@ struct WorkerStates {
     total: usize,
     /// Asleep (state S) in a futex wait and used no CPU over the sample window.
     parked: usize,
+    /// Asleep in epoll_wait: an idle worker driving the runtime's IO, so not everything is stuck.
+    epoll: usize,
+    /// Used CPU during the sample window.
+    busy: usize,
     detail: String,
 }
 
 fn worker_states(window: Duration) -> WorkerStates {
-    // (tid, utime + stime) for each worker thread.
+    // (tid, utime + stime in ticks, state, wchan) for each worker thread.
     fn sample() -> Vec<(String, u64, char, String)> {
         let mut out = Vec::new();
         let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return out };
@@ -553,7 +613,7 @@ fn worker_states(window: Duration) -> WorkerStates {
     let before = sample();
     std::thread::sleep(window);
     let after = sample();
-    let mut parked = 0;
+    let (mut parked, mut epoll, mut busy) = (0, 0, 0);
     let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
     for (tid, cpu, state, wchan) in &after {
         let cpu_before = before.iter().find(|b| &b.0 == tid).map(|b| b.1);
@@ -561,6 +621,12 @@ fn worker_states(window: Duration) -> WorkerStates {
         let in_futex = wchan.contains("futex");
         if *state == 'S' && idle && in_futex {
             parked += 1;
+        }
+        if wchan.contains("epoll") {
+            epoll += 1;
+        }
+        if !idle {
+            busy += 1;
         }
         let label = format!("{state}/{}{}", if wchan.is_empty() { "?" } else { wchan }, if idle { "" } else { "/busy" });
         *kinds.entry(label).or_default() += 1;
@@ -571,5 +637,5 @@ fn worker_states(window: Duration) -> WorkerStates {
         let parts: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} x {k}")).collect();
         format!("{} threads: {} (state/wchan; no CPU used in {} ms unless /busy)", after.len(), parts.join(", "), window.as_millis())
     };
-    WorkerStates { total: after.len(), parked, detail }
+    WorkerStates { total: after.len(), parked, epoll, busy, detail }
 }

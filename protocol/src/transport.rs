@@ -5,6 +5,10 @@
 //!
 //! zmq.rs DEALER sockets do not reconnect by themselves, so a [`Link`] reports `Down` when its
 //! peer disconnects and the owner rebuilds it (see noded's link loop).
+//!
+//! On `tcp://` the hub's ROUTER is never exposed directly: it listens on an internal loopback port
+//! behind a [`FrameGuard`], which refuses frame headers over the frame limit before zmq.rs can
+//! reserve memory for them (see guard.rs).
 
 use std::time::Duration;
 
@@ -12,6 +16,9 @@ use bytes::Bytes;
 use zeromq::prelude::*;
 use zeromq::util::PeerIdentity;
 use zeromq::{DealerSocket, RouterSocket, SocketEvent, SocketOptions, ZmqMessage};
+
+use crate::codec::DEFAULT_MAX_FRAME;
+use crate::guard::{FrameGuard, GuardLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -49,6 +56,8 @@ pub struct HubSocket {
     send: zeromq::RouterSendHalf,
     recv: zeromq::RouterRecvHalf,
     _monitor: AbortOnDrop,
+    /// The front door on `tcp://` endpoints; dropping it stops its listener and relays.
+    guard: Option<FrameGuard>,
     endpoint: String,
 }
 
@@ -59,15 +68,40 @@ pub enum PeerEvent {
 }
 
 impl HubSocket {
-    /// Binds a ROUTER on `endpoint` (e.g. `tcp://0.0.0.0:7402`, `tcp://127.0.0.1:0`, `ipc:///run/fleet.sock`).
-    /// Returns the socket and a receiver of peer disconnect events.
+    /// Binds a ROUTER on `endpoint` (e.g. `tcp://0.0.0.0:7402`, `tcp://127.0.0.1:0`, `ipc:///run/fleet.sock`)
+    /// with the default 16 MiB frame limit. Returns the socket and a receiver of peer disconnect events.
     pub async fn bind(endpoint: &str) -> Result<(HubSocket, tokio::sync::mpsc::UnboundedReceiver<PeerEvent>), TransportError> {
+        Self::bind_with_limits(endpoint, DEFAULT_MAX_FRAME).await
+    }
+
+    /// Binds like [`HubSocket::bind`], refusing frames over `max_frame` bytes on the wire.
+    ///
+    /// On `tcp://` the ROUTER listens on `tcp://127.0.0.1:<any>` and a [`FrameGuard`] takes
+    /// `endpoint`, so a frame header claiming more than `max_frame` closes that client's link
+    /// instead of making zmq.rs reserve the claim. `ipc://` endpoints are bound directly, unguarded:
+    /// they are reachable only by local users the filesystem already lets in.
+    pub async fn bind_with_limits(
+        endpoint: &str,
+        max_frame: usize,
+    ) -> Result<(HubSocket, tokio::sync::mpsc::UnboundedReceiver<PeerEvent>), TransportError> {
+        let bind_error = |source: zeromq::ZmqError| TransportError::Bind { endpoint: endpoint.to_string(), source };
+        let public = endpoint.parse::<zeromq::Endpoint>().map_err(|e| bind_error(e.into()))?;
+        let inner = if matches!(public, zeromq::Endpoint::Tcp(..)) { "tcp://127.0.0.1:0" } else { endpoint };
         let mut sock = RouterSocket::new();
         let mut monitor = sock.monitor();
-        let bound = sock
-            .bind(endpoint)
-            .await
-            .map_err(|source| TransportError::Bind { endpoint: endpoint.to_string(), source })?;
+        let bound = sock.bind(inner).await.map_err(bind_error)?;
+        let (guard, endpoint) = match (public, &bound) {
+            (zeromq::Endpoint::Tcp(host, port), zeromq::Endpoint::Tcp(_, inner_port)) => {
+                let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], *inner_port));
+                let guard = FrameGuard::bind((host.to_string(), port), upstream, GuardLimits::for_max_frame(max_frame))
+                    .await
+                    .map_err(|e| bind_error(e.into()))?;
+                // Report the endpoint as zmq.rs would have: the host as given, the port as bound.
+                let resolved = zeromq::Endpoint::Tcp(host, guard.local_addr().port()).to_string();
+                (Some(guard), resolved)
+            }
+            _ => (None, bound.to_string()),
+        };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let forward = tokio::spawn(async move {
             use futures_util::StreamExt;
@@ -81,12 +115,22 @@ impl HubSocket {
             }
         });
         let (send, recv) = sock.split();
-        Ok((HubSocket { send, recv, _monitor: AbortOnDrop(forward), endpoint: bound.to_string() }, rx))
+        Ok((HubSocket { send, recv, _monitor: AbortOnDrop(forward), guard, endpoint }, rx))
     }
 
     /// The resolved endpoint (with the real port when bound to port 0).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Client links the frame guard has cut (oversized or malformed framing); 0 on `ipc://`.
+    pub fn guard_refusals(&self) -> u64 {
+        self.guard.as_ref().map_or(0, FrameGuard::refusals)
+    }
+
+    /// The frame guard's shared refusal counter, when there is a guard.
+    pub fn guard_refusal_counter(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        self.guard.as_ref().map(FrameGuard::refusal_counter)
     }
 
     pub async fn recv(&mut self) -> Result<Inbound, TransportError> {

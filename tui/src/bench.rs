@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use crate::client::Client;
 use crate::request::{self, DiscoveryMethod, Spec};
 
-pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
+/// A hub and `nodes` sim nodes on loopback, and a client attached, every node registered.
+async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
     let security = crate::demo::DemoSecurity::create("bench")?;
     crate::client::set_default_signer(security.signer.clone());
     let (tx, rx) = watch::channel(false);
@@ -23,13 +24,11 @@ pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
         policy_dir: security.policy_dir(),
         ..Default::default()
     };
-    let sims = noded::sim::build(nodes, &cfg, &security.callers, "bench-");
     let started = std::time::Instant::now();
-    for n in sims {
+    for n in noded::sim::build(nodes, &cfg, &security.callers, "bench-") {
         tokio::spawn(noded::node::run(n, rx.clone()));
     }
     let mut client = Client::connect(&[endpoint.clone()], Duration::from_secs(5), false).await?;
-    // Wait until every node has registered.
     let all = fleet_protocol::Filter::default();
     loop {
         let found = client.discover(&all, "fleet", Duration::from_secs(5)).await?.len();
@@ -42,20 +41,70 @@ pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("{nodes} nodes registered in {:.2} s", started.elapsed().as_secs_f64());
-    let spec = Spec {
-        agent: "rpcutil".into(),
-        action: "ping".into(),
-        args: Map::new(),
-        filter: all,
+    // The security dir must outlive the fleet; it is removed when the process exits.
+    std::mem::forget(security);
+    Ok((tx, client))
+}
+
+fn spec(agent: &str, action: &str, args: Map<String, serde_json::Value>) -> Spec {
+    Spec {
+        agent: agent.into(),
+        action: action.into(),
+        args,
+        filter: fleet_protocol::Filter::default(),
         collective: "fleet".into(),
         caller: "bench".into(),
         method: DiscoveryMethod::Registry,
         nodes_file: None,
         targets: None,
-        timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(30),
         discovery_timeout: Duration::from_secs(5),
         ttl: 60,
-    };
+    }
+}
+
+fn report(what: &str, hist: &Histogram<u64>, incomplete: usize) {
+    println!("{what}");
+    println!(
+        "  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   min {:.1} ms   incomplete rounds {incomplete}",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0,
+        hist.min() as f64 / 1000.0
+    );
+}
+
+/// `fleet pgrep .` rounds: every process of every node, totals computed as the CLI prints them.
+pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
+    let (tx, mut client) = fleet_of(nodes).await?;
+    let args = crate::procs::list_args(".", false, None, false);
+    let spec = spec("process", "list", args);
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut incomplete = 0;
+    let mut rows = 0;
+    for i in 0..rounds + 2 {
+        let t = std::time::Instant::now();
+        let o = request::run(&mut client, &spec, |_| {}).await?;
+        let procs = crate::procs::procs_of(&o);
+        let totals = crate::procs::totals_text(&o, &procs);
+        let us = t.elapsed().as_micros() as u64;
+        rows = procs.len();
+        std::hint::black_box(totals);
+        if o.replies.len() != nodes {
+            incomplete += 1;
+        }
+        if i >= 2 {
+            hist.record(us)?;
+        }
+    }
+    let _ = tx.send(true);
+    report(&format!("fleet bench pgrep: {nodes} nodes, {rounds} rounds of `pgrep .` ({rows} rows per round, totals rendered)"), &hist, incomplete);
+    Ok(())
+}
+
+pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
+    let (tx, mut client) = fleet_of(nodes).await?;
+    let spec = spec("rpcutil", "ping", Map::new());
     let mut hist = Histogram::<u64>::new(3)?;
     let mut incomplete = 0;
     for i in 0..rounds + 3 {
@@ -70,13 +119,6 @@ pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
         }
     }
     let _ = tx.send(true);
-    println!("fleet bench ping: {nodes} nodes, {rounds} rounds (registry discovery + request + all replies)");
-    println!(
-        "  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   min {:.1} ms   incomplete rounds {incomplete}",
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.99) as f64 / 1000.0,
-        hist.max() as f64 / 1000.0,
-        hist.min() as f64 / 1000.0
-    );
+    report(&format!("fleet bench ping: {nodes} nodes, {rounds} rounds (registry discovery + signed request + all replies)"), &hist, incomplete);
     Ok(())
 }

@@ -221,6 +221,11 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Ask the matching nodes which policy line would decide CALLER's AGENT ACTION, and why (a dry run).
+    Policy {
+        #[command(subcommand)]
+        what: PolicyCommand,
+    },
     /// Create a caller key pair (ed25519 signing + X25519 link key); the name is the caller id.
     Keygen {
         /// The caller id, e.g. your login name.
@@ -235,6 +240,20 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// fleet policy check CALLER AGENT ACTION [filters]
+    Check {
+        caller: String,
+        agent: String,
+        action: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +278,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         nodes: usize,
         #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
+    /// Full `pgrep .` rounds (every process of every node, totals rendered) against N sim nodes.
+    Pgrep {
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
 }

@@ -14,7 +14,7 @@ pub mod xen; // issue 7
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use cli::{BenchCommand, Cli, Command, DdlCommand};
+use cli::{BenchCommand, Cli, Command, DdlCommand, PolicyCommand};
 use commands::Ctx;
 use config::ClientConfig;
 
@@ -142,6 +142,11 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
             r.map(|_| 0)
         }
         Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => bench::ping(nodes, rounds).await.map(|_| 0),
+        Some(Command::Bench { what: BenchCommand::Pgrep { nodes, rounds } }) => bench::pgrep(nodes, rounds).await.map(|_| 0),
+        Some(Command::Policy { what: PolicyCommand::Check { caller, agent, action, filter, output } }) => {
+            let inputs = [format!("caller={caller}"), format!("agent={agent}"), format!("check_action={action}")];
+            commands::rpc(&ctx, "rpcutil", "policy_check", &inputs, &filter, &output, false, Some("flatten")).await
+        }
         Some(Command::Keygen { name, dir }) => {
             let dir = match dir.or_else(ClientConfig::keys_dir) {
                 Some(d) => d,

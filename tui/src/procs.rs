@@ -132,22 +132,30 @@ fn print_table(procs: &[Proc]) {
     }
 }
 
-fn print_totals(o: &Outcome, procs: &[Proc]) {
+/// mc-pgrep's totals block, plus how many hosts answered and which failed.
+pub fn totals_text(o: &Outcome, procs: &[Proc]) -> String {
+    use std::fmt::Write as _;
     let hosts: std::collections::BTreeSet<&str> = procs.iter().map(|p| p.host.as_str()).collect();
     let rss: u64 = procs.iter().map(|p| p.rss).sum();
     let vsz: u64 = procs.iter().map(|p| p.vsz).sum();
-    println!("\n   ---- process list stats ----");
-    println!("        Matched hosts: {}", hosts.len());
-    println!("    Matched processes: {}", procs.len());
-    println!("        Resident Size: {}", human_bytes(rss));
-    println!("         Virtual Size: {}", human_bytes(vsz));
-    println!("       Hosts answered: {} of {}", o.replies.len(), o.discovered.len());
+    let mut t = String::new();
+    let _ = writeln!(t, "\n   ---- process list stats ----");
+    let _ = writeln!(t, "        Matched hosts: {}", hosts.len());
+    let _ = writeln!(t, "    Matched processes: {}", procs.len());
+    let _ = writeln!(t, "        Resident Size: {}", human_bytes(rss));
+    let _ = writeln!(t, "         Virtual Size: {}", human_bytes(vsz));
+    let _ = writeln!(t, "       Hosts answered: {} of {}", o.replies.len(), o.discovered.len());
     for r in o.replies.iter().filter(|r| !r.reply.status.is_ok()) {
-        println!("   {}: {}: {}", r.reply.sender, r.reply.status, r.reply.status_msg);
+        let _ = writeln!(t, "   {}: {}: {}", r.reply.sender, r.reply.status, r.reply.status_msg);
     }
     if !o.no_reply.is_empty() {
-        println!("       No reply from: {}", o.no_reply.join(", "));
+        let _ = writeln!(t, "       No reply from: {}", o.no_reply.join(", "));
     }
+    t
+}
+
+fn print_totals(o: &Outcome, procs: &[Proc]) {
+    print!("{}", totals_text(o, procs));
 }
 
 pub async fn pgrep(ctx: &Ctx, pattern: &str, zombies: bool, user: Option<&str>, match_name: bool, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {

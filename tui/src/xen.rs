@@ -739,6 +739,7 @@ async fn watch(ctx: &Ctx, client: &mut Client, policy: &BalancerPolicy, apply: b
     let mut round = 0u64;
     let mut moved = 0usize;
     let mut failed = 0usize;
+    let mut last_gist = String::new();
     if !quiet {
         eprintln!(
             "watching dom0s every {} s ({}); ctrl-c stops",
@@ -764,9 +765,13 @@ async fn watch(ctx: &Ctx, client: &mut Client, policy: &BalancerPolicy, apply: b
         } else {
             let loads: Vec<String> = plan.dom0s.iter().map(|d| format!("{} {}", d.name, d.load.map(balancer::fmt_load).unwrap_or_else(|| "-".into()))).collect();
             eprintln!("round {round}: {n} of {} dom0(s) answered; load {}", o.discovered.len(), loads.join(", "));
-            if !plan.migrations.is_empty() || !plan.rejected.is_empty() {
+            // The plan is printed when it moves something or its reasons change in substance, not
+            // every time a duration in it grows.
+            let gist = plan_gist(&plan);
+            if !plan.migrations.is_empty() || gist != last_gist {
                 print_plan(&plan);
             }
+            last_gist = gist;
         }
         if apply && !plan.migrations.is_empty() && *stop.borrow() == 0 {
             let results = tokio::select! {
@@ -794,6 +799,12 @@ async fn watch(ctx: &Ctx, client: &mut Client, policy: &BalancerPolicy, apply: b
         eprintln!("stopped after {round} round(s): {moved} migration(s) made, {failed} failed");
     }
     Ok(if failed == 0 { 0 } else { 2 })
+}
+
+/// What a plan says, without its numbers: two rounds with the same gist tell the admin nothing new.
+fn plan_gist(plan: &Plan) -> String {
+    let text = plan_lines(plan).join("\n");
+    text.chars().filter(|c| !c.is_ascii_digit() && *c != '.').collect()
 }
 
 /// A plan's migrations as (domU, from, to), for tests and summaries.

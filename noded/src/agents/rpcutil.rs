@@ -42,6 +42,7 @@ impl Agent for Rpcutil {
                 "main_collective": node.main_collective(),
                 "collectives": node.collectives(),
             })),
+            "policy_check" => Ok(policy_check(&node, &args)),
             "reload_agents" => {
                 let only = args.get("agent").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
                 return Box::pin(async move {
@@ -110,4 +111,19 @@ fn daemon_stats(node: &NodeState) -> Value {
         "agents": node.agents().names(), "version": crate::VERSION,
         "hubs": node.hub_states(),
     })
+}
+
+fn policy_check(node: &NodeState, args: &Map<String, Value>) -> Value {
+    let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let facts = node.facts();
+    let classes = node.classes();
+    let names = node.agents().names();
+    let view = fleet_protocol::NodeView {
+        identity: &node.identity,
+        facts: &facts,
+        classes: &classes,
+        agents: names.iter().map(String::as_str).collect(),
+    };
+    let d = node.security.policies.decide(&s("agent"), &s("caller"), &s("check_action"), &view);
+    json!({ "allowed": d.allowed, "rule": d.rule })
 }

@@ -283,6 +283,37 @@ mod tests {
     }
 
     #[test]
+    fn renders_at_any_size_without_panicking() {
+        let mut editing = demo_app();
+        send(&mut editing, key(KeyCode::Char('/')));
+        type_text(&mut editing, "country=uk and (role=web or");
+        let mut help = demo_app();
+        send(&mut help, key(KeyCode::Char('?')));
+        assert!(help.help_visible());
+        for (cols, rows) in [(1, 1), (10, 3), (20, 5), (40, 10), (79, 23), (300, 100)] {
+            render(&editing, cols, rows);
+            render(&help, cols, rows);
+        }
+    }
+
+    #[test]
+    fn a_long_list_scrolls_with_the_selection() {
+        let mut app = app();
+        send(&mut app, Action::Submit);
+        let nodes: Vec<String> = (0..100).map(|i| format!("node-{i:03}")).collect();
+        send(&mut app, Action::Round { round: 1, event: RoundEvent::Discovered(nodes) });
+        for _ in 0..30 {
+            send(&mut app, key(KeyCode::Char('j')));
+        }
+        let screen = render(&app, 80, 24);
+        assert!(screen.contains("> node-030") && !screen.contains("node-000"), "{screen}");
+        // Going back up moves the marker inside the window before the window moves.
+        send(&mut app, key(KeyCode::Char('k')));
+        let screen = render(&app, 80, 24);
+        assert!(screen.contains("> node-029") && screen.contains("node-030"), "{screen}");
+    }
+
+    #[test]
     fn keys_route_to_the_popup_first() {
         let mut app = demo_app();
         send(&mut app, key(KeyCode::Char('?')));

@@ -119,6 +119,9 @@ pub struct Discovery {
     rows: Vec<NodeRow>,
     selected: usize,
     link_up: bool,
+    /// First row on screen. Only the drawing knows the list's height, so it keeps this up to
+    /// date (as gitui's `VerticalScroll` does); it is a view cache, not state.
+    scroll_top: std::cell::Cell<usize>,
 }
 
 impl Discovery {
@@ -134,6 +137,7 @@ impl Discovery {
             rows: Vec::new(),
             selected: 0,
             link_up: false,
+            scroll_top: std::cell::Cell::new(0),
         }
     }
 
@@ -381,7 +385,11 @@ impl Discovery {
         let name_width = self.rows.iter().map(|r| r.identity.chars().count()).max().unwrap_or(0).clamp(12, 32) as u16;
         let header = Row::new(["NODE", "STATUS", "TIME", "DETAIL"].map(|h| Cell::from(Span::styled(h, t.table.header))));
         let widths = [Constraint::Length(name_width), Constraint::Length(8), Constraint::Length(10), Constraint::Min(0)];
-        let rows: Vec<Row> = self.rows.iter().map(|r| self.row_cells(r)).collect();
+        // Only the rows on screen are built: a fleet can be thousands of nodes.
+        let visible = (area.height as usize).saturating_sub(1).max(1);
+        let top = scroll_top(self.scroll_top.get(), self.selected, visible, self.rows.len());
+        self.scroll_top.set(top);
+        let rows: Vec<Row> = self.rows.iter().skip(top).take(visible).map(|r| self.row_cells(r)).collect();
         // The `>` marks the selection where the theme has no colors (mono, NO_COLOR).
         let table = Table::new(rows, widths)
             .header(header)
@@ -389,9 +397,21 @@ impl Discovery {
             .row_highlight_style(t.row.selected)
             .highlight_symbol("> ")
             .highlight_spacing(HighlightSpacing::Always);
-        let mut state = TableState::default().with_selected((!self.rows.is_empty()).then_some(self.selected));
+        let mut state = TableState::default().with_selected((!self.rows.is_empty()).then(|| self.selected - top));
         frame.render_stateful_widget(table, area, &mut state);
     }
+}
+
+/// The first visible row: moves only as far as needed to keep `selected` on screen.
+fn scroll_top(top: usize, selected: usize, visible: usize, len: usize) -> usize {
+    let top = if selected < top {
+        selected
+    } else if selected >= top + visible {
+        selected + 1 - visible
+    } else {
+        top
+    };
+    top.min(len.saturating_sub(visible))
 }
 
 fn format_ms(ms: f64) -> String {
@@ -595,6 +615,15 @@ mod tests {
         d.update(Action::Members { filter: String::new(), nodes: vec!["a".into(), "b".into()] });
         assert!(!d.row("b").unwrap().left);
         assert!(d.row("c").is_none(), "joined and gone again");
+    }
+
+    #[test]
+    fn the_list_scrolls_only_as_far_as_the_selection_needs() {
+        assert_eq!(scroll_top(0, 3, 5, 100), 0);
+        assert_eq!(scroll_top(0, 5, 5, 100), 1);
+        assert_eq!(scroll_top(10, 12, 5, 100), 10, "moving inside the window keeps it");
+        assert_eq!(scroll_top(10, 9, 5, 100), 9);
+        assert_eq!(scroll_top(50, 3, 5, 4), 0, "a shorter list pulls the window back");
     }
 
     #[test]

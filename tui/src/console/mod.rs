@@ -82,13 +82,13 @@ pub async fn run(opts: Options) -> Result<()> {
     let (_log_guard, log_path) = init_logging(opts.log_level.as_deref())?;
     tracing::info!(log = %log_path.display(), hubs = ?opts.hubs, theme = %opts.theme, "console starting");
 
+    let mut screen = Screen::enter()?;
     let (actions, mut inbox) = unbounded_channel::<Action>();
     let (net_tx, net_rx) = unbounded_channel::<NetCommand>();
     let net = tokio::spawn(net::run(net::NetSettings::from_options(&opts), actions.clone(), net_rx));
+    let stop_net = net.abort_handle();
     let net_watch = tokio::spawn(report_panic("network task", net, actions.clone()));
     let ticker = tokio::spawn(tick(actions.clone()));
-
-    let mut screen = Screen::enter()?;
     let input = InputReader::spawn(actions.clone());
     let mut app = App::new(AppInit { hubs: opts.hubs.clone(), note: opts.note.clone(), read_only: opts.read_only, theme, now: SystemTime::now() });
 
@@ -96,6 +96,7 @@ pub async fn run(opts: Options) -> Result<()> {
 
     input.stop();
     ticker.abort();
+    stop_net.abort();
     net_watch.abort();
     drop(net_tx);
     drop(screen);
@@ -162,7 +163,13 @@ struct Screen {
     terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
+/// Whether a [`Screen`] is up, so the panic hook only touches a terminal the console changed.
+static SCREEN_ACTIVE: AtomicBool = AtomicBool::new(false);
+
 fn restore_terminal() {
+    if !SCREEN_ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = terminal::disable_raw_mode();
     let _ = execute!(std::io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
 }
@@ -171,6 +178,7 @@ impl Screen {
     fn enter() -> Result<Screen> {
         install_panic_hook();
         terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        SCREEN_ACTIVE.store(true, Ordering::SeqCst);
         // From here on, any failure must give the terminal back.
         let setup = || -> Result<Terminal<CrosstermBackend<Stdout>>> {
             let mut out = std::io::stdout();
