@@ -30,6 +30,7 @@ fn request() -> Request {
         ttl: 60,
         reply: ReplyMode::Normal,
         timeout_ms: 5000,
+        fanout: Fanout::RegistryMatch,
     }
 }
 

@@ -201,11 +201,18 @@ impl Observations {
     }
 
     /// Drops what no longer matters under `policy` at `now_ms`, so a long-running balancer keeps a
-    /// bounded history. The latest sample of each dom0 is always kept.
+    /// bounded history: samples older than the overload window, except those of an overload still
+    /// going on (so its reason says how long it really lasted), up to a day. The latest sample of
+    /// each dom0 is always kept.
     pub fn forget_old(&mut self, policy: &BalancerPolicy, now_ms: u64) {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
         let keep_from = now_ms.saturating_sub(policy.history_ms());
+        let keep_run_from = now_ms.saturating_sub(DAY_MS);
         for samples in self.dom0s.values_mut() {
-            let old = samples.iter().take_while(|s| s.at_ms < keep_from).count().min(samples.len().saturating_sub(1));
+            let run_start = samples.iter().rposition(|s| s.load <= policy.load_threshold).map_or(0, |i| i + 1);
+            let old_by_time = samples.iter().take_while(|s| s.at_ms < keep_from).count();
+            let old_run = samples.iter().take_while(|s| s.at_ms < keep_run_from).count();
+            let old = old_by_time.min(run_start).max(old_run).min(samples.len().saturating_sub(1));
             samples.drain(..old);
         }
         let remember_from = now_ms.saturating_sub(policy.memory_ms());
@@ -826,7 +833,15 @@ mod tests {
         assert_eq!(obs.dom0s["hypervisor3"].len(), 7);
         assert!(obs.migrations.is_empty());
         obs.forget_old(&p, Trace::at(100));
-        assert_eq!(obs.dom0s["hypervisor3"].len(), 1, "the latest sample is always kept");
+        assert_eq!(obs.dom0s["hypervisor2"].len(), 1, "the latest sample is always kept");
+        assert_eq!(obs.dom0s["hypervisor3"].len(), 7, "an overload run is kept");
+        obs.forget_old(&p, Trace::at(25 * 60));
+        assert_eq!(obs.dom0s["hypervisor3"].len(), 1, "up to a day");
+        // An overload still going on keeps its whole run, so its length is told truly.
+        let mut obs = Trace::new().dom0("h", &[0.5, 0.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5], &[]).obs;
+        obs.forget_old(&p, Trace::at(11));
+        assert_eq!(obs.dom0s["h"].len(), 10);
+        assert_eq!(decide(&p, &obs, Trace::at(11)).dom0s[0].summary, "load 1.5, over 1.0 for 9 min, 0 of 10 VMs");
     }
 
     #[test]

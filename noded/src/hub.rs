@@ -330,10 +330,15 @@ impl Hub {
         // Explicit targets go to exactly those nodes; an empty list is a broadcast to every node in
         // the collective, and each node applies the filter itself.
         let (sent, unknown): (Vec<String>, Vec<String>) = if req.targets.is_empty() {
+            let registry_match = match req.fanout {
+                fleet_protocol::Fanout::RegistryMatch => req.filter.compile().ok(),
+                fleet_protocol::Fanout::All => None,
+            };
             let mut all: Vec<String> = self
                 .nodes
                 .values()
                 .filter(|n| n.registration.collectives.contains(&req.collective))
+                .filter(|n| registry_match.as_ref().is_none_or(|e| e.matches(&n.registration.view())))
                 .map(|n| n.registration.identity.clone())
                 .collect();
             all.sort();

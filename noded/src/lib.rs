@@ -5,6 +5,7 @@ pub mod agents;
 pub mod balancer; // issue 7: the Xen balancer's decision
 pub mod audit;
 pub mod config;
+pub mod enroll;
 pub mod facts;
 pub mod hub;
 pub mod node;

@@ -189,6 +189,7 @@ mod tests {
             ttl: 60,
             reply: ReplyMode::Normal,
             timeout_ms: 5000,
+            fanout: Fanout::All,
         }
     }
 

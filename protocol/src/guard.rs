@@ -36,7 +36,8 @@ const FLAG_COMMAND: u8 = 0b100;
 /// What the guard lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuardLimits {
-    /// Largest message frame, and largest total of the frames of one multi-part message.
+    /// Largest message frame, and largest total of the frames of one multi-part message, that
+    /// may reach the ROUTER. A claim over it costs the client its link.
     pub max_frame: u64,
     /// Largest command frame.
     pub max_command: u64,
@@ -46,8 +47,17 @@ pub struct GuardLimits {
 
 impl GuardLimits {
     /// The guard for a hub whose codec accepts frames of up to `max_frame` bytes.
+    ///
+    /// The guard's own ceiling is twice that. A frame a little over the codec limit (a reply that
+    /// grew too big) still reaches the hub, which drops and counts it and keeps the peer's link, as
+    /// it always has; a claim beyond twice the limit is no honest mistake, and the link goes. So
+    /// zmq.rs never holds more than `2 * max_frame` (plus one read chunk) for a connection.
     pub fn for_max_frame(max_frame: usize) -> GuardLimits {
-        GuardLimits { max_frame: max_frame as u64, max_command: DEFAULT_MAX_COMMAND, max_parts: DEFAULT_MAX_PARTS }
+        GuardLimits {
+            max_frame: (max_frame as u64).saturating_mul(2),
+            max_command: DEFAULT_MAX_COMMAND,
+            max_parts: DEFAULT_MAX_PARTS,
+        }
     }
 }
 
@@ -172,7 +182,7 @@ impl ZmtpInspector {
             if claimed > limits.max_frame {
                 return Err(Refusal::FrameTooBig { claimed, limit: limits.max_frame });
             }
-            let total = self.message_bytes + claimed; // both at most max_frame: no overflow
+            let total = self.message_bytes.saturating_add(claimed);
             if total > limits.max_frame {
                 return Err(Refusal::MessageTooBig { claimed: total, limit: limits.max_frame });
             }
@@ -504,6 +514,12 @@ mod tests {
             panic!("expected a frame")
         };
         assert_eq!(&frame[..], b"ping");
+        // Over the codec's limit but within the guard's ceiling: the hub gets it (and drops it).
+        link.send(Bytes::from(vec![1u8; 1500])).await.unwrap();
+        let Inbound::Frame(_, frame) = tokio::time::timeout(deadline, hub.recv()).await.unwrap().unwrap() else {
+            panic!("expected a frame")
+        };
+        assert_eq!(frame.len(), 1500);
         hub.sender().send(&peer, Bytes::from(vec![9u8; 5000])).await.unwrap();
         assert_eq!(tokio::time::timeout(deadline, link.recv()).await.unwrap().unwrap().len(), 5000);
 

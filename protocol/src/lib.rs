@@ -6,6 +6,7 @@ pub mod filter;
 pub mod guard;
 pub mod keys;
 pub mod message;
+pub mod noise;
 pub mod transport;
 
 pub use codec::{CodecError, Limits};

@@ -155,6 +155,22 @@ pub struct Request {
     /// How long the console waits for replies, in ms; the hub forgets the route after it.
     #[serde(default)]
     pub timeout_ms: u64,
+    /// How the hub picks the nodes to send to when `targets` is empty.
+    #[serde(default)]
+    pub fanout: Fanout,
+}
+
+/// How the hub picks nodes for a request without explicit targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fanout {
+    /// Every node of the collective; each applies the filter itself (broadcast).
+    #[default]
+    All,
+    /// The nodes whose registration matches the filter (what registry discovery just answered).
+    /// Keeps a request to thousands of discovered nodes small: no target list is sent, and every
+    /// node still applies the filter itself.
+    RegistryMatch,
 }
 
 /// MCollective's reply status codes, plus Denied.

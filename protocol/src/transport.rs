@@ -74,12 +74,12 @@ impl HubSocket {
         Self::bind_with_limits(endpoint, DEFAULT_MAX_FRAME).await
     }
 
-    /// Binds like [`HubSocket::bind`], refusing frames over `max_frame` bytes on the wire.
+    /// Binds like [`HubSocket::bind`] for a hub whose codec accepts frames of up to `max_frame` bytes.
     ///
     /// On `tcp://` the ROUTER listens on `tcp://127.0.0.1:<any>` and a [`FrameGuard`] takes
-    /// `endpoint`, so a frame header claiming more than `max_frame` closes that client's link
-    /// instead of making zmq.rs reserve the claim. `ipc://` endpoints are bound directly, unguarded:
-    /// they are reachable only by local users the filesystem already lets in.
+    /// `endpoint`, so a frame header claiming more than twice `max_frame` closes that client's link
+    /// instead of making zmq.rs reserve the claim (see [`GuardLimits::for_max_frame`]). `ipc://`
+    /// endpoints are bound directly, unguarded: only local users the filesystem lets in reach them.
     pub async fn bind_with_limits(
         endpoint: &str,
         max_frame: usize,

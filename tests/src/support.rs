@@ -749,6 +749,7 @@ pub fn request(agent: &str, action: &str, args: serde_json::Map<String, serde_js
         ttl: 60,
         reply: fleet_protocol::ReplyMode::Normal,
         timeout_ms: 5000,
+        fanout: fleet_protocol::Fanout::All,
     }
 }
 

@@ -88,6 +88,11 @@ pub fn list_args(pattern: &str, zombies: bool, user: Option<&str>, match_name: b
     if let Some(u) = user {
         args.insert("user".into(), json!(u));
     }
+    // Everything the table, the totals and kill need; the thread count costs a /proc read per row.
+    args.insert(
+        "fields".into(),
+        json!("pid,ppid,user,state,rss,vsz,cpu,start_time,started,name,cmdline,zombie,parent_pid,parent_start_time,parent_cmdline"),
+    );
     args
 }
 

@@ -135,8 +135,13 @@ fn new_request(spec: &Spec, agent: &str, action: &str, args: Map<String, Value>,
         ttl: spec.ttl,
         reply,
         timeout_ms: timeout.as_millis() as u64,
+        fanout: fleet_protocol::Fanout::All,
     }
 }
+
+/// Above this many discovered nodes a registry-discovered request carries no target list: the hub
+/// sends it to the registry's matches of the same filter, which is the set it just answered.
+const TARGET_LIST_LIMIT: usize = 32;
 
 /// Discovers the nodes a spec addresses.
 pub async fn discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
@@ -198,7 +203,15 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
         return Ok(Outcome { request_id: String::new(), discovered, replies: Vec::new(), no_reply: Vec::new(), discovery_ms, elapsed_ms: discovery_ms });
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let req = new_request(spec, &spec.agent, &spec.action, spec.args.clone(), discovered.clone(), remaining, ReplyMode::Normal);
+    let by_registry = spec.targets.is_none()
+        && spec.nodes_file.is_none()
+        && spec.method == DiscoveryMethod::Registry
+        && direct_targets(&spec.filter).is_none();
+    let mut req = new_request(spec, &spec.agent, &spec.action, spec.args.clone(), discovered.clone(), remaining, ReplyMode::Normal);
+    if by_registry && discovered.len() > TARGET_LIST_LIMIT {
+        req.targets.clear();
+        req.fanout = fleet_protocol::Fanout::RegistryMatch;
+    }
     let id = req.id.clone();
     let sent_at = Instant::now();
     client.send(&Message::Request(Box::new(req))).await?;

@@ -5,7 +5,7 @@
 //!
 //! Wiring (for the lead). In `tui/src/cli.rs`, one variant of `Command`:
 //!
-//! ```ignore
+//! ```text
 //!     /// Xen dom0s and domUs: list, find, migrate, and balance load across dom0s.
 //!     Xen {
 //!         #[command(subcommand)]
@@ -270,8 +270,8 @@ fn mib(m: u64) -> String {
     if m >= 10 * 1024 { format!("{:.1} GiB", m as f64 / 1024.0) } else { format!("{m} MiB") }
 }
 
-fn print_failures(o_failed: &[(String, String)], no_reply: &[String]) {
-    for (host, why) in o_failed {
+fn print_failures(failed: &[(String, String)], no_reply: &[String]) {
+    for (host, why) in failed {
         println!("   {host}: {why}");
     }
     if !no_reply.is_empty() {
@@ -657,11 +657,9 @@ pub async fn balance(ctx: &Ctx, policy_file: &Path, mode: BalanceMode, opts: &Ba
             return Ok(EXIT_NOTHING);
         }
     };
-    if let Some(o) = opts.observe {
-        if !(o.is_finite() && o >= 0.0) {
-            eprintln!("fleet: --observe must be a number of seconds, 0 or more (got {o})\nfleet: nothing was sent");
-            return Ok(EXIT_NOTHING);
-        }
+    if let Some(o) = opts.observe.filter(|o| !(o.is_finite() && *o >= 0.0)) {
+        eprintln!("fleet: --observe must be a number of seconds, 0 or more (got {o})\nfleet: nothing was sent");
+        return Ok(EXIT_NOTHING);
     }
     let mut obs = Observations { migrations: load_history(opts.history.as_deref())?, ..Observations::default() };
     let mut client = ctx.client(false).await?;

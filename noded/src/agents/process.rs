@@ -27,6 +27,11 @@ pub struct Snapshotter {
     system: Option<System>,
     users: Option<Users>,
     user_names: HashMap<u32, String>,
+    /// pid -> (sysinfo's start time in seconds, the kernel's start time in ticks). A process's
+    /// start ticks never change, so they are read once per process. If a pid is reused within
+    /// the same second the cached ticks are stale, and a kill with them is refused as
+    /// "pid reused" by the fresh check in `kill_one`: the cache can only fail closed.
+    start_ticks: HashMap<u32, (u64, u64)>,
 }
 
 /// One row of the process table.
@@ -60,6 +65,9 @@ pub struct Query {
     pub match_name: bool,
     pub zombies: bool,
     pub user: Option<String>,
+    /// Read each row's thread count (one more /proc read per row); off when the caller did not
+    /// ask for the field.
+    pub threads: bool,
 }
 
 fn state_letter(s: ProcessStatus) -> &'static str {
@@ -96,7 +104,7 @@ fn cmdline_of(p: &sysinfo::Process) -> String {
 
 impl Snapshotter {
     pub fn new() -> Self {
-        Snapshotter { system: None, users: None, user_names: HashMap::new() }
+        Snapshotter { system: None, users: None, user_names: HashMap::new(), start_ticks: HashMap::new() }
     }
 
     fn user_name(&mut self, uid: Option<&sysinfo::Uid>) -> String {
@@ -171,6 +179,14 @@ impl Snapshotter {
             } else {
                 (None, None, None)
             };
+            let start_time = match self.start_ticks.get(&raw_pid) {
+                Some((secs, ticks)) if *secs == started => *ticks,
+                _ => {
+                    let ticks = start_ticks(raw_pid).unwrap_or(0);
+                    self.start_ticks.insert(raw_pid, (started, ticks));
+                    ticks
+                }
+            };
             rows.push(ProcRow {
                 pid: raw_pid,
                 ppid,
@@ -179,9 +195,9 @@ impl Snapshotter {
                 rss,
                 vsz,
                 cpu,
-                start_time: start_ticks(raw_pid).unwrap_or(0),
+                start_time,
                 started,
-                threads: thread_count(raw_pid),
+                threads: if q.threads { thread_count(raw_pid) } else { 0 },
                 name: if zombie { format!("[{name}]") } else { name.clone() },
                 cmdline: if zombie || cmdline.is_empty() { format!("[{name}]") } else { cmdline },
                 zombie,
@@ -191,6 +207,10 @@ impl Snapshotter {
             });
         }
         rows.retain(|r| r.start_time != 0); // gone between the refresh and the stat read
+        if let Some(sys) = &self.system {
+            let procs = sys.processes();
+            self.start_ticks.retain(|pid, _| procs.contains_key(&Pid::from_u32(*pid)));
+        }
         rows.sort_by_key(|r| r.pid);
         Ok(rows)
     }
@@ -302,8 +322,9 @@ fn list(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -> Result<Valu
         )
     };
     let user = s("user");
-    let q = Query { pattern, match_name: b("match_name"), zombies: b("zombies"), user: (!user.is_empty()).then_some(user) };
     let fields: Vec<String> = s("fields").split(',').map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect();
+    let threads = fields.is_empty() || fields.iter().any(|f| f == "threads");
+    let q = Query { pattern, match_name: b("match_name"), zombies: b("zombies"), user: (!user.is_empty()).then_some(user), threads };
     if let Some(bad) = fields.iter().find(|f| !ALL_FIELDS.contains(&f.as_str())) {
         return Err(ActionError::invalid(format!("input 'fields' names unknown field '{bad}' (known: {})", ALL_FIELDS.join(", "))));
     }

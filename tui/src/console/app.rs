@@ -1,24 +1,37 @@
-//! The application: owns the components, routes keys (top popup first, then the focused panel)
-//! and actions, and draws the screen. It knows nothing about the terminal or the network: the loop
-//! in `mod.rs` feeds it actions and hands [`NetCommand`]s to the network task.
+//! The application shell: owns the six panels and the popups, routes keys (top popup first, then
+//! the focused panel, then the global table) and actions, and draws the screen. It knows nothing
+//! about the terminal or the network: the loop in `mod.rs` feeds it actions and hands
+//! [`NetCommand`]s to the network task.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::widgets::Paragraph;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Padding, Paragraph, Wrap};
 
-use super::action::{Action, NetCommand};
-use super::component::Component;
-use super::discovery::Discovery;
-use super::help::{Help, footer_line};
-use super::keys::Mode;
-use super::theme::Theme;
+use super::action::{Action, Confirm, NetCommand, Notice, PanelId, Scope};
+use super::cmdline::{self, COMMANDS, CommandLine};
+use super::component::{Component, PanelContext};
+use super::discovery::{self, Discovery, check_filter};
+use super::help::{Help, centered, footer_line, notice_line};
+use super::inventory::Inventory;
+use super::keys::{Keymap, Mode};
+use super::log::LogPanel;
+use super::processes::ProcessesPanel;
+use super::rpc::RpcPanel;
+use super::theme::{self, Theme};
 use super::topbar::TopBar;
+use super::xen::XenPanel;
 
 /// Follow-up actions are chained; this bounds a chain so a bug cannot hang the loop.
-const MAX_CHAIN: usize = 16;
+const MAX_CHAIN: usize = 64;
+/// Panels remembered for `esc`.
+const BACK_DEPTH: usize = 16;
 
 /// What the application starts from.
 pub struct AppInit {
@@ -26,15 +39,38 @@ pub struct AppInit {
     pub note: Option<String>,
     pub read_only: bool,
     pub theme: Theme,
+    pub keys: Arc<Keymap>,
+    /// Where `:theme` looks for theme files.
+    pub theme_dirs: Vec<PathBuf>,
     /// The clock's first reading (injected so snapshots are stable).
     pub now: SystemTime,
 }
 
+impl AppInit {
+    /// Defaults for tests and benchmarks: the default theme and keys, no theme directories.
+    pub fn new(hubs: Vec<String>, now: SystemTime) -> AppInit {
+        AppInit { hubs, note: None, read_only: false, theme: Theme::default_theme(), keys: Default::default(), theme_dirs: Vec::new(), now }
+    }
+}
+
 pub struct App {
     theme: Theme,
+    keys: Arc<Keymap>,
+    theme_dirs: Vec<PathBuf>,
     top: TopBar,
+    focus: PanelId,
+    back: Vec<PanelId>,
+    scope: Scope,
     discovery: Discovery,
+    processes: ProcessesPanel,
+    inventory: Inventory,
+    xen: XenPanel,
+    rpc: RpcPanel,
+    log: LogPanel,
     help: Help,
+    cmdline: CommandLine,
+    confirm: Option<Confirm>,
+    notice: Option<Notice>,
     quit: bool,
     fatal: Option<String>,
     /// Set by `update` when the screen must be redrawn (gitui's `requires_redraw`).
@@ -43,28 +79,100 @@ pub struct App {
 
 impl App {
     pub fn new(init: AppInit) -> App {
-        App {
+        let ctx = PanelContext { theme: init.theme.clone(), keys: init.keys.clone(), read_only: init.read_only, scope: Scope::default() };
+        let mut app = App {
             top: TopBar::new(init.theme.clone(), &init.hubs, init.note, init.read_only, init.now),
-            discovery: Discovery::new(init.theme.clone()),
-            help: Help::new(init.theme.clone()),
+            discovery: Discovery::new(&ctx),
+            processes: ProcessesPanel::new(&ctx),
+            inventory: Inventory::new(&ctx),
+            xen: XenPanel::new(&ctx),
+            rpc: RpcPanel::new(&ctx),
+            log: LogPanel::new(&ctx),
+            help: Help::default(),
+            cmdline: CommandLine::new(theme::names(&init.theme_dirs)),
+            confirm: None,
+            notice: None,
+            focus: PanelId::Discovery,
+            back: Vec::new(),
+            scope: Scope::default(),
             theme: init.theme,
+            keys: init.keys,
+            theme_dirs: init.theme_dirs,
             quit: false,
             fatal: None,
             dirty: true,
-        }
+        };
+        // Panels that stamp times start from the same clock as the top bar.
+        app.broadcast(Action::Tick(init.now));
+        app
     }
 
     /// The key table in force: the top popup's, else the focused panel's.
     pub fn mode(&self) -> Mode {
-        if self.help.visible() { Mode::Help } else { self.discovery.mode() }
+        if self.confirm.is_some() {
+            Mode::Confirm
+        } else if self.cmdline.visible() {
+            Mode::CommandLine
+        } else if self.help.visible() {
+            Mode::Help
+        } else {
+            self.panel_mode()
+        }
+    }
+
+    fn panel_mode(&self) -> Mode {
+        match self.focus {
+            PanelId::Discovery => self.discovery.mode(),
+            PanelId::Processes => Mode::Processes,
+            PanelId::Inventory => self.inventory.mode(),
+            PanelId::Xen => Mode::Xen,
+            PanelId::Rpc => self.rpc.mode(),
+            PanelId::Log => self.log.mode(),
+        }
+    }
+
+    pub fn focus(&self) -> PanelId {
+        self.focus
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     pub fn discovery(&self) -> &Discovery {
         &self.discovery
     }
 
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub fn rpc(&self) -> &RpcPanel {
+        &self.rpc
+    }
+
+    pub fn log(&self) -> &LogPanel {
+        &self.log
+    }
+
     pub fn top_bar(&self) -> &TopBar {
         &self.top
+    }
+
+    pub fn command_line(&self) -> &CommandLine {
+        &self.cmdline
+    }
+
+    pub fn theme(&self) -> &Theme {
+        &self.theme
+    }
+
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
+    }
+
+    pub fn confirm(&self) -> Option<&Confirm> {
+        self.confirm.as_ref()
     }
 
     pub fn help_visible(&self) -> bool {
@@ -82,46 +190,150 @@ impl App {
     /// Applies one action and the follow-ups it produces; work for the network goes to `net`.
     /// Returns whether the screen changed.
     pub fn dispatch(&mut self, action: Action, net: &mut dyn FnMut(NetCommand)) -> bool {
-        let mut next = match action {
-            Action::Key(key) => self.handle_key(key),
-            other => Some(other),
-        };
+        let mut queue = VecDeque::from([action]);
         let mut steps = 0;
-        while let Some(action) = next.take() {
-            if let Action::RunDiscovery { round, filter } = &action {
-                net(NetCommand::Round { round: *round, filter: filter.clone() });
-            }
-            next = self.update(action);
+        while let Some(action) = queue.pop_front() {
             steps += 1;
-            if steps >= MAX_CHAIN {
-                tracing::error!(?next, "action chain too long; dropped the rest");
+            if steps > MAX_CHAIN {
+                tracing::error!(?queue, "action chain too long; dropped the rest");
                 break;
+            }
+            let next = match action {
+                Action::Key(key) => self.handle_key(key),
+                Action::Net(cmd) => {
+                    net(*cmd);
+                    None
+                }
+                Action::Batch(actions) => {
+                    for a in actions.into_iter().rev() {
+                        queue.push_front(a);
+                    }
+                    None
+                }
+                other => self.update(other),
+            };
+            if let Some(next) = next {
+                queue.push_front(next);
             }
         }
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Sends `action` to every panel; their follow-ups come back as one batch.
+    fn broadcast(&mut self, action: Action) -> Option<Action> {
+        let follow: Vec<Action> = [
+            self.discovery.update(action.clone()),
+            self.processes.update(action.clone()),
+            self.inventory.update(action.clone()),
+            self.xen.update(action.clone()),
+            self.rpc.update(action.clone()),
+            self.log.update(action),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!follow.is_empty()).then_some(Action::Batch(follow))
+    }
+
+    fn focused(&mut self) -> &mut dyn Component {
+        match self.focus {
+            PanelId::Discovery => &mut self.discovery,
+            PanelId::Processes => &mut self.processes,
+            PanelId::Inventory => &mut self.inventory,
+            PanelId::Xen => &mut self.xen,
+            PanelId::Rpc => &mut self.rpc,
+            PanelId::Log => &mut self.log,
+        }
+    }
+
+    fn focus_panel(&mut self, panel: PanelId, remember: bool) -> Option<Action> {
+        if panel == self.focus {
+            return None;
+        }
+        if remember {
+            self.back.push(self.focus);
+            if self.back.len() > BACK_DEPTH {
+                self.back.remove(0);
+            }
+        }
+        self.focus = panel;
+        Some(Action::FocusChanged(panel))
+    }
+
+    /// Runs a `:` command.
+    fn run_command(&mut self, line: &str) -> Option<Action> {
+        let (command, arg) = line.split_once(char::is_whitespace).map(|(c, a)| (c, a.trim())).unwrap_or((line, ""));
+        match command {
+            "q" | "quit" => Some(Action::Quit),
+            "help" => {
+                self.help.open(self.panel_mode());
+                None
+            }
+            "ping" | "filter" => {
+                if command == "filter" && arg.is_empty() {
+                    return Some(Notice::error("usage: filter EXPR, e.g. filter country=uk and role=web"));
+                }
+                let msg = if arg.is_empty() {
+                    discovery::Msg::Rerun
+                } else {
+                    if let Err(e) = check_filter(arg) {
+                        return Some(Notice::error(format!("bad filter at column {}: {}", e.column, e.message)));
+                    }
+                    discovery::Msg::Run(arg.to_string())
+                };
+                Some(Action::Batch(vec![Action::FocusPanel(PanelId::Discovery), Action::Discovery(msg)]))
+            }
+            "theme" => match theme::load(arg, false, &self.theme_dirs) {
+                Ok(theme) => Some(Action::Batch(vec![Action::ThemeChanged(Box::new(theme)), Notice::info(format!("theme {arg}"))])),
+                Err(e) => Some(Notice::error(format!("{e:#}"))),
+            },
+            "panel" => match PanelId::from_name(arg) {
+                Some(p) => Some(Action::FocusPanel(p)),
+                None => {
+                    let names: Vec<&str> = PanelId::ALL.iter().map(|p| p.name()).collect();
+                    Some(Notice::error(format!("unknown panel {arg:?} (panels: {})", names.join(", "))))
+                }
+            },
+            other => {
+                let names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).collect();
+                Some(Notice::error(format!("unknown command {other:?} (commands: {})", names.join(", "))))
+            }
+        }
     }
 }
 
 impl Component for App {
     fn handle_key(&mut self, key: KeyEvent) -> Option<Action> {
-        if self.help.visible() {
-            return self.help.handle_key(key);
+        if self.notice.take().is_some() {
+            self.dirty = true;
         }
-        self.discovery.handle_key(key)
+        if self.confirm.is_some() {
+            return self.keys.action(Mode::Confirm, &key);
+        }
+        if self.cmdline.visible() {
+            return self.keys.action(Mode::CommandLine, &key).or_else(|| cmdline::edit_of(&key));
+        }
+        if self.help.visible() {
+            return self.keys.action(Mode::Help, &key);
+        }
+        let text_entry = self.panel_mode().is_text_entry();
+        if let Some(action) = self.focused().handle_key(key) {
+            return Some(action);
+        }
+        // A panel typing into a line keeps every key; elsewhere the global keys apply.
+        if text_entry { None } else { self.keys.action(Mode::Global, &key) }
     }
 
     fn update(&mut self, action: Action) -> Option<Action> {
-        match action {
-            Action::Tick(_) => {
-                let before = self.top.clock().to_string();
-                self.top.update(action);
-                // The clock shows seconds; ticks within a second change nothing on screen.
-                self.dirty |= self.top.clock() != before;
-                return None;
-            }
-            Action::Key(_) => return None,
-            _ => self.dirty = true,
+        if let Action::Tick(_) = action {
+            let before = self.top.clock().to_string();
+            self.top.update(&action);
+            // The clock shows seconds; ticks within a second change nothing on screen unless
+            // the spinner turns.
+            self.dirty |= self.top.clock() != before || self.log.in_flight() > 0;
+            return self.broadcast(action);
         }
+        self.dirty = true;
         match action {
             Action::Quit => {
                 self.quit = true;
@@ -131,252 +343,130 @@ impl Component for App {
                 self.fatal = Some(message);
                 None
             }
-            Action::ToggleHelp | Action::ClosePopup => self.help.update(action),
-            Action::Resize { .. } => None,
-            Action::NodeCount(_) => self.top.update(action),
-            Action::Link(_) | Action::RunDiscovery { .. } => {
-                self.top.update(action.clone());
-                self.discovery.update(action)
+            Action::ToggleHelp => {
+                if self.help.visible() {
+                    self.help.close();
+                } else {
+                    self.help.open(self.panel_mode());
+                }
+                None
             }
-            other => self.discovery.update(other),
+            Action::ClosePopup => {
+                if self.confirm.take().is_none() && !self.cmdline.visible() {
+                    self.help.close();
+                }
+                None
+            }
+            Action::Back => {
+                let previous = self.back.pop()?;
+                self.focus_panel(previous, false)
+            }
+            Action::FocusPanel(panel) => self.focus_panel(panel, true),
+            Action::NextPanel => self.focus_panel(self.focus.next(), true),
+            Action::PrevPanel => self.focus_panel(self.focus.prev(), true),
+            Action::OpenCommandLine => {
+                self.cmdline.open();
+                None
+            }
+            Action::CommandLine(edit) => self.cmdline.apply(edit),
+            Action::RunCommand(line) => self.run_command(&line),
+            Action::Confirm(confirm) => {
+                self.confirm = Some(*confirm);
+                None
+            }
+            Action::ConfirmYes => self.confirm.take().map(|c| c.yes),
+            Action::Notify(notice) => {
+                self.notice = Some(notice);
+                None
+            }
+            Action::Nav(nav) if self.help.visible() => {
+                self.help.scroll(nav);
+                None
+            }
+            Action::Nav(_) | Action::Search(_) => self.focused().update(action),
+            Action::ThemeChanged(theme) => {
+                self.theme = (*theme).clone();
+                self.top.update(&Action::ThemeChanged(theme.clone()));
+                self.broadcast(Action::ThemeChanged(theme))
+            }
+            Action::ScopeChanged(scope) => {
+                self.scope = scope.clone();
+                self.top.update(&Action::ScopeChanged(scope.clone()));
+                self.broadcast(Action::ScopeChanged(scope))
+            }
+            Action::RunDiscovery { round, ref filter } => {
+                let net: Action = NetCommand::Round { round, filter: filter.clone() }.into();
+                let scope = Action::ScopeChanged(Scope::filter(filter));
+                let follow = self.broadcast(action);
+                Some(Action::Batch([net, scope].into_iter().chain(follow).collect()))
+            }
+            Action::RequestStarted(info) => {
+                let net: Action = NetCommand::Rpc(info.clone()).into();
+                let follow = self.broadcast(Action::RequestStarted(info));
+                Some(Action::Batch([net].into_iter().chain(follow).collect()))
+            }
+            Action::Link(_) | Action::Nodes(_) | Action::NodeEvent(_) => {
+                self.top.update(&action);
+                self.broadcast(action)
+            }
+            Action::Discovery(_) => self.discovery.update(action),
+            Action::Inventory(_) => self.inventory.update(action),
+            Action::Rpc(_) => self.rpc.update(action),
+            Action::Log(_) => self.log.update(action),
+            Action::Processes(_) => self.processes.update(action),
+            Action::Xen(_) => self.xen.update(action),
+            Action::Resize { .. } => None,
+            // Everything else is news for the panels: rounds, requests, membership, focus.
+            other => self.broadcast(other),
         }
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect) {
-        let [top, body, footer] = Layout::vertical([Constraint::Length(2), Constraint::Min(0), Constraint::Length(1)]).areas(area);
-        self.top.draw(frame, top);
-        self.discovery.draw(frame, body);
-        frame.render_widget(Paragraph::new(footer_line(self.mode(), &self.theme)), footer);
-        self.help.draw(frame, area);
+        let [top, body, footer] = Layout::vertical([Constraint::Length(3), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        self.top.draw(frame, top, self.focus, self.log.in_flight());
+        match self.focus {
+            PanelId::Discovery => self.discovery.draw(frame, body),
+            PanelId::Processes => self.processes.draw(frame, body),
+            PanelId::Inventory => self.inventory.draw(frame, body),
+            PanelId::Xen => self.xen.draw(frame, body),
+            PanelId::Rpc => self.rpc.draw(frame, body),
+            PanelId::Log => self.log.draw(frame, body),
+        }
+        let line = match &self.notice {
+            Some(n) => notice_line(n, &self.theme),
+            None => footer_line(&self.keys, self.mode(), &self.theme),
+        };
+        frame.render_widget(Paragraph::new(line), footer);
+        self.help.draw(frame, area, &self.keys, &self.theme);
+        self.cmdline.draw(frame, footer, &self.theme);
+        if let Some(confirm) = &self.confirm {
+            draw_confirm(frame, area, confirm, &self.keys, &self.theme);
+        }
     }
+}
+
+/// The confirmation popup: what will happen, and the keys that answer.
+fn draw_confirm(frame: &mut Frame, area: Rect, confirm: &Confirm, keys: &Keymap, theme: &Theme) {
+    let yes = keys.key_of(Mode::Confirm, "yes").map(|k| k.to_string()).unwrap_or_default();
+    let no = keys.key_of(Mode::Confirm, "no").map(|k| k.to_string()).unwrap_or_default();
+    let mut lines: Vec<Line> = confirm.lines.iter().map(|l| Line::from(Span::styled(l.clone(), theme.popup))).collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled(format!(" {yes} "), theme.footer.key),
+        Span::styled(" yes, do it   ", theme.popup),
+        Span::styled(format!(" {no} "), theme.footer.key),
+        Span::styled(" no", theme.popup),
+    ]));
+    let width = lines.iter().map(|l| l.width()).max().unwrap_or(20).max(confirm.title.len() + 4) as u16 + 4;
+    let popup = centered(area, width.min(area.width.saturating_sub(4).max(20)), lines.len() as u16 + 2);
+    let block = Block::bordered()
+        .border_style(theme.error)
+        .style(theme.popup)
+        .title(Span::styled(format!(" {} ", confirm.title), theme.error))
+        .padding(Padding::horizontal(1));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), popup);
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
-    use fleet_protocol::Status;
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
-    use super::*;
-    use crate::console::action::{LinkState, RoundEvent};
-    use crate::console::discovery::NodeStatus;
-
-    fn at(h: u64, m: u64, s: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(20_000 * 86_400 + h * 3600 + m * 60 + s)
-    }
-
-    fn app() -> App {
-        App::new(AppInit {
-            hubs: vec!["tcp://127.0.0.1:7402".into()],
-            note: Some("demo: embedded hub + 5 in-process nodes".into()),
-            read_only: false,
-            theme: Theme::default_theme(),
-            now: at(12, 34, 56),
-        })
-    }
-
-    fn key(code: KeyCode) -> Action {
-        Action::Key(KeyEvent::new_with_kind(code, KeyModifiers::NONE, KeyEventKind::Press))
-    }
-
-    fn ctrl(c: char) -> Action {
-        Action::Key(KeyEvent::new_with_kind(KeyCode::Char(c), KeyModifiers::CONTROL, KeyEventKind::Press))
-    }
-
-    /// Dispatches and returns what went to the network.
-    fn send(app: &mut App, action: Action) -> Vec<NetCommand> {
-        let mut out = Vec::new();
-        app.dispatch(action, &mut |c| out.push(c));
-        out
-    }
-
-    fn type_text(app: &mut App, text: &str) {
-        for c in text.chars() {
-            send(app, key(KeyCode::Char(c)));
-        }
-    }
-
-    fn ok(sender: &str, ms: f64) -> RoundEvent {
-        RoundEvent::Reply { sender: sender.into(), status: Status::Ok, message: String::new(), ms, expected: true }
-    }
-
-    /// The demo after one round: 5 nodes, three ok, one failed, one silent.
-    fn demo_app() -> App {
-        let mut app = app();
-        send(&mut app, Action::Link(LinkState::Connected { hub: "tcp://127.0.0.1:7402".into() }));
-        send(&mut app, Action::NodeCount(5));
-        let net = send(&mut app, Action::Submit);
-        assert_eq!(net, vec![NetCommand::Round { round: 1, filter: String::new() }]);
-        let nodes = ["web-01", "web-02", "db-01", "cache-01", "xen-01"].map(String::from).to_vec();
-        let round = 1;
-        send(&mut app, Action::Round { round, event: RoundEvent::Discovered(nodes) });
-        send(&mut app, Action::Round { round, event: ok("web-01", 1.24) });
-        send(&mut app, Action::Round { round, event: ok("db-01", 2.61) });
-        send(&mut app, Action::Round { round, event: ok("web-02", 1.87) });
-        send(
-            &mut app,
-            Action::Round {
-                round,
-                event: RoundEvent::Reply {
-                    sender: "cache-01".into(),
-                    status: Status::Aborted,
-                    message: "redis is not running".into(),
-                    ms: 3.4,
-                    expected: true,
-                },
-            },
-        );
-        app
-    }
-
-    fn render(app: &App, cols: u16, rows: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(cols, rows)).unwrap();
-        terminal.draw(|f| app.draw(f, f.area())).unwrap();
-        terminal.backend().to_string()
-    }
-
-    #[test]
-    fn discovery_panel_80x24() {
-        let mut app = demo_app();
-        send(&mut app, Action::Round { round: 1, event: RoundEvent::Finished { no_reply: vec!["xen-01".into()], elapsed_ms: 7012.0 } });
-        send(&mut app, key(KeyCode::Down));
-        insta::assert_snapshot!(render(&app, 80, 24));
-    }
-
-    #[test]
-    fn discovery_panel_160x48() {
-        let mut app = demo_app();
-        send(&mut app, Action::Round { round: 1, event: RoundEvent::Finished { no_reply: vec!["xen-01".into()], elapsed_ms: 7012.0 } });
-        insta::assert_snapshot!(render(&app, 160, 48));
-    }
-
-    #[test]
-    fn round_in_progress_80x24() {
-        let app = demo_app();
-        insta::assert_snapshot!(render(&app, 80, 24));
-    }
-
-    #[test]
-    fn filter_error_80x24() {
-        let mut app = demo_app();
-        send(&mut app, key(KeyCode::Char('/')));
-        type_text(&mut app, "country=uk and");
-        insta::assert_snapshot!(render(&app, 80, 24));
-    }
-
-    #[test]
-    fn help_popup_80x24() {
-        let mut app = demo_app();
-        send(&mut app, key(KeyCode::Char('?')));
-        insta::assert_snapshot!(render(&app, 80, 24));
-    }
-
-    #[test]
-    fn disconnected_80x24() {
-        let mut app = app();
-        send(&mut app, Action::Submit);
-        send(&mut app, Action::Link(LinkState::Disconnected { reason: "no hub reachable".into() }));
-        insta::assert_snapshot!(render(&app, 80, 24));
-    }
-
-    #[test]
-    fn renders_at_any_size_without_panicking() {
-        let mut editing = demo_app();
-        send(&mut editing, key(KeyCode::Char('/')));
-        type_text(&mut editing, "country=uk and (role=web or");
-        let mut help = demo_app();
-        send(&mut help, key(KeyCode::Char('?')));
-        assert!(help.help_visible());
-        for (cols, rows) in [(1, 1), (10, 3), (20, 5), (40, 10), (79, 23), (300, 100)] {
-            render(&editing, cols, rows);
-            render(&help, cols, rows);
-        }
-    }
-
-    #[test]
-    fn a_long_list_scrolls_with_the_selection() {
-        let mut app = app();
-        send(&mut app, Action::Submit);
-        let nodes: Vec<String> = (0..100).map(|i| format!("node-{i:03}")).collect();
-        send(&mut app, Action::Round { round: 1, event: RoundEvent::Discovered(nodes) });
-        for _ in 0..30 {
-            send(&mut app, key(KeyCode::Char('j')));
-        }
-        let screen = render(&app, 80, 24);
-        assert!(screen.contains("> node-030") && !screen.contains("node-000"), "{screen}");
-        // Going back up moves the marker inside the window before the window moves.
-        send(&mut app, key(KeyCode::Char('k')));
-        let screen = render(&app, 80, 24);
-        assert!(screen.contains("> node-029") && screen.contains("node-030"), "{screen}");
-    }
-
-    #[test]
-    fn keys_route_to_the_popup_first() {
-        let mut app = demo_app();
-        send(&mut app, key(KeyCode::Char('?')));
-        assert_eq!(app.mode(), Mode::Help);
-        // j is not a help key: the list below does not move.
-        let before = app.discovery().selected().cloned();
-        send(&mut app, key(KeyCode::Char('j')));
-        assert_eq!(app.discovery().selected().cloned(), before);
-        send(&mut app, key(KeyCode::Esc));
-        assert_eq!(app.mode(), Mode::Browse);
-        send(&mut app, key(KeyCode::Char('j')));
-        assert_ne!(app.discovery().selected().cloned(), before);
-    }
-
-    #[test]
-    fn q_types_in_the_filter_but_quits_elsewhere() {
-        let mut app = demo_app();
-        send(&mut app, key(KeyCode::Char('f')));
-        type_text(&mut app, "q");
-        assert!(!app.should_quit());
-        assert_eq!(app.discovery().filter_text(), "q");
-        send(&mut app, key(KeyCode::Esc));
-        send(&mut app, key(KeyCode::Char('q')));
-        assert!(app.should_quit());
-        let mut app = demo_app();
-        send(&mut app, key(KeyCode::Char('/')));
-        send(&mut app, ctrl('c'));
-        assert!(app.should_quit());
-    }
-
-    #[test]
-    fn enter_runs_the_typed_filter_and_the_top_bar_follows() {
-        let mut app = demo_app();
-        send(&mut app, key(KeyCode::Char('/')));
-        type_text(&mut app, "country=uk and role=web");
-        let net = send(&mut app, key(KeyCode::Enter));
-        assert_eq!(net, vec![NetCommand::Round { round: 2, filter: "country=uk and role=web".into() }]);
-        assert_eq!(app.discovery().round().unwrap().id, 2);
-        assert!(app.discovery().rows().is_empty());
-        // Late progress of round 1 does not leak into round 2.
-        send(&mut app, Action::Round { round: 1, event: ok("xen-01", 9.0) });
-        assert!(app.discovery().rows().is_empty());
-        let screen = render(&app, 80, 24);
-        assert!(screen.contains("filter country=uk and role=web"), "{screen}");
-    }
-
-    #[test]
-    fn results_update_statuses_through_the_app() {
-        let mut app = demo_app();
-        assert_eq!(app.discovery().row("xen-01").unwrap().status, NodeStatus::Pending);
-        send(&mut app, Action::Round { round: 1, event: RoundEvent::Finished { no_reply: vec!["xen-01".into()], elapsed_ms: 7000.0 } });
-        assert_eq!(app.discovery().row("xen-01").unwrap().status, NodeStatus::NoReply);
-        assert_eq!(app.discovery().row("web-01").unwrap().status, NodeStatus::Ok { ms: 1.24 });
-    }
-
-    #[test]
-    fn redraw_only_when_something_changed() {
-        let mut app = demo_app();
-        let mut none = |_c: NetCommand| {};
-        assert!(!app.dispatch(Action::Tick(at(12, 34, 56)), &mut none), "same second");
-        assert!(app.dispatch(Action::Tick(at(12, 34, 57)), &mut none));
-        assert!(!app.dispatch(key(KeyCode::Char('x')), &mut none), "an unbound key");
-        assert!(app.dispatch(key(KeyCode::Char('j')), &mut none));
-        assert_eq!(app.top_bar().clock(), "12:34:57 UTC");
-    }
-}
+mod tests;

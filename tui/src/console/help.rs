@@ -1,102 +1,160 @@
-//! The `?` help popup and the footer, both generated from the key tables in [`super::keys`].
+//! The `?` help popup and the footer, both generated from the [`Keymap`], so they cannot drift
+//! from what the keys do.
 
-use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::widgets::{Block, Clear, Padding, Paragraph};
 
-use super::action::Action;
-use super::component::Component;
-use super::keys::{self, Mode};
+use super::action::{Nav, Notice};
+use super::keys::{Keymap, Mode};
 use super::theme::Theme;
 
-/// The footer for `mode`: each binding's first key and its hint.
-pub fn footer_line(mode: Mode, theme: &Theme) -> Line<'static> {
+/// The footer for `mode`: each binding's first key and its hint, then the global keys when the
+/// mode is a panel's (popups and text lines take every key themselves).
+pub fn footer_line(keys: &Keymap, mode: Mode, theme: &Theme) -> Line<'static> {
     let mut spans = vec![Span::raw(" ")];
-    for b in mode.table() {
-        spans.push(Span::styled(format!(" {} ", b.keys[0]), theme.footer.key));
-        spans.push(Span::styled(format!(" {}  ", b.hint), theme.footer.text));
+    let mut push = |b: &super::keys::Binding| {
+        if let Some(k) = b.keys.first() {
+            spans.push(Span::styled(format!(" {k} "), theme.footer.key));
+            spans.push(Span::styled(format!(" {}  ", b.hint), theme.footer.text));
+        }
+    };
+    for b in keys.table(mode) {
+        push(b);
+    }
+    let panel_mode = !mode.is_text_entry() && !matches!(mode, Mode::Help | Mode::Confirm | Mode::CommandLine);
+    if panel_mode {
+        for name in ["help", "command", "next_panel", "quit"] {
+            if let Some(b) = keys.table(Mode::Global).iter().find(|b| b.name == name) {
+                push(b);
+            }
+        }
     }
     Line::from(spans)
 }
 
-/// The help text: every mode's table with all its keys.
-pub fn help_lines(theme: &Theme) -> Vec<Line<'static>> {
-    let key_width = keys::all_tables()
-        .iter()
-        .flat_map(|(_, table)| table.iter().map(|b| b.keys_label().chars().count()))
-        .max()
-        .unwrap_or(0);
+/// A message in the footer instead of the hints.
+pub fn notice_line(notice: &Notice, theme: &Theme) -> Line<'static> {
+    let style = if notice.error { theme.footer.error } else { theme.footer.notice };
+    Line::from(Span::styled(format!(" {}", notice.text), style))
+}
+
+/// The help text: the focused mode's table first, then every other non-empty one.
+pub fn help_lines(keys: &Keymap, first: Mode, theme: &Theme) -> Vec<Line<'static>> {
+    let key_width = Mode::ALL.iter().flat_map(|m| keys.table(*m).iter().map(|b| b.keys_label().chars().count())).max().unwrap_or(0);
+    let mut order = vec![first];
+    order.extend(Mode::ALL.into_iter().filter(|m| *m != first));
     let mut lines = Vec::new();
-    for (i, mode) in Mode::ALL.iter().enumerate() {
-        if i > 0 {
+    for mode in order {
+        let table = keys.table(mode);
+        if table.is_empty() {
+            continue;
+        }
+        if !lines.is_empty() {
             lines.push(Line::raw(""));
         }
         lines.push(Line::from(Span::styled(mode.title(), theme.table.header)));
-        for b in mode.table() {
+        for b in table {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<key_width$}", b.keys_label()), theme.title),
                 Span::styled(format!("  {}", b.hint), theme.popup),
             ]));
         }
-        if *mode == Mode::EditFilter {
-            lines.push(Line::from(Span::styled("  other keys type and move in the filter line", theme.label)));
+        if mode.is_text_entry() {
+            lines.push(Line::from(Span::styled("  other keys type and move in the line", theme.label)));
         }
     }
     lines
 }
 
-/// The `?` popup.
+/// A rectangle of `width` x `height` in the middle of `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
+}
+
+/// The `?` popup: every binding, scrollable.
+#[derive(Debug, Clone, Default)]
 pub struct Help {
-    theme: Theme,
     visible: bool,
+    scroll: usize,
+    /// The mode whose table comes first (the one in force when the popup opened).
+    first: Option<Mode>,
+    /// Lines that fit, kept by the drawing for page moves.
+    page: std::cell::Cell<usize>,
 }
 
 impl Help {
-    pub fn new(theme: Theme) -> Help {
-        Help { theme, visible: false }
-    }
-
     pub fn visible(&self) -> bool {
         self.visible
     }
-}
 
-impl Component for Help {
-    /// While open, the popup takes every key; keys it does not bind do nothing.
-    fn handle_key(&mut self, key: KeyEvent) -> Option<Action> {
-        keys::lookup(Mode::Help, &key).map(|b| b.action.clone())
+    pub fn open(&mut self, first: Mode) {
+        self.visible = true;
+        self.scroll = 0;
+        self.first = Some(first);
     }
 
-    fn update(&mut self, action: Action) -> Option<Action> {
-        match action {
-            Action::ToggleHelp => self.visible = !self.visible,
-            Action::ClosePopup => self.visible = false,
-            _ => {}
-        }
-        None
+    pub fn close(&mut self) {
+        self.visible = false;
     }
 
-    fn draw(&self, frame: &mut Frame, area: Rect) {
+    pub fn scroll(&mut self, nav: Nav) {
+        let page = self.page.get().max(1);
+        self.scroll = match nav {
+            Nav::Down => self.scroll + 1,
+            Nav::Up => self.scroll.saturating_sub(1),
+            Nav::PageDown => self.scroll + page,
+            Nav::PageUp => self.scroll.saturating_sub(page),
+            Nav::Top => 0,
+            Nav::Bottom => usize::MAX / 2,
+        };
+    }
+
+    pub fn draw(&self, frame: &mut Frame, area: Rect, keys: &Keymap, theme: &Theme) {
         if !self.visible {
             return;
         }
-        let lines = help_lines(&self.theme);
+        let lines = help_lines(keys, self.first.unwrap_or(Mode::Global), theme);
         let content_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
-        let width = (content_width + 4).min(area.width);
-        let height = (lines.len() as u16 + 2).min(area.height);
-        let popup = Rect {
-            x: area.x + (area.width - width) / 2,
-            y: area.y + (area.height - height) / 2,
-            width,
-            height,
-        };
+        let popup = centered(area, content_width + 4, lines.len() as u16 + 2);
+        let inner_height = popup.height.saturating_sub(2) as usize;
+        self.page.set(inner_height);
+        let scroll = self.scroll.min(lines.len().saturating_sub(inner_height));
+        let more = if scroll + inner_height < lines.len() { " (j/k scroll)" } else { "" };
         let block = Block::bordered()
-            .border_style(self.theme.border)
-            .style(self.theme.popup)
-            .title(Span::styled(" Keys (esc closes) ", self.theme.title));
+            .border_style(theme.border_focused)
+            .style(theme.popup)
+            .title(Span::styled(format!(" Keys (esc closes){more} "), theme.title))
+            .padding(Padding::horizontal(1));
         frame.render_widget(Clear, popup);
-        frame.render_widget(Paragraph::new(lines).block(block.padding(ratatui::widgets::Padding::horizontal(1))), popup);
+        frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll as u16, 0)), popup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn footer_and_help_come_from_the_table() {
+        let mut keys = Keymap::defaults();
+        keys.apply_user("[discovery]\nrerun = \"R\"\n", "k.toml").unwrap();
+        let theme = Theme::mono();
+        let footer: String = footer_line(&keys, Mode::Discovery, &theme).spans.iter().map(|s| s.content.to_string()).collect();
+        assert!(footer.contains(" R  run again"), "{footer}");
+        assert!(footer.contains(" ?  help"), "{footer}");
+        let editing: String = footer_line(&keys, Mode::DiscoveryFilter, &theme).spans.iter().map(|s| s.content.to_string()).collect();
+        assert!(!editing.contains("help"), "text lines take every key: {editing}");
+        let help: Vec<String> = help_lines(&keys, Mode::Log, &theme).iter().map(|l| l.to_string()).collect();
+        assert_eq!(help[0], "Log", "the focused mode comes first");
+        assert!(help.iter().any(|l| l.contains("R") && l.ends_with("run again")), "{help:?}");
+        for mode in Mode::ALL {
+            for b in keys.table(mode) {
+                assert!(help.iter().any(|l| l.trim_end().ends_with(b.hint)), "{mode}: {} missing from help", b.name);
+            }
+        }
     }
 }

@@ -1,12 +1,25 @@
-//! Key bindings: one table of (keys, action, hint) per mode. Key handling, the footer and the `?`
-//! help popup all read these tables, so they cannot drift apart; a key bound twice in one mode is
-//! a load error (checked by [`validate`] when the console starts).
+//! Key bindings: one table of (name, keys, action, hint) per [`Mode`]. Key handling, the footer and
+//! the `?` help popup all read the same [`Keymap`], so they cannot drift apart. The tables are
+//! compiled in; `$XDG_CONFIG_HOME/fleet/keys.toml` may rebind entries by name:
+//!
+//! ```toml
+//! [discovery]
+//! tag_failed = "ctrl-f"          # one key
+//! down = ["j", "down", "ctrl-n"] # or several; [] unbinds
+//! ```
+//!
+//! A key bound twice in one mode, a plain character in a text-entry mode, an unknown section,
+//! action name or key is an error naming the file and line (k9s refuses duplicates the same way).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Result, anyhow, bail};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
 
-use super::action::Action;
+use super::action::{Action, CommandLineEdit, Nav, PanelId, SearchEdit, TextEdit};
+use super::{discovery, inventory, log, processes, rpc, xen};
 
 /// One key with its modifiers, as written in a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,10 +40,10 @@ impl Key {
     }
 
     /// The key of a terminal event, with the modifiers that matter. Shift is part of the character
-    /// itself (`?`, `G`), so it is dropped for characters.
+    /// itself (`?`, `G`) and of back-tab, so it is dropped there.
     pub fn of(ev: &KeyEvent) -> Key {
         let mut mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
-        if matches!(ev.code, KeyCode::Char(_)) {
+        if matches!(ev.code, KeyCode::Char(_) | KeyCode::BackTab) {
             mods.remove(KeyModifiers::SHIFT);
         }
         Key { code: ev.code, mods }
@@ -39,6 +52,66 @@ impl Key {
     /// A key that types text when an input line has focus.
     pub fn is_text(&self) -> bool {
         matches!(self.code, KeyCode::Char(_)) && (self.mods - KeyModifiers::SHIFT).is_empty()
+    }
+
+    /// Parses the way keys are written in tables and `keys.toml`: `q`, `G`, `?`, `space`, `enter`,
+    /// `esc`, `tab`, `shift-tab`, `up`, `pgdn`, `F9`, `ctrl-c`, `alt-x`.
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let bad = || format!("unknown key {text:?} (e.g. \"q\", \"G\", \"space\", \"enter\", \"F9\", \"ctrl-c\", \"shift-tab\")");
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = text;
+        loop {
+            if rest.chars().count() <= 1 {
+                break;
+            }
+            if let Some(r) = rest.strip_prefix("ctrl-") {
+                mods |= KeyModifiers::CONTROL;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("alt-") {
+                mods |= KeyModifiers::ALT;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("shift-") {
+                mods |= KeyModifiers::SHIFT;
+                rest = r;
+            } else {
+                break;
+            }
+        }
+        let code = match rest {
+            "space" => KeyCode::Char(' '),
+            "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "tab" if mods.contains(KeyModifiers::SHIFT) => {
+                mods.remove(KeyModifiers::SHIFT);
+                KeyCode::BackTab
+            }
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pgup" => KeyCode::PageUp,
+            "pgdn" => KeyCode::PageDown,
+            "backspace" => KeyCode::Backspace,
+            "del" => KeyCode::Delete,
+            "insert" => KeyCode::Insert,
+            f if f.len() > 1 && f.starts_with('F') && f[1..].parse::<u8>().is_ok_and(|n| (1..=24).contains(&n)) => KeyCode::F(f[1..].parse().expect("checked")),
+            s if s.chars().count() == 1 => {
+                let c = s.chars().next().expect("one char");
+                if c.is_control() {
+                    return Err(bad());
+                }
+                // ctrl-X and ctrl-x are the same key to a terminal.
+                let c = if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c };
+                mods.remove(KeyModifiers::SHIFT);
+                KeyCode::Char(c)
+            }
+            _ => return Err(bad()),
+        };
+        Ok(Key { code, mods })
     }
 }
 
@@ -70,6 +143,7 @@ impl fmt::Display for Key {
             KeyCode::BackTab => f.write_str("shift-tab"),
             KeyCode::Backspace => f.write_str("backspace"),
             KeyCode::Delete => f.write_str("del"),
+            KeyCode::Insert => f.write_str("insert"),
             KeyCode::F(n) => write!(f, "F{n}"),
             other => write!(f, "{other:?}"),
         }
@@ -77,49 +151,116 @@ impl fmt::Display for Key {
 }
 
 /// One row of a key table.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
-    /// The first key is the one the footer shows; the help lists them all.
-    pub keys: &'static [Key],
+    /// The stable name `keys.toml` uses, e.g. `tag_failed`.
+    pub name: &'static str,
+    /// The first key is the one the footer shows; the help lists them all. May be empty when the
+    /// user unbound it.
+    pub keys: Vec<Key>,
     pub action: Action,
     pub hint: &'static str,
 }
 
 impl Binding {
+    /// A compiled-in binding. Panics on a key that does not parse: the tables are checked by a test.
+    pub fn new(name: &'static str, keys: &[&str], action: impl Into<Action>, hint: &'static str) -> Binding {
+        let keys = keys.iter().map(|k| Key::parse(k).unwrap_or_else(|e| panic!("binding {name}: {e}"))).collect();
+        Binding { name, keys, action: action.into(), hint }
+    }
+
     /// All keys for the help popup: `q, ctrl-c`.
     pub fn keys_label(&self) -> String {
+        if self.keys.is_empty() {
+            return "(unbound)".to_string();
+        }
         self.keys.iter().map(Key::to_string).collect::<Vec<_>>().join(", ")
     }
 }
 
-/// Which table is in force: the top popup's, else the focused panel's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which table is in force: the top popup's, else the focused panel's (then [`Mode::Global`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
-    /// The Discovery panel, moving in the node list.
-    Browse,
-    /// Typing in the filter line; plain characters are text there.
-    EditFilter,
-    /// The `?` popup is open.
+    /// Keys that work on every panel unless the panel uses them itself.
+    Global,
+    Discovery,
+    /// Typing in the Discovery panel's filter line.
+    DiscoveryFilter,
+    /// Typing in a list's `/` search line.
+    Search,
+    Inventory,
+    Rpc,
+    /// Filling in the RPC form.
+    RpcForm,
+    Log,
+    Processes,
+    Xen,
+    CommandLine,
     Help,
+    Confirm,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Browse, Mode::EditFilter, Mode::Help];
+    pub const ALL: [Mode; 13] = [
+        Mode::Global,
+        Mode::Discovery,
+        Mode::DiscoveryFilter,
+        Mode::Search,
+        Mode::Processes,
+        Mode::Inventory,
+        Mode::Xen,
+        Mode::Rpc,
+        Mode::RpcForm,
+        Mode::Log,
+        Mode::CommandLine,
+        Mode::Help,
+        Mode::Confirm,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
-            Mode::Browse => "Discovery",
-            Mode::EditFilter => "Editing the filter",
+            Mode::Global => "Everywhere",
+            Mode::Discovery => "Discovery",
+            Mode::DiscoveryFilter => "Editing the discovery filter",
+            Mode::Search => "Searching a list (/)",
+            Mode::Inventory => "Inventory",
+            Mode::Rpc => "RPC",
+            Mode::RpcForm => "RPC form",
+            Mode::Log => "Log",
+            Mode::Processes => "Processes",
+            Mode::Xen => "Xen",
+            Mode::CommandLine => "Command line (:)",
             Mode::Help => "Help",
+            Mode::Confirm => "Confirmation",
         }
     }
 
-    pub fn table(self) -> &'static [Binding] {
+    /// The section name in `keys.toml`.
+    pub fn section(self) -> &'static str {
         match self {
-            Mode::Browse => BROWSE,
-            Mode::EditFilter => EDIT_FILTER,
-            Mode::Help => HELP,
+            Mode::Global => "global",
+            Mode::Discovery => "discovery",
+            Mode::DiscoveryFilter => "discovery_filter",
+            Mode::Search => "search",
+            Mode::Inventory => "inventory",
+            Mode::Rpc => "rpc",
+            Mode::RpcForm => "rpc_form",
+            Mode::Log => "log",
+            Mode::Processes => "processes",
+            Mode::Xen => "xen",
+            Mode::CommandLine => "command_line",
+            Mode::Help => "help",
+            Mode::Confirm => "confirm",
         }
+    }
+
+    /// Modes where plain characters are text, so a table may not bind them.
+    pub fn is_text_entry(self) -> bool {
+        matches!(self, Mode::DiscoveryFilter | Mode::Search | Mode::RpcForm | Mode::CommandLine)
+    }
+
+    fn index(self) -> usize {
+        Mode::ALL.iter().position(|m| *m == self).expect("in ALL")
     }
 }
 
@@ -129,56 +270,288 @@ impl fmt::Display for Mode {
     }
 }
 
-static BROWSE: &[Binding] = &[
-    Binding { keys: &[Key::ch('q'), Key::ctrl('c')], action: Action::Quit, hint: "quit" },
-    Binding { keys: &[Key::ch('/'), Key::ch('f')], action: Action::EditFilter, hint: "filter" },
-    Binding { keys: &[Key::new(KeyCode::Enter)], action: Action::Submit, hint: "run" },
-    Binding { keys: &[Key::ch('j'), Key::new(KeyCode::Down)], action: Action::SelectNext, hint: "down" },
-    Binding { keys: &[Key::ch('k'), Key::new(KeyCode::Up)], action: Action::SelectPrev, hint: "up" },
-    Binding { keys: &[Key::ch('?')], action: Action::ToggleHelp, hint: "help" },
-];
-
-static EDIT_FILTER: &[Binding] = &[
-    Binding { keys: &[Key::new(KeyCode::Enter)], action: Action::Submit, hint: "run" },
-    Binding { keys: &[Key::new(KeyCode::Esc)], action: Action::CancelEdit, hint: "cancel" },
-    Binding { keys: &[Key::ctrl('u')], action: Action::EditText(super::action::TextEdit::Clear), hint: "clear" },
-    Binding { keys: &[Key::ctrl('c')], action: Action::Quit, hint: "quit" },
-];
-
-static HELP: &[Binding] = &[
-    Binding { keys: &[Key::new(KeyCode::Esc), Key::ch('?'), Key::ch('q')], action: Action::ClosePopup, hint: "close" },
-    Binding { keys: &[Key::ctrl('c')], action: Action::Quit, hint: "quit" },
-];
-
-/// The binding of `ev` in `mode`, if any.
-pub fn lookup(mode: Mode, ev: &KeyEvent) -> Option<&'static Binding> {
-    let key = Key::of(ev);
-    mode.table().iter().find(|b| b.keys.contains(&key))
+fn nav_bindings() -> Vec<Binding> {
+    vec![
+        Binding::new("down", &["j", "down"], Action::Nav(Nav::Down), "down"),
+        Binding::new("up", &["k", "up"], Action::Nav(Nav::Up), "up"),
+        Binding::new("page_down", &["pgdn", "ctrl-d"], Action::Nav(Nav::PageDown), "page down"),
+        Binding::new("page_up", &["pgup", "ctrl-u"], Action::Nav(Nav::PageUp), "page up"),
+        Binding::new("top", &["g", "home"], Action::Nav(Nav::Top), "first"),
+        Binding::new("bottom", &["G", "end"], Action::Nav(Nav::Bottom), "last"),
+    ]
 }
 
-/// Checks the tables: no key twice in one mode, and no plain character in a text-entry mode
-/// (it could never be typed).
-pub fn validate(tables: &[(Mode, &[Binding])]) -> anyhow::Result<()> {
-    for (mode, table) in tables {
-        let mut seen: Vec<(Key, &str)> = Vec::new();
-        for b in table.iter() {
-            for k in b.keys {
-                if let Some((_, first)) = seen.iter().find(|(s, _)| s == k) {
-                    anyhow::bail!("key table {mode}: key {k} is bound twice ({first:?} and {:?})", b.hint);
-                }
-                if *mode == Mode::EditFilter && k.is_text() {
-                    anyhow::bail!("key table {mode}: key {k} ({:?}) would shadow typing", b.hint);
-                }
-                seen.push((*k, b.hint));
+fn default_table(mode: Mode) -> Vec<Binding> {
+    use discovery::Msg as D;
+    use inventory::Msg as I;
+    use rpc::Msg as R;
+    let quit = || Binding::new("quit", &["ctrl-c"], Action::Quit, "quit");
+    match mode {
+        Mode::Global => {
+            let mut t = vec![
+                Binding::new("quit", &["q", "ctrl-c"], Action::Quit, "quit"),
+                Binding::new("help", &["?"], Action::ToggleHelp, "help"),
+                Binding::new("command", &[":"], Action::OpenCommandLine, "command"),
+                Binding::new("next_panel", &["tab"], Action::NextPanel, "next panel"),
+                Binding::new("prev_panel", &["shift-tab"], Action::PrevPanel, "previous panel"),
+                Binding::new("back", &["esc"], Action::Back, "back"),
+            ];
+            const NAMES: [&str; 6] = ["panel_discovery", "panel_processes", "panel_inventory", "panel_xen", "panel_rpc", "panel_log"];
+            const DIGITS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
+            for (i, p) in PanelId::ALL.iter().enumerate() {
+                t.push(Binding::new(NAMES[i], &[DIGITS[i]], Action::FocusPanel(*p), p.title()));
             }
+            t
+        }
+        Mode::Discovery => {
+            let mut t = vec![
+                Binding::new("aim", &["enter"], Action::Discovery(D::Enter), "aim RPC at tagged"),
+                Binding::new("edit_filter", &["f"], Action::Discovery(D::EditFilter), "filter"),
+                Binding::new("rerun", &["r"], Action::Discovery(D::Rerun), "run again"),
+                Binding::new("tag", &["space"], Action::Discovery(D::ToggleTag), "tag"),
+                Binding::new("tag_failed", &["F"], Action::Discovery(D::TagFailed), "tag failed"),
+                Binding::new("tag_no_reply", &["N"], Action::Discovery(D::TagNoReply), "tag no reply"),
+                Binding::new("tag_all", &["A"], Action::Discovery(D::TagAll), "tag all shown"),
+                Binding::new("untag_all", &["U"], Action::Discovery(D::UntagAll), "untag all"),
+                Binding::new("sort", &["s", "F6"], Action::Discovery(D::CycleSort), "sort"),
+                Binding::new("reverse", &["S"], Action::Discovery(D::ReverseSort), "reverse"),
+                Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
+            ];
+            t.extend(nav_bindings());
+            t
+        }
+        Mode::DiscoveryFilter => vec![
+            Binding::new("run", &["enter"], Action::Discovery(D::Submit), "run"),
+            Binding::new("cancel", &["esc"], Action::Discovery(D::CancelEdit), "cancel"),
+            Binding::new("clear", &["ctrl-u"], Action::Discovery(D::EditText(TextEdit::Clear)), "clear"),
+            quit(),
+        ],
+        Mode::Search => vec![
+            Binding::new("accept", &["enter"], Action::Search(SearchEdit::Accept), "keep"),
+            Binding::new("cancel", &["esc"], Action::Search(SearchEdit::Cancel), "drop search"),
+            Binding::new("clear", &["ctrl-u"], Action::Search(SearchEdit::Edit(TextEdit::Clear)), "clear"),
+            quit(),
+        ],
+        Mode::Inventory => {
+            let mut t = vec![
+                Binding::new("details", &["l", "right"], Action::Inventory(I::FocusDetails), "details"),
+                Binding::new("nodes", &["h", "left"], Action::Inventory(I::FocusNodes), "nodes"),
+                Binding::new("next_tab", &["]"], Action::Inventory(I::NextTab), "next tab"),
+                Binding::new("prev_tab", &["["], Action::Inventory(I::PrevTab), "previous tab"),
+                Binding::new("fold", &["enter", "space"], Action::Inventory(I::Fold), "fold"),
+                Binding::new("refresh", &["r"], Action::Inventory(I::Refresh), "refresh"),
+                Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
+            ];
+            t.extend(nav_bindings());
+            t
+        }
+        Mode::Rpc => {
+            let mut t = vec![
+                Binding::new("select", &["enter", "l", "right"], Action::Rpc(R::Enter), "select"),
+                Binding::new("back", &["esc", "h", "left"], Action::Rpc(R::Back), "back"),
+                Binding::new("results", &["v"], Action::Rpc(R::ShowResults), "results"),
+                Binding::new("refresh", &["r"], Action::Rpc(R::RefreshAgents), "refresh agents"),
+            ];
+            t.extend(nav_bindings());
+            t
+        }
+        Mode::RpcForm => vec![
+            Binding::new("submit", &["enter"], Action::Rpc(R::Submit), "run"),
+            Binding::new("next_field", &["tab", "down"], Action::Rpc(R::NextField), "next field"),
+            Binding::new("prev_field", &["shift-tab", "up"], Action::Rpc(R::PrevField), "previous field"),
+            Binding::new("value_next", &["right"], Action::Rpc(R::ValueNext), "next value"),
+            Binding::new("value_prev", &["left"], Action::Rpc(R::ValuePrev), "previous value"),
+            Binding::new("clear", &["ctrl-u"], Action::Rpc(R::Edit(TextEdit::Clear)), "clear field"),
+            Binding::new("back", &["esc"], Action::Rpc(R::Back), "leave form"),
+            quit(),
+        ],
+        Mode::Log => {
+            let mut t = vec![
+                Binding::new("reopen", &["enter"], Action::Log(log::Msg::Reopen), "reopen results"),
+                Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
+            ];
+            t.extend(nav_bindings());
+            t
+        }
+        Mode::Processes => processes::key_table(),
+        Mode::Xen => xen::key_table(),
+        Mode::CommandLine => vec![
+            Binding::new("run", &["enter"], Action::CommandLine(CommandLineEdit::Run), "run"),
+            Binding::new("cancel", &["esc"], Action::CommandLine(CommandLineEdit::Cancel), "cancel"),
+            Binding::new("complete", &["tab"], Action::CommandLine(CommandLineEdit::Complete), "complete"),
+            Binding::new("history_prev", &["up"], Action::CommandLine(CommandLineEdit::HistoryPrev), "older"),
+            Binding::new("history_next", &["down"], Action::CommandLine(CommandLineEdit::HistoryNext), "newer"),
+            Binding::new("clear", &["ctrl-u"], Action::CommandLine(CommandLineEdit::Edit(TextEdit::Clear)), "clear"),
+            quit(),
+        ],
+        Mode::Help => vec![
+            Binding::new("close", &["esc", "?", "q"], Action::ClosePopup, "close"),
+            Binding::new("down", &["j", "down"], Action::Nav(Nav::Down), "scroll"),
+            Binding::new("up", &["k", "up"], Action::Nav(Nav::Up), "scroll up"),
+            Binding::new("page_down", &["pgdn", "space"], Action::Nav(Nav::PageDown), "page down"),
+            Binding::new("page_up", &["pgup"], Action::Nav(Nav::PageUp), "page up"),
+            quit(),
+        ],
+        Mode::Confirm => {
+            vec![Binding::new("yes", &["y"], Action::ConfirmYes, "yes, do it"), Binding::new("no", &["n", "esc", "q"], Action::ClosePopup, "no"), quit()]
         }
     }
-    Ok(())
 }
 
-/// The console's own tables, as [`validate`] takes them.
-pub fn all_tables() -> Vec<(Mode, &'static [Binding])> {
-    Mode::ALL.iter().map(|m| (*m, m.table())).collect()
+/// The key tables in force: compiled-in defaults with the user's `keys.toml` applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap {
+    tables: Vec<Vec<Binding>>,
+}
+
+/// A binding as `keys.toml` writes it: one key or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeysSpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Keymap::defaults()
+    }
+}
+
+impl Keymap {
+    /// The compiled-in tables.
+    pub fn defaults() -> Keymap {
+        Keymap { tables: Mode::ALL.iter().map(|m| default_table(*m)).collect() }
+    }
+
+    /// `$XDG_CONFIG_HOME/fleet/keys.toml` (usually `~/.config/fleet/keys.toml`).
+    pub fn user_path() -> Option<PathBuf> {
+        directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("keys.toml"))
+    }
+
+    /// The defaults with `path` applied when it exists, checked.
+    pub fn load(path: Option<&Path>) -> Result<Keymap> {
+        let mut map = Keymap::defaults();
+        if let Some(path) = path {
+            match std::fs::read_to_string(path) {
+                Ok(text) => map.apply_user(&text, &path.display().to_string())?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => bail!("cannot read key bindings {}: {e}", path.display()),
+            }
+        }
+        map.validate()?;
+        Ok(map)
+    }
+
+    pub fn table(&self, mode: Mode) -> &[Binding] {
+        &self.tables[mode.index()]
+    }
+
+    /// The binding of `ev` in `mode`, if any.
+    pub fn lookup(&self, mode: Mode, ev: &KeyEvent) -> Option<&Binding> {
+        let key = Key::of(ev);
+        self.table(mode).iter().find(|b| b.keys.contains(&key))
+    }
+
+    /// The action `ev` is bound to in `mode`.
+    pub fn action(&self, mode: Mode, ev: &KeyEvent) -> Option<Action> {
+        self.lookup(mode, ev).map(|b| b.action.clone())
+    }
+
+    /// The first key of the binding named `name` in `mode`, for hints written in prose.
+    pub fn key_of(&self, mode: Mode, name: &str) -> Option<Key> {
+        self.table(mode).iter().find(|b| b.name == name).and_then(|b| b.keys.first().copied())
+    }
+
+    /// Applies a `keys.toml`: each entry replaces the keys of the named binding. Checks the
+    /// result; errors say `file:line: what`.
+    pub fn apply_user(&mut self, text: &str, file: &str) -> Result<()> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        type Sections = std::collections::BTreeMap<String, std::collections::BTreeMap<String, toml::Spanned<KeysSpec>>>;
+        let sections: Sections = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
+            let msg = e
+                .message()
+                .trim()
+                .replace("data did not match any variant of untagged enum KeysSpec", "expected a key (\"q\") or a list of keys ([\"q\", \"ctrl-c\"])");
+            anyhow!("{file}:{line}: {msg}")
+        })?;
+        // Which (mode, binding) came from which line, to name it when the result is wrong.
+        let mut user_lines: Vec<(Mode, &'static str, usize)> = Vec::new();
+        for (section, entries) in &sections {
+            let Some(mode) = Mode::ALL.into_iter().find(|m| m.section() == section) else {
+                let line = section_line(text, section);
+                let known: Vec<&str> = Mode::ALL.iter().map(|m| m.section()).collect();
+                bail!("{file}:{line}: unknown section [{section}] (known: {})", known.join(", "));
+            };
+            for (name, spec) in entries {
+                let line = line_of(spec.span().start);
+                let table = &mut self.tables[mode.index()];
+                let Some(binding) = table.iter_mut().find(|b| b.name == name) else {
+                    let known: Vec<&str> = table.iter().map(|b| b.name).collect();
+                    bail!("{file}:{line}: [{section}] unknown action {name:?} (known: {})", known.join(", "));
+                };
+                let texts = match spec.get_ref() {
+                    KeysSpec::One(k) => vec![k.clone()],
+                    KeysSpec::Many(ks) => ks.clone(),
+                };
+                let mut keys = Vec::new();
+                for k in &texts {
+                    keys.push(Key::parse(k).map_err(|e| anyhow!("{file}:{line}: [{section}] {name}: {e}"))?);
+                }
+                binding.keys = keys;
+                user_lines.push((mode, binding.name, line));
+            }
+        }
+        self.check().map_err(|p| {
+            let line = user_lines.iter().filter(|(m, n, _)| *m == p.mode && p.names.contains(n)).map(|(_, _, l)| *l).max();
+            match line {
+                Some(line) => anyhow!("{file}:{line}: [{}] {}", p.mode.section(), p.message),
+                None => anyhow!("key table {}: {}", p.mode, p.message),
+            }
+        })
+    }
+
+    /// Checks every table: no key twice in one mode, no plain character in a text-entry mode.
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|p| anyhow!("key table {}: {}", p.mode, p.message))
+    }
+
+    fn check(&self) -> Result<(), Problem> {
+        for mode in Mode::ALL {
+            let mut seen: Vec<(Key, &'static str)> = Vec::new();
+            for b in self.table(mode) {
+                for k in &b.keys {
+                    if let Some((_, first)) = seen.iter().find(|(s, _)| s == k) {
+                        return Err(Problem { mode, names: vec![first, b.name], message: format!("key {k} is bound twice ({first} and {})", b.name) });
+                    }
+                    if mode.is_text_entry() && k.is_text() {
+                        return Err(Problem { mode, names: vec![b.name], message: format!("key {k} ({}) would shadow typing", b.name) });
+                    }
+                    seen.push((*k, b.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Problem {
+    mode: Mode,
+    names: Vec<&'static str>,
+    message: String,
+}
+
+/// The line of `[section]` in a TOML text (toml does not give spans of table names).
+fn section_line(text: &str, section: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let t = l.trim();
+            t.starts_with('[') && t.trim_start_matches('[').trim_end_matches(']').trim().trim_matches('"') == section
+        })
+        .or_else(|| text.lines().position(|l| l.trim_start().starts_with(&format!("{section}."))))
+        .map(|i| i + 1)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -191,41 +564,89 @@ mod tests {
     }
 
     #[test]
-    fn tables_have_no_duplicate_bindings() {
-        validate(&all_tables()).unwrap();
+    fn compiled_in_tables_are_valid() {
+        Keymap::defaults().validate().unwrap();
+        for mode in Mode::ALL {
+            let mut names: Vec<&str> = Keymap::defaults().table(mode).iter().map(|b| b.name).collect();
+            let n = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(n, names.len(), "binding names are unique in {mode}");
+        }
     }
 
     #[test]
-    fn a_duplicate_binding_is_an_error_that_names_the_key() {
-        static DUP: &[Binding] = &[
-            Binding { keys: &[Key::ch('q')], action: Action::Quit, hint: "quit" },
-            Binding { keys: &[Key::ch('x'), Key::ch('q')], action: Action::ToggleHelp, hint: "help" },
-        ];
-        let e = validate(&[(Mode::Browse, DUP)]).unwrap_err().to_string();
-        assert_eq!(e, "key table Discovery: key q is bound twice (\"quit\" and \"help\")");
+    fn keys_parse_and_print_the_same_way() {
+        for text in ["q", "G", "?", "space", "enter", "esc", "tab", "shift-tab", "up", "pgdn", "F9", "ctrl-c", "alt-x", "/", "[", "]"] {
+            assert_eq!(Key::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Key::parse("ctrl-C").unwrap(), Key::ctrl('c'));
+        assert!(Key::parse("ctrl-").unwrap_err().contains("unknown key \"ctrl-\""));
+        assert!(Key::parse("hyper-x").is_err());
+        assert!(Key::parse("F99").is_err());
+        assert!(Key::parse("").is_err());
     }
 
     #[test]
-    fn a_plain_character_in_the_filter_editor_is_an_error() {
-        static BAD: &[Binding] = &[Binding { keys: &[Key::ch('q')], action: Action::Quit, hint: "quit" }];
-        let e = validate(&[(Mode::EditFilter, BAD)]).unwrap_err().to_string();
-        assert!(e.contains("key q (\"quit\") would shadow typing"), "{e}");
-    }
-
-    #[test]
-    fn lookup_ignores_shift_on_characters_and_honours_ctrl() {
-        let help = lookup(Mode::Browse, &press(KeyCode::Char('?'), KeyModifiers::SHIFT)).unwrap();
+    fn lookup_ignores_shift_on_characters_and_backtab_and_honours_ctrl() {
+        let keys = Keymap::defaults();
+        let help = keys.lookup(Mode::Global, &press(KeyCode::Char('?'), KeyModifiers::SHIFT)).unwrap();
         assert_eq!(help.action, Action::ToggleHelp);
-        let quit = lookup(Mode::EditFilter, &press(KeyCode::Char('c'), KeyModifiers::CONTROL)).unwrap();
+        let back = keys.lookup(Mode::Global, &press(KeyCode::BackTab, KeyModifiers::SHIFT)).unwrap();
+        assert_eq!(back.action, Action::PrevPanel);
+        let quit = keys.lookup(Mode::DiscoveryFilter, &press(KeyCode::Char('c'), KeyModifiers::CONTROL)).unwrap();
         assert_eq!(quit.action, Action::Quit);
-        assert!(lookup(Mode::EditFilter, &press(KeyCode::Char('q'), KeyModifiers::NONE)).is_none());
-        assert!(lookup(Mode::Browse, &press(KeyCode::Char('c'), KeyModifiers::NONE)).is_none());
+        assert!(keys.lookup(Mode::DiscoveryFilter, &press(KeyCode::Char('q'), KeyModifiers::NONE)).is_none());
+        let failed = keys.lookup(Mode::Discovery, &press(KeyCode::Char('F'), KeyModifiers::SHIFT)).unwrap();
+        assert_eq!(failed.name, "tag_failed");
+        assert_eq!(keys.lookup(Mode::Global, &press(KeyCode::Char('5'), KeyModifiers::NONE)).unwrap().action, Action::FocusPanel(PanelId::Rpc));
     }
 
     #[test]
-    fn labels() {
-        assert_eq!(BROWSE[0].keys_label(), "q, ctrl-c");
-        assert_eq!(Key::new(KeyCode::Down).to_string(), "down");
-        assert_eq!(Key::ch(' ').to_string(), "space");
+    fn a_user_file_rebinds_by_name() {
+        let mut keys = Keymap::defaults();
+        keys.apply_user("[discovery]\ntag_failed = \"ctrl-f\"\ndown = [\"j\", \"down\", \"ctrl-n\"]\n\n[global]\nhelp = []\n", "keys.toml").unwrap();
+        let b = keys.lookup(Mode::Discovery, &press(KeyCode::Char('f'), KeyModifiers::CONTROL)).unwrap();
+        assert_eq!(b.name, "tag_failed");
+        assert!(keys.lookup(Mode::Discovery, &press(KeyCode::Char('F'), KeyModifiers::NONE)).is_none(), "the old key is gone");
+        assert_eq!(keys.lookup(Mode::Discovery, &press(KeyCode::Char('n'), KeyModifiers::CONTROL)).unwrap().name, "down");
+        assert!(keys.lookup(Mode::Global, &press(KeyCode::Char('?'), KeyModifiers::NONE)).is_none());
+        assert_eq!(keys.table(Mode::Global).iter().find(|b| b.name == "help").unwrap().keys_label(), "(unbound)");
+    }
+
+    #[test]
+    fn a_duplicate_binding_names_the_line() {
+        let mut keys = Keymap::defaults();
+        let e = keys.apply_user("# mine\n[discovery]\nrerun = \"r\"\ntag = \"s\"\n", "keys.toml").unwrap_err().to_string();
+        assert_eq!(e, "keys.toml:4: [discovery] key s is bound twice (tag and sort)");
+    }
+
+    #[test]
+    fn an_unknown_action_key_or_section_names_the_line() {
+        let e = Keymap::defaults().apply_user("[discovery]\nrerun = \"r\"\nexplode = \"x\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.starts_with("k.toml:3: [discovery] unknown action \"explode\" (known: aim, edit_filter"), "{e}");
+        let e = Keymap::defaults().apply_user("[discovery]\ntag = \"ctrl-\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.starts_with("k.toml:2: [discovery] tag: unknown key \"ctrl-\""), "{e}");
+        let e = Keymap::defaults().apply_user("\n[nowhere]\nx = \"y\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.starts_with("k.toml:2: unknown section [nowhere] (known: global, discovery"), "{e}");
+        let e = Keymap::defaults().apply_user("[discovery]\ntag = 3\n", "k.toml").unwrap_err().to_string();
+        assert!(e.starts_with("k.toml:2: expected a key"), "{e}");
+        let e = Keymap::defaults().apply_user("[discovery]\ntag = \"t\"\ntag = \"u\"\n", "k.toml").unwrap_err().to_string();
+        assert!(e.starts_with("k.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn a_plain_character_in_a_text_entry_mode_is_an_error() {
+        let e = Keymap::defaults().apply_user("[command_line]\ncomplete = \"x\"\n", "k.toml").unwrap_err().to_string();
+        assert_eq!(e, "k.toml:2: [command_line] key x (complete) would shadow typing");
+    }
+
+    #[test]
+    fn load_without_a_file_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Keymap::load(Some(&dir.path().join("keys.toml"))).unwrap(), Keymap::defaults());
+        std::fs::write(dir.path().join("keys.toml"), "[log]\nreopen = \"o\"\n").unwrap();
+        let keys = Keymap::load(Some(&dir.path().join("keys.toml"))).unwrap();
+        assert_eq!(keys.key_of(Mode::Log, "reopen"), Some(Key::ch('o')));
     }
 }

@@ -1,20 +1,80 @@
 //! The full-screen console: a ratatui app on the process's one tokio runtime. Terminal input (a
 //! reader thread), a clock tick and the network task all send [`Action`]s into one channel; the
 //! loop applies them to the [`App`] and redraws only when something changed.
+//!
+//! # The shell and its panels
+//!
+//! Six panels are tabs (`tab`/`shift-tab`, `1`-`6`): Discovery, Processes, Inventory, Xen, RPC and
+//! Log. Keys go to the top popup first (confirmation, `:` command line, `?` help), then to the
+//! focused panel, then to the global table (tab, 1-6, `?`, `:`, `q`, `esc` back). Key tables live
+//! in [`keys`]; the footer and help are generated from them.
+//!
+//! # Contract for the Processes and Xen panels
+//!
+//! `processes.rs` and `xen.rs` are written in their own issues against this contract; until they
+//! land, [`pending`] stands in with the same shape. Each module provides:
+//!
+//! - `pub struct ProcessesPanel` / `pub struct XenPanel` with `pub fn new(ctx: &PanelContext) -> Self`
+//!   and `impl Component` ([`component::Component`]). [`PanelContext`] carries the [`Theme`], the
+//!   [`keys::Keymap`] in force, `read_only` and the current [`action::Scope`].
+//! - `pub enum Msg` (`Debug, Clone, PartialEq`): the panel's own actions. The shell wraps them as
+//!   `Action::Processes(msg)` / `Action::Xen(msg)` and routes those only to that panel.
+//! - `pub enum Cmd` (`Debug, Clone, PartialEq`): its network work, wrapped as
+//!   `NetCommand::Processes(cmd)` / `NetCommand::Xen(cmd)`. To run one, `update` (or `handle_key`)
+//!   returns `Action::Net(Box::new(NetCommand::Processes(cmd)))` (or `NetCommand::..(cmd).into()`);
+//!   the shell hands it to the network task, which calls
+//! - `pub async fn execute(cmd: Cmd, client: &mut crate::client::Client, tx: &UnboundedSender<Action>)`
+//!   on a link of its own (one of a small pool; several `execute`s may run at once). Results go
+//!   back as `tx.send(Action::Processes(Msg::...))`. Use `crate::request::run` with a `Spec` whose
+//!   `targets` / `filter` come from the scope.
+//! - `pub fn key_table() -> Vec<keys::Binding>`: the panel's bindings, built with
+//!   `Binding::new("name", &["k", "F9"], Action::Processes(Msg::Kill), "kill")`. They become
+//!   [`keys::Mode::Processes`] / [`keys::Mode::Xen`]: the user may rebind them by name in
+//!   `keys.toml` under `[processes]` / `[xen]`, and the footer and help show them. In
+//!   `handle_key`, look keys up with `ctx.keys.action(Mode::Processes, &key)`; return `None` for
+//!   keys you do not use so the global keys work (unless a text field of yours has focus: then
+//!   consume printable keys, and bind `ctrl-c` to `Action::Quit` yourself).
+//!
+//! Besides their own `Msg`, the panels' `update` receives these broadcasts (ignore what you do
+//! not need): `Tick(now)` (4 per second), `ThemeChanged(theme)` (replace your copy: `:theme`),
+//! `ScopeChanged(scope)` (the discovery filter, narrowed to exactly `scope.targets` when the user
+//! tagged nodes in Discovery and pressed enter: aim your requests there), `FocusChanged(panel)`
+//! (start/stop live refreshes when you are shown or hidden), `Link(state)`, `Nodes(all)` and
+//! `NodeEvent(event)`.
+//!
+//! Shared services: return `Action::Confirm(Box::new(Confirm { title, lines, yes }))` to ask before
+//! something destructive (the popup lists `lines`; `y` applies `yes`, e.g.
+//! `Action::Processes(Msg::KillConfirmed { .. })`); `Notice::info(..)` / `Notice::error(..)` put a
+//! message in the footer; `Action::Batch(vec![..])` returns several actions. In read-only mode
+//! (`ctx.read_only`) every destructive key must refuse with a notice. Theme slots for you:
+//! `process.{zombie,dstate,running,sleeping,tagged}`, `xen.{dom0,domu,paused,migrating,overloaded}`,
+//! `status.{ok,failed,no_reply,pending}`, `row.{selected,tagged}`, `table.header`, `progress.*`.
 
 pub mod action;
 pub mod app;
+pub mod cmdline;
 pub mod component;
 pub mod discovery;
+pub mod form;
 pub mod help;
 pub mod input;
+pub mod inventory;
 pub mod keys;
+pub mod log;
 pub mod net;
+mod pending;
+pub mod record;
+pub mod rpc;
+pub mod search;
 pub mod theme;
 pub mod topbar;
 
+// TODO(lead): when tui/src/console/processes.rs and xen.rs land, replace this line with
+// `pub mod processes;` and `pub mod xen;` and delete pending.rs. Nothing else changes.
+pub use pending::{processes, xen};
+
 use std::io::{IsTerminal, Stdout};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -28,7 +88,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 pub use action::{Action, NetCommand};
 pub use app::{App, AppInit};
-pub use component::Component;
+pub use component::{Component, PanelContext};
 pub use theme::Theme;
 
 use crate::config::ClientConfig;
@@ -74,8 +134,9 @@ impl Options {
 /// Runs the console until the user quits.
 pub async fn run(opts: Options) -> Result<()> {
     // Everything that can fail on bad input fails here, before the screen is taken over.
-    keys::validate(&keys::all_tables())?;
-    let theme = theme::load(&opts.theme, theme::no_color_requested(), Path::new("themes"))?;
+    let keys = std::sync::Arc::new(keys::Keymap::load(keys::Keymap::user_path().as_deref())?);
+    let theme_dirs = theme::search_dirs();
+    let theme = theme::load(&opts.theme, theme::no_color_requested(), &theme_dirs)?;
     if !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal; in scripts use the subcommands (fleet ping, fleet discover, ...)");
     }
@@ -90,7 +151,8 @@ pub async fn run(opts: Options) -> Result<()> {
     let net_watch = tokio::spawn(report_panic("network task", net, actions.clone()));
     let ticker = tokio::spawn(tick(actions.clone()));
     let input = InputReader::spawn(actions.clone());
-    let mut app = App::new(AppInit { hubs: opts.hubs.clone(), note: opts.note.clone(), read_only: opts.read_only, theme, now: SystemTime::now() });
+    let mut app =
+        App::new(AppInit { hubs: opts.hubs.clone(), note: opts.note.clone(), read_only: opts.read_only, theme, keys, theme_dirs, now: SystemTime::now() });
 
     let result = event_loop(&mut screen, &mut app, &mut inbox, &net_tx).await;
 
@@ -111,7 +173,7 @@ async fn event_loop(screen: &mut Screen, app: &mut App, inbox: &mut UnboundedRec
         }
     };
     // The first round: every node, so the screen fills up without a keystroke.
-    app.dispatch(Action::Submit, &mut to_net);
+    app.dispatch(Action::Discovery(discovery::Msg::Rerun), &mut to_net);
     screen.draw(app)?;
     while let Some(first) = inbox.recv().await {
         let mut redraw = app.dispatch(first, &mut to_net);
@@ -285,11 +347,7 @@ pub fn log_path() -> PathBuf {
 /// the default is `info`.
 fn init_logging(level: Option<&str>) -> Result<(tracing_appender::non_blocking::WorkerGuard, PathBuf)> {
     let path = log_path();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the console log {}", path.display()))?;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open the console log {}", path.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::try_new(l).with_context(|| format!("bad log level {l:?}"))?,

@@ -1,19 +1,31 @@
-//! The network task: owns the hub link, runs what the UI asks for, and reports back as actions.
-//! It never blocks the UI (they only share channels). When the link fails it says so and
-//! reconnects every couple of seconds by itself. The node count is re-read from the hub's registry
-//! on connect, after node events, and after each round.
+//! The network task: owns the hub links, runs what the UI asks for, and reports back as actions.
+//! It never blocks the UI (they only share channels).
+//!
+//! One subscribed link watches the hub: link state, node events and the registry (node list and
+//! the filter's members). Every piece of work (a discovery round, an RPC, an inventory fetch, the
+//! Processes and Xen panels' commands) runs as its own task on its own link from a small pool, so
+//! a slow request never holds up another, and a hub error or late reply can only reach the work
+//! it belongs to. When the watching link fails the task says so and reconnects every couple of
+//! seconds by itself; a round asked for meanwhile runs as soon as the link is back.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
 use fleet_protocol::{Filter, Message};
-use serde_json::Map;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::Options;
-use super::action::{Action, LinkState, NetCommand, RoundEvent};
+use super::action::{Action, LinkState, NetCommand, ReplyRow, RequestEvent, RequestInfo, Scope};
 use super::discovery::filter_of;
+use super::inventory::{self, Part};
+use super::rpc::{self, FleetAgent};
+use super::{processes, xen};
 use crate::client::Client;
 use crate::request::{self, DiscoveryMethod, Progress, Spec};
 
@@ -26,6 +38,10 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(6);
 const RESYNC_DELAY: Duration = Duration::from_millis(150);
 /// Time the nodes get to answer a ping once discovery is done.
 const PING_ACTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Links doing work at once; more work waits for one to be free.
+const MAX_WORK_LINKS: usize = 8;
+/// An idle work link older than this is closed rather than reused.
+const IDLE_LINK_AGE: Duration = Duration::from_secs(30);
 
 /// What the network task needs from the console's options.
 #[derive(Debug, Clone)]
@@ -49,22 +65,64 @@ impl NetSettings {
         }
     }
 
-    /// An rpcutil ping round on the nodes matching `filter`, like `fleet ping -S FILTER`.
-    pub fn ping_spec(&self, filter: &str) -> Spec {
+    /// A request on `scope`, like the CLI's: the whole round gets discovery + the action's time + 2 s.
+    pub fn spec(&self, agent: &str, action: &str, args: Map<String, Value>, scope: &Scope, action_timeout: Duration) -> Spec {
         Spec {
-            agent: "rpcutil".into(),
-            action: "ping".into(),
-            args: Map::new(),
-            filter: filter_of(filter),
+            agent: agent.into(),
+            action: action.into(),
+            args,
+            filter: filter_of(&scope.filter),
             collective: self.collective.clone(),
             caller: self.caller.clone(),
             method: DiscoveryMethod::Registry,
             nodes_file: None,
-            targets: None,
-            timeout: self.discovery_timeout + PING_ACTION_TIMEOUT,
+            targets: scope.targets.clone(),
+            timeout: self.discovery_timeout + action_timeout + Duration::from_secs(2),
             discovery_timeout: self.discovery_timeout,
             ttl: self.ttl,
         }
+    }
+
+    /// An rpcutil ping round on the nodes matching `filter`, like `fleet ping -S FILTER`.
+    pub fn ping_spec(&self, filter: &str) -> Spec {
+        let mut spec = self.spec("rpcutil", "ping", Map::new(), &Scope::filter(filter), PING_ACTION_TIMEOUT);
+        spec.timeout = self.discovery_timeout + PING_ACTION_TIMEOUT;
+        spec
+    }
+}
+
+/// Work links: reused while fresh, at most [`MAX_WORK_LINKS`] busy at once.
+struct Pool {
+    hubs: Vec<String>,
+    idle: Mutex<Vec<(Client, Instant)>>,
+    busy: Semaphore,
+}
+
+impl Pool {
+    fn new(hubs: Vec<String>) -> Pool {
+        Pool { hubs, idle: Mutex::new(Vec::new()), busy: Semaphore::new(MAX_WORK_LINKS) }
+    }
+
+    async fn take(&self) -> Result<Client> {
+        let reused = {
+            let mut idle = self.idle.lock().expect("pool lock");
+            idle.retain(|(_, since)| since.elapsed() < IDLE_LINK_AGE);
+            idle.pop()
+        };
+        match reused {
+            Some((client, _)) => Ok(client),
+            None => Client::connect(&self.hubs, CONNECT_TIMEOUT, false).await,
+        }
+    }
+
+    /// Gives a link back after work that ended cleanly (a link whose work was cut short is
+    /// dropped: it may still carry that work's answers).
+    fn give(&self, client: Client) {
+        self.idle.lock().expect("pool lock").push((client, Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.idle.lock().expect("pool lock").clear();
     }
 }
 
@@ -75,29 +133,91 @@ enum Ended {
     LinkLost(String),
 }
 
-/// How a round ended.
-enum RoundEnd {
-    Done,
-    Failed,
-    /// The UI asked for another round before this one finished.
-    Superseded(u64, String),
-    Quit,
+/// The work that is running, so a newer round can replace an older one.
+struct Work {
+    settings: Arc<NetSettings>,
+    pool: Arc<Pool>,
+    actions: UnboundedSender<Action>,
+    round: Option<AbortHandle>,
+    /// The filter of the latest round: whose members the registry reads report.
+    active_filter: Arc<Mutex<String>>,
+}
+
+impl Work {
+    fn start(&mut self, cmd: NetCommand) {
+        let (settings, pool, actions) = (self.settings.clone(), self.pool.clone(), self.actions.clone());
+        match cmd {
+            NetCommand::Round { round, filter } => {
+                if let Some(previous) = self.round.take() {
+                    previous.abort();
+                }
+                *self.active_filter.lock().expect("filter lock") = filter.clone();
+                let task = tokio::spawn(async move { run_round(&settings, &pool, round, &filter, &actions).await });
+                self.round = Some(task.abort_handle());
+            }
+            NetCommand::Rpc(info) => {
+                tokio::spawn(async move { run_rpc(&settings, &pool, *info, &actions).await });
+            }
+            NetCommand::FetchNode { node } => {
+                tokio::spawn(async move { fetch_node(&settings, &pool, &node, &actions).await });
+            }
+            NetCommand::FleetAgents { scope } => {
+                tokio::spawn(async move {
+                    let result = fleet_agents(&settings, &pool, &scope).await;
+                    let _ = actions.send(Action::Rpc(rpc::Msg::Agents(result)));
+                });
+            }
+            NetCommand::Processes(cmd) => {
+                tokio::spawn(
+                    async move { with_link(&pool, &actions, "processes", async |client, actions| processes::execute(cmd, client, actions).await).await },
+                );
+            }
+            NetCommand::Xen(cmd) => {
+                tokio::spawn(async move { with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, actions).await).await });
+            }
+        }
+    }
+}
+
+/// Runs `work` on a pooled link; a link that cannot be had is reported in the footer.
+async fn with_link(pool: &Pool, actions: &UnboundedSender<Action>, what: &str, work: impl AsyncFnOnce(&mut Client, &UnboundedSender<Action>)) {
+    let _permit = pool.busy.acquire().await;
+    match pool.take().await {
+        Ok(mut client) => {
+            work(&mut client, actions).await;
+            pool.give(client);
+        }
+        Err(e) => {
+            let _ = actions.send(super::action::Notice::error(format!("{what}: {e:#}")));
+        }
+    }
 }
 
 /// The task. Runs until the UI drops its command sender.
 pub async fn run(settings: NetSettings, actions: UnboundedSender<Action>, mut commands: UnboundedReceiver<NetCommand>) {
-    // The round the UI wants next; asked for while no hub was reachable, it runs on connect.
-    let mut wanted: Option<(u64, String)> = None;
-    let mut active_filter = String::new();
+    let settings = Arc::new(settings);
+    let mut work = Work {
+        pool: Arc::new(Pool::new(settings.hubs.clone())),
+        settings: settings.clone(),
+        actions: actions.clone(),
+        round: None,
+        active_filter: Arc::new(Mutex::new(String::new())),
+    };
+    // A round asked for while no hub was reachable runs on connect.
+    let mut wanted: Option<NetCommand> = None;
     loop {
         match Client::connect(&settings.hubs, CONNECT_TIMEOUT, true).await {
             Ok(mut client) => {
                 tracing::info!(hub = %client.hub(), "hub link up");
                 let _ = actions.send(Action::Link(LinkState::Connected { hub: client.hub().to_string() }));
-                match session(&mut client, &settings, &actions, &mut commands, &mut wanted, &mut active_filter).await {
+                if let Some(cmd) = wanted.take() {
+                    work.start(cmd);
+                }
+                match session(&mut client, &settings, &actions, &mut commands, &mut work).await {
                     Ended::Quit => return,
                     Ended::LinkLost(reason) => {
                         tracing::warn!(hub = %client.hub(), %reason, "hub link lost");
+                        work.pool.clear();
                         let _ = actions.send(Action::Link(LinkState::Disconnected { reason }));
                     }
                 }
@@ -107,21 +227,23 @@ pub async fn run(settings: NetSettings, actions: UnboundedSender<Action>, mut co
                 let _ = actions.send(Action::Link(LinkState::Disconnected { reason: format!("{e:#}") }));
             }
         }
-        if !wait_for_retry(&mut commands, &mut wanted).await {
+        if !wait_for_retry(&mut commands, &mut wanted, &mut work).await {
             return;
         }
     }
 }
 
-/// Sleeps until the next connection attempt, keeping the latest round asked for meanwhile.
-/// Returns false when the UI is gone.
-async fn wait_for_retry(commands: &mut UnboundedReceiver<NetCommand>, wanted: &mut Option<(u64, String)>) -> bool {
+/// Sleeps until the next connection attempt. Rounds asked for meanwhile wait for the link (the
+/// latest wins); other work is tried at once and reports its own failure. Returns false when the
+/// UI is gone.
+async fn wait_for_retry(commands: &mut UnboundedReceiver<NetCommand>, wanted: &mut Option<NetCommand>, work: &mut Work) -> bool {
     let until = Instant::now() + RETRY_EVERY;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(until) => return true,
             cmd = commands.recv() => match cmd {
-                Some(NetCommand::Round { round, filter }) => *wanted = Some((round, filter)),
+                Some(round @ NetCommand::Round { .. }) => *wanted = Some(round),
+                Some(other) => work.start(other),
                 None => return false,
             },
         }
@@ -133,10 +255,10 @@ async fn session(
     settings: &NetSettings,
     actions: &UnboundedSender<Action>,
     commands: &mut UnboundedReceiver<NetCommand>,
-    wanted: &mut Option<(u64, String)>,
-    active_filter: &mut String,
+    work: &mut Work,
 ) -> Ended {
-    if let Err(e) = resync(client, settings, actions, active_filter).await {
+    let filter = work.active_filter.lock().expect("filter lock").clone();
+    if let Err(e) = resync(client, settings, actions, &filter).await {
         return Ended::LinkLost(format!("{e:#}"));
     }
     let mut last_heard = Instant::now();
@@ -144,25 +266,10 @@ async fn session(
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Some((round, filter)) = wanted.take() {
-            *active_filter = filter.clone();
-            match run_round(client, settings, round, &filter, actions, commands).await {
-                RoundEnd::Done => last_heard = Instant::now(),
-                RoundEnd::Failed => {}
-                RoundEnd::Superseded(round, filter) => {
-                    *wanted = Some((round, filter));
-                    continue;
-                }
-                RoundEnd::Quit => return Ended::Quit,
-            }
-            // Events that came in during the round were consumed by it; read the registry again.
-            resync_at = Some(Instant::now());
-            continue;
-        }
         let resync_deadline = resync_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                Some(NetCommand::Round { round, filter }) => *wanted = Some((round, filter)),
+                Some(cmd) => work.start(cmd),
                 None => return Ended::Quit,
             },
             msg = client.recv() => match msg {
@@ -171,17 +278,19 @@ async fn session(
                     match msg {
                         Message::Event(ev) => {
                             tracing::debug!(?ev, "node event");
+                            let _ = actions.send(Action::NodeEvent(ev));
                             resync_at.get_or_insert(Instant::now() + RESYNC_DELAY);
                         }
                         Message::Pong | Message::Welcome(_) => {}
-                        other => tracing::debug!(kind = ?other.kind(), "ignored a message between rounds"),
+                        other => tracing::debug!(kind = ?other.kind(), "ignored a message on the watching link"),
                     }
                 }
                 Err(e) => return Ended::LinkLost(format!("{e:#}")),
             },
             _ = tokio::time::sleep_until(resync_deadline), if resync_at.is_some() => {
                 resync_at = None;
-                if let Err(e) = resync(client, settings, actions, active_filter).await {
+                let filter = work.active_filter.lock().expect("filter lock").clone();
+                if let Err(e) = resync(client, settings, actions, &filter).await {
                     return Ended::LinkLost(format!("{e:#}"));
                 }
                 last_heard = Instant::now();
@@ -198,90 +307,153 @@ async fn session(
     }
 }
 
-/// Reads the registry: how many nodes there are, and who matches the filter in force.
+/// Reads the registry: every node, and who matches the filter in force.
 async fn resync(client: &mut Client, settings: &NetSettings, actions: &UnboundedSender<Action>, active_filter: &str) -> Result<()> {
     let all = client.discover(&Filter::default(), &settings.collective, CONNECT_TIMEOUT).await?;
-    let _ = actions.send(Action::NodeCount(all.len()));
     let members = if active_filter.trim().is_empty() {
-        all
+        all.clone()
     } else {
         match client.discover(&filter_of(active_filter), &settings.collective, CONNECT_TIMEOUT).await {
             Ok(nodes) => nodes,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), filter = %active_filter, "cannot re-read the filter's members");
+                let _ = actions.send(Action::Nodes(all));
                 return Ok(());
             }
         }
     };
+    let _ = actions.send(Action::Nodes(all));
     let _ = actions.send(Action::Members { filter: active_filter.to_string(), nodes: members });
     Ok(())
 }
 
-fn round_event(p: &Progress) -> Option<RoundEvent> {
+/// A round's or request's progress as the console shows it.
+fn request_event(p: &Progress) -> Option<RequestEvent> {
     match p {
-        Progress::Discovered(nodes) => Some(RoundEvent::Discovered(nodes.clone())),
-        Progress::Reply { reply, expected, rtt } => Some(RoundEvent::Reply {
+        Progress::Discovered(nodes) => Some(RequestEvent::Discovered(nodes.clone())),
+        Progress::Reply { reply, expected, rtt } => Some(RequestEvent::Reply(Box::new(ReplyRow {
             sender: reply.sender.clone(),
             status: reply.status,
             message: reply.status_msg.clone(),
+            data: reply.data.clone(),
             ms: rtt.as_secs_f64() * 1000.0,
             expected: *expected,
-        }),
-        Progress::Sent { unknown, .. } => {
+        }))),
+        Progress::Sent { request_id, unknown } => {
             if !unknown.is_empty() {
                 tracing::info!(?unknown, "the hub has no link to some discovered nodes");
             }
-            None
+            Some(RequestEvent::Sent { request_id: request_id.clone() })
         }
     }
 }
 
-async fn run_round(
-    client: &mut Client,
-    settings: &NetSettings,
-    round: u64,
-    filter: &str,
-    actions: &UnboundedSender<Action>,
-    commands: &mut UnboundedReceiver<NetCommand>,
-) -> RoundEnd {
-    let spec = settings.ping_spec(filter);
-    tracing::info!(round, filter = %spec.filter.describe(), "round started");
-    // A round may only be dropped for a newer one once its discovery is answered: the hub's
-    // `Discovered` carries no request id, so an abandoned one would answer the next round's question.
-    let (discovered_tx, mut discovered_rx) = tokio::sync::watch::channel(false);
-    let progress = actions.clone();
-    let on_progress = move |p: &Progress| {
-        if matches!(p, Progress::Discovered(_)) {
-            let _ = discovered_tx.send(true);
-        }
-        if let Some(event) = round_event(p) {
-            let _ = progress.send(Action::Round { round, event });
+/// Runs `spec` on a pooled link, reporting progress through `report`. Returns the outcome, or
+/// the error as text (already reported as `Failed`).
+async fn run_spec(pool: &Pool, spec: &Spec, report: impl Fn(RequestEvent)) -> Result<request::Outcome, String> {
+    let _permit = pool.busy.acquire().await;
+    let mut client = match pool.take().await {
+        Ok(c) => c,
+        Err(e) => {
+            let e = format!("{e:#}");
+            report(RequestEvent::Failed(e.clone()));
+            return Err(e);
         }
     };
-    let mut outcome = std::pin::pin!(request::run(client, &spec, on_progress));
-    let mut cancellable = false;
-    loop {
-        tokio::select! {
-            result = &mut outcome => return match result {
-                Ok(o) => {
-                    tracing::info!(round, discovered = o.discovered.len(), ok = o.ok_count(), failed = o.failed_count(), no_reply = o.no_reply.len(), "round done");
-                    let _ = actions.send(Action::Round { round, event: RoundEvent::Finished { no_reply: o.no_reply, elapsed_ms: o.elapsed_ms } });
-                    RoundEnd::Done
-                }
-                Err(e) => {
-                    tracing::warn!(round, error = %format!("{e:#}"), "round failed");
-                    let _ = actions.send(Action::Round { round, event: RoundEvent::Failed(format!("{e:#}")) });
-                    RoundEnd::Failed
-                }
-            },
-            _ = discovered_rx.changed(), if !cancellable => cancellable = true,
-            cmd = commands.recv(), if cancellable => return match cmd {
-                Some(NetCommand::Round { round: next, filter }) => {
-                    tracing::info!(round, next, "round superseded");
-                    RoundEnd::Superseded(next, filter)
-                }
-                None => RoundEnd::Quit,
-            },
+    let outcome = request::run(&mut client, spec, |p| {
+        if let Some(event) = request_event(p) {
+            report(event);
+        }
+    })
+    .await;
+    match outcome {
+        Ok(o) => {
+            pool.give(client);
+            report(RequestEvent::Finished { no_reply: o.no_reply.clone(), elapsed_ms: o.elapsed_ms });
+            Ok(o)
+        }
+        Err(e) => {
+            let e = format!("{e:#}");
+            report(RequestEvent::Failed(e.clone()));
+            Err(e)
         }
     }
+}
+
+async fn run_round(settings: &NetSettings, pool: &Pool, round: u64, filter: &str, actions: &UnboundedSender<Action>) {
+    let spec = settings.ping_spec(filter);
+    tracing::info!(round, filter = %spec.filter.describe(), "round started");
+    let result = run_spec(pool, &spec, |event| {
+        let _ = actions.send(Action::Round { round, event });
+    })
+    .await;
+    match result {
+        Ok(o) => {
+            tracing::info!(round, discovered = o.discovered.len(), ok = o.ok_count(), failed = o.failed_count(), no_reply = o.no_reply.len(), "round done")
+        }
+        Err(e) => tracing::warn!(round, error = %e, "round failed"),
+    }
+    // Who joined or left while the round ran.
+    if let Ok(mut client) = pool.take().await
+        && resync(&mut client, settings, actions, filter).await.is_ok()
+    {
+        pool.give(client);
+    }
+}
+
+async fn run_rpc(settings: &NetSettings, pool: &Pool, info: RequestInfo, actions: &UnboundedSender<Action>) {
+    let spec = settings.spec(&info.agent, &info.action, info.args.clone(), &info.scope, info.timeout);
+    let id = info.id;
+    tracing::info!(id, agent = %info.agent, action = %info.action, scope = %info.scope.describe(), "request started");
+    let result = run_spec(pool, &spec, |event| {
+        let _ = actions.send(Action::Request { id, event });
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(id, error = %e, "request failed");
+    }
+}
+
+/// The one reply of a single-node request, or why there is none.
+fn single_reply(node: &str, outcome: Result<request::Outcome, String>) -> Result<Value, String> {
+    let o = outcome?;
+    match o.replies.into_iter().find(|r| r.reply.sender == node) {
+        Some(r) if r.reply.status.is_ok() => Ok(r.reply.data),
+        Some(r) => Err(format!("{}: {}", r.reply.status, r.reply.status_msg)),
+        None => Err(format!("no reply from {node}")),
+    }
+}
+
+async fn fetch_node(settings: &NetSettings, pool: &Pool, node: &str, actions: &UnboundedSender<Action>) {
+    let scope = Scope { filter: String::new(), targets: Some(vec![node.to_string()]) };
+    for part in Part::ALL {
+        let spec = settings.spec("rpcutil", part.action(), Map::new(), &scope, Duration::from_secs(5));
+        let result = single_reply(node, run_spec(pool, &spec, |_| {}).await);
+        let _ = actions.send(Action::Inventory(inventory::Msg::Fetched { node: node.to_string(), part, result }));
+    }
+}
+
+/// rpcutil agent_inventory over `scope`: every agent some node reports, with the newest version
+/// seen and how many nodes have it.
+async fn fleet_agents(settings: &NetSettings, pool: &Pool, scope: &Scope) -> Result<Vec<FleetAgent>, String> {
+    let spec = settings.spec("rpcutil", "agent_inventory", Map::new(), scope, Duration::from_secs(5));
+    let o = run_spec(pool, &spec, |_| {}).await?;
+    let mut agents: BTreeMap<String, FleetAgent> = BTreeMap::new();
+    for r in o.replies.iter().filter(|r| r.reply.status.is_ok()) {
+        for a in r.reply.data["agents"].as_array().into_iter().flatten() {
+            let Some(name) = a["name"].as_str() else {
+                continue;
+            };
+            let version = a["version"].as_str().unwrap_or_default().to_string();
+            let entry = agents.entry(name.to_string()).or_insert_with(|| FleetAgent { name: name.to_string(), version: version.clone(), nodes: 0 });
+            entry.nodes += 1;
+            if version > entry.version {
+                entry.version = version;
+            }
+        }
+    }
+    if agents.is_empty() {
+        return Err(if o.discovered.is_empty() { "no nodes to ask for their agents".to_string() } else { "no node answered agent_inventory".to_string() });
+    }
+    Ok(agents.into_values().collect())
 }

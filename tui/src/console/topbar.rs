@@ -1,16 +1,17 @@
-//! The top bar: hub endpoint and link state, live node count, the filter in force, the note (e.g.
-//! that this is the demo) and a clock.
+//! The top bar: hub endpoint and link state, nodes alive / seen, a spinner while requests are in
+//! flight, the clock; then the filter and scope the next request goes to, the note (e.g. that
+//! this is the demo); then the panel tabs.
 
+use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crossterm::event::KeyEvent;
+use fleet_protocol::Event;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::action::{Action, LinkState};
-use super::component::Component;
+use super::action::{Action, LinkState, PanelId, Scope};
 use super::discovery::describe_filter;
 use super::theme::Theme;
 
@@ -21,16 +22,22 @@ pub fn clock_text(now: SystemTime) -> String {
     format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
 pub struct TopBar {
     theme: Theme,
     /// The configured hubs, shown until one is connected.
     hubs: String,
     link: LinkState,
-    nodes: Option<usize>,
-    filter: String,
+    /// Nodes the hub has now.
+    alive: Option<usize>,
+    /// Every node seen since the console started.
+    seen: HashSet<String>,
+    scope: Scope,
     note: Option<String>,
     read_only: bool,
     clock: String,
+    ticks: usize,
 }
 
 impl TopBar {
@@ -39,11 +46,13 @@ impl TopBar {
             theme,
             hubs: hubs.join(", "),
             link: LinkState::Connecting,
-            nodes: None,
-            filter: String::new(),
+            alive: None,
+            seen: HashSet::new(),
+            scope: Scope::default(),
             note,
             read_only,
             clock: clock_text(now),
+            ticks: 0,
         }
     }
 
@@ -51,45 +60,52 @@ impl TopBar {
         &self.link
     }
 
-    pub fn nodes(&self) -> Option<usize> {
-        self.nodes
+    /// (alive, seen since start).
+    pub fn nodes(&self) -> Option<(usize, usize)> {
+        self.alive.map(|a| (a, self.seen.len()))
     }
 
     pub fn clock(&self) -> &str {
         &self.clock
     }
-}
 
-impl Component for TopBar {
-    fn handle_key(&mut self, _key: KeyEvent) -> Option<Action> {
-        None
-    }
-
-    fn update(&mut self, action: Action) -> Option<Action> {
+    pub fn update(&mut self, action: &Action) {
         match action {
-            Action::Tick(now) => self.clock = clock_text(now),
+            Action::Tick(now) => {
+                self.clock = clock_text(*now);
+                self.ticks = self.ticks.wrapping_add(1);
+            }
             Action::Link(state) => {
                 if !matches!(state, LinkState::Connected { .. }) {
-                    self.nodes = None;
+                    self.alive = None;
                 }
-                self.link = state;
+                self.link = state.clone();
             }
-            Action::NodeCount(n) => self.nodes = Some(n),
-            Action::RunDiscovery { filter, .. } => self.filter = filter,
+            Action::Nodes(nodes) => {
+                self.alive = Some(nodes.len());
+                self.seen.extend(nodes.iter().cloned());
+            }
+            Action::NodeEvent(Event::NodeJoined { identity }) => {
+                self.seen.insert(identity.clone());
+            }
+            Action::ScopeChanged(scope) => self.scope = scope.clone(),
+            Action::ThemeChanged(theme) => self.theme = (**theme).clone(),
             _ => {}
         }
-        None
     }
 
-    fn draw(&self, frame: &mut Frame, area: Rect) {
+    pub fn draw(&self, frame: &mut Frame, area: Rect, focus: PanelId, in_flight: usize) {
         let t = &self.theme;
-        let [first, second] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        let [first, second, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(area);
         let (hub, link) = match &self.link {
             LinkState::Connecting => (self.hubs.as_str(), Span::styled("connecting", t.label)),
             LinkState::Connected { hub } => (hub.as_str(), Span::styled("connected", t.link.up)),
             LinkState::Disconnected { .. } => (self.hubs.as_str(), Span::styled("disconnected, retrying", t.link.down)),
         };
-        let nodes = self.nodes.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        let nodes = match self.nodes() {
+            Some((alive, seen)) => format!("{alive}/{seen}"),
+            None => "-".into(),
+        };
         let mut left = vec![
             Span::styled(" fleet ", t.title),
             Span::styled(" hub ", t.label),
@@ -99,6 +115,9 @@ impl Component for TopBar {
             Span::styled("  nodes ", t.label),
             Span::styled(nodes, t.topbar),
         ];
+        if in_flight > 0 {
+            left.push(Span::styled(format!("  {} {in_flight} running", SPINNER[self.ticks % SPINNER.len()]), t.spinner));
+        }
         if self.read_only {
             left.push(Span::styled("  read-only", t.note));
         }
@@ -107,11 +126,25 @@ impl Component for TopBar {
         frame.render_widget(Paragraph::new(Line::from(left)).style(t.topbar), l);
         frame.render_widget(Paragraph::new(Span::styled(clock, t.topbar)).style(t.topbar), r);
 
-        let filter = vec![Span::styled(" filter ", t.label), Span::styled(describe_filter(&self.filter), t.topbar)];
+        let mut filter = vec![Span::styled(" filter ", t.label), Span::styled(describe_filter(&self.scope.filter), t.topbar)];
+        if let Some(targets) = &self.scope.targets {
+            filter.push(Span::styled(format!("  aimed at {} tagged node(s)", targets.len()), t.row.tagged));
+        }
+        // The note gives way when the filter and scope need the room.
+        let filter_width: usize = filter.iter().map(|s| s.width()).sum();
         let note = self.note.as_deref().map(|n| format!("{n} ")).unwrap_or_default();
+        let note = if filter_width + 1 + note.chars().count() <= second.width as usize { note } else { String::new() };
         let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(note.chars().count() as u16)]).areas(second);
         frame.render_widget(Paragraph::new(Line::from(filter)).style(t.topbar), l);
         frame.render_widget(Paragraph::new(Span::styled(note, t.note)).style(t.topbar), r);
+
+        let mut spans = vec![Span::raw(" ")];
+        for p in PanelId::ALL {
+            let style = if p == focus { t.tab.active } else { t.tab.inactive };
+            spans.push(Span::styled(format!(" {} {} ", p.index() + 1, p.title()), style));
+            spans.push(Span::raw(" "));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
     }
 }
 
@@ -124,5 +157,15 @@ mod tests {
     fn clock_is_utc_hh_mm_ss() {
         let t = UNIX_EPOCH + Duration::from_secs(19_000 * 86_400 + 12 * 3600 + 34 * 60 + 56);
         assert_eq!(clock_text(t), "12:34:56 UTC");
+    }
+
+    #[test]
+    fn alive_over_seen() {
+        let mut bar = TopBar::new(Theme::mono(), &["h".into()], None, false, UNIX_EPOCH);
+        bar.update(&Action::Nodes(vec!["a".into(), "b".into()]));
+        bar.update(&Action::Nodes(vec!["a".into()]));
+        assert_eq!(bar.nodes(), Some((1, 2)));
+        bar.update(&Action::Link(LinkState::Disconnected { reason: "x".into() }));
+        assert_eq!(bar.nodes(), None);
     }
 }
