@@ -101,26 +101,69 @@ pub fn demo_nodes(endpoint: &str, security: &DemoSecurity) -> Result<Vec<Arc<Nod
         ("db-01", "uk", "db", "lon1", &["base", "role::db", "postgresql"][..]),
         ("cache-01", "de", "cache", "fra1", &["base", "role::cache", "redis", "dev_server"][..]),
         ("xen-01", "us", "hypervisor", "nyc1", &["base", "role::dom0", "dev_server"][..]),
+        ("xen-02", "us", "hypervisor", "nyc1", &["base", "role::dom0"][..]),
     ];
+    let xen = simulated_hypervisor(&security.dir.path().join("xen"));
     let agents = noded::agents::AgentSet::builtin();
     specs
         .iter()
         .map(|(id, country, role, dc, classes)| {
             let mut facts = builtin.clone();
             noded::facts::merge(&mut facts, json!({ "hostname": id, "country": country, "role": role, "datacenter": dc, "demo": true }));
+            let mut agents = agents.clone();
+            if let (Some((standin, state)), true) = (&xen, id.starts_with("xen-")) {
+                let map: std::collections::HashMap<String, String> = [("xen-01", "10.0.0.1"), ("xen-02", "10.0.0.2")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                agents.insert(Arc::new(noded::agents::xen::XenAgent::simulated(standin.clone(), state, id, map)));
+            }
             Ok(NodeState::new(
                 id.to_string(),
                 node_config(endpoint),
                 facts,
                 classes.iter().map(|c| c.to_string()).collect(),
-                agents.clone(),
+                agents,
                 security.for_node(id, true)?,
             ))
         })
         .collect()
 }
 
-/// Starts a hub and the five demo nodes, with fresh keys and policies.
+/// The stand-in hypervisor (tests/support/xl-standin, a Python script that prints exactly xl's
+/// formats) seeded with two dom0s, when the source tree and python3 are there. The demo's xen
+/// nodes run on it; the console says "simulated hypervisor". Real nodes always call the real xl.
+fn simulated_hypervisor(state: &Path) -> Option<(PathBuf, PathBuf)> {
+    let standin = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/xl-standin"));
+    if !standin.is_file() {
+        return None;
+    }
+    let seed = |args: &[&str]| {
+        std::process::Command::new(&standin)
+            .arg("seed")
+            .args(args)
+            .env("XL_STANDIN_STATE", state)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = seed(&[
+        "--host", "xen-01", "--address", "10.0.0.1", "--nr-cpus", "8", "--total-memory", "32768", "--load", "1.6,1.4,1.2",
+        "--domu", "web-vm1:2048:2:1210.5:0.6", "--domu", "db-vm1:8192:4:5320.1:0.9", "--domu", "test3:1024:1:88.0:1.7",
+        "--domu", "build-vm:4096:4:300.0:0:--p---",
+    ]) && seed(&[
+        "--host", "xen-02", "--address", "10.0.0.2", "--nr-cpus", "8", "--total-memory", "32768", "--load", "0.16,0.2,0.3",
+        "--domu", "cache-vm1:2048:2:640.2:0.1",
+    ]);
+    if !ok {
+        tracing::warn!("the stand-in hypervisor could not be seeded (is python3 installed?); the demo runs without xen");
+        return None;
+    }
+    Some((standin, state.to_path_buf()))
+}
+
+/// Starts a hub and the demo nodes, with fresh keys and policies.
 pub async fn start() -> Result<EmbeddedFleet> {
     let security = DemoSecurity::create("demo")?;
     let (tx, rx) = watch::channel(false);
