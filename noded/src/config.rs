@@ -45,8 +45,10 @@ pub struct NodeConfig {
     pub xl_path: PathBuf,
     /// Dom0 name -> migration address for xen#migrate, e.g. over a link with no DNS entry (issue 7).
     pub xen_host_map: std::collections::BTreeMap<String, String>,
-    /// This node's private key (signs replies). Create it with `noded keygen`.
+    /// This node's private key (signs replies, authenticates its links). Create it with `noded keygen`.
     pub key_file: PathBuf,
+    /// The hub's public key (its .pub file): links to a hub without it fail the handshake.
+    pub hub_key: PathBuf,
     /// Public keys of the callers this node trusts; the file name (without .pub) is the caller id.
     pub callers_dir: PathBuf,
     /// Action policies, one `<agent>.policy` file per agent.
@@ -85,6 +87,7 @@ impl Default for NodeConfig {
             xl_path: PathBuf::from("/usr/sbin/xl"), // issue 7
             xen_host_map: Default::default(), // issue 7
             key_file: PathBuf::from("/etc/fleet/node.key"),
+            hub_key: PathBuf::from("/etc/fleet/hub.pub"),
             callers_dir: PathBuf::from("/etc/fleet/callers"),
             policy_dir: PathBuf::from("/etc/fleet/policies"),
             policy_default: "deny".into(),
@@ -111,6 +114,10 @@ pub struct HubConfig {
     pub callers_dir: Option<PathBuf>,
     /// Requests per second one console may send (a burst of twice this is allowed).
     pub max_requests_per_second: f64,
+    /// The hub's key pair; nodes and consoles pin its public half (`hub_key`).
+    pub key_file: PathBuf,
+    /// Enrolled link keys: accepted/, pending/, rejected/ (`noded hub enroll`).
+    pub enroll_dir: PathBuf,
 }
 
 impl Default for HubConfig {
@@ -121,6 +128,8 @@ impl Default for HubConfig {
             max_request_timeout: 600.0,
             callers_dir: Some(PathBuf::from("/etc/fleet/callers")),
             max_requests_per_second: 200.0,
+            key_file: PathBuf::from("/etc/fleet/hub.key"),
+            enroll_dir: PathBuf::from("/etc/fleet/enroll"),
         }
     }
 }

@@ -106,6 +106,11 @@ impl Enrollment {
     /// Decides on a link key that completed the first half of a handshake.
     pub fn check(&mut self, link_key: &[u8; 32], claimed: &str) -> Verdict {
         self.refresh();
+        if !self.accepted.contains_key(link_key) {
+            // The directory's mtime may not have moved within its granularity: look again.
+            self.stamp = None;
+            self.refresh();
+        }
         if let Some(name) = self.accepted.get(link_key) {
             return Verdict::Accepted(name.clone());
         }

@@ -79,6 +79,18 @@ pub struct Hub {
     started: Instant,
     /// Trusted callers; requests not signed by one of them are dropped before fan-out.
     callers: Option<fleet_protocol::keys::Keyring>,
+    /// The hub's key pair: its link key is what nodes and consoles pin.
+    key: fleet_protocol::keys::KeyPair,
+    /// Which link keys may attach, and under which name.
+    enrollment: crate::enroll::Enrollment,
+    /// Established Noise sessions, per peer, with the peer's enrolled name.
+    sessions: HashMap<Peer, LinkSession>,
+}
+
+/// An encrypted link and the name its key was enrolled under (the peer's proven name).
+struct LinkSession {
+    session: fleet_protocol::noise::Session,
+    name: String,
 }
 
 impl Hub {
@@ -94,6 +106,11 @@ impl Hub {
                 None
             }
         };
+        let key = fleet_protocol::keys::KeyPair::load_private(&config.key_file).map_err(|e| {
+            anyhow::anyhow!("hub.key_file: {e} (create it with `noded keygen --out {}`)", config.key_file.display())
+        })?;
+        let enrollment = crate::enroll::Enrollment::open(&config.enroll_dir)
+            .map_err(|e| anyhow::anyhow!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display()))?;
         let (sock, peer_events) = HubSocket::bind_with_limits(endpoint, limits.max_frame).await?;
         let bound = sock.endpoint().to_string();
         let sender = sock.sender();
@@ -111,6 +128,9 @@ impl Hub {
                 counters: Arc::new(HubCounters::default()),
                 started: Instant::now(),
                 callers,
+                key,
+                enrollment,
+                sessions: HashMap::new(),
             },
             bound,
         ))
@@ -159,12 +179,57 @@ impl Hub {
 
     async fn send(&mut self, peer: &Peer, msg: &Message) {
         match encode_message(msg) {
-            Ok(frame) => {
-                if let Err(e) = self.sender.send(peer, Bytes::from(frame)).await {
+            Ok(frame) => self.send_frame(peer, &frame).await,
+            Err(e) => warn!(error = %e, "cannot encode message"),
+        }
+    }
+
+    /// Encrypts a frame for one peer's link and sends it. Peers without a session get nothing.
+    async fn send_frame(&mut self, peer: &Peer, plaintext: &[u8]) {
+        let Some(link) = self.sessions.get_mut(peer) else { return };
+        match link.session.seal(plaintext) {
+            Ok(sealed) => {
+                if let Err(e) = self.sender.send(peer, Bytes::from(sealed)).await {
                     debug!(peer = %peer.short(), error = %e, "send failed");
                 }
             }
-            Err(e) => warn!(error = %e, "cannot encode message"),
+            Err(e) => warn!(peer = %peer.short(), error = %e, "cannot encrypt a frame"),
+        }
+    }
+
+    /// Sends one plaintext frame to many peers, each encrypted for its own link.
+    async fn send_frame_many(&mut self, peers: &[Peer], plaintext: &[u8]) {
+        for p in peers {
+            self.send_frame(p, plaintext).await;
+        }
+    }
+
+    /// First frame of a Noise handshake: answer only enrolled keys.
+    async fn on_handshake(&mut self, peer: Peer, frame: &[u8]) {
+        let responder = match fleet_protocol::noise::Responder::read(&self.key, frame) {
+            Ok(r) => r,
+            Err(e) => {
+                self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                warn!(peer = %peer.short(), error = %e, "handshake refused");
+                return;
+            }
+        };
+        match self.enrollment.check(&responder.remote_static, &responder.claimed_name) {
+            crate::enroll::Verdict::Accepted(name) => match responder.accept() {
+                Ok((session, reply)) => {
+                    // A reconnect from the same peer handle is a new session.
+                    self.sessions.insert(peer.clone(), LinkSession { session, name: name.clone() });
+                    debug!(peer = %peer.short(), name = %name, "link established");
+                    if let Err(e) = self.sender.send(&peer, Bytes::from(reply)).await {
+                        debug!(error = %e, "handshake reply failed");
+                    }
+                }
+                Err(e) => warn!(error = %e, "handshake failed"),
+            },
+            crate::enroll::Verdict::Pending(name) | crate::enroll::Verdict::Rejected(name) => {
+                self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                warn!(peer = %peer.short(), key = %name, "link key not enrolled; attach refused");
+            }
         }
     }
 
@@ -174,11 +239,29 @@ impl Hub {
             return;
         }
         if let Ok(frame) = encode_message(&Message::Event(event)) {
-            self.sender.send_many(subscribers.iter(), Bytes::from(frame)).await;
+            self.send_frame_many(&subscribers, &frame).await;
         }
     }
 
     async fn on_frame(&mut self, peer: Peer, frame: Bytes) {
+        if fleet_protocol::noise::is_handshake_1(&frame) {
+            return self.on_handshake(peer, &frame).await;
+        }
+        // Everything else must arrive inside an established, authenticated link.
+        let Some(link) = self.sessions.get_mut(&peer) else {
+            self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            debug!(peer = %peer.short(), "frame from a peer without a link session dropped");
+            return;
+        };
+        let frame = match link.session.open(&frame) {
+            Ok(plain) => Bytes::from(plain),
+            Err(e) => {
+                self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                debug!(peer = %peer.short(), error = %e, "undecryptable frame dropped");
+                return;
+            }
+        };
+        let link_name = link.name.clone();
         let env = match fleet_protocol::Envelope::from_frame(&frame, &self.limits) {
             Ok(env) => env,
             Err(e) => {
@@ -207,7 +290,14 @@ impl Hub {
             }
         };
         match msg {
-            Message::Registration(reg) => self.on_registration(peer, *reg).await,
+            Message::Registration(reg) => {
+                if reg.identity != link_name {
+                    self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    warn!(claimed = %reg.identity, link = %link_name, "registration under another name than the link's enrolled key; dropped");
+                    return;
+                }
+                self.on_registration(peer, *reg).await
+            }
             Message::Reply(reply) => {
                 let Some(identity) = self.node_by_peer.get(&peer).cloned() else {
                     self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
@@ -229,7 +319,8 @@ impl Hub {
                             self.routes.remove(&reply.request_id);
                         }
                         self.counters.replies.fetch_add(1, Ordering::Relaxed);
-                        self.send(&console, &Message::Reply(reply)).await;
+                        // Forward the node's own bytes: its reply signature stays intact.
+                        self.send_frame(&console, &frame).await;
                     }
                     _ => {
                         self.counters.late_replies.fetch_add(1, Ordering::Relaxed);
@@ -358,11 +449,12 @@ impl Hub {
         }
         debug!(request = %req.id, caller = %req.caller, agent = %req.agent, action = %req.action, nodes = peers.len(), "fan-out");
         let id = req.id.clone();
-        self.sender.send_many(peers.iter(), frame).await;
+        self.send_frame_many(&peers, &frame).await;
         self.send(&console, &Message::Dispatched(Dispatched { request_id: id, sent, unknown })).await;
     }
 
     async fn on_disconnect(&mut self, peer: &Peer, reason: &str) {
+        self.sessions.remove(peer);
         self.consoles.remove(peer);
         self.routes.retain(|_, r| r.console != *peer);
         if let Some(identity) = self.node_by_peer.remove(peer) {

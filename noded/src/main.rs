@@ -75,6 +75,9 @@ struct NodeFlags {
     /// This node's private key file.
     #[arg(long, global = true, value_name = "FILE")]
     key_file: Option<PathBuf>,
+    /// The hub's public key file, pinned for the link handshake.
+    #[arg(long, global = true, value_name = "FILE")]
+    hub_key: Option<PathBuf>,
     /// Directory of action policies (<agent>.policy).
     #[arg(long, global = true, value_name = "DIR")]
     policy_dir: Option<PathBuf>,
@@ -93,12 +96,39 @@ struct NodeFlags {
 }
 
 #[derive(Subcommand, Debug)]
+enum HubCommand {
+    /// Manage the link keys allowed to attach, like salt-key: list, accept, reject, add.
+    Enroll {
+        /// List accepted, pending and rejected keys.
+        #[arg(long)]
+        list: bool,
+        /// Accept a pending key under its name.
+        #[arg(long, value_name = "NAME")]
+        accept: Option<String>,
+        /// Reject a pending (or accepted) key.
+        #[arg(long, value_name = "NAME")]
+        reject: Option<String>,
+        /// Enroll a public key file directly: --add NAME FILE.pub
+        #[arg(long, num_args = 2, value_names = ["NAME", "FILE"])]
+        add: Option<Vec<String>>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Run the message hub: bind a ROUTER, keep the registry, route requests and replies.
     Hub {
         /// Heartbeats a node may miss before it is dropped from the registry.
         #[arg(long)]
         missed_heartbeats: Option<u32>,
+        /// The hub's key pair (default hub.key_file).
+        #[arg(long, value_name = "FILE")]
+        hub_key_file: Option<PathBuf>,
+        /// Enrollment directory (default hub.enroll_dir).
+        #[arg(long, value_name = "DIR")]
+        enroll_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        enroll: Option<HubCommand>,
     },
     /// Create this node's key pair (ed25519 signing key + X25519 link key), private file mode 0600.
     Keygen {
@@ -114,6 +144,9 @@ enum Command {
         /// Identity prefix of the simulated nodes.
         #[arg(long, default_value = "sim-")]
         prefix: String,
+        /// Write every simulated node's public key into DIR/accepted (a hub enrollment directory).
+        #[arg(long, value_name = "DIR")]
+        enroll_into: Option<PathBuf>,
     },
 }
 
@@ -178,8 +211,19 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
     if let Some(v) = &n.audit_log {
         cfg.audit_log = if v.as_os_str() == "off" { None } else { Some(v.clone()) };
     }
-    if let Some(Command::Hub { missed_heartbeats: Some(m) }) = &cli.command {
-        cfg.hub.missed_heartbeats = *m;
+    if let Some(Command::Hub { missed_heartbeats, hub_key_file, enroll_dir, .. }) = &cli.command {
+        if let Some(m) = missed_heartbeats {
+            cfg.hub.missed_heartbeats = *m;
+        }
+        if let Some(k) = hub_key_file {
+            cfg.hub.key_file = k.clone();
+        }
+        if let Some(d) = enroll_dir {
+            cfg.hub.enroll_dir = d.clone();
+        }
+    }
+    if let Some(v) = &n.hub_key {
+        cfg.hub_key = v.clone();
     }
     if !cli.common.hubs.is_empty() {
         match cli.command {
@@ -252,6 +296,28 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
     let shutdown = shutdown_signal()?;
     match cli.command {
         Some(Command::Keygen { .. }) => unreachable!("handled above"),
+        Some(Command::Hub { enroll: Some(HubCommand::Enroll { list, accept, reject, add }), .. }) => {
+            let dir = &cfg.hub.enroll_dir;
+            let result = if let Some(name) = accept {
+                noded::enroll::accept(dir, &name).map(|p| format!("accepted {name} ({})", p.display()))
+            } else if let Some(name) = reject {
+                noded::enroll::reject(dir, &name).map(|p| format!("rejected {name} ({})", p.display()))
+            } else if let Some(pair) = add {
+                noded::enroll::add(dir, &pair[0], std::path::Path::new(&pair[1])).map(|p| format!("enrolled {} ({})", pair[0], p.display()))
+            } else {
+                let _ = list;
+                let rows = noded::enroll::list(dir);
+                if rows.is_empty() {
+                    Ok(format!("no keys in {}", dir.display()))
+                } else {
+                    Ok(rows.iter().map(|(n, st, fp)| format!("{st:<9} {n:<40} {fp}")).collect::<Vec<_>>().join("\n"))
+                }
+            };
+            match result {
+                Ok(text) => println!("{text}"),
+                Err(e) => anyhow::bail!("{e}"),
+            }
+        }
         Some(Command::Hub { .. }) => {
             let limits = Limits { max_frame: cfg.max_frame, ..Limits::default() };
             let mut tasks = Vec::new();
@@ -268,9 +334,19 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                 let _ = t.await;
             }
         }
-        Some(Command::Sim { nodes, ref prefix }) => {
+        Some(Command::Sim { nodes, ref prefix, ref enroll_into }) => {
             let callers = fleet_protocol::keys::Keyring::load(&cfg.callers_dir).context("callers_dir")?;
-            let sims = noded::sim::build(nodes, &cfg, &callers, prefix);
+            let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).context("hub_key")?;
+            let built = noded::sim::build(nodes, &cfg, &callers, hub.link, prefix);
+            if let Some(dir) = enroll_into {
+                let accepted = dir.join("accepted");
+                std::fs::create_dir_all(&accepted)?;
+                for (n, key) in &built {
+                    std::fs::write(accepted.join(format!("{}.pub", n.identity)), key.public().to_file_text(&n.identity))?;
+                }
+                info!(dir = %accepted.display(), "enrolled the simulated nodes' link keys");
+            }
+            let sims: Vec<_> = built.into_iter().map(|(n, _)| n).collect();
             info!(nodes, hubs = ?cfg.hubs, "simulated nodes starting");
             let tasks: Vec<_> = sims.into_iter().map(|n| tokio::spawn(noded::node::run(n, shutdown.clone()))).collect();
             for t in tasks {

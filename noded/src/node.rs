@@ -386,13 +386,39 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
     let quiet_limit = Duration::from_secs_f64(node.config.link_timeout());
     let mut changed = node.changed.subscribe();
     let mut down = rx.down_signal();
+    // The Noise handshake: the hub must hold the pinned key, and must know ours.
+    let handshake_wait = Duration::from_secs_f64(node.config.connect_timeout);
+    let (initiator, hello) = match fleet_protocol::noise::Initiator::start(&node.security.key, &node.security.hub_link_key, &node.identity) {
+        Ok(x) => x,
+        Err(e) => return format!("cannot start the link handshake: {e}"),
+    };
+    if let Err(e) = tx.send(Bytes::from(hello)).await {
+        return e.to_string();
+    }
+    let mut session = match tokio::time::timeout(handshake_wait, rx.recv()).await {
+        Ok(Ok(reply)) => match initiator.finish(&reply) {
+            Ok(s) => s,
+            Err(e) => return format!("link handshake failed (wrong hub key?): {e}"),
+        },
+        Ok(Err(e)) => return e.to_string(),
+        Err(_) => {
+            return format!(
+                "the hub did not complete the link handshake within {:.0} s: is this node's link key enrolled (noded hub enroll --accept {})?",
+                handshake_wait.as_secs_f64(),
+                node.identity
+            );
+        }
+    };
     let register = |node: &NodeState| encode_message(&Message::Registration(Box::new(node.registration()))).map(Bytes::from);
     match register(node) {
-        Ok(f) => {
-            if let Err(e) = tx.send(f).await {
-                return e.to_string();
+        Ok(f) => match session.seal(&f) {
+            Ok(sealed) => {
+                if let Err(e) = tx.send(Bytes::from(sealed)).await {
+                    return e.to_string();
+                }
             }
-        }
+            Err(e) => return format!("cannot encrypt: {e}"),
+        },
         Err(e) => return format!("cannot encode registration: {e}"),
     }
     let mut last_heard = Instant::now();
@@ -403,6 +429,13 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
                 let frame = match frame {
                     Ok(f) => f,
                     Err(e) => return e.to_string(),
+                };
+                let frame = match session.open(&frame) {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        warn!(error = %e, "dropping a frame that does not decrypt");
+                        continue;
+                    }
                 };
                 last_heard = Instant::now();
                 let env = match fleet_protocol::Envelope::from_frame(&frame, &limits) {
@@ -440,7 +473,11 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
                 }
             }
             Some(frame) = out_rx.recv() => {
-                if let Err(e) = tx.send(frame).await {
+                let sealed = match session.seal(&frame) {
+                    Ok(s) => s,
+                    Err(e) => return format!("cannot encrypt: {e}"),
+                };
+                if let Err(e) = tx.send(Bytes::from(sealed)).await {
                     return e.to_string();
                 }
             }
@@ -450,14 +487,16 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
                 }
                 next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
                 if let Ok(f) = register(node) {
-                    if let Err(e) = tx.send(f).await {
+                    let Ok(sealed) = session.seal(&f) else { return "cannot encrypt".into() };
+                    if let Err(e) = tx.send(Bytes::from(sealed)).await {
                         return e.to_string();
                     }
                 }
             }
             Ok(()) = changed.changed() => {
                 if let Ok(f) = register(node) {
-                    if let Err(e) = tx.send(f).await {
+                    let Ok(sealed) = session.seal(&f) else { return "cannot encrypt".into() };
+                    if let Err(e) = tx.send(Bytes::from(sealed)).await {
                         return e.to_string();
                     }
                 }

@@ -46,6 +46,8 @@ pub struct Security {
     /// Largest accepted distance of `msgtime` into the future, in ms.
     pub max_skew_ms: u64,
     callers_dir: Option<std::path::PathBuf>,
+    /// The pinned link key of the hubs this node attaches to.
+    pub hub_link_key: [u8; 32],
 }
 
 impl Security {
@@ -55,6 +57,8 @@ impl Security {
         let key = KeyPair::load_private(&cfg.key_file)
             .with_context(|| format!("key_file: cannot load the node key (create it with `noded keygen --out {}`)", cfg.key_file.display()))?;
         let callers = Keyring::load(&cfg.callers_dir).with_context(|| "callers_dir: the trusted callers' public keys are needed")?;
+        let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key)
+            .with_context(|| format!("hub_key: the hub's public key is needed to authenticate the link ({})", cfg.hub_key.display()))?;
         let audit = match &cfg.audit_log {
             Some(path) => Audit::open(path, cfg.audit_max_bytes, cfg.audit_keep)
                 .with_context(|| format!("audit_log: cannot open {}", path.display()))?,
@@ -68,11 +72,12 @@ impl Security {
             replay: ReplayCache::default(),
             max_skew_ms: (cfg.max_clock_skew * 1000.0) as u64,
             callers_dir: Some(cfg.callers_dir.clone()),
+            hub_link_key: hub.link,
         })
     }
 
     /// For in-process nodes (demo, simulator, benchmarks): given keys, no files.
-    pub fn in_memory(key: Arc<KeyPair>, callers: Keyring, policy_dir: &Path, default_allow: bool, audit: Audit) -> Security {
+    pub fn in_memory(key: Arc<KeyPair>, hub_link_key: [u8; 32], callers: Keyring, policy_dir: &Path, default_allow: bool, audit: Audit) -> Security {
         Security {
             callers: RwLock::new(Arc::new(callers)),
             policies: PolicySet::load(policy_dir, default_allow),
@@ -81,6 +86,7 @@ impl Security {
             replay: ReplayCache::default(),
             max_skew_ms: 5000,
             callers_dir: None,
+            hub_link_key,
         }
     }
 

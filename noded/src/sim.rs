@@ -41,20 +41,23 @@ pub fn synthetic(i: usize, builtin: &Value, prefix: &str) -> (String, Value, Vec
 
 /// Builds `n` sim nodes on `config` (its hubs, intervals, collectives, trusted callers and
 /// policies are shared). Each node gets its own key pair in memory; sim nodes keep no audit log.
-pub fn build(n: usize, config: &NodeConfig, callers: &Keyring, prefix: &str) -> Vec<Arc<NodeState>> {
+/// Every node's key pair is returned with it, so its link key can be enrolled on the hub.
+pub fn build(n: usize, config: &NodeConfig, callers: &Keyring, hub_link_key: [u8; 32], prefix: &str) -> Vec<(Arc<NodeState>, Arc<KeyPair>)> {
     let builtin = facts::builtin_facts();
     (0..n)
         .map(|i| {
             let (identity, f, classes) = synthetic(i, &builtin, prefix);
+            let key = Arc::new(KeyPair::generate());
             let security = Security::in_memory(
-                Arc::new(KeyPair::generate()),
+                key.clone(),
+                hub_link_key,
                 callers.clone(),
                 &config.policy_dir,
                 config.policy_default_allow(),
                 crate::audit::Audit::disabled(),
             );
             // Every sim node gets its own agent instances (and so its own process snapshot state).
-            NodeState::new(identity, config.clone(), f, classes, AgentSet::builtin(), security)
+            (NodeState::new(identity, config.clone(), f, classes, AgentSet::builtin(), security), key)
         })
         .collect()
 }

@@ -56,6 +56,8 @@ pub fn fleet_bin() -> PathBuf {
 pub struct TestKeys {
     pub dir: PathBuf,
     pub key: fleet_protocol::keys::KeyPair,
+    /// The key pair every test hub uses; nodes, `fleet` and [`RawPeer`] pin its public half.
+    pub hub: fleet_protocol::keys::KeyPair,
 }
 
 impl TestKeys {
@@ -67,7 +69,9 @@ impl TestKeys {
             let (_, public) = key.save(&dir.join("keys"), "e2e").expect("save test key");
             std::fs::create_dir_all(dir.join("callers")).expect("callers dir");
             std::fs::copy(public, dir.join("callers").join("e2e.pub")).expect("trust the test key");
-            TestKeys { dir, key }
+            let hub = fleet_protocol::keys::KeyPair::generate();
+            hub.save(&dir, "hub").expect("save hub key");
+            TestKeys { dir, key, hub }
         })
     }
     /// The caller id of the test key.
@@ -79,6 +83,33 @@ impl TestKeys {
     }
     pub fn callers_dir(&self) -> PathBuf {
         self.dir.join("callers")
+    }
+    pub fn hub_private_key(&self) -> PathBuf {
+        self.dir.join("hub.key")
+    }
+    pub fn hub_public_key(&self) -> PathBuf {
+        self.dir.join("hub.pub")
+    }
+}
+
+/// Each test hub's enrollment directory, by endpoint, so that a hub restarted on the same endpoint
+/// keeps its enrolled keys and a node knows where to enroll its link key.
+fn enroll_dirs() -> &'static std::sync::Mutex<std::collections::HashMap<String, PathBuf>> {
+    static DIRS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> = std::sync::OnceLock::new();
+    DIRS.get_or_init(Default::default)
+}
+
+/// The enrollment directory of the test hub on `endpoint`, if the harness started one there.
+pub fn enroll_dir_of(endpoint: &str) -> Option<PathBuf> {
+    enroll_dirs().lock().unwrap().get(endpoint).cloned()
+}
+
+/// Enrolls a link key (a `.pub` file) on the test hub at `endpoint` under `name`.
+pub fn enroll_on(endpoint: &str, name: &str, public_key_file: &Path) {
+    if let Some(dir) = enroll_dir_of(endpoint) {
+        let accepted = dir.join("accepted");
+        std::fs::create_dir_all(&accepted).expect("accepted dir");
+        std::fs::copy(public_key_file, accepted.join(format!("{name}.pub"))).expect("enroll key");
     }
 }
 
@@ -192,6 +223,21 @@ impl Hub {
         let log = dir.path().join("hub.stderr");
         let mut cmd = noded_command(&config);
         cmd.arg("hub");
+        // The hub's key and an enrollment directory with the test console's key accepted; a hub
+        // restarted on a known endpoint gets that endpoint's directory back.
+        let requested = args.iter().position(|a| *a == "--hub").and_then(|i| args.get(i + 1)).map(|s| s.to_string());
+        let enroll = requested.as_deref().and_then(enroll_dir_of).unwrap_or_else(|| {
+            let d = tempfile::Builder::new().prefix("fleet-enroll-").tempdir().expect("tempdir").keep();
+            std::fs::create_dir_all(d.join("accepted")).expect("accepted dir");
+            std::fs::copy(TestKeys::get().dir.join("keys").join("e2e.pub"), d.join("accepted").join("e2e.pub")).expect("enroll e2e");
+            d
+        });
+        if !config_toml.contains("key_file") && !args.contains(&"--hub-key-file") {
+            cmd.arg("--hub-key-file").arg(TestKeys::get().hub_private_key());
+        }
+        if !config_toml.contains("enroll_dir") && !args.contains(&"--enroll-dir") {
+            cmd.arg("--enroll-dir").arg(&enroll);
+        }
         // The hub trusts the test caller unless the test says otherwise.
         if !config_toml.contains("callers_dir") && !args.contains(&"--callers-dir") {
             cmd.arg("--callers-dir").arg(TestKeys::get().callers_dir());
@@ -217,7 +263,10 @@ impl Hub {
         let deadline = Instant::now() + HUB_START_LIMIT;
         loop {
             match rx.recv_timeout(POLL) {
-                Ok(endpoint) => return Ok(Hub { child: Some(child), endpoint, dir, log }),
+                Ok(endpoint) => {
+                    enroll_dirs().lock().unwrap().insert(endpoint.clone(), enroll.clone());
+                    return Ok(Hub { child: Some(child), endpoint, dir, log });
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                     if let Some(status) = child.try_wait().expect("try_wait") {
                         return Err(format!("hub exited with {status} before listening:\n{}", read_log(&log)));
@@ -368,13 +417,15 @@ impl Node {
         write_file(&dir.path().join("facts.yaml"), &spec.facts_yaml);
         let classes: String = spec.classes.iter().map(|c| format!("{c}\n")).collect();
         write_file(&dir.path().join("classes.txt"), &classes);
-        fleet_protocol::keys::KeyPair::generate().save(dir.path(), "node").expect("node key");
+        let (_, node_pub) = fleet_protocol::keys::KeyPair::generate().save(dir.path(), "node").expect("node key");
+        enroll_on(&spec.hub, &spec.identity, &node_pub);
         // Security defaults for tests: the node's own key, the test caller trusted, every action
         // allowed (security tests set their own policies), an audit log in the node's directory.
         let mut defaults = String::new();
         let d = dir.path();
         for (key, value) in [
             ("key_file", d.join("node.key").display().to_string()),
+            ("hub_key", TestKeys::get().hub_public_key().display().to_string()),
             ("callers_dir", TestKeys::get().callers_dir().display().to_string()),
             ("policy_dir", d.join("policies").display().to_string()),
             ("policy_default", "allow".to_string()),
@@ -527,6 +578,7 @@ pub fn fleet_raw(args: &[&str]) -> Output {
         .args(args)
         .env("XDG_CONFIG_HOME", config_home.path())
         .env("FLEET_KEY", TestKeys::get().private_key())
+        .env("FLEET_HUB_KEY", TestKeys::get().hub_public_key())
         .env_remove("FLEET_HUB")
         .env_remove("FLEET_CONFIG")
         .env_remove("RUST_LOG")
@@ -627,10 +679,24 @@ pub struct RawPeer {
     socket: Option<DealerSocket>,
     rt: tokio::runtime::Runtime,
     limits: Limits,
+    /// The Noise session of the link, after [`RawPeer::connect`]'s handshake.
+    session: Option<fleet_protocol::noise::Session>,
 }
 
 impl RawPeer {
+    /// Attaches and runs the link handshake as the test console (enrolled on every test hub).
     pub fn connect(hub: &str) -> RawPeer {
+        let mut peer = Self::connect_plain(hub);
+        let keys = TestKeys::get();
+        let (init, hello) = fleet_protocol::noise::Initiator::start(&keys.key, &keys.hub.public().link, "e2e").expect("handshake");
+        peer.send_raw_frame(hello);
+        let reply = peer.recv_frames(Duration::from_secs(10)).expect("no answer to the link handshake");
+        peer.session = Some(init.finish(reply.last().expect("frame")).expect("link handshake"));
+        peer
+    }
+
+    /// Attaches without a link handshake: every frame it sends is unauthenticated.
+    pub fn connect_plain(hub: &str) -> RawPeer {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let socket = rt.block_on(async {
             let mut s = DealerSocket::new();
@@ -640,7 +706,7 @@ impl RawPeer {
                 .unwrap_or_else(|e| panic!("raw DEALER cannot connect to {hub}: {e}"));
             s
         });
-        RawPeer { socket: Some(socket), rt, limits: Limits { max_frame: usize::MAX, ..Limits::default() } }
+        RawPeer { socket: Some(socket), rt, limits: Limits { max_frame: usize::MAX, ..Limits::default() }, session: None }
     }
 
     /// Sends one ZeroMQ message made of `frames` (at least one; frames may be empty).
@@ -654,8 +720,17 @@ impl RawPeer {
             .expect("raw DEALER: send failed");
     }
 
-    /// Sends one single-frame message.
+    /// Sends one single-frame message, encrypted for the link when there is one.
     pub fn send_frame(&mut self, frame: Vec<u8>) {
+        let frame = match &mut self.session {
+            Some(s) => s.seal(&frame).expect("seal"),
+            None => frame,
+        };
+        self.send_frames(vec![frame]);
+    }
+
+    /// Sends one frame exactly as given, outside the link's encryption.
+    pub fn send_raw_frame(&mut self, frame: Vec<u8>) {
         self.send_frames(vec![frame]);
     }
 
@@ -675,7 +750,13 @@ impl RawPeer {
         let rt = &self.rt;
         let sock = self.socket.as_mut().expect("socket");
         match rt.block_on(async { tokio::time::timeout(timeout, sock.recv()).await }) {
-            Ok(Ok(msg)) => Some(msg.into_vec().into_iter().map(|b| b.to_vec()).collect()),
+            Ok(Ok(msg)) => {
+                let frames: Vec<Vec<u8>> = msg.into_vec().into_iter().map(|b| b.to_vec()).collect();
+                match (&mut self.session, frames.len()) {
+                    (Some(s), 1) => Some(vec![s.open(&frames[0]).unwrap_or_else(|e| panic!("hub frame does not decrypt: {e}"))]),
+                    _ => Some(frames),
+                }
+            }
             Ok(Err(e)) => panic!("raw DEALER: receive failed: {e}"),
             Err(_) => None,
         }

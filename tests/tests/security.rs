@@ -179,7 +179,7 @@ fn audit_files(node_dir: &Path) -> Vec<PathBuf> {
             Some((n, e.path()))
         })
         .collect();
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     files.push(node_dir.join("audit.log"));
     files
@@ -284,7 +284,8 @@ fn ping_hub(peer: &mut RawPeer) {
 /// Plays the hub for real nodes but forwards whatever the test tells it to, as a hub an attacker
 /// owns would. It acknowledges registrations so the node keeps the link, and collects replies.
 struct RogueHub {
-    rt: tokio::runtime::Runtime,
+    /// Owns the socket task; dropping it closes the socket.
+    _rt: tokio::runtime::Runtime,
     endpoint: String,
     to_node: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     replies: Arc<Mutex<Vec<Reply>>>,
@@ -338,7 +339,7 @@ impl RogueHub {
                 }
             }
         });
-        RogueHub { rt, endpoint, to_node, replies, registered }
+        RogueHub { _rt: rt, endpoint, to_node, replies, registered }
     }
 
     fn wait_for_node(&self) {
@@ -360,12 +361,6 @@ impl RogueHub {
             r.is_some()
         });
         r.unwrap()
-    }
-}
-
-impl Drop for RogueHub {
-    fn drop(&mut self) {
-        let _guard = self.rt.enter();
     }
 }
 

@@ -15,8 +15,9 @@ use crate::request::{self, DiscoveryMethod, Spec};
 async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
     let security = crate::demo::DemoSecurity::create("bench")?;
     crate::client::set_default_signer(security.signer.clone());
+    crate::client::set_hub_key(security.hub_key.public().link);
     let (tx, rx) = watch::channel(false);
-    let endpoint = crate::demo::start_hub(rx.clone(), &security.callers_dir()).await?;
+    let endpoint = crate::demo::start_hub(rx.clone(), &security).await?;
     let cfg = noded::NodeConfig {
         hubs: vec![endpoint.clone()],
         heartbeat_interval: 30.0,
@@ -25,7 +26,8 @@ async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    for n in noded::sim::build(nodes, &cfg, &security.callers, "bench-") {
+    for (n, key) in noded::sim::build(nodes, &cfg, &security.callers, security.hub_key.public().link, "bench-") {
+        security.enroll(&n.identity, &key)?;
         tokio::spawn(noded::node::run(n, rx.clone()));
     }
     let mut client = Client::connect(&[endpoint.clone()], Duration::from_secs(5), false).await?;

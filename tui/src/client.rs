@@ -29,6 +29,12 @@ impl Signer {
 }
 
 static DEFAULT_SIGNER: OnceLock<Signer> = OnceLock::new();
+static HUB_LINK_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Pins the hub's link key for every new [`Client`] (once, at start-up).
+pub fn set_hub_key(link: [u8; 32]) {
+    let _ = HUB_LINK_KEY.set(link);
+}
 
 /// Sets the signer every new [`Client`] uses (once, at start-up).
 pub fn set_default_signer(signer: Signer) {
@@ -45,17 +51,43 @@ pub struct Client {
     limits: Limits,
     hub: String,
     signer: Option<Signer>,
+    session: fleet_protocol::noise::Session,
 }
 
 impl Client {
     /// Attaches to the first reachable hub of `hubs`.
     pub async fn connect(hubs: &[String], timeout: Duration, subscribe: bool) -> Result<Client> {
+        let signer = DEFAULT_SIGNER.get().cloned().context(
+            "no key: create one with `fleet keygen NAME` (it signs requests and authenticates the link), or set FLEET_KEY",
+        )?;
+        let hub_key = *HUB_LINK_KEY.get().context(
+            "no hub key: put the hub's public key in $XDG_CONFIG_HOME/fleet/hub.pub (or set `hub_key` / FLEET_HUB_KEY)",
+        )?;
         let mut errors = Vec::new();
         for hub in hubs {
             match Link::connect(hub, timeout).await {
                 Ok(link) => {
-                    let (tx, rx) = link.split();
-                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone(), signer: DEFAULT_SIGNER.get().cloned() };
+                    let (mut tx, mut rx) = link.split();
+                    let (init, hello) = fleet_protocol::noise::Initiator::start(&signer.key, &hub_key, &signer.caller)?;
+                    tx.send(Bytes::from(hello)).await.with_context(|| format!("sending the link handshake to {hub}"))?;
+                    let reply = match tokio::time::timeout(timeout, rx.recv()).await {
+                        Ok(r) => r.with_context(|| format!("hub {hub} closed the link during the handshake"))?,
+                        Err(_) => {
+                            errors.push(format!(
+                                "{hub}: no answer to the link handshake (is this console's key enrolled? noded hub enroll --accept {})",
+                                signer.caller
+                            ));
+                            continue;
+                        }
+                    };
+                    let session = match init.finish(&reply) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            errors.push(format!("{hub}: link handshake failed, wrong hub key? ({e})"));
+                            continue;
+                        }
+                    };
+                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone(), signer: Some(signer.clone()), session };
                     let name = format!("fleet-{}", std::process::id());
                     c.send(&Message::Hello(Hello { name, subscribe })).await?;
                     return Ok(c);
@@ -90,13 +122,21 @@ impl Client {
             }
             _ => encode_message(msg).context("encoding message")?,
         };
+        let frame = self.session.seal(&frame).context("encrypting")?;
         self.tx.send(Bytes::from(frame)).await.with_context(|| format!("sending to hub {}", self.hub))
     }
 
     /// The next message from the hub; malformed frames are skipped.
     pub async fn recv(&mut self) -> Result<Message> {
         loop {
-            let frame = self.rx.recv().await.with_context(|| format!("hub {} closed the link", self.hub))?;
+            let sealed = self.rx.recv().await.with_context(|| format!("hub {} closed the link", self.hub))?;
+            let frame = match self.session.open(&sealed) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping a frame that does not decrypt");
+                    continue;
+                }
+            };
             match decode_message(&frame, &self.limits) {
                 Ok(m) => return Ok(m),
                 Err(e) => tracing::warn!(error = %e, "dropping malformed frame from hub"),

@@ -27,6 +27,9 @@ pub struct ClientConfig {
     /// The private key that signs requests; its file name is the caller id. Default:
     /// `$XDG_CONFIG_HOME/fleet/keys/<caller>.key`. Also FLEET_KEY.
     pub key_file: Option<PathBuf>,
+    /// The hub's public key file, pinned for the link handshake. Default:
+    /// `$XDG_CONFIG_HOME/fleet/hub.pub`. Also FLEET_HUB_KEY.
+    pub hub_key: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +44,7 @@ impl Default for ClientConfig {
             read_only: false,
             ttl: 60,
             key_file: None,
+            hub_key: None,
         }
     }
 }
@@ -89,6 +93,16 @@ impl ClientConfig {
         }
         let name = self.caller.clone().unwrap_or_else(login_name);
         Self::keys_dir().map(|d| d.join(format!("{name}.key")))
+    }
+
+    pub fn hub_key_path(&self) -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("FLEET_HUB_KEY") {
+            return Some(PathBuf::from(p));
+        }
+        if let Some(p) = &self.hub_key {
+            return Some(p.clone());
+        }
+        directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("hub.pub"))
     }
 
     pub fn keys_dir() -> Option<PathBuf> {

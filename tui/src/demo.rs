@@ -22,6 +22,8 @@ pub struct DemoSecurity {
     pub dir: tempfile::TempDir,
     pub signer: Signer,
     pub callers: Keyring,
+    /// The hub's key pair; its public half is pinned by every node and the console.
+    pub hub_key: KeyPair,
 }
 
 impl DemoSecurity {
@@ -43,7 +45,28 @@ impl DemoSecurity {
         }
         let callers = Keyring::load(&dir.path().join("callers"))?;
         let signer = Signer::load(&private)?;
-        Ok(DemoSecurity { dir, signer, callers })
+        // The hub's key, and the console's link key enrolled on it.
+        let hub_key = KeyPair::generate();
+        hub_key.save(dir.path(), "hub")?;
+        noded::enroll::add(&dir.path().join("enroll"), caller, &public).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(DemoSecurity { dir, signer, callers, hub_key })
+    }
+
+    pub fn hub_config(&self) -> HubConfig {
+        HubConfig {
+            callers_dir: Some(self.callers_dir()),
+            key_file: self.dir.path().join("hub.key"),
+            enroll_dir: self.dir.path().join("enroll"),
+            ..HubConfig::default()
+        }
+    }
+
+    /// Enrolls a node's link key on the hub, under its identity.
+    pub fn enroll(&self, identity: &str, key: &KeyPair) -> Result<()> {
+        let accepted = self.dir.path().join("enroll").join("accepted");
+        std::fs::create_dir_all(&accepted)?;
+        std::fs::write(accepted.join(format!("{identity}.pub")), key.public().to_file_text(identity))?;
+        Ok(())
     }
 
     pub fn callers_dir(&self) -> PathBuf {
@@ -57,12 +80,14 @@ impl DemoSecurity {
     /// A node's security: its own key in memory, the shared callers and policies, and an audit
     /// log file per node (none when `audit` is false).
     pub fn for_node(&self, identity: &str, audit: bool) -> Result<Security> {
+        let key = Arc::new(KeyPair::generate());
+        self.enroll(identity, &key)?;
         let audit = if audit {
             Audit::open(self.dir.path().join("audit").join(format!("{identity}.log")), 8 * 1024 * 1024, 2)?
         } else {
             Audit::disabled()
         };
-        Ok(Security::in_memory(Arc::new(KeyPair::generate()), self.callers.clone(), &self.policy_dir(), false, audit))
+        Ok(Security::in_memory(key, self.hub_key.public().link, self.callers.clone(), &self.policy_dir(), false, audit))
     }
 }
 
@@ -80,9 +105,9 @@ impl EmbeddedFleet {
     }
 }
 
-/// Starts a hub on an ephemeral loopback port that trusts the callers in `callers_dir`.
-pub async fn start_hub(shutdown: watch::Receiver<bool>, callers_dir: &Path) -> Result<String> {
-    let config = HubConfig { callers_dir: Some(callers_dir.to_path_buf()), ..HubConfig::default() };
+/// Starts a hub on an ephemeral loopback port with the embedded fleet's keys.
+pub async fn start_hub(shutdown: watch::Receiver<bool>, security: &DemoSecurity) -> Result<String> {
+    let config = security.hub_config();
     let (hub, endpoint) = noded::hub::Hub::bind("tcp://127.0.0.1:0", config, Limits::default()).await?;
     tokio::spawn(hub.run(shutdown));
     Ok(endpoint)
@@ -167,7 +192,7 @@ fn simulated_hypervisor(state: &Path) -> Option<(PathBuf, PathBuf)> {
 pub async fn start() -> Result<EmbeddedFleet> {
     let security = DemoSecurity::create("demo")?;
     let (tx, rx) = watch::channel(false);
-    let endpoint = start_hub(rx.clone(), &security.callers_dir()).await?;
+    let endpoint = start_hub(rx.clone(), &security).await?;
     let nodes = demo_nodes(&endpoint, &security)?;
     for n in &nodes {
         tokio::spawn(noded::node::run(n.clone(), rx.clone()));

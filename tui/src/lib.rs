@@ -57,6 +57,15 @@ pub fn main_entry() -> i32 {
     };
     // The signing key: loaded once; commands that send requests refuse to run without it.
     if !matches!(cli.command, Some(Command::Demo { .. }) | Some(Command::Keygen { .. })) {
+        if let Some(path) = cfg.hub_key_path().filter(|p| p.exists()) {
+            match fleet_protocol::keys::PublicKeys::load(&path) {
+                Ok(k) => client::set_hub_key(k.link),
+                Err(e) => {
+                    eprintln!("fleet: hub key: {e}");
+                    return commands::EXIT_NOTHING;
+                }
+            }
+        }
         if let Some(path) = cfg.key_path().filter(|p| p.exists()) {
             match client::Signer::load(&path) {
                 Ok(s) => client::set_default_signer(s),
@@ -126,10 +135,12 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
         Some(Command::Demo { headless }) => {
             let fleet = demo::start().await?;
             client::set_default_signer(fleet.security.signer.clone());
+            client::set_hub_key(fleet.security.hub_key.public().link);
             if headless {
                 let key = fleet.security.dir.path().join("keys").join("demo.key");
                 println!("demo hub listening on {}", fleet.endpoint);
-                println!("try: FLEET_KEY={} fleet --hub {} ping", key.display(), fleet.endpoint);
+                let hub_pub = fleet.security.dir.path().join("hub.pub");
+                println!("try: FLEET_KEY={} FLEET_HUB_KEY={} fleet --hub {} ping", key.display(), hub_pub.display(), fleet.endpoint);
                 tokio::signal::ctrl_c().await?;
                 fleet.stop();
                 return Ok(0);

@@ -221,18 +221,14 @@ impl App {
 
     /// Sends `action` to every panel; their follow-ups come back as one batch.
     fn broadcast(&mut self, action: Action) -> Option<Action> {
-        let follow: Vec<Action> = [
+        batch([
             self.discovery.update(action.clone()),
             self.processes.update(action.clone()),
             self.inventory.update(action.clone()),
             self.xen.update(action.clone()),
             self.rpc.update(action.clone()),
             self.log.update(action),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        (!follow.is_empty()).then_some(Action::Batch(follow))
+        ])
     }
 
     fn focused(&mut self) -> &mut dyn Component {
@@ -409,6 +405,11 @@ impl Component for App {
                 self.top.update(&action);
                 self.broadcast(action)
             }
+            // Request progress only concerns the panels that follow requests (a burst of a
+            // thousand replies should not be copied to every panel).
+            Action::Round { .. } => batch([self.discovery.update(action.clone()), self.rpc.update(action.clone()), self.log.update(action)]),
+            Action::Request { .. } => batch([self.rpc.update(action.clone()), self.log.update(action)]),
+            Action::Members { .. } => self.discovery.update(action),
             Action::Discovery(_) => self.discovery.update(action),
             Action::Inventory(_) => self.inventory.update(action),
             Action::Rpc(_) => self.rpc.update(action),
@@ -443,6 +444,12 @@ impl Component for App {
             draw_confirm(frame, area, confirm, &self.keys, &self.theme);
         }
     }
+}
+
+/// The follow-ups of several components as one action.
+fn batch<const N: usize>(follow: [Option<Action>; N]) -> Option<Action> {
+    let follow: Vec<Action> = follow.into_iter().flatten().collect();
+    (!follow.is_empty()).then_some(Action::Batch(follow))
 }
 
 /// The confirmation popup: what will happen, and the keys that answer.

@@ -176,16 +176,7 @@ async fn event_loop(screen: &mut Screen, app: &mut App, inbox: &mut UnboundedRec
     app.dispatch(Action::Discovery(discovery::Msg::Rerun), &mut to_net);
     screen.draw(app)?;
     while let Some(first) = inbox.recv().await {
-        let mut redraw = app.dispatch(first, &mut to_net);
-        for _ in 0..MAX_BATCH {
-            if app.should_quit() {
-                break;
-            }
-            match inbox.try_recv() {
-                Ok(more) => redraw |= app.dispatch(more, &mut to_net),
-                Err(_) => break,
-            }
-        }
+        let redraw = apply_burst(app, first, || inbox.try_recv().ok(), &mut to_net);
         if let Some(fatal) = app.fatal() {
             bail!("{fatal}");
         }
@@ -197,6 +188,22 @@ async fn event_loop(screen: &mut Screen, app: &mut App, inbox: &mut UnboundedRec
         }
     }
     Ok(())
+}
+
+/// Applies `first` and whatever else is already waiting (up to [`MAX_BATCH`] actions), so a burst
+/// of replies costs one frame, not one per reply. Returns whether the screen must be redrawn.
+pub fn apply_burst(app: &mut App, first: Action, mut waiting: impl FnMut() -> Option<Action>, net: &mut dyn FnMut(NetCommand)) -> bool {
+    let mut redraw = app.dispatch(first, net);
+    for _ in 0..MAX_BATCH {
+        if app.should_quit() {
+            break;
+        }
+        match waiting() {
+            Some(more) => redraw |= app.dispatch(more, net),
+            None => break,
+        }
+    }
+    redraw
 }
 
 async fn tick(actions: UnboundedSender<Action>) {

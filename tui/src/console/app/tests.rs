@@ -136,7 +136,11 @@ fn inventory_app() -> App {
     send(&mut app, Action::Nav(Nav::Bottom));
     send(&mut app, Action::Nav(Nav::Up));
     send(&mut app, Action::Nav(Nav::Up));
-    for (part, data) in [(Part::Inventory, json!({ "facts": demo_facts("web-01"), "classes": ["base", "role::web", "nginx"] })), (Part::Agents, agent_inventory()), (Part::Stats, daemon_stats())] {
+    for (part, data) in [
+        (Part::Inventory, json!({ "facts": demo_facts("web-01"), "classes": ["base", "role::web", "nginx"] })),
+        (Part::Agents, agent_inventory()),
+        (Part::Stats, daemon_stats()),
+    ] {
         send(&mut app, Action::Inventory(inventory::Msg::Fetched { node: "web-01".into(), part, result: Ok(data) }));
     }
     assert_eq!(app.inventory().selected(), Some("web-01"));
