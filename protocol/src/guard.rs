@@ -247,6 +247,55 @@ impl FrameGuard {
     }
 }
 
+/// Which way the guard inspects: frames coming from the accepted client (a hub's front door), or
+/// frames coming from the upstream (a node's or console's guard in front of a hub it does not yet
+/// trust: zmq.rs would reserve whatever a hostile hub claims, too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inspect {
+    FromClient,
+    FromUpstream,
+}
+
+impl FrameGuard {
+    /// A loopback listener for one outgoing link: the local DEALER connects to it, and every
+    /// connection is relayed to `upstream` (host and port) with the upstream's frames inspected.
+    pub async fn bind_outbound(upstream_host: String, upstream_port: u16, limits: GuardLimits) -> std::io::Result<FrameGuard> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let local_addr = listener.local_addr()?;
+        let refused = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(outbound_accept_loop(listener, upstream_host, upstream_port, limits, refused.clone()));
+        Ok(FrameGuard { local_addr, refused, accept })
+    }
+}
+
+async fn outbound_accept_loop(listener: TcpListener, host: String, port: u16, limits: GuardLimits, refused: Arc<AtomicU64>) {
+    let mut relays = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, peer)) => {
+                    // Only this process should use the loopback door; anything else is refused.
+                    if !peer.ip().is_loopback() {
+                        continue;
+                    }
+                    let (host, refused) = (host.clone(), refused.clone());
+                    relays.spawn(async move {
+                        match TcpStream::connect((host.as_str(), port)).await {
+                            Ok(up) => relay_streams(client, up, peer, limits, refused, Inspect::FromUpstream).await,
+                            Err(e) => debug!(%host, port, error = %e, "cannot reach the hub"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "frame guard cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = relays.join_next(), if !relays.is_empty() => {}
+        }
+    }
+}
+
 impl Drop for FrameGuard {
     fn drop(&mut self) {
         // The relays live in the accept task's JoinSet, which aborts them when it is dropped.
@@ -280,23 +329,41 @@ enum PumpEnd {
     Refused(Refusal),
 }
 
-async fn relay(mut client: TcpStream, peer: SocketAddr, upstream: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>) {
-    let mut hub = match TcpStream::connect(upstream).await {
+async fn relay(client: TcpStream, peer: SocketAddr, upstream: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>) {
+    let hub = match TcpStream::connect(upstream).await {
         Ok(hub) => hub,
         Err(e) => {
             warn!(%peer, error = %e, "frame guard cannot reach the hub's socket; closing the client");
             return;
         }
     };
+    relay_streams(client, hub, peer, limits, refused, Inspect::FromClient).await
+}
+
+async fn relay_streams(mut client: TcpStream, mut hub: TcpStream, peer: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>, inspect: Inspect) {
     // Small frames (pings, replies) must not wait for Nagle on either hop.
     let _ = client.set_nodelay(true);
     let _ = hub.set_nodelay(true);
-    let (client_rx, mut client_tx) = client.split();
-    let (hub_rx, mut hub_tx) = hub.split();
-
-    let inbound = pump_inspected(client_rx, &mut hub_tx, ZmtpInspector::new(limits));
-    let mut hub_rx = BufReader::with_capacity(PUMP_BUFFER, hub_rx);
-    let outbound = tokio::io::copy_buf(&mut hub_rx, &mut client_tx);
+    let (client_rx, client_tx) = client.split();
+    let (hub_rx, hub_tx) = hub.split();
+    // The inspected direction is the one from the side not yet trusted.
+    let (from, mut to, back_from, mut back_to) = match inspect {
+        Inspect::FromClient => (
+            Box::new(client_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
+            Box::new(hub_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
+            Box::new(hub_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
+            Box::new(client_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
+        ),
+        Inspect::FromUpstream => (
+            Box::new(hub_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
+            Box::new(client_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
+            Box::new(client_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
+            Box::new(hub_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
+        ),
+    };
+    let inbound = pump_inspected(from, &mut to, ZmtpInspector::new(limits));
+    let mut hub_rx = BufReader::with_capacity(PUMP_BUFFER, back_from);
+    let outbound = tokio::io::copy_buf(&mut hub_rx, &mut back_to);
     // Whichever direction ends first (EOF, error or refusal) ends the relay; dropping both streams
     // then closes both, so the ROUTER sees its peer go as promptly as it would without the guard.
     tokio::select! {

@@ -185,6 +185,9 @@ pub struct Link {
     down: tokio::sync::watch::Receiver<bool>,
     _watcher: AbortOnDrop,
     endpoint: String,
+    /// The loopback guard the DEALER really connects to: it refuses oversized frames from the hub
+    /// before zmq.rs can reserve memory for them.
+    _guard: Option<FrameGuard>,
 }
 
 /// The state of a link as seen by its owner.
@@ -201,7 +204,19 @@ impl Link {
         opts.connect_timeout(timeout);
         let mut sock = DealerSocket::with_options(opts);
         let mut monitor = sock.monitor();
-        match tokio::time::timeout(timeout, sock.connect(endpoint)).await {
+        // tcp:// links go through a local frame guard; ipc:// stays on this host and is direct.
+        let (guard, target) = match endpoint.parse::<zeromq::Endpoint>() {
+            Ok(zeromq::Endpoint::Tcp(host, port)) => {
+                let host = host.to_string().trim_start_matches('[').trim_end_matches(']').to_string();
+                let guard = FrameGuard::bind_outbound(host, port, GuardLimits::default())
+                    .await
+                    .map_err(|e| TransportError::Connect { endpoint: endpoint.to_string(), reason: format!("frame guard: {e}") })?;
+                let target = format!("tcp://127.0.0.1:{}", guard.local_addr().port());
+                (Some(guard), target)
+            }
+            _ => (None, endpoint.to_string()),
+        };
+        match tokio::time::timeout(timeout, sock.connect(&target)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(TransportError::Connect { endpoint: endpoint.to_string(), reason: e.to_string() }),
             Err(_) => {
@@ -222,7 +237,7 @@ impl Link {
             }
         });
         let (send, recv) = sock.split();
-        Ok(Link { send, recv, down, _watcher: AbortOnDrop(watcher), endpoint: endpoint.to_string() })
+        Ok(Link { send, recv, down, _watcher: AbortOnDrop(watcher), endpoint: endpoint.to_string(), _guard: guard })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -254,8 +269,8 @@ impl Link {
 
     /// Splits into a cloneable-by-channel sender and the receiving half.
     pub fn split(self) -> (LinkSender, LinkReceiver) {
-        let Link { send, recv, down, _watcher, endpoint } = self;
-        (LinkSender { send, down: down.clone() }, LinkReceiver { recv, down, _watcher, endpoint })
+        let Link { send, recv, down, _watcher, endpoint, _guard } = self;
+        (LinkSender { send, down: down.clone() }, LinkReceiver { recv, down, _watcher, endpoint, _guard })
     }
 }
 
@@ -285,6 +300,7 @@ impl LinkSender {
 
 pub struct LinkReceiver {
     recv: zeromq::DealerRecvHalf,
+    _guard: Option<FrameGuard>,
     down: tokio::sync::watch::Receiver<bool>,
     _watcher: AbortOnDrop,
     endpoint: String,
