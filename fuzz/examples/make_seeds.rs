@@ -74,5 +74,17 @@ fn main() {
     rpc.args = json!({"caller": "alice", "agent": "echo", "check_action": "echo"}).as_object().unwrap().clone();
     let Envelope { body, .. } = Envelope::seal(&Message::Request(Box::new(rpc))).unwrap();
     std::fs::write(request_dir.join("policy_check"), body).unwrap();
+    // Link frames as the `link` target takes them: a selector byte, then the frame without its tag.
+    let link_dir = root.join("link");
+    std::fs::create_dir_all(&link_dir).unwrap();
+    let hub = KeyPair::from_secret_bytes(&[1; 32], &[2; 32]);
+    let node = KeyPair::from_secret_bytes(&[3; 32], &[4; 32]);
+    let (_, m1) = fleet_protocol::noise::Initiator::start(&node, &hub.public().link, "node-1").unwrap();
+    std::fs::write(link_dir.join("handshake"), [&[0u8][..], &m1[4..]].concat()).unwrap();
+    let (init, m1) = fleet_protocol::noise::Initiator::start(&node, &hub.public().link, "node-1").unwrap();
+    let (_, m2) = fleet_protocol::noise::Responder::read(&hub, &m1).unwrap().accept().unwrap();
+    let mut session = init.finish(&m2).unwrap();
+    let sealed = session.seal(&[7u8; 70_000]).unwrap();
+    std::fs::write(link_dir.join("transport"), [&[1u8][..], &sealed[4..]].concat()).unwrap();
     println!("seeds written under {}", root.display());
 }

@@ -395,7 +395,12 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
     if let Err(e) = tx.send(Bytes::from(hello)).await {
         return e.to_string();
     }
-    let mut session = match tokio::time::timeout(handshake_wait, rx.recv()).await {
+    let mut hs_down = rx.down_signal();
+    let answer = tokio::select! {
+        r = tokio::time::timeout(handshake_wait, rx.recv()) => r,
+        _ = crate::until_set(&mut hs_down) => return "the hub closed the link during the handshake".into(),
+    };
+    let mut session = match answer {
         Ok(Ok(reply)) => match initiator.finish(&reply) {
             Ok(s) => s,
             Err(e) => return format!("link handshake failed (wrong hub key?): {e}"),

@@ -6,14 +6,15 @@
 //! body arrives, and has no maximum message size; fleet's own codec limit only runs on whole
 //! messages. So the limit has to hold on the wire, in front of zmq.rs. The guard never buffers a
 //! frame: it tracks where each frame header starts and streams bodies through in fixed-size chunks,
-//! so each connection costs two [`PUMP_BUFFER`]s however large the frames are.
+//! so a connection holds at most two [`PUMP_BUFFER`]s however large the frames are.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -25,8 +26,11 @@ pub const DEFAULT_MAX_COMMAND: u64 = 64 * 1024;
 /// message is complete, so a flood of empty MORE frames costs it far more than it costs the sender;
 /// fleet peers send one part (two from a REQ-style peer).
 pub const DEFAULT_MAX_PARTS: u32 = 64;
-/// Bytes read at a time in each direction of one connection.
-pub const PUMP_BUFFER: usize = 16 * 1024;
+/// Bytes read at a time in each direction of one connection during a bulk transfer. A relay holds
+/// such a buffer only while a burst of data is arriving in that direction.
+pub const PUMP_BUFFER: usize = 64 * 1024;
+/// The fixed read buffer each direction of a relay owns; a read that fills it starts a bulk burst.
+const SMALL_READ: usize = 4 * 1024;
 
 const GREETING_LEN: u8 = 64;
 const FLAG_MORE: u8 = 0b001;
@@ -346,55 +350,64 @@ async fn relay_streams(mut client: TcpStream, mut hub: TcpStream, peer: SocketAd
     let _ = hub.set_nodelay(true);
     let (client_rx, client_tx) = client.split();
     let (hub_rx, hub_tx) = hub.split();
-    // The inspected direction is the one from the side not yet trusted.
-    let (from, mut to, back_from, mut back_to) = match inspect {
-        Inspect::FromClient => (
-            Box::new(client_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
-            Box::new(hub_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
-            Box::new(hub_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
-            Box::new(client_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
-        ),
-        Inspect::FromUpstream => (
-            Box::new(hub_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
-            Box::new(client_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
-            Box::new(client_rx) as Box<dyn AsyncRead + Unpin + Send + '_>,
-            Box::new(hub_tx) as Box<dyn AsyncWrite + Unpin + Send + '_>,
-        ),
+    // The inspected direction is the one from the side not yet trusted; the other is copied as is.
+    let (client_inspector, hub_inspector) = match inspect {
+        Inspect::FromClient => (Some(ZmtpInspector::new(limits)), None),
+        Inspect::FromUpstream => (None, Some(ZmtpInspector::new(limits))),
     };
-    let inbound = pump_inspected(from, &mut to, ZmtpInspector::new(limits));
-    let mut hub_rx = BufReader::with_capacity(PUMP_BUFFER, back_from);
-    let outbound = tokio::io::copy_buf(&mut hub_rx, &mut back_to);
+    let from_client = pump(client_rx, hub_tx, client_inspector);
+    let from_hub = pump(hub_rx, client_tx, hub_inspector);
     // Whichever direction ends first (EOF, error or refusal) ends the relay; dropping both streams
     // then closes both, so the ROUTER sees its peer go as promptly as it would without the guard.
-    tokio::select! {
-        end = inbound => match end {
-            PumpEnd::Refused(refusal) => {
-                refused.fetch_add(1, Ordering::Relaxed);
-                warn!(%peer, claimed_bytes = refusal.claimed_bytes(), reason = %refusal, "frame guard refused a client; closing its link");
-            }
-            PumpEnd::Io(e) => debug!(%peer, error = %e, "client link failed"),
-            PumpEnd::Closed => debug!(%peer, "client closed its link"),
-        },
-        end = outbound => if let Err(e) = end {
-            debug!(%peer, error = %e, "hub->client relay failed");
-        },
+    let (end, side) = tokio::select! {
+        end = from_client => (end, "client"),
+        end = from_hub => (end, "hub"),
+    };
+    match end {
+        PumpEnd::Refused(refusal) => {
+            refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, from = side, claimed_bytes = refusal.claimed_bytes(), reason = %refusal, "frame guard refused a stream; closing the link");
+        }
+        PumpEnd::Io(e) => debug!(%peer, from = side, error = %e, "link failed"),
+        PumpEnd::Closed => debug!(%peer, from = side, "link closed"),
     }
 }
 
-/// Copies `from` to `to`, letting each chunk through only once the inspector has passed it.
-async fn pump_inspected(mut from: impl AsyncRead + Unpin, to: &mut (impl AsyncWrite + Unpin), mut inspector: ZmtpInspector) -> PumpEnd {
-    let mut buf = vec![0u8; PUMP_BUFFER];
+/// Copies `from` to `to` until EOF or an error, passing each chunk through `inspector` (when
+/// there is one) before any of it is written.
+async fn pump(from: ReadHalf<'_>, mut to: WriteHalf<'_>, mut inspector: Option<ZmtpInspector>) -> PumpEnd {
+    // Each burst is read into `small` first: pings, requests and most replies fit, and never touch
+    // the heap. Only a burst that fills it (a bulk transfer) gets a PUMP_BUFFER, for as long as the
+    // burst lasts, so idle links hold no large buffer.
+    let mut small = [0u8; SMALL_READ];
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) => return PumpEnd::Closed,
-            Ok(n) => n,
-            Err(e) => return PumpEnd::Io(e),
-        };
-        if let Err(refusal) = inspector.inspect(&buf[..n]) {
-            return PumpEnd::Refused(refusal);
-        }
-        if let Err(e) = to.write_all(&buf[..n]).await {
+        if let Err(e) = from.readable().await {
             return PumpEnd::Io(e);
+        }
+        let mut bulk: Vec<u8> = Vec::new();
+        loop {
+            let read = if bulk.capacity() == 0 {
+                from.try_read(&mut small)
+            } else {
+                bulk.clear();
+                from.try_read_buf(&mut bulk) // fills spare capacity without zeroing it first
+            };
+            let n = match read {
+                Ok(0) => return PumpEnd::Closed,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return PumpEnd::Io(e),
+            };
+            let chunk = if bulk.capacity() == 0 { &small[..n] } else { &bulk[..n] };
+            if let Some(Err(refusal)) = inspector.as_mut().map(|i| i.inspect(chunk)) {
+                return PumpEnd::Refused(refusal);
+            }
+            if let Err(e) = to.write_all(chunk).await {
+                return PumpEnd::Io(e);
+            }
+            if bulk.capacity() == 0 && n == SMALL_READ {
+                bulk = Vec::with_capacity(PUMP_BUFFER);
+            }
         }
     }
 }
@@ -569,6 +582,7 @@ mod tests {
     async fn in_front_of_a_router() {
         use crate::transport::{HubSocket, Inbound, Link, PeerEvent};
         use bytes::Bytes;
+        use tokio::io::AsyncReadExt;
         let deadline = Duration::from_secs(5);
 
         let (mut hub, mut events) = HubSocket::bind_with_limits("tcp://127.0.0.1:0", 1000).await.unwrap();

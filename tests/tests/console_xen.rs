@@ -80,12 +80,14 @@ impl Dom0s {
     }
 }
 
-/// The real console (`fleet --hub HUB`) in a 30x110 terminal, with its config and log in `home`.
+/// The real console (`fleet --hub HUB`) in a 30x110 terminal, signing as the test caller and
+/// trusting the test hub's key, with its config and log in `home`.
 fn console(hub: &str, home: &Path) -> PtySession {
     PtyCommand::new(fleet_bin())
         .args(["--hub", hub])
         .size(30, 110)
         .env("FLEET_KEY", TestKeys::get().private_key().display().to_string())
+        .env("FLEET_HUB_KEY", TestKeys::get().hub_public_key().display().to_string())
         .env("XDG_CONFIG_HOME", home.join("config").display().to_string())
         .env("XDG_STATE_HOME", home.join("state").display().to_string())
         .env_remove("FLEET_HUB")
@@ -94,6 +96,18 @@ fn console(hub: &str, home: &Path) -> PtySession {
         .cwd(home)
         .spawn()
         .expect("start the console")
+}
+
+/// Prints the console's log when the test fails, next to the hub's and nodes' logs.
+struct ShowLogOnPanic(PathBuf);
+
+impl Drop for ShowLogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0).unwrap_or_else(|e| format!("(cannot read {}: {e})", self.0.display()));
+            eprintln!("---- console log {} ----\n{log}", self.0.display());
+        }
+    }
 }
 
 /// The row of the screen that contains `text`.
@@ -119,6 +133,7 @@ fn find(console: &mut PtySession, name: &str, dom0: &str) -> String {
 fn the_xen_panel_migrates_a_domu_after_confirmation() {
     let dom0s = Dom0s::start();
     let home = tempfile::tempdir().unwrap();
+    let _log = ShowLogOnPanic(home.path().join("state/fleet/console.log"));
     let mut console = console(dom0s.hub.endpoint(), home.path());
 
     // The Discovery panel's first round, then the Xen panel: both dom0s, the simulated hypervisor.
@@ -175,6 +190,7 @@ fn read_only_refuses_to_migrate() {
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join("config/fleet")).unwrap();
     std::fs::write(home.path().join("config/fleet/config.toml"), "read_only = true\n").unwrap();
+    let _log = ShowLogOnPanic(home.path().join("state/fleet/console.log"));
     let mut console = console(dom0s.hub.endpoint(), home.path());
     console.wait_for_all(&[XEN_A, XEN_B], SCREEN).unwrap();
     console.send("4").unwrap();

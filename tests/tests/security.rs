@@ -1,9 +1,9 @@
 //! Security end to end, on real `noded hub` and `noded` processes: forged, unknown, unsigned,
 //! expired, future and replayed requests are refused (by the hub where it can tell, and by the
 //! nodes on their own behind a permissive or a compromised hub), audited with their reason, and
-//! never run; the seed's policy matrix on nodes whose facts and classes differ; one audit line
-//! per request over 10,000 mixed requests; hostile frame sizes at the hub and at a node; and the
-//! CLI's key handling.
+//! never run; encrypted links that need an enrolled key and the pinned hub key; the seed's policy
+//! matrix on nodes whose facts and classes differ; one audit line per request over 10,000 mixed
+//! requests; hostile frame sizes at the hub and at a node; and the CLI's key handling.
 //!
 //! The side effect that proves an action did not run is a marker file: the `service` agent below
 //! is an external script that appends `<action> <caller>` to `$MARKER_FILE` each time it runs.
@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fleet_e2e::support::{
-    Hub, Node, NodeSpec, RawPeer, RawZmtp, TestKeys, fleet, fleet_bin, request, signed_frame, wait_for, wait_for_nodes, wait_until,
+    Hub, Node, NodeSpec, RawPeer, RawZmtp, TestKeys, discover, enroll_dir_of, enroll_on, fleet, fleet_bin, noded_bin, request,
+    signed_frame, wait_for, wait_for_nodes, wait_until,
 };
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
 use fleet_protocol::keys::KeyPair;
-use fleet_protocol::{Ack, Envelope, Message, Reply, Request, Status};
+use fleet_protocol::noise::{Initiator, Responder, Session};
+use fleet_protocol::{Ack, Envelope, HubStats, Message, Reply, Request, Status};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use zeromq::prelude::*;
@@ -278,11 +280,76 @@ fn ping_hub(peer: &mut RawPeer) {
     peer.recv_matching(T, "Pong", |m| matches!(m, Message::Pong));
 }
 
+/// A console link whose Noise session the test holds itself: it can attach with any key, keep
+/// the encrypted bytes it sent (to replay them), and send outside the link.
+struct SealedPeer {
+    raw: RawPeer,
+    /// `None` when the hub never answered the handshake (an unenrolled key, a wrong hub key).
+    session: Option<Session>,
+}
+
+impl SealedPeer {
+    /// Attaches and runs the link handshake with `key` as `name`, pinning `hub_link`. Waits up to
+    /// `wait` for the hub's answer.
+    fn connect(hub: &str, key: &KeyPair, name: &str, hub_link: &[u8; 32], wait: Duration) -> SealedPeer {
+        let mut raw = RawPeer::connect_plain(hub);
+        let (init, hello) = Initiator::start(key, hub_link, name).unwrap();
+        raw.send_raw_frame(hello);
+        let session = raw.recv_frames(wait).map(|f| init.finish(f.last().unwrap()).expect("the hub's handshake answer"));
+        SealedPeer { raw, session }
+    }
+
+    /// As the harness's console, `e2e`, enrolled on every test hub.
+    fn e2e(hub: &str) -> SealedPeer {
+        let keys = TestKeys::get();
+        let peer = SealedPeer::connect(hub, &keys.key, "e2e", &keys.hub.public().link, T);
+        assert!(peer.session.is_some(), "no link to {hub}");
+        peer
+    }
+
+    /// Encrypts and sends one frame; returns the bytes that went on the wire.
+    fn send_frame(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        let sealed = self.session.as_mut().expect("a link").seal(plaintext).unwrap();
+        self.raw.send_raw_frame(sealed.clone());
+        sealed
+    }
+
+    fn send(&mut self, msg: &Message) {
+        self.send_frame(&encode_message(msg).unwrap());
+    }
+
+    fn recv(&mut self, timeout: Duration) -> Option<Message> {
+        let frames = self.raw.recv_frames(timeout)?;
+        let plain = self.session.as_mut().expect("a link").open(frames.last().unwrap()).expect("the hub's frame decrypts");
+        Some(decode_message(&plain, &Limits::default()).unwrap())
+    }
+
+    fn recv_matching(&mut self, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
+        let deadline = Instant::now() + T;
+        loop {
+            match self.recv(deadline.saturating_duration_since(Instant::now())) {
+                Some(m) if pred(&m) => return m,
+                Some(_) => continue,
+                None => panic!("no {what} from the hub within {T:?}"),
+            }
+        }
+    }
+
+    fn hub_stats(&mut self) -> HubStats {
+        self.send(&Message::StatsQuery);
+        match self.recv_matching("HubStats", |m| matches!(m, Message::HubStats(_))) {
+            Message::HubStats(s) => s,
+            _ => unreachable!(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A compromised hub: a ZeroMQ ROUTER under the test's control
 
 /// Plays the hub for real nodes but forwards whatever the test tells it to, as a hub an attacker
-/// owns would. It acknowledges registrations so the node keeps the link, and collects replies.
+/// owns would: it holds the hub's private key (so nodes complete the link handshake), acknowledges
+/// registrations so the node keeps the link, and collects replies.
 struct RogueHub {
     /// Owns the socket task; dropping it closes the socket.
     _rt: tokio::runtime::Runtime,
@@ -306,7 +373,8 @@ impl RogueHub {
         let registered = Arc::new(AtomicBool::new(false));
         let (replies2, registered2) = (replies.clone(), registered.clone());
         rt.spawn(async move {
-            let mut node: Option<Bytes> = None;
+            // The node's routing id and the link session with it.
+            let mut node: Option<(Bytes, Session)> = None;
             let limits = Limits::default();
             loop {
                 tokio::select! {
@@ -315,13 +383,24 @@ impl RogueHub {
                         let mut frames = msg.into_vec();
                         let id = frames.remove(0);
                         let Some(payload) = frames.pop() else { continue };
-                        match decode_message(&payload, &limits) {
+                        if fleet_protocol::noise::is_handshake_1(&payload) {
+                            // A compromised hub holds the hub's key and asks nobody about enrollment.
+                            let Ok(responder) = Responder::read(&TestKeys::get().hub, &payload) else { continue };
+                            let Ok((session, answer)) = responder.accept() else { continue };
+                            let mut out = zeromq::ZmqMessage::from(id.clone());
+                            out.push_back(Bytes::from(answer));
+                            let _ = send.send(out).await;
+                            node = Some((id, session));
+                            continue;
+                        }
+                        let Some((_, session)) = node.as_mut().filter(|(n, _)| *n == id) else { continue };
+                        let Ok(plain) = session.open(&payload) else { continue };
+                        match decode_message(&plain, &limits) {
                             Ok(Message::Registration(_)) => {
-                                node = Some(id.clone());
                                 registered2.store(true, Ordering::SeqCst);
                                 let ack = encode_message(&Message::Ack(Ack { hub_time: fleet_protocol::now_ms() })).unwrap();
                                 let mut out = zeromq::ZmqMessage::from(id);
-                                out.push_back(Bytes::from(ack));
+                                out.push_back(Bytes::from(session.seal(&ack).unwrap()));
                                 let _ = send.send(out).await;
                             }
                             Ok(Message::Reply(r)) => replies2.lock().unwrap().push(*r),
@@ -330,9 +409,9 @@ impl RogueHub {
                     }
                     frame = from_test.recv() => {
                         let Some(frame) = frame else { return };
-                        if let Some(id) = &node {
+                        if let Some((id, session)) = node.as_mut() {
                             let mut out = zeromq::ZmqMessage::from(id.clone());
-                            out.push_back(Bytes::from(frame));
+                            out.push_back(Bytes::from(session.seal(&frame).unwrap()));
                             let _ = send.send(out).await;
                         }
                     }
@@ -427,7 +506,7 @@ fn the_hub_drops_forged_unknown_and_unsigned_requests_and_the_node_refuses_stale
     assert_eq!(marker_lines(&marker), ["restart e2e"]);
     let seen = audit_lines(node.dir()).len();
     peer.send_frame(frame);
-    let line = audit_line_after(&node, seen, "the replay", |l| l["request_id"] == replayed.id.as_str());
+    let line = audit_line_after(&node, seen, "the replay", |l| l["request_id"] == replayed.id.as_str() && l["decision"] == "rejected");
     assert_audit(&line, "rejected", "e2e", "replayed");
     assert_eq!(marker_lines(&marker), ["restart e2e"], "the replay did not run");
 
@@ -438,6 +517,24 @@ fn the_hub_drops_forged_unknown_and_unsigned_requests_and_the_node_refuses_stale
     }
     assert_eq!(audit_lines(node.dir()).iter().filter(|l| l["decision"] == "rejected").count(), 3, "expired, future, replayed");
     assert_eq!(marker_lines(&marker), ["restart e2e"]);
+
+    // Replayed on the wire: the encrypted bytes of a request, sent again on the same link. The
+    // link's nonces refuse them at the hub; the node never hears of them, and the link lives on.
+    let mut link = SealedPeer::e2e(hub.endpoint());
+    link.send(&Message::Hello(fleet_protocol::Hello { name: "wire".into(), subscribe: false }));
+    link.recv_matching("Welcome", |m| matches!(m, Message::Welcome(_)));
+    let wire = service("status", &["alpha"]);
+    let ciphertext = link.send_frame(&signed_frame(&wire));
+    match link.recv_matching("the reply", |m| matches!(m, Message::Reply(r) if r.request_id == wire.id)) {
+        Message::Reply(r) => assert_eq!(r.status, Status::Ok, "{r:?}"),
+        _ => unreachable!(),
+    }
+    audit_of_request(&node, &wire.id);
+    let dropped = link.hub_stats().dropped_frames;
+    link.raw.send_raw_frame(ciphertext);
+    assert_eq!(link.hub_stats().dropped_frames, dropped + 1, "the replayed ciphertext does not decrypt");
+    assert_eq!(audit_lines(node.dir()).iter().filter(|l| l["request_id"] == wire.id.as_str()).count(), 1);
+    assert_eq!(marker_lines(&marker), ["restart e2e", "status e2e"]);
 }
 
 #[test]
@@ -503,6 +600,7 @@ fn a_compromised_hub_cannot_make_a_node_act() {
     rogue.send(genuine_frame.clone());
     assert_eq!(rogue.wait_reply(&genuine.id).status, Status::Ok);
     assert_eq!(marker_lines(&marker), ["status e2e"]);
+    assert_audit(&audit_of_request(&node, &genuine.id), "allowed", "e2e", "default allow");
 
     let hub_key = Caller::new("hub");
     let mut tampered = Envelope::from_frame(&genuine_frame, &Limits::default()).unwrap();
@@ -522,7 +620,7 @@ fn a_compromised_hub_cannot_make_a_node_act() {
         let seen = audit_lines(node.dir()).len();
         let replies = rogue.replies.lock().unwrap().len();
         rogue.send(frame);
-        let line = audit_line_after(&node, seen, what, |_| true);
+        let line = audit_line_after(&node, seen, what, |l| l["decision"] == "rejected");
         assert_audit(&line, "rejected", &claimed, reason);
         if reason == "replayed" {
             assert_eq!(line["request_id"], genuine.id.as_str(), "{line}");
@@ -683,26 +781,36 @@ fn the_seed_policy_matrix_holds_on_real_nodes() {
 // ---------------------------------------------------------------------------------------------
 // 3. Audit count
 
-/// Sends every frame over one DEALER as fast as the link takes them, while another task reads
-/// what comes back. Returns the replies by request id (a later reply to the same id replaces an
-/// earlier one) and the hub's error notices.
+/// Sends every frame over one encrypted console link (as `e2e`) as fast as the link takes them,
+/// while another task reads what comes back, until `wait` holds (or two minutes pass). Returns the
+/// replies by request id (a later reply to the same id replaces an earlier one) and the hub's
+/// error notices.
 fn send_all(endpoint: &str, frames: Vec<Vec<u8>>, wait: impl Fn(&HashMap<String, Reply>) -> bool) -> (HashMap<String, Reply>, Vec<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
+        let keys = TestKeys::get();
         let mut sock = zeromq::DealerSocket::new();
         sock.connect(endpoint).await.expect("connect");
-        let hello = encode_message(&Message::Hello(fleet_protocol::Hello { name: "audit-load".into(), subscribe: false })).unwrap();
+        let (init, hello) = Initiator::start(&keys.key, &keys.hub.public().link, "e2e").unwrap();
         sock.send(zeromq::ZmqMessage::from(Bytes::from(hello))).await.unwrap();
+        let answer = tokio::time::timeout(T, sock.recv()).await.expect("handshake answer").unwrap();
+        let mut session = init.finish(&answer.into_vec().pop().unwrap()).expect("link handshake");
+        let hello = encode_message(&Message::Hello(fleet_protocol::Hello { name: "audit-load".into(), subscribe: false })).unwrap();
+        // Sealed in the order they will be sent: the link's nonces must match.
+        let mut sealed = vec![session.seal(&hello).unwrap()];
+        sealed.extend(frames.iter().map(|f| session.seal(f).unwrap()));
+        let session = Arc::new(Mutex::new(session));
         let (mut tx, mut rx) = sock.split();
         let replies = Arc::new(Mutex::new(HashMap::new()));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let received = Arc::new(AtomicUsize::new(0));
-        let (r2, e2, n2) = (replies.clone(), errors.clone(), received.clone());
+        let (r2, e2, n2, s2) = (replies.clone(), errors.clone(), received.clone(), session.clone());
         let reader = tokio::spawn(async move {
             let limits = Limits::default();
             while let Ok(msg) = rx.recv().await {
                 let Some(frame) = msg.into_vec().pop() else { continue };
-                match decode_message(&frame, &limits) {
+                let plain = s2.lock().unwrap().open(&frame).expect("the hub's frame decrypts");
+                match decode_message(&plain, &limits) {
                     Ok(Message::Reply(r)) => {
                         r2.lock().unwrap().insert(r.request_id.clone(), *r);
                         n2.fetch_add(1, Ordering::Relaxed);
@@ -712,7 +820,7 @@ fn send_all(endpoint: &str, frames: Vec<Vec<u8>>, wait: impl Fn(&HashMap<String,
                 }
             }
         });
-        for f in frames {
+        for f in sealed {
             tx.send(zeromq::ZmqMessage::from(Bytes::from(f))).await.expect("send");
         }
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -933,8 +1041,9 @@ fn the_hub_survives_a_4_gib_claim_and_100_mb_sent_slowly() {
     hub.sigterm();
 }
 
-/// A hub made of a bare TCP listener: it does the ZMTP greeting and READY handshake as a ROUTER
-/// with whatever node attaches, then writes raw bytes to it.
+/// A hub made of a bare TCP listener, as a man in the middle or a spoofed hub address would be: it
+/// does the ZMTP greeting and READY handshake as a ROUTER with whatever node attaches, reads the
+/// node's link handshake (which it cannot answer without the hub's key), then writes raw bytes.
 struct RawHubListener {
     listener: TcpListener,
 }
@@ -950,7 +1059,7 @@ impl RawHubListener {
         format!("tcp://{}", self.listener.local_addr().unwrap())
     }
 
-    /// Accepts the node's next connection, shakes hands and reads its registration.
+    /// Accepts the node's next connection, does the ZMTP handshake and reads the node's first frame.
     fn accept(&self) -> TcpStream {
         let mut stream = None;
         wait_for("the node to connect to the raw hub", T, || {
@@ -977,12 +1086,10 @@ impl RawHubListener {
         let mut command = vec![0x04, ready.len() as u8];
         command.extend_from_slice(&ready);
         s.write_all(&command).unwrap();
+        // The node opens its link handshake; this "hub" has no key to answer it with.
         let (flags, body) = read_frame(&mut s);
         assert_eq!(flags & 0x04, 0, "expected a message frame");
-        match decode_message(&body, &Limits::default()) {
-            Ok(Message::Registration(_)) => {}
-            other => panic!("expected the node's registration, got {other:?}"),
-        }
+        assert!(fleet_protocol::noise::is_handshake_1(&body), "expected the node's link handshake");
         s
     }
 }
@@ -1023,11 +1130,12 @@ fn claim_and_watch(link: &mut TcpStream, node: &mut Node, claim: u64) -> bool {
 
 #[test]
 fn a_node_survives_a_hub_that_claims_huge_frames_and_sends_100_mb_slowly() {
-    // Whoever plays the hub (a compromised hub, or anyone on the path while links are not
-    // encrypted) can write any frame header to a node.
+    // Whoever the node reaches when it dials its hub (a man in the middle, a spoofed hub address)
+    // can write any frame header to it before the link handshake: ZMTP framing comes first.
     let raw = RawHubListener::bind();
-    // A long link timeout, so the node keeps listening while the slow frame trickles in.
-    let mut node = NodeSpec::new(&raw.endpoint(), "victim").config("link_timeout = 60.0\n").start();
+    // The node waits connect_timeout (5 s) for the handshake answer: long enough for 100 MB at
+    // 1 MB per 10 ms, so without a guard the whole frame would reach zmq.rs.
+    let mut node = NodeSpec::new(&raw.endpoint(), "victim").start();
     let pid = node.pid().unwrap();
 
     let mut link = raw.accept();
@@ -1071,13 +1179,15 @@ fn a_node_survives_a_hub_that_claims_huge_frames_and_sends_100_mb_slowly() {
 // ---------------------------------------------------------------------------------------------
 // 5. The CLI and keys
 
-/// Runs `fleet ARGS...` with `FLEET_KEY` as given (or unset) and an empty config home.
-fn fleet_with_key(key: Option<&Path>, args: &[&str]) -> (Option<i32>, String, String) {
+/// Runs `fleet ARGS...` with `FLEET_KEY` as given (or unset), the test hub's public key pinned
+/// (`FLEET_HUB_KEY`) unless `hub_key` says otherwise, and an empty config home.
+fn fleet_with_keys(key: Option<&Path>, hub_key: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(fleet_bin());
     cmd.args(args)
         .env("XDG_CONFIG_HOME", home.path())
         .env("USER", "nobody-e2e")
+        .env("FLEET_HUB_KEY", hub_key)
         .env_remove("FLEET_HUB")
         .env_remove("FLEET_CONFIG")
         .env_remove("RUST_LOG")
@@ -1088,6 +1198,10 @@ fn fleet_with_key(key: Option<&Path>, args: &[&str]) -> (Option<i32>, String, St
     };
     let out = cmd.output().expect("run fleet");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn fleet_with_key(key: Option<&Path>, args: &[&str]) -> (Option<i32>, String, String) {
+    fleet_with_keys(key, &TestKeys::get().hub_public_key(), args)
 }
 
 #[test]
@@ -1118,10 +1232,26 @@ fn fleet_needs_a_private_key_that_only_its_owner_can_read() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("already exists"), "{stderr}");
 
-    // A key the hub and node do not trust is refused by the hub, with a message that says so.
+    // A console key the hub has not enrolled gets no link: nothing is sent, and the key waits in
+    // the hub's pending directory for an admin.
     let (code, stdout, stderr) = fleet_with_key(Some(&private), &["--hub", ep, "ping", "--json"]);
-    assert_ne!(code, Some(0), "an untrusted key must not ping: {stdout}");
+    assert_eq!(code, Some(4), "an unenrolled console must not ping\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("enrolled"), "the message points at enrollment: {stderr}");
+    let enroll_dir = enroll_dir_of(ep).expect("the harness's enrollment directory");
+    assert!(enroll_dir.join("pending").join("alice.pub").exists(), "alice's link key waits for acceptance");
+
+    // Enrolled but not a trusted caller: the link comes up, the hub refuses the request.
+    enroll_on(ep, "alice", &public);
+    let (code, stdout, stderr) = fleet_with_key(Some(&private), &["--hub", ep, "ping", "--json"]);
+    assert_ne!(code, Some(0), "an untrusted caller must not ping: {stdout}");
     assert!(format!("{stdout}{stderr}").contains("unknown caller 'alice'"), "stdout: {stdout}\nstderr: {stderr}");
+
+    // The right key but the wrong hub key pinned (a man in the middle would hold that one): no link.
+    let other_hub = KeyPair::generate();
+    let (_, other_hub_pub) = other_hub.save(&dir.path().join("mitm"), "hub").unwrap();
+    let (code, stdout, stderr) = fleet_with_keys(Some(&TestKeys::get().private_key()), &other_hub_pub, &["--hub", ep, "ping", "--json"]);
+    assert_eq!(code, Some(4), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("handshake"), "{stderr}");
 
     // A private key others can read is refused before anything is sent.
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -1131,7 +1261,7 @@ fn fleet_needs_a_private_key_that_only_its_owner_can_read() {
 
     // noded keygen: the same rules for a node key.
     let node_key = dir.path().join("node").join("web-01.key");
-    let out = Command::new(fleet_e2e::support::noded_bin())
+    let out = Command::new(noded_bin())
         .args(["keygen", "--out", node_key.to_str().unwrap()])
         .env_remove("NODED_CONFIG")
         .output()
@@ -1141,3 +1271,68 @@ fn fleet_needs_a_private_key_that_only_its_owner_can_read() {
     assert!(dir.path().join("node").join("web-01.pub").exists());
 }
 
+/// `noded hub --enroll-dir DIR enroll ARGS...`; panics unless it succeeds. Returns stdout.
+fn enroll(dir: &Path, args: &[&str]) -> String {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(noded_bin())
+        .env_remove("NODED_CONFIG")
+        .arg("--config")
+        .arg(config.path())
+        .args(["hub", "--enroll-dir", dir.to_str().unwrap(), "enroll"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "noded hub enroll {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn links_need_an_enrolled_key_and_the_pinned_hub_key() {
+    // A node whose key no hub has enrolled: an endpoint the harness has no enrollment for yet.
+    let endpoint = loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ep = format!("tcp://127.0.0.1:{port}");
+        if enroll_dir_of(&ep).is_none() {
+            break ep;
+        }
+    };
+    let node = NodeSpec::new(&endpoint, "newcomer").start();
+    let hub = Hub::start_on(&endpoint);
+    let dir = enroll_dir_of(hub.endpoint()).unwrap();
+    wait_for("the newcomer's key to wait in pending/", T, || dir.join("pending").join("newcomer.pub").exists());
+    assert_eq!(discover(hub.endpoint(), &[]), Vec::<String>::new(), "an unenrolled node is not attached");
+    let list = enroll(&dir, &["--list"]);
+    assert!(list.lines().any(|l| l.starts_with("pending") && l.contains("newcomer")), "{list}");
+    // Accepted by an admin, it attaches on its next try.
+    enroll(&dir, &["--accept", "newcomer"]);
+    wait_for_nodes(hub.endpoint(), &["newcomer"], Duration::from_secs(30));
+    assert!(node.log().contains("is this node's link key enrolled"), "the node said why it waited:\n{}", node.log());
+
+    // A console key that is not enrolled gets no answer to its handshake, and whatever it sends
+    // outside a link is dropped before it is even decoded.
+    let mut watcher = RawPeer::connect(hub.endpoint());
+    let dropped = watcher.hub_stats().dropped_frames;
+    let mallory = Caller::new("mallory");
+    let mut outsider = SealedPeer::connect(hub.endpoint(), &mallory.key, "mallory", &TestKeys::get().hub.public().link, Duration::from_secs(2));
+    assert!(outsider.session.is_none(), "an unenrolled console got a link");
+    let req = request("rpcutil", "ping", Map::new(), &["newcomer"]);
+    outsider.raw.send_raw_frame(signed_frame(&req));
+    wait_for("the hub to drop the handshake and the frame", T, || watcher.hub_stats().dropped_frames >= dropped + 2);
+    assert!(audit_lines(node.dir()).iter().all(|l| l["request_id"] != req.id.as_str()), "the node never saw it");
+
+    // The hub's key is pinned: a console pinning another key gets no link to the real hub...
+    let keys = TestKeys::get();
+    let wrong = KeyPair::generate();
+    let mitm_console = SealedPeer::connect(hub.endpoint(), &keys.key, "e2e", &wrong.public().link, Duration::from_secs(2));
+    assert!(mitm_console.session.is_none(), "a handshake pinned to another hub key completed");
+    // ...and a hub that does not hold the pinned key (a man in the middle) gets no node, even one
+    // it enrolled.
+    let mitm_dir = tempfile::tempdir().unwrap();
+    wrong.save(mitm_dir.path(), "mitm").unwrap();
+    let mitm_key = mitm_dir.path().join("mitm.key");
+    let mitm = Hub::start_with("", &["--hub", "tcp://127.0.0.1:0", "--hub-key-file", mitm_key.to_str().unwrap()]);
+    let fooled = NodeSpec::new(mitm.endpoint(), "pinned").start();
+    wait_for("the man in the middle to fail the node's handshake", T, || mitm.log().contains("handshake refused"));
+    wait_for("the node to give up on the handshake", T, || fooled.log().contains("link handshake"));
+    assert!(!mitm.log().contains("node joined"), "the node never attached to the impostor:\n{}", mitm.log());
+}

@@ -7,7 +7,8 @@
 //! re-sorted as replies change it). Each key's latency runs from when it was sent to when the
 //! frame that shows it has been drawn.
 //!
-//! `cargo run --release -p fleet --example console_latency [ROUNDS]`
+//! `cargo run --release -p fleet --example console_latency [ROUNDS] [BURST]` (BURST 1000: every
+//! reply of a round at once)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,8 @@ use ratatui::backend::TestBackend;
 use tokio::sync::mpsc::unbounded_channel;
 
 const NODES: usize = 1_000;
-/// Replies per burst and the pause between bursts: 1,000 replies in about half a second.
+/// Replies per burst (by default; the second argument) and the pause between bursts: 1,000
+/// replies in about half a second.
 const BURST: usize = 20;
 const BURST_EVERY: Duration = Duration::from_millis(10);
 const KEY_EVERY: Duration = Duration::from_millis(7);
@@ -35,6 +37,7 @@ fn key(c: char) -> Action {
 
 fn main() {
     let rounds: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let burst: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(BURST).max(1);
     let names: Vec<String> = (0..NODES).map(|i| format!("node-{i:04}.example.net")).collect();
     let mut app = App::new(AppInit::new(vec!["tcp://127.0.0.1:7402".into()], SystemTime::now()));
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("a test terminal");
@@ -56,11 +59,11 @@ fn main() {
         let producer = {
             let (tx, names, streaming) = (tx.clone(), names.clone(), streaming.clone());
             std::thread::spawn(move || {
-                for (i, chunk) in names.chunks(BURST).enumerate() {
+                for (i, chunk) in names.chunks(burst).enumerate() {
                     for (j, name) in chunk.iter().enumerate() {
-                        let status = if (i * BURST + j) % 97 == 0 { Status::Aborted } else { Status::Ok };
+                        let status = if (i * burst + j).is_multiple_of(97) { Status::Aborted } else { Status::Ok };
                         let mut reply = ReplyRow::new(name, status, "", 1.0 + (j as f64) / 10.0);
-                        reply.data = serde_json::json!({ "pong": 1_700_000_000_000u64 + (i * BURST + j) as u64 });
+                        reply.data = serde_json::json!({ "pong": 1_700_000_000_000u64 + (i * burst + j) as u64 });
                         let _ = tx.send(Action::Round { round, event: RequestEvent::Reply(Box::new(reply)) });
                     }
                     std::thread::sleep(BURST_EVERY);
@@ -121,7 +124,10 @@ fn main() {
         assert_eq!(shown.replied, NODES, "round {round}: every reply reached the grid");
     }
     let ms = |us: u64| us as f64 / 1000.0;
-    println!("console keypress-to-frame latency, {NODES} replies per round streaming in, 160x48, {rounds} rounds in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "console keypress-to-frame latency, {NODES} replies per round streaming in bursts of {burst}, 160x48, {rounds} rounds in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     println!(
         "  keys: {}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         latency.len(),

@@ -125,7 +125,7 @@ impl App {
             PanelId::Discovery => self.discovery.mode(),
             PanelId::Processes => Mode::Processes,
             PanelId::Inventory => self.inventory.mode(),
-            PanelId::Xen => Mode::Xen,
+            PanelId::Xen => self.xen.mode(),
             PanelId::Rpc => self.rpc.mode(),
             PanelId::Log => self.log.mode(),
         }

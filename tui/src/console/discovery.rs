@@ -721,11 +721,7 @@ impl Component for Discovery {
             Action::Members { filter, nodes } => self.on_members(&filter, &nodes),
             Action::Link(state) => self.link_up = matches!(state, LinkState::Connected { .. }),
             Action::Nav(nav) => self.move_cursor(nav),
-            Action::Search(edit) => {
-                if self.search.apply(edit) {
-                    self.restale();
-                }
-            }
+            Action::Search(edit) if self.search.apply(edit) => self.restale(),
             Action::ThemeChanged(theme) => self.theme = *theme,
             _ => {}
         }

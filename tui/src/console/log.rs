@@ -175,11 +175,7 @@ impl Component for LogPanel {
                     };
                 }
             }
-            Action::Search(edit) => {
-                if self.search.apply(edit) {
-                    self.cursor = 0;
-                }
-            }
+            Action::Search(edit) if self.search.apply(edit) => self.cursor = 0,
             Action::ThemeChanged(theme) => self.theme = *theme,
             _ => {}
         }

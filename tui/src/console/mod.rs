@@ -11,8 +11,8 @@
 //!
 //! # Contract for the Processes and Xen panels
 //!
-//! `processes.rs` and `xen.rs` are written in their own issues against this contract; until they
-//! land, [`pending`] stands in with the same shape. Each module provides:
+//! `processes.rs` and `xen.rs` are written in their own issues against this contract. Each module
+//! provides:
 //!
 //! - `pub struct ProcessesPanel` / `pub struct XenPanel` with `pub fn new(ctx: &PanelContext) -> Self`
 //!   and `impl Component` ([`component::Component`]). [`PanelContext`] carries the [`Theme`], the
@@ -62,16 +62,14 @@ pub mod inventory;
 pub mod keys;
 pub mod log;
 pub mod net;
-mod pending;
 pub mod record;
 pub mod rpc;
 pub mod search;
 pub mod theme;
 pub mod topbar;
 
-// TODO(lead): when tui/src/console/processes.rs and xen.rs land, replace this line with
-// `pub mod processes;` and `pub mod xen;` and delete pending.rs. Nothing else changes.
-pub use pending::{processes, xen};
+pub mod processes;
+pub mod xen;
 
 use std::io::{IsTerminal, Stdout};
 use std::path::PathBuf;
@@ -191,15 +189,20 @@ async fn event_loop(screen: &mut Screen, app: &mut App, inbox: &mut UnboundedRec
 }
 
 /// Applies `first` and whatever else is already waiting (up to [`MAX_BATCH`] actions), so a burst
-/// of replies costs one frame, not one per reply. Returns whether the screen must be redrawn.
+/// of replies costs one frame, not one per reply. A key press ends the batch: its frame is drawn
+/// before more replies are applied. Returns whether the screen must be redrawn.
 pub fn apply_burst(app: &mut App, first: Action, mut waiting: impl FnMut() -> Option<Action>, net: &mut dyn FnMut(NetCommand)) -> bool {
+    let mut key = matches!(first, Action::Key(_));
     let mut redraw = app.dispatch(first, net);
     for _ in 0..MAX_BATCH {
-        if app.should_quit() {
+        if key || app.should_quit() {
             break;
         }
         match waiting() {
-            Some(more) => redraw |= app.dispatch(more, net),
+            Some(more) => {
+                key = matches!(more, Action::Key(_));
+                redraw |= app.dispatch(more, net);
+            }
             None => break,
         }
     }

@@ -173,6 +173,7 @@ impl Work {
                 );
             }
             NetCommand::Xen(cmd) => {
+                let cmd = cmd.with_collective(&settings.collective);
                 tokio::spawn(async move { with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, actions).await).await });
             }
         }

@@ -428,10 +428,7 @@ impl RpcPanel {
             };
             return (text, 0);
         };
-        let form = self
-            .form
-            .as_ref()
-            .filter(|f| f.agent == ddl.metadata.name && self.focus == Focus::Form || (f.agent == ddl.metadata.name && self.focus == Focus::Results));
+        let form = self.form.as_ref().filter(|f| f.agent == ddl.metadata.name && matches!(self.focus, Focus::Form | Focus::Results));
         let Some(form) = form else {
             // Not in a form yet: describe what is under the cursor.
             let actions = self.action_names();
