@@ -49,6 +49,9 @@ pub struct NodeConfig {
     pub key_file: PathBuf,
     /// The hub's public key (its .pub file): links to a hub without it fail the handshake.
     pub hub_key: PathBuf,
+    /// Relay tcp:// hub links through the outbound frame guard (refuses oversized frames from a
+    /// hostile hub before zmq.rs reserves memory). Only an embedded, same-process hub turns it off.
+    pub link_guard: bool,
     /// Public keys of the callers this node trusts; the file name (without .pub) is the caller id.
     pub callers_dir: PathBuf,
     /// Action policies, one `<agent>.policy` file per agent.
@@ -88,6 +91,7 @@ impl Default for NodeConfig {
             xen_host_map: Default::default(), // issue 7
             key_file: PathBuf::from("/etc/fleet/node.key"),
             hub_key: PathBuf::from("/etc/fleet/hub.pub"),
+            link_guard: true,
             callers_dir: PathBuf::from("/etc/fleet/callers"),
             policy_dir: PathBuf::from("/etc/fleet/policies"),
             policy_default: "deny".into(),

@@ -347,7 +347,7 @@ async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Recei
         if *shutdown.borrow() {
             return;
         }
-        let connect = Link::connect(&hub, Duration::from_secs_f64(cfg.connect_timeout));
+        let connect = Link::connect_with(&hub, Duration::from_secs_f64(cfg.connect_timeout), cfg.link_guard);
         let link = tokio::select! {
             r = connect => r,
             _ = crate::until_set(&mut shutdown) => return,

@@ -1,5 +1,5 @@
 //! The hub's front door: a TCP relay that reads the ZMTP 3.x stream from each client as it passes
-//! and cuts the connection when a frame header claims more than the frame limit, before the
+//! and cuts the connection when a frame header claims more than the guard's ceiling, before the
 //! ZeroMQ ROUTER behind it can reserve memory for the claim.
 //!
 //! zmq.rs reserves buffer space for whatever length a frame header announces, before any of the

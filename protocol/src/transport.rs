@@ -7,8 +7,8 @@
 //! peer disconnects and the owner rebuilds it (see noded's link loop).
 //!
 //! On `tcp://` the hub's ROUTER is never exposed directly: it listens on an internal loopback port
-//! behind a [`FrameGuard`], which refuses frame headers over the frame limit before zmq.rs can
-//! reserve memory for them (see guard.rs).
+//! behind a [`FrameGuard`], which cuts a client whose frame header claims more than twice the frame
+//! limit before zmq.rs can reserve memory for it (see guard.rs).
 
 use std::time::Duration;
 
@@ -200,13 +200,20 @@ pub enum LinkState {
 impl Link {
     /// Connects to a hub, giving up after `timeout` (the TCP and ZMTP handshake included).
     pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Link, TransportError> {
+        Self::connect_with(endpoint, timeout, true).await
+    }
+
+    /// [`connect`](Self::connect), choosing whether a `tcp://` link goes through the outbound
+    /// frame guard (`guarded = false` only where the hub is this same process, as in `noded sim`
+    /// with an embedded hub).
+    pub async fn connect_with(endpoint: &str, timeout: Duration, guarded: bool) -> Result<Link, TransportError> {
         let mut opts = SocketOptions::default();
         opts.connect_timeout(timeout);
         let mut sock = DealerSocket::with_options(opts);
         let mut monitor = sock.monitor();
         // tcp:// links go through a local frame guard; ipc:// stays on this host and is direct.
         let (guard, target) = match endpoint.parse::<zeromq::Endpoint>() {
-            Ok(zeromq::Endpoint::Tcp(host, port)) => {
+            Ok(zeromq::Endpoint::Tcp(host, port)) if guarded => {
                 let host = host.to_string().trim_start_matches('[').trim_end_matches(']').to_string();
                 let guard = FrameGuard::bind_outbound(host, port, GuardLimits::default())
                     .await

@@ -41,9 +41,7 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.send(&keys::ctrl('u')).unwrap();
     console.send("country=uk").unwrap();
     console.send(keys::ENTER).unwrap();
-    let screen = console
-        .wait_for("the uk nodes", WAIT, |s| s.contains("2 / 2") && s.contains("2 ok") && UK.iter().all(|n| grid(s).contains(n)))
-        .unwrap();
+    let screen = console.wait_for("the uk nodes", WAIT, |s| s.contains("2 / 2") && s.contains("2 ok") && UK.iter().all(|n| grid(s).contains(n))).unwrap();
     for other in NOT_UK {
         assert!(!grid(&screen).contains(other), "{other} does not match country=uk:\n{screen}");
     }

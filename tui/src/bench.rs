@@ -13,6 +13,9 @@ use crate::request::{self, DiscoveryMethod, Spec};
 
 /// A hub and `nodes` sim nodes on loopback, and a client attached, every node registered.
 async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
+    // FLEET_BENCH_LINK_GUARD=0 measures the sim nodes without their outbound frame guards (the
+    // hub here is the same process), to show what that layer costs.
+    let link_guard = std::env::var("FLEET_BENCH_LINK_GUARD").map(|v| v != "0").unwrap_or(true);
     let security = crate::demo::DemoSecurity::create("bench")?;
     crate::client::set_default_signer(security.signer.clone());
     crate::client::set_hub_key(security.hub_key.public().link);
@@ -23,6 +26,7 @@ async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
         heartbeat_interval: 30.0,
         connect_timeout: 30.0,
         policy_dir: security.policy_dir(),
+        link_guard,
         ..Default::default()
     };
     let started = std::time::Instant::now();

@@ -266,6 +266,24 @@ pub enum Nav {
     Bottom,
 }
 
+impl Nav {
+    /// Where a cursor at `pos` in a list of `len` goes, `page` rows to a screen.
+    pub fn step(self, pos: usize, len: usize, page: usize) -> usize {
+        if len == 0 {
+            return 0;
+        }
+        let page = page.max(1);
+        match self {
+            Nav::Down => (pos + 1).min(len - 1),
+            Nav::Up => pos.saturating_sub(1),
+            Nav::PageDown => (pos + page).min(len - 1),
+            Nav::PageUp => pos.saturating_sub(page),
+            Nav::Top => 0,
+            Nav::Bottom => len - 1,
+        }
+    }
+}
+
 /// The `/` search line of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchEdit {

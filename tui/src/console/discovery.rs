@@ -399,20 +399,11 @@ impl Discovery {
     }
 
     fn move_cursor(&mut self, nav: Nav) {
-        let pos = self.cursor_pos();
         let len = self.view().len();
         if len == 0 {
             return;
         }
-        let page = self.page.get().max(1);
-        let pos = match nav {
-            Nav::Down => (pos + 1).min(len - 1),
-            Nav::Up => pos.saturating_sub(1),
-            Nav::PageDown => (pos + page).min(len - 1),
-            Nav::PageUp => pos.saturating_sub(page),
-            Nav::Top => 0,
-            Nav::Bottom => len - 1,
-        };
+        let pos = nav.step(self.cursor_pos(), len, self.page.get());
         let row = self.view()[pos];
         self.cursor = Some(self.rows[row].identity.clone());
     }

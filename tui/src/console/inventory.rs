@@ -303,27 +303,14 @@ impl Inventory {
     }
 
     fn move_cursor(&mut self, nav: Nav) -> Option<Action> {
-        let page = self.page.get().max(1);
-        let step = |pos: usize, len: usize| -> usize {
-            if len == 0 {
-                return 0;
-            }
-            match nav {
-                Nav::Down => (pos + 1).min(len - 1),
-                Nav::Up => pos.saturating_sub(1),
-                Nav::PageDown => (pos + page).min(len - 1),
-                Nav::PageUp => pos.saturating_sub(page),
-                Nav::Top => 0,
-                Nav::Bottom => len - 1,
-            }
-        };
+        let page = self.page.get();
         match self.focus {
             Focus::Nodes => {
                 let shown = self.shown_nodes();
                 if shown.is_empty() {
                     return None;
                 }
-                let next = shown[step(self.node_pos(), shown.len())].to_string();
+                let next = shown[nav.step(self.node_pos(), shown.len(), page)].to_string();
                 if self.selected.as_deref() != Some(next.as_str()) {
                     self.selected = Some(next);
                     self.detail_cursor = 0;
@@ -332,7 +319,7 @@ impl Inventory {
                 None
             }
             Focus::Details => {
-                self.detail_cursor = step(self.detail_cursor, self.detail_len());
+                self.detail_cursor = nav.step(self.detail_cursor, self.detail_len(), page);
                 None
             }
         }

@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use serde_json::Map;
 
-use super::action::{Action, Nav, PanelId, Scope, SearchEdit};
+use super::action::{Action, PanelId, Scope, SearchEdit};
 use super::component::{Component, PanelContext};
 use super::discovery::{scroll_top, text_edit};
 use super::keys::{Keymap, Mode};
@@ -161,20 +161,7 @@ impl Component for LogPanel {
                 let record = self.shown().get(self.cursor).map(|r| (*r).clone())?;
                 return Some(Action::Batch(vec![Action::Reopen(Box::new(record)), Action::FocusPanel(PanelId::Rpc)]));
             }
-            Action::Nav(nav) => {
-                let len = self.shown().len();
-                if len > 0 {
-                    let page = self.page.get().max(1);
-                    self.cursor = match nav {
-                        Nav::Down => (self.cursor + 1).min(len - 1),
-                        Nav::Up => self.cursor.saturating_sub(1),
-                        Nav::PageDown => (self.cursor + page).min(len - 1),
-                        Nav::PageUp => self.cursor.saturating_sub(page),
-                        Nav::Top => 0,
-                        Nav::Bottom => len - 1,
-                    };
-                }
-            }
+            Action::Nav(nav) => self.cursor = nav.step(self.cursor, self.shown().len(), self.page.get()),
             Action::Search(edit) if self.search.apply(edit) => self.cursor = 0,
             Action::ThemeChanged(theme) => self.theme = *theme,
             _ => {}
@@ -237,7 +224,7 @@ impl Component for LogPanel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::action::{ReplyRow, RequestEvent, RequestInfo};
+    use crate::console::action::{Nav, ReplyRow, RequestEvent, RequestInfo};
     use fleet_protocol::Status;
 
     fn panel() -> LogPanel {

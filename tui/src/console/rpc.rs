@@ -183,30 +183,17 @@ impl RpcPanel {
     }
 
     fn move_cursor(&mut self, nav: Nav) {
-        let page = self.page.get().max(1);
-        let step = |pos: usize, len: usize| -> usize {
-            if len == 0 {
-                return 0;
-            }
-            match nav {
-                Nav::Down => (pos + 1).min(len - 1),
-                Nav::Up => pos.saturating_sub(1),
-                Nav::PageDown => (pos + page).min(len - 1),
-                Nav::PageUp => pos.saturating_sub(page),
-                Nav::Top => 0,
-                Nav::Bottom => len - 1,
-            }
-        };
+        let page = self.page.get();
         match self.focus {
             Focus::Agents => {
                 let before = self.agent_cursor;
-                self.agent_cursor = step(self.agent_cursor, self.agents.len());
+                self.agent_cursor = nav.step(self.agent_cursor, self.agents.len(), page);
                 if before != self.agent_cursor {
                     self.action_cursor = 0;
                 }
             }
-            Focus::Actions => self.action_cursor = step(self.action_cursor, self.action_names().len()),
-            Focus::Results => self.result_cursor = step(self.result_cursor, self.result_rows().len()),
+            Focus::Actions => self.action_cursor = nav.step(self.action_cursor, self.action_names().len(), page),
+            Focus::Results => self.result_cursor = nav.step(self.result_cursor, self.result_rows().len(), page),
             Focus::Form => {}
         }
     }
