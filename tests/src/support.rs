@@ -913,3 +913,38 @@ impl RawZmtp {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The stand-in hypervisor (tests/support/xl-standin)
+
+/// The stand-in for Xen's `xl` that the xen tests run the real agent against.
+pub mod standin {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// Path of the stand-in script.
+    pub fn path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join("xl-standin")
+    }
+
+    /// Runs a stand-in set-up command (`seed`, `load`, `show`) against `state`; returns its stdout.
+    pub fn run(state: &Path, args: &[&str]) -> String {
+        let out = Command::new(path()).args(args).env("XL_STANDIN_STATE", state).output().expect("run xl-standin");
+        assert!(out.status.success(), "xl-standin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the stand-in's `xl list` shows for `dom0`, as sorted domU names (Domain-0 left out).
+    pub fn xl_list(state: &Path, dom0: &str) -> Vec<String> {
+        let out = Command::new(path()).arg("list").env("XL_STANDIN_STATE", state).env("XL_STANDIN_HOST", dom0).output().expect("xl list");
+        assert!(out.status.success());
+        let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .filter(|n| n != "Domain-0")
+            .collect();
+        names.sort();
+        names
+    }
+}

@@ -7,11 +7,10 @@
 //! Nothing sleeps to synchronise: every wait looks at the screen or the state under a deadline.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use fleet_e2e::pty::{PtyCommand, PtySession, keys};
-use fleet_e2e::support::{Hub, Node, NodeSpec, TestKeys, fleet, fleet_bin, wait_for, wait_for_nodes};
+use fleet_e2e::support::{Hub, Node, NodeSpec, TestKeys, fleet, fleet_bin, standin, wait_for, wait_for_nodes};
 use tempfile::TempDir;
 
 const XEN_A: &str = "xen-a";
@@ -22,28 +21,6 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// Time for the panel's first answers (it asks every 5 s) and for a migration to show.
 const SCREEN: Duration = Duration::from_secs(30);
 
-fn standin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join("xl-standin")
-}
-
-fn standin_cmd(state: &Path, args: &[&str]) {
-    let out = Command::new(standin()).args(args).env("XL_STANDIN_STATE", state).output().expect("run xl-standin");
-    assert!(out.status.success(), "xl-standin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// What the stand-in's `xl list` shows for `dom0`, as domU names (Domain-0 left out).
-fn xl_list(state: &Path, dom0: &str) -> Vec<String> {
-    let out = Command::new(standin()).arg("list").env("XL_STANDIN_STATE", state).env("XL_STANDIN_HOST", dom0).output().expect("xl list");
-    assert!(out.status.success());
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
-        .filter(|n| n != "Domain-0")
-        .collect();
-    names.sort();
-    names
-}
 
 /// A hub and two dom0 nodes on the stand-in, sharing `state` (as in `tests/xen.rs`).
 struct Dom0s {
@@ -55,15 +32,15 @@ struct Dom0s {
 impl Dom0s {
     fn start() -> Dom0s {
         let state = tempfile::Builder::new().prefix("fleet-xl-standin-").tempdir().expect("tempdir");
-        standin_cmd(state.path(), &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", "web2:2048:2:30"]);
-        standin_cmd(state.path(), &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
+        standin::run(state.path(), &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", "web2:2048:2:30"]);
+        standin::run(state.path(), &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
         let hub = Hub::start();
         let node = |name: &str, config: &str| {
             let loadavg = state.path().join(format!("{name}.loadavg"));
             NodeSpec::new(hub.endpoint(), name)
                 .config(config)
                 .arg("--xl-path")
-                .arg(standin().display().to_string())
+                .arg(standin::path().display().to_string())
                 .env("XL_STANDIN_STATE", &state.path().display().to_string())
                 .env("XL_STANDIN_HOST", name)
                 .env("XL_STANDIN_MIGRATE_SECONDS", "0.1")
@@ -153,20 +130,20 @@ fn the_xen_panel_migrates_a_domu_after_confirmation() {
     console.send("m").unwrap();
     let screen = console.wait_for_text("Migrate web1 from xen-a to", SCREEN).unwrap();
     assert!(line_with(&screen, "│ > xen-b ").contains("load 0.2"), "{screen}");
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["web1", "web2"], "nothing moves before the confirmation");
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["web1", "web2"], "nothing moves before the confirmation");
 
     // enter: the confirmation says exactly what moves where; y does it.
     console.send(keys::ENTER).unwrap();
     let screen = console.wait_for_text("Migrate web1 to xen-b?", SCREEN).unwrap();
     assert!(screen.contains("Live-migrate domU web1 (1024 MiB, 2 vCPU(s)"), "{screen}");
     assert!(screen.contains("from  xen-a") && screen.contains("to    xen-b"), "{screen}");
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["web1", "web2"], "nothing moves before y");
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["web1", "web2"], "nothing moves before y");
     console.send("y").unwrap();
 
     // The domU now runs on xen-b: in the stand-in's state, for `fleet xen find`, and on screen,
     // where the cursor followed it and the history has the migration.
-    wait_for("web1 on xen-b in the stand-in's xl list", SCREEN, || xl_list(dom0s.state(), XEN_B) == ["db1", "web1"]);
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["web2"]);
+    wait_for("web1 on xen-b in the stand-in's xl list", SCREEN, || standin::xl_list(dom0s.state(), XEN_B) == ["db1", "web1"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["web2"]);
     let out = fleet(dom0s.hub.endpoint(), &["xen", "find", "web1", "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.json()["found_on"], serde_json::json!([XEN_B]), "{out}");
@@ -197,7 +174,7 @@ fn read_only_refuses_to_migrate() {
     console.wait_for_all(&["domUs on xen-a", "web1", "read-only"], SCREEN).unwrap();
     console.send("m").unwrap();
     console.wait_for_text("read-only: migrating is disabled", SCREEN).unwrap();
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["web1", "web2"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["web1", "web2"]);
     console.send(keys::CTRL_C).unwrap();
     assert!(console.wait_exit(Duration::from_secs(10)).unwrap().success());
 }

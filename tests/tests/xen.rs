@@ -5,11 +5,10 @@
 //!
 //! Nothing sleeps to synchronise: every wait polls for the state it needs under a deadline.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use fleet_e2e::support::{Hub, Node, NodeSpec, Output, fleet, wait_for_nodes};
+use fleet_e2e::support::{Hub, Node, NodeSpec, Output, fleet, standin, wait_for_nodes};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -19,30 +18,6 @@ const XEN_B: &str = "xen-b";
 const XEN_B_ADDRESS: &str = "10.77.0.2";
 const STARTUP: Duration = Duration::from_secs(20);
 
-fn standin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("support").join("xl-standin")
-}
-
-/// Runs an `xl-standin` set-up command against `state`.
-fn standin_cmd(state: &Path, args: &[&str]) -> String {
-    let out = Command::new(standin()).args(args).env("XL_STANDIN_STATE", state).output().expect("run xl-standin");
-    assert!(out.status.success(), "xl-standin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// What the stand-in's `xl list` shows for `dom0`, as domU names (Domain-0 left out).
-fn xl_list(state: &Path, dom0: &str) -> Vec<String> {
-    let out = Command::new(standin()).arg("list").env("XL_STANDIN_STATE", state).env("XL_STANDIN_HOST", dom0).output().expect("xl list");
-    assert!(out.status.success());
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
-        .filter(|n| n != "Domain-0")
-        .collect();
-    names.sort();
-    names
-}
 
 /// Two dom0 nodes on the stand-in, sharing `state`.
 struct Dom0s {
@@ -61,7 +36,7 @@ impl Dom0s {
             NodeSpec::new(hub.endpoint(), name)
                 .config(config)
                 .arg("--xl-path")
-                .arg(standin().display().to_string())
+                .arg(standin::path().display().to_string())
                 .env("XL_STANDIN_STATE", &state.path().display().to_string())
                 .env("XL_STANDIN_HOST", name)
                 .env("XL_STANDIN_MIGRATE_SECONDS", "0.1")
@@ -110,8 +85,8 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn find_migrate_and_see_the_domu_on_the_other_dom0() {
     let long = "a-very-long-domain-name-for-the-billing-cluster-node-0001";
     let dom0s = Dom0s::start(|state| {
-        standin_cmd(state, &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", &format!("{long}:512:1:5")]);
-        standin_cmd(state, &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
+        standin::run(state, &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", &format!("{long}:512:1:5")]);
+        standin::run(state, &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
     });
 
     // Which dom0 runs web1?
@@ -144,7 +119,7 @@ fn find_migrate_and_see_the_domu_on_the_other_dom0() {
     assert!(out.stderr.contains("This will live-migrate one domU:"), "{out}");
     assert!(out.stderr.contains("from   xen-a") && out.stderr.contains("to     xen-b"), "{out}");
     assert!(out.stderr.contains("cancelled; nothing was migrated"), "{out}");
-    assert_eq!(xl_list(dom0s.state(), XEN_A), [long, "web1"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), [long, "web1"]);
 
     // With --yes it moves, through xen-a's host map (the stand-in knows xen-b only by that address).
     let out = dom0s.fleet(&["xen", "migrate", "web1", XEN_B, "--yes", "--json"]);
@@ -153,8 +128,8 @@ fn find_migrate_and_see_the_domu_on_the_other_dom0() {
     assert_eq!(doc["result"]["success"], true, "{out}");
     assert!(doc["result"]["message"].as_str().unwrap().contains("Migration successful."), "{out}");
     assert_eq!(doc["now_on"], serde_json::json!([XEN_B]), "{out}");
-    assert_eq!(xl_list(dom0s.state(), XEN_A), [long]);
-    assert_eq!(xl_list(dom0s.state(), XEN_B), ["db1", "web1"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), [long]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_B), ["db1", "web1"]);
     let out = dom0s.fleet(&["xen", "list", "--json"]);
     assert_eq!(placement(&out), pairs(&[("web1", XEN_B), (long, XEN_A), ("db1", XEN_B)]), "{out}");
     let out = dom0s.fleet(&["xen", "find", "web1", "--json"]);
@@ -182,15 +157,15 @@ fn find_migrate_and_see_the_domu_on_the_other_dom0() {
     let msg = reply["status_msg"].as_str().unwrap();
     assert!(msg.starts_with("xl migrate db1 xen-c failed (exit status: 1)"), "{out}");
     assert!(msg.contains("ssh: Could not resolve hostname xen-c"), "{out}");
-    assert_eq!(xl_list(dom0s.state(), XEN_B), ["db1", "web1"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_B), ["db1", "web1"]);
 }
 
 #[test]
 fn balance_apply_on_an_induced_overload_moves_exactly_the_planned_domu() {
     let dom0s = Dom0s::start(|state| {
         // xen-a is over the threshold and "busy" eats CPU; xen-b idles.
-        standin_cmd(state, &["seed", "--host", XEN_A, "--load", "2.5,2.0,1.5", "--domu", "busy:2048:2:100:0.8", "--domu", "idle:512:1:50:0.0", "--domu", "calm:512:1:70:0.05"]);
-        standin_cmd(state, &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.1", "--domu", "db1:4096:4:900"]);
+        standin::run(state, &["seed", "--host", XEN_A, "--load", "2.5,2.0,1.5", "--domu", "busy:2048:2:100:0.8", "--domu", "idle:512:1:50:0.0", "--domu", "calm:512:1:70:0.05"]);
+        standin::run(state, &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.1", "--domu", "db1:4096:4:900"]);
     });
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("balancer.toml");
@@ -221,7 +196,7 @@ fn balance_apply_on_an_induced_overload_moves_exactly_the_planned_domu() {
     assert!(reason.starts_with("xen-a over 1.0 for ") && reason.contains("; busy ate ") && reason.ends_with("; xen-b has 1 of 4 VMs, load 0.1"), "{reason}");
     assert_eq!(doc["plan"]["migrations"][0]["address"], XEN_B_ADDRESS, "{out}");
     assert_eq!(doc["results"], serde_json::json!([]), "{out}");
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["busy", "calm", "idle"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["busy", "calm", "idle"]);
 
     // The text form shows the plan with its reason.
     let out = dom0s.fleet(&["xen", "balance", "--policy", &policy, "--observe", "0.8"]);
@@ -237,8 +212,8 @@ fn balance_apply_on_an_induced_overload_moves_exactly_the_planned_domu() {
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{out}");
     assert_eq!((results[0]["domain"].as_str(), results[0]["success"].as_bool()), (Some("busy"), Some(true)), "{out}");
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["calm", "idle"]);
-    assert_eq!(xl_list(dom0s.state(), XEN_B), ["busy", "db1"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["calm", "idle"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_B), ["busy", "db1"]);
 
     // The barrier: xen-a is still over (its load is pinned by the test), but it just sent a domU,
     // so the next round leaves it to settle instead of moving another one at once.
@@ -251,7 +226,7 @@ fn balance_apply_on_an_induced_overload_moves_exactly_the_planned_domu() {
         rejected.iter().any(|r| r["considered"] == "source" && r["why"].as_str().unwrap().contains("settling: sent busy to xen-b")),
         "{out}"
     );
-    assert_eq!(xl_list(dom0s.state(), XEN_A), ["calm", "idle"]);
+    assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["calm", "idle"]);
 }
 
 #[test]
