@@ -30,6 +30,25 @@ impl Signer {
 
 static DEFAULT_SIGNER: OnceLock<Signer> = OnceLock::new();
 static HUB_LINK_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+static KNOWN_NODES: OnceLock<fleet_protocol::keys::Keyring> = OnceLock::new();
+
+/// The nodes' public keys this console knows (`$XDG_CONFIG_HOME/fleet/nodes/<identity>.pub`), to
+/// check the signature on every reply. Set once at start-up.
+pub fn set_known_nodes(ring: fleet_protocol::keys::Keyring) {
+    let _ = KNOWN_NODES.set(ring);
+}
+
+/// What the signature on a reply says about its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureCheck {
+    /// Signed by the key this console knows for that node.
+    Verified,
+    /// No key for that node here, so it could not be checked.
+    Unverified,
+    /// Unsigned, signed by someone else, or altered: not from that node.
+    Bad,
+}
 
 /// Pins the hub's link key for every new [`Client`] (once, at start-up).
 pub fn set_hub_key(link: [u8; 32]) {
@@ -52,6 +71,8 @@ pub struct Client {
     hub: String,
     signer: Option<Signer>,
     session: fleet_protocol::noise::Session,
+    /// Signature checks of the replies received, by (request id, sender).
+    checks: std::collections::HashMap<(String, String), SignatureCheck>,
 }
 
 impl Client {
@@ -87,7 +108,7 @@ impl Client {
                             continue;
                         }
                     };
-                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone(), signer: Some(signer.clone()), session };
+                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone(), signer: Some(signer.clone()), session, checks: Default::default() };
                     let name = format!("fleet-{}", std::process::id());
                     c.send(&Message::Hello(Hello { name, subscribe })).await?;
                     return Ok(c);
@@ -100,6 +121,19 @@ impl Client {
 
     pub fn hub(&self) -> &str {
         &self.hub
+    }
+
+    fn check_reply(&self, frame: &[u8], sender: &str) -> SignatureCheck {
+        let Some(ring) = KNOWN_NODES.get().filter(|r| r.get(sender).is_some()) else { return SignatureCheck::Unverified };
+        match fleet_protocol::Envelope::from_frame(frame, &self.limits).map(|env| env.verify(ring)) {
+            Ok(Ok(signer)) if signer == sender => SignatureCheck::Verified,
+            _ => SignatureCheck::Bad,
+        }
+    }
+
+    /// The signature check of a reply this client received.
+    pub fn reply_check(&self, request_id: &str, sender: &str) -> SignatureCheck {
+        self.checks.get(&(request_id.to_string(), sender.to_string())).copied().unwrap_or(SignatureCheck::Unverified)
     }
 
     pub fn signer(&self) -> Option<&Signer> {
@@ -138,6 +172,17 @@ impl Client {
                 }
             };
             match decode_message(&frame, &self.limits) {
+                Ok(Message::Reply(r)) => {
+                    let check = self.check_reply(&frame, &r.sender);
+                    if check == SignatureCheck::Bad {
+                        tracing::warn!(sender = %r.sender, request = %r.request_id, "reply signature does not check against the node's key");
+                    }
+                    if self.checks.len() > 100_000 {
+                        self.checks.clear();
+                    }
+                    self.checks.insert((r.request_id.clone(), r.sender.clone()), check);
+                    return Ok(Message::Reply(r));
+                }
                 Ok(m) => return Ok(m),
                 Err(e) => tracing::warn!(error = %e, "dropping malformed frame from hub"),
             }

@@ -104,8 +104,10 @@ async fn round(ctx: &Ctx, spec: &Spec, out: &OutputArgs) -> Result<Outcome> {
     let outcome = request::run(&mut client, spec, |p| {
         bar.on(p);
         if jsonl {
-            if let Progress::Reply { reply, expected, rtt } = p {
-                jsonl_line(&reply_json(reply, rtt.as_secs_f64() * 1000.0, *expected));
+            if let Progress::Reply { reply, expected, rtt, signature } = p {
+                let mut line = reply_json(reply, rtt.as_secs_f64() * 1000.0, *expected);
+                line["signature"] = json!(signature);
+                jsonl_line(&line);
             }
         }
     })
@@ -135,7 +137,11 @@ fn summary_json(o: &Outcome) -> Value {
 fn full_json(o: &Outcome) -> Value {
     json!({
         "request_id": o.request_id, "discovered": o.discovered,
-        "replies": o.replies.iter().map(|r| reply_json(&r.reply, r.time_ms, r.expected)).collect::<Vec<_>>(),
+        "replies": o.replies.iter().map(|r| {
+            let mut v = reply_json(&r.reply, r.time_ms, r.expected);
+            v["signature"] = json!(r.signature);
+            v
+        }).collect::<Vec<_>>(),
         "no_reply": o.no_reply, "summary": summary_json(o),
     })
 }
@@ -155,7 +161,11 @@ pub async fn ping(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
         let mut sorted: Vec<_> = o.replies.iter().collect();
         sorted.sort_by(|a, b| a.time_ms.total_cmp(&b.time_ms));
         for r in &sorted {
-            let mark = if r.expected { "" } else { "  (not discovered)" };
+            let mark = match (r.expected, r.signature) {
+                (_, crate::client::SignatureCheck::Bad) => "  (BAD SIGNATURE: not from this node)",
+                (false, _) => "  (not discovered)",
+                _ => "",
+            };
             if r.reply.status.is_ok() {
                 println!("{:<40} time={:.2} ms{mark}", r.reply.sender, r.time_ms);
             } else {
@@ -396,7 +406,11 @@ fn print_replies(act: &fleet_ddl::Action, o: &Outcome, display: Display) {
         if !show {
             continue;
         }
-        let mark = if r.expected { "" } else { " (not discovered)" };
+        let mark = match (r.expected, r.signature) {
+            (_, crate::client::SignatureCheck::Bad) => " (BAD SIGNATURE: not from this node)",
+            (false, _) => " (not discovered)",
+            _ => "",
+        };
         if !ok {
             println!("{:<40} {}: {}{mark}", r.reply.sender, r.reply.status, r.reply.status_msg);
             continue;

@@ -105,6 +105,15 @@ impl ClientConfig {
         directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("hub.pub"))
     }
 
+    /// Where the nodes' public keys are kept for checking reply signatures: FLEET_NODES_DIR or
+    /// `$XDG_CONFIG_HOME/fleet/nodes`.
+    pub fn nodes_dir() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("FLEET_NODES_DIR") {
+            return Some(PathBuf::from(p));
+        }
+        directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("nodes"))
+    }
+
     pub fn keys_dir() -> Option<PathBuf> {
         directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("keys"))
     }

@@ -82,6 +82,10 @@ impl DemoSecurity {
     pub fn for_node(&self, identity: &str, audit: bool) -> Result<Security> {
         let key = Arc::new(KeyPair::generate());
         self.enroll(identity, &key)?;
+        // The console checks every reply's signature against these.
+        let nodes = self.dir.path().join("nodes");
+        std::fs::create_dir_all(&nodes)?;
+        std::fs::write(nodes.join(format!("{identity}.pub")), key.public().to_file_text(identity))?;
         let audit = if audit {
             Audit::open(self.dir.path().join("audit").join(format!("{identity}.log")), 8 * 1024 * 1024, 2)?
         } else {

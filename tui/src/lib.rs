@@ -57,6 +57,12 @@ pub fn main_entry() -> i32 {
     };
     // The signing key: loaded once; commands that send requests refuse to run without it.
     if !matches!(cli.command, Some(Command::Demo { .. }) | Some(Command::Keygen { .. })) {
+        if let Some(dir) = ClientConfig::nodes_dir().filter(|d| d.is_dir()) {
+            match fleet_protocol::keys::Keyring::load(&dir) {
+                Ok(ring) => client::set_known_nodes(ring),
+                Err(e) => eprintln!("fleet: warning: cannot read node keys in {}: {e}", dir.display()),
+            }
+        }
         if let Some(path) = cfg.hub_key_path().filter(|p| p.exists()) {
             match fleet_protocol::keys::PublicKeys::load(&path) {
                 Ok(k) => client::set_hub_key(k.link),
@@ -136,11 +142,21 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
             let fleet = demo::start().await?;
             client::set_default_signer(fleet.security.signer.clone());
             client::set_hub_key(fleet.security.hub_key.public().link);
+            if let Ok(ring) = fleet_protocol::keys::Keyring::load(&fleet.security.dir.path().join("nodes")) {
+                client::set_known_nodes(ring);
+            }
             if headless {
                 let key = fleet.security.dir.path().join("keys").join("demo.key");
                 println!("demo hub listening on {}", fleet.endpoint);
                 let hub_pub = fleet.security.dir.path().join("hub.pub");
-                println!("try: FLEET_KEY={} FLEET_HUB_KEY={} fleet --hub {} ping", key.display(), hub_pub.display(), fleet.endpoint);
+                let nodes = fleet.security.dir.path().join("nodes");
+                println!(
+                    "try: FLEET_KEY={} FLEET_HUB_KEY={} FLEET_NODES_DIR={} fleet --hub {} ping",
+                    key.display(),
+                    hub_pub.display(),
+                    nodes.display(),
+                    fleet.endpoint
+                );
                 tokio::signal::ctrl_c().await?;
                 fleet.stop();
                 return Ok(0);

@@ -47,7 +47,7 @@ pub struct Spec {
 pub enum Progress {
     Discovered(Vec<String>),
     Sent { request_id: String, unknown: Vec<String> },
-    Reply { reply: Box<Reply>, expected: bool, rtt: Duration },
+    Reply { reply: Box<Reply>, expected: bool, rtt: Duration, signature: crate::client::SignatureCheck },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -58,6 +58,8 @@ pub struct ReplyRecord {
     pub time_ms: f64,
     /// False for a reply from a node that was not discovered.
     pub expected: bool,
+    /// Whether the reply's signature checks against the node's key.
+    pub signature: crate::client::SignatureCheck,
 }
 
 /// The result of a round.
@@ -229,8 +231,9 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
                 let expected = expected_set.contains(&r.sender);
                 waiting.remove(&r.sender);
                 let rtt = sent_at.elapsed();
-                on(&Progress::Reply { reply: r.clone(), expected, rtt });
-                replies.push(ReplyRecord { reply: *r, time_ms: rtt.as_secs_f64() * 1000.0, expected });
+                let signature = client.reply_check(&r.request_id, &r.sender);
+                on(&Progress::Reply { reply: r.clone(), expected, rtt, signature });
+                replies.push(ReplyRecord { reply: *r, time_ms: rtt.as_secs_f64() * 1000.0, expected, signature });
             }
             Message::Dispatched(d) if d.request_id == id => {
                 on(&Progress::Sent { request_id: id.clone(), unknown: d.unknown.clone() });

@@ -821,6 +821,7 @@ mod tests {
             reply: Reply { request_id: "r".into(), sender: sender.into(), status, status_msg: if status.is_ok() { "OK".into() } else { "xl not found".into() }, data, elapsed_us: 0 },
             time_ms: 5.0,
             expected: true,
+            signature: crate::client::SignatureCheck::Unverified,
         }
     }
 

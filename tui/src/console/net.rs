@@ -332,7 +332,16 @@ async fn resync(client: &mut Client, settings: &NetSettings, actions: &Unbounded
 fn request_event(p: &Progress) -> Option<RequestEvent> {
     match p {
         Progress::Discovered(nodes) => Some(RequestEvent::Discovered(nodes.clone())),
-        Progress::Reply { reply, expected, rtt } => Some(RequestEvent::Reply(Box::new(ReplyRow {
+        // A reply whose signature does not check against the node's key is shown as failed.
+        Progress::Reply { reply, expected, rtt, signature: crate::client::SignatureCheck::Bad } => Some(RequestEvent::Reply(Box::new(ReplyRow {
+            sender: reply.sender.clone(),
+            status: fleet_protocol::Status::UnknownError,
+            message: "BAD SIGNATURE: this reply does not check against the node's key".into(),
+            data: serde_json::Value::Null,
+            ms: rtt.as_secs_f64() * 1000.0,
+            expected: *expected,
+        }))),
+        Progress::Reply { reply, expected, rtt, .. } => Some(RequestEvent::Reply(Box::new(ReplyRow {
             sender: reply.sender.clone(),
             status: reply.status,
             message: reply.status_msg.clone(),
