@@ -302,10 +302,10 @@ impl NodeState {
         let timeout = Duration::from_secs(agent.ddl().metadata.timeout);
         info!(request = %req.id, caller = %caller, agent = %req.agent, action = %req.action, "running action");
         let meta = crate::agents::RequestMeta::of(&req);
-        let audit_req = Request { args: req.args.clone(), ..req.clone() };
-        let fut = agent.call(self.clone(), meta, &req.action, std::mem::take(&mut req.args));
+        // The request keeps its arguments for the audit line written after the action.
+        let fut = agent.call(self.clone(), meta, &req.action, req.args.clone());
         let outcome = tokio::time::timeout(timeout, fut).await;
-        self.audit(Some(&audit_req), &caller, AuditDecision::Allowed, decision.rule, started);
+        self.audit(Some(&req), &caller, AuditDecision::Allowed, decision.rule, started);
         if !wants_reply {
             return None;
         }

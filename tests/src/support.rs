@@ -171,6 +171,43 @@ fn signal(child: &Child, sig: rustix::process::Signal) {
     let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
 }
 
+/// A child process the harness owns: signalled, waited for and reaped the same way for hubs and
+/// nodes.
+#[derive(Default)]
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
+    fn sigkill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            signal(&child, rustix::process::Signal::KILL);
+            let _ = child.wait();
+        }
+    }
+
+    fn sigterm(&mut self) {
+        if let Some(child) = &self.0 {
+            signal(child, rustix::process::Signal::TERM);
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = wait_child(self.0.as_mut()?, timeout)?;
+        self.0 = None;
+        Some(status)
+    }
+
+    fn is_running(&mut self) -> bool {
+        match &mut self.0 {
+            Some(c) => c.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+}
+
 fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
 }
@@ -184,7 +221,7 @@ fn write_file(path: &Path, text: &str) {
 
 /// A `noded hub` process. Killed (SIGKILL) on drop.
 pub struct Hub {
-    child: Option<Child>,
+    child: Proc,
     endpoint: String,
     dir: TempDir,
     log: PathBuf,
@@ -265,7 +302,7 @@ impl Hub {
             match rx.recv_timeout(POLL) {
                 Ok(endpoint) => {
                     enroll_dirs().lock().unwrap().insert(endpoint.clone(), enroll.clone());
-                    return Ok(Hub { child: Some(child), endpoint, dir, log });
+                    return Ok(Hub { child: Proc(Some(child)), endpoint, dir, log });
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                     if let Some(status) = child.try_wait().expect("try_wait") {
@@ -297,37 +334,27 @@ impl Hub {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.pid()
     }
 
     /// Kills the hub with SIGKILL and reaps it.
     pub fn sigkill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, rustix::process::Signal::KILL);
-            let _ = child.wait();
-        }
+        self.child.sigkill();
     }
 
     /// Sends SIGTERM; follow with [`wait`](Self::wait).
     pub fn sigterm(&mut self) {
-        if let Some(child) = &self.child {
-            signal(child, rustix::process::Signal::TERM);
-        }
+        self.child.sigterm();
     }
 
     /// Waits for the hub to exit. `None` if it is still running after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let status = wait_child(self.child.as_mut()?, timeout)?;
-        self.child = None;
-        Some(status)
+        self.child.wait(timeout)
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => c.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
+        self.child.is_running()
     }
 }
 
@@ -399,7 +426,7 @@ impl NodeSpec {
 /// on drop.
 pub struct Node {
     spec: NodeSpec,
-    child: Option<Child>,
+    child: Proc,
     dir: TempDir,
     log: PathBuf,
     /// How many times this node was started; each run appends to the same log.
@@ -438,13 +465,13 @@ impl Node {
         }
         write_file(&dir.path().join("noded.toml"), &format!("{defaults}{}", spec.config_toml));
         let log = dir.path().join("noded.stderr");
-        let mut node = Node { spec, child: None, dir, log, runs: 0 };
+        let mut node = Node { spec, child: Proc::default(), dir, log, runs: 0 };
         node.spawn();
         node
     }
 
     fn spawn(&mut self) {
-        assert!(self.child.is_none(), "node {} is already running", self.spec.identity);
+        assert!(self.child.0.is_none(), "node {} is already running", self.spec.identity);
         let d = self.dir.path();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("node log");
         self.runs += 1;
@@ -463,12 +490,12 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        self.child = Some(cmd.spawn().expect("spawn noded"));
+        self.child = Proc(Some(cmd.spawn().expect("spawn noded")));
     }
 
     /// Starts the node again after it exited: same identity, files and arguments.
     pub fn restart(&mut self) {
-        if let Some(mut old) = self.child.take() {
+        if let Some(mut old) = self.child.0.take() {
             assert!(old.try_wait().expect("try_wait").is_some(), "restart: node {} is still running", self.spec.identity);
         }
         self.spawn();
@@ -488,7 +515,7 @@ impl Node {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.pid()
     }
 
     /// What the node wrote to stderr, over all its runs.
@@ -498,32 +525,22 @@ impl Node {
 
     /// Kills the node with SIGKILL and reaps it.
     pub fn sigkill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, rustix::process::Signal::KILL);
-            let _ = child.wait();
-        }
+        self.child.sigkill();
     }
 
     /// Sends SIGTERM; follow with [`wait`](Self::wait).
     pub fn sigterm(&mut self) {
-        if let Some(child) = &self.child {
-            signal(child, rustix::process::Signal::TERM);
-        }
+        self.child.sigterm();
     }
 
     /// Waits for the node to exit. `None` if it is still running after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let status = wait_child(self.child.as_mut()?, timeout)?;
-        self.child = None;
-        Some(status)
+        self.child.wait(timeout)
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => c.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
+        self.child.is_running()
     }
 }
 
@@ -932,6 +949,18 @@ pub mod standin {
         let out = Command::new(path()).args(args).env("XL_STANDIN_STATE", state).output().expect("run xl-standin");
         assert!(out.status.success(), "xl-standin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A node whose xen agent runs the stand-in as dom0 `name`, sharing `state` with the others.
+    pub fn node_spec(hub: &str, name: &str, state: &Path) -> crate::support::NodeSpec {
+        let loadavg = state.join(format!("{name}.loadavg"));
+        crate::support::NodeSpec::new(hub, name)
+            .arg("--xl-path")
+            .arg(path().display().to_string())
+            .env("XL_STANDIN_STATE", &state.display().to_string())
+            .env("XL_STANDIN_HOST", name)
+            .env("XL_STANDIN_MIGRATE_SECONDS", "0.1")
+            .env("FLEET_XEN_LOADAVG_FILE", &loadavg.display().to_string())
     }
 
     /// What the stand-in's `xl list` shows for `dom0`, as sorted domU names (Domain-0 left out).

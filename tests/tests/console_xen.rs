@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fleet_e2e::pty::{PtyCommand, PtySession, keys};
-use fleet_e2e::support::{Hub, Node, NodeSpec, TestKeys, fleet, fleet_bin, standin, wait_for, wait_for_nodes};
+use fleet_e2e::support::{Hub, Node, TestKeys, fleet, fleet_bin, standin, wait_for, wait_for_nodes};
 use tempfile::TempDir;
 
 const XEN_A: &str = "xen-a";
@@ -35,18 +35,7 @@ impl Dom0s {
         standin::run(state.path(), &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", "web2:2048:2:30"]);
         standin::run(state.path(), &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
         let hub = Hub::start();
-        let node = |name: &str, config: &str| {
-            let loadavg = state.path().join(format!("{name}.loadavg"));
-            NodeSpec::new(hub.endpoint(), name)
-                .config(config)
-                .arg("--xl-path")
-                .arg(standin::path().display().to_string())
-                .env("XL_STANDIN_STATE", &state.path().display().to_string())
-                .env("XL_STANDIN_HOST", name)
-                .env("XL_STANDIN_MIGRATE_SECONDS", "0.1")
-                .env("FLEET_XEN_LOADAVG_FILE", &loadavg.display().to_string())
-                .start()
-        };
+        let node = |name: &str, config: &str| standin::node_spec(hub.endpoint(), name, state.path()).config(config).start();
         let nodes = vec![node(XEN_A, &format!("[xen_host_map]\n{XEN_B} = \"{XEN_B_ADDRESS}\"\n")), node(XEN_B, "")];
         wait_for_nodes(hub.endpoint(), &[XEN_A, XEN_B], STARTUP);
         Dom0s { hub, state, _nodes: nodes }

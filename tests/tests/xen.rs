@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use fleet_e2e::support::{Hub, Node, NodeSpec, Output, fleet, standin, wait_for_nodes};
+use fleet_e2e::support::{Hub, Node, Output, fleet, standin, wait_for_nodes};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -31,18 +31,7 @@ impl Dom0s {
         let state = tempfile::Builder::new().prefix("fleet-xl-standin-").tempdir().expect("tempdir");
         seed(state.path());
         let hub = Hub::start();
-        let node = |name: &str, config: &str| {
-            let loadavg = state.path().join(format!("{name}.loadavg"));
-            NodeSpec::new(hub.endpoint(), name)
-                .config(config)
-                .arg("--xl-path")
-                .arg(standin::path().display().to_string())
-                .env("XL_STANDIN_STATE", &state.path().display().to_string())
-                .env("XL_STANDIN_HOST", name)
-                .env("XL_STANDIN_MIGRATE_SECONDS", "0.1")
-                .env("FLEET_XEN_LOADAVG_FILE", &loadavg.display().to_string())
-                .start()
-        };
+        let node = |name: &str, config: &str| standin::node_spec(hub.endpoint(), name, state.path()).config(config).start();
         let nodes = vec![node(XEN_A, &format!("[xen_host_map]\n{XEN_B} = \"{XEN_B_ADDRESS}\"\n")), node(XEN_B, "")];
         wait_for_nodes(hub.endpoint(), &[XEN_A, XEN_B], STARTUP);
         Dom0s { hub, state, _nodes: nodes }
