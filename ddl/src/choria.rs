@@ -210,7 +210,9 @@ fn convert_action(value: &Value, at: FieldPath) -> Result<(String, Action), Fail
         Some("failed") => Display::Failed,
         Some("always") => Display::Always,
         Some("flatten") => Display::Flatten,
-        Some(other) => return fail(at.child("display"), format!("unknown display '{other}' (expected one of ok, failed, always, flatten)")),
+        Some(other) => {
+            return fail(at.child("display"), format!("unknown display '{other}' (expected one of ok, failed, always, flatten)"));
+        }
     };
 
     let mut input = BTreeMap::new();
@@ -238,14 +240,7 @@ fn convert_action(value: &Value, at: FieldPath) -> Result<(String, Action), Fail
         Some(other) => return fail(at.child("aggregate"), format!("expected an array of aggregates, got {}", describe(other))),
     }
 
-    let action = Action {
-        description,
-        display,
-        destructive: obj.boolean("destructive")?.unwrap_or(false),
-        input,
-        output,
-        aggregate,
-    };
+    let action = Action { description, display, destructive: obj.boolean("destructive")?.unwrap_or(false), input, output, aggregate };
     Ok((name, action))
 }
 
@@ -275,9 +270,10 @@ fn convert_input(value: &Value, at: FieldPath) -> Result<Input, Fail> {
     obj.keys(&["prompt", "description", "type", "optional", "default", "validation", "maxlength", "list"])?;
     obj.required("type")?;
     let kind = parse_type(&obj, "type")?.expect("required above");
-    let validation = obj.string("validation")?.filter(|v| !v.is_empty()).map(|v| {
-        if validate::is_validator_name(&v) { v } else { go_regex_for_rust(&v) }
-    });
+    let validation = obj
+        .string("validation")?
+        .filter(|v| !v.is_empty())
+        .map(|v| if validate::is_validator_name(&v) { v } else { go_regex_for_rust(&v) });
     let list = match obj.get("list") {
         None => Vec::new(),
         Some(Value::Array(items)) => {
@@ -325,7 +321,10 @@ fn convert_aggregate(value: &Value, at: FieldPath) -> Result<Aggregate, Fail> {
         "sum" => AggregateFunction::Sum,
         "chart" => return fail(at.child("function"), "Choria's 'chart' aggregate is not supported by fleet (use summary or average)"),
         other => {
-            return fail(at.child("function"), format!("unknown aggregate function '{other}' (expected one of summary, boolean_summary, average, sum)"));
+            return fail(
+                at.child("function"),
+                format!("unknown aggregate function '{other}' (expected one of summary, boolean_summary, average, sum)"),
+            );
         }
     };
     let args_at = at.child("args");

@@ -43,11 +43,8 @@ pub fn render_text(ddl: &Ddl) -> String {
 }
 
 fn text_action(out: &mut String, name: &str, action: &Action) {
-    let heading = if action.destructive {
-        format!("{name} action (DESTRUCTIVE: asks for confirmation):")
-    } else {
-        format!("{name} action:")
-    };
+    let heading =
+        if action.destructive { format!("{name} action (DESTRUCTIVE: asks for confirmation):") } else { format!("{name} action:") };
     writeln!(out, "   {heading}\n   {}", "-".repeat(heading.chars().count())).ok();
     push_wrapped(out, "       ", "       ", &action.description);
     writeln!(out, "\n       Display: {}", display_name(action.display)).ok();

@@ -244,7 +244,10 @@ impl Ddl {
                     } else if validate::is_validator_name(v) {
                         return problem(
                             field.child("validation"),
-                            format!("unknown named validator '{v}' (known: {}; anything else must be a regex)", validate::NAMED_VALIDATORS.join(", ")),
+                            format!(
+                                "unknown named validator '{v}' (known: {}; anything else must be a regex)",
+                                validate::NAMED_VALIDATORS.join(", ")
+                            ),
                         );
                     } else if let Err(e) = regex::Regex::new(v) {
                         return problem(field.child("validation"), format!("bad regex '{v}': {}", regex_error(&e)));

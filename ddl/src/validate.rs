@@ -79,11 +79,7 @@ pub fn validate_request(ddl: &Ddl, action: &str, args: &mut Map<String, Value>) 
         });
     };
     if let Some(extra) = args.keys().find(|k| !act.input.contains_key(*k)) {
-        return Err(ValidationError::Undeclared {
-            agent: ddl.metadata.name.clone(),
-            action: action.to_string(),
-            input: extra.clone(),
-        });
+        return Err(ValidationError::Undeclared { agent: ddl.metadata.name.clone(), action: action.to_string(), input: extra.clone() });
     }
     for (name, input) in &act.input {
         match args.get(name) {
@@ -178,11 +174,7 @@ fn check_validator(name: &str, rule: &str, s: &str, input: &Input) -> Result<(),
         unknown if is_validator_name(unknown) => Err(invalid(name, format!("names the unknown validator '{unknown}' in the DDL"))),
         regex => {
             let re = regex::Regex::new(regex).map_err(|e| invalid(name, format!("has a bad validation regex in the DDL: {e}")))?;
-            if re.is_match(s) {
-                Ok(())
-            } else {
-                Err(invalid(name, format!("does not match the validation /{regex}/ (got '{s}')")))
-            }
+            if re.is_match(s) { Ok(()) } else { Err(invalid(name, format!("does not match the validation /{regex}/ (got '{s}')"))) }
         }
     }
 }
@@ -358,7 +350,18 @@ display_as = "Message"
         for ok in ["nginx", "openssl-1.1.1k", "a b c", "--flag=value", "path/to/file.txt", "100%", "(x)", "'quoted'"] {
             assert_eq!(check("shellsafe", ok), Ok(()), "{ok}");
         }
-        for (bad, shown) in [("a`id`", "`"), ("$(id)", "$"), ("a;b", ";"), ("a|b", "|"), ("a&&b", "&"), ("a&", "&"), ("a>b", ">"), ("a<b", "<"), ("a\nb", "\\n"), ("a\rb", "\\r")] {
+        for (bad, shown) in [
+            ("a`id`", "`"),
+            ("$(id)", "$"),
+            ("a;b", ";"),
+            ("a|b", "|"),
+            ("a&&b", "&"),
+            ("a&", "&"),
+            ("a>b", ">"),
+            ("a<b", "<"),
+            ("a\nb", "\\n"),
+            ("a\rb", "\\r"),
+        ] {
             assert_eq!(
                 check("shellsafe", bad),
                 Err(format!("input 'v' must be shell safe (validator shellsafe; '{shown}' is not allowed)")),
@@ -371,11 +374,17 @@ display_as = "Message"
     fn length_applies_maxlength() {
         let input = string_input("length", 3);
         assert_eq!(check_validator("v", "length", "abc", &input), Ok(()));
-        assert_eq!(check_validator("v", "length", "abcd", &input).unwrap_err().to_string(), "input 'v' is longer than 3 (validator length)");
+        assert_eq!(
+            check_validator("v", "length", "abcd", &input).unwrap_err().to_string(),
+            "input 'v' is longer than 3 (validator length)"
+        );
         assert_eq!(check_validator("v", "length", &"x".repeat(10_000), &string_input("length", 0)), Ok(()), "0 is no limit");
         // Through check_value the maxlength check comes first and counts characters, not bytes.
         assert_eq!(check_value("v", &input, &json!("äöü")), Ok(()));
-        assert_eq!(check_value("v", &input, &json!("abcd")).unwrap_err().to_string(), "input 'v' is 4 characters long, over its maxlength of 3");
+        assert_eq!(
+            check_value("v", &input, &json!("abcd")).unwrap_err().to_string(),
+            "input 'v' is 4 characters long, over its maxlength of 3"
+        );
     }
 
     #[test]

@@ -137,15 +137,7 @@ impl Audit {
         let writer = Writer::open(path.clone(), max_bytes.max(1), keep, write_errors.clone())?;
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
         let handle = std::thread::Builder::new().name("audit-writer".into()).spawn(move || writer.run(rx))?;
-        Ok(Audit {
-            inner: Some(Arc::new(Inner {
-                path,
-                tx,
-                writer: Mutex::new(Some(handle)),
-                lost: AtomicU64::new(0),
-                write_errors,
-            })),
-        })
+        Ok(Audit { inner: Some(Arc::new(Inner { path, tx, writer: Mutex::new(Some(handle)), lost: AtomicU64::new(0), write_errors })) })
     }
 
     /// An audit log that records nothing.
@@ -425,13 +417,7 @@ pub fn rfc3339_ms(time: SystemTime) -> String {
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let of_day = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
-        since.subsec_millis()
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60, since.subsec_millis())
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
@@ -522,10 +508,8 @@ mod tests {
         // Each thread's records stay in the order it logged them.
         for t in 0..8 {
             let prefix = format!("t{t}-");
-            let seq: Vec<usize> = lines
-                .iter()
-                .filter_map(|l| l["request_id"].as_str().unwrap().strip_prefix(&prefix).map(|n| n.parse().unwrap()))
-                .collect();
+            let seq: Vec<usize> =
+                lines.iter().filter_map(|l| l["request_id"].as_str().unwrap().strip_prefix(&prefix).map(|n| n.parse().unwrap())).collect();
             assert_eq!(seq, (0..1_250).collect::<Vec<_>>());
         }
         assert_eq!(audit.write_errors(), 0);
@@ -545,8 +529,7 @@ mod tests {
         names.sort();
         assert_eq!(names, ["audit.log", "audit.log.1", "audit.log.2", "audit.log.3"]);
         // The newest records survive, oldest file first, in order, ending with the last one.
-        let ids: Vec<u32> =
-            lines(&all_files(&path)).iter().map(|l| l["request_id"].as_str().unwrap().parse().unwrap()).collect();
+        let ids: Vec<u32> = lines(&all_files(&path)).iter().map(|l| l["request_id"].as_str().unwrap().parse().unwrap()).collect();
         assert_eq!(*ids.last().unwrap(), 199);
         assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
         assert!(ids.len() < 200);

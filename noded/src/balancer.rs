@@ -371,7 +371,15 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
     let mut dom0s = Vec::new();
     for (name, samples) in &obs.dom0s {
         let Some(latest) = samples.last() else {
-            dom0s.push(Dom0Assessment { name: name.clone(), load: None, domus: 0, over_for_s: 0.0, overloaded: false, stale: true, summary: "no samples".into() });
+            dom0s.push(Dom0Assessment {
+                name: name.clone(),
+                load: None,
+                domus: 0,
+                over_for_s: 0.0,
+                overloaded: false,
+                stale: true,
+                summary: "no samples".into(),
+            });
             continue;
         };
         let stale = now_ms.saturating_sub(latest.at_ms) > stale_ms;
@@ -634,9 +642,11 @@ mod tests {
 
     /// hypervisor3 climbs over 1.0 at minute 1 and stays there; hypervisor2 idles.
     fn sustained() -> Trace {
-        Trace::new()
-            .dom0("hypervisor3", &[0.4, 1.2, 1.4, 1.6, 1.7, 1.8, 1.9, 2.1], &[("test1", 0.05), ("test3", 0.3), ("web9", 0.1)])
-            .dom0("hypervisor2", &[0.2, 0.2, 0.1, 0.1, 0.2, 0.1, 0.2, 0.16], &[])
+        Trace::new().dom0("hypervisor3", &[0.4, 1.2, 1.4, 1.6, 1.7, 1.8, 1.9, 2.1], &[("test1", 0.05), ("test3", 0.3), ("web9", 0.1)]).dom0(
+            "hypervisor2",
+            &[0.2, 0.2, 0.1, 0.1, 0.2, 0.1, 0.2, 0.16],
+            &[],
+        )
     }
 
     #[test]
@@ -663,16 +673,20 @@ mod tests {
 
     #[test]
     fn a_spike_shorter_than_max_over_does_not_trigger() {
-        let trace = Trace::new()
-            .dom0("hypervisor3", &[0.4, 0.5, 0.6, 0.5, 0.4, 0.7, 2.5, 3.0, 2.8], &[("test3", 0.3)])
-            .dom0("hypervisor2", &[0.1; 9], &[]);
+        let trace = Trace::new().dom0("hypervisor3", &[0.4, 0.5, 0.6, 0.5, 0.4, 0.7, 2.5, 3.0, 2.8], &[("test3", 0.3)]).dom0(
+            "hypervisor2",
+            &[0.1; 9],
+            &[],
+        );
         let plan = decide(&policy(), &trace.obs, Trace::at(8));
         assert!(plan.migrations.is_empty(), "{plan:?}");
         assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 2 min, under max_over 5 min"]);
         // One dip under the threshold restarts the count.
-        let trace = Trace::new()
-            .dom0("hypervisor3", &[1.5, 1.5, 1.5, 1.5, 0.9, 1.5, 1.5, 1.5], &[("test3", 0.3)])
-            .dom0("hypervisor2", &[0.1; 8], &[]);
+        let trace = Trace::new().dom0("hypervisor3", &[1.5, 1.5, 1.5, 1.5, 0.9, 1.5, 1.5, 1.5], &[("test3", 0.3)]).dom0(
+            "hypervisor2",
+            &[0.1; 8],
+            &[],
+        );
         let plan = decide(&policy(), &trace.obs, Trace::at(7));
         assert!(plan.migrations.is_empty(), "{plan:?}");
         assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 2 min, under max_over 5 min"]);
@@ -692,7 +706,10 @@ mod tests {
         // Within host_cooldown, h2 is left to settle and h1 receives nothing.
         let plan = decide(&p, &after(7).obs, Trace::at(7));
         assert!(plan.migrations.is_empty(), "{plan:?}");
-        assert_eq!(rejected_why(&plan, Considered::Source, "h2"), ["over 1.0 for 6 min, but settling: received test3 from h1 7 min ago (host_cooldown 10 min)"]);
+        assert_eq!(
+            rejected_why(&plan, Considered::Source, "h2"),
+            ["over 1.0 for 6 min, but settling: received test3 from h1 7 min ago (host_cooldown 10 min)"]
+        );
         // After host_cooldown, test3 is still within vm_cooldown: it stays, and the next domU goes.
         let plan = decide(&p, &after(12).obs, Trace::at(12));
         assert_eq!(moves(&plan), vec![mv("quiet", "h2", "h1")]);
@@ -704,7 +721,10 @@ mod tests {
         let trace = sustained().moved("x", "hypervisor2", "elsewhere", Trace::at(5));
         let plan = decide(&p, &trace.obs, Trace::at(7));
         assert!(plan.migrations.is_empty());
-        assert_eq!(rejected_why(&plan, Considered::Destination, "hypervisor2"), ["settling: sent x to elsewhere 2 min ago (host_cooldown 10 min)"]);
+        assert_eq!(
+            rejected_why(&plan, Considered::Destination, "hypervisor2"),
+            ["settling: sent x to elsewhere 2 min ago (host_cooldown 10 min)"]
+        );
     }
 
     #[test]
@@ -712,11 +732,11 @@ mod tests {
         let ten: Vec<(String, f64)> = (0..10).map(|i| (format!("full{i}"), 0.0)).collect();
         let ten: Vec<(&str, f64)> = ten.iter().map(|(n, r)| (n.as_str(), *r)).collect();
         let base = || {
-            Trace::new()
-                .dom0("h1", &[1.5; 7], &[("busy", 0.4)])
-                .dom0("h2", &[0.05; 7], &ten)
-                .dom0("h3", &[0.6; 7], &[])
-                .dom0("h4", &[0.2, 0.2, 0.2, 0.2, 1.2, 1.2, 1.2], &[])
+            Trace::new().dom0("h1", &[1.5; 7], &[("busy", 0.4)]).dom0("h2", &[0.05; 7], &ten).dom0("h3", &[0.6; 7], &[]).dom0(
+                "h4",
+                &[0.2, 0.2, 0.2, 0.2, 1.2, 1.2, 1.2],
+                &[],
+            )
         };
         let plan = decide(&policy(), &base().obs, Trace::at(6));
         assert!(plan.migrations.is_empty(), "{plan:?}");
@@ -749,7 +769,10 @@ mod tests {
         let p = BalancerPolicy { maintenance: vec!["hypervisor3".into()], ..policy() };
         let plan = decide(&p, &sustained().obs, Trace::at(7));
         assert!(plan.migrations.is_empty());
-        assert_eq!(rejected_why(&plan, Considered::Source, "hypervisor3"), ["over 1.0 for 6 min, but in maintenance: it neither sends nor receives"]);
+        assert_eq!(
+            rejected_why(&plan, Considered::Source, "hypervisor3"),
+            ["over 1.0 for 6 min, but in maintenance: it neither sends nor receives"]
+        );
         let p = BalancerPolicy { maintenance: vec!["hypervisor2".into()], ..policy() };
         let trace = sustained().dom0("hypervisor4", &[0.3; 8], &[]);
         let plan = decide(&p, &trace.obs, Trace::at(7));
@@ -821,7 +844,10 @@ mod tests {
         let trace = Trace::new().dom0("h1", &[1.5; 7], &[("idle", 0.0)]).dom0("h2", &[0.1; 7], &[]);
         let plan = decide(&policy(), &trace.obs, Trace::at(6));
         assert!(plan.migrations.is_empty());
-        assert_eq!(rejected_why(&plan, Considered::Source, "h1"), ["over 1.0 for 6 min, but no movable domU ate CPU over the last 6 min: the load is not theirs"]);
+        assert_eq!(
+            rejected_why(&plan, Considered::Source, "h1"),
+            ["over 1.0 for 6 min, but no movable domU ate CPU over the last 6 min: the load is not theirs"]
+        );
     }
 
     #[test]

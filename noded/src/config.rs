@@ -88,7 +88,7 @@ impl Default for NodeConfig {
             max_frame: fleet_protocol::codec::DEFAULT_MAX_FRAME,
             echo_failure_share: 0.0,
             xl_path: PathBuf::from("/usr/sbin/xl"), // issue 7
-            xen_host_map: Default::default(), // issue 7
+            xen_host_map: Default::default(),       // issue 7
             key_file: PathBuf::from("/etc/fleet/node.key"),
             hub_key: PathBuf::from("/etc/fleet/hub.pub"),
             link_guard: true,

@@ -76,10 +76,8 @@ fn read_keys(dir: &Path) -> Vec<(String, [u8; 32])> {
 
 /// A claimed name made safe to use as a file name.
 fn safe_name(claimed: &str) -> String {
-    let s: String = claimed
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '=') { c } else { '_' })
-        .collect();
+    let s: String =
+        claimed.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '=') { c } else { '_' }).collect();
     let s = s.trim_start_matches('.').to_string();
     if s.is_empty() { "unnamed".into() } else { s }
 }

@@ -92,8 +92,7 @@ pub fn merge(base: &mut Value, over: Value) {
 
 /// Reads Puppet's classes.txt: one class per line, blank lines and `#` comments skipped.
 pub fn load_classes(path: &Path) -> Result<Vec<String>, FactsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| FactsError::Read { file: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| FactsError::Read { file: path.display().to_string(), source })?;
     Ok(parse_classes(&text))
 }
 

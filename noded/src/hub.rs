@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, encode_message};
 use fleet_protocol::transport::{HubSender, HubSocket, Inbound, Peer, PeerEvent};
-use fleet_protocol::{
-    Ack, Discovered, Dispatched, ErrorNotice, Event, HubStats, Message, Registration, ReplyMode, Request, Welcome,
-};
+use fleet_protocol::{Ack, Discovered, Dispatched, ErrorNotice, Event, HubStats, Message, Registration, ReplyMode, Request, Welcome};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -106,9 +104,8 @@ impl Hub {
                 None
             }
         };
-        let key = fleet_protocol::keys::KeyPair::load_private(&config.key_file).map_err(|e| {
-            anyhow::anyhow!("hub.key_file: {e} (create it with `noded keygen --out {}`)", config.key_file.display())
-        })?;
+        let key = fleet_protocol::keys::KeyPair::load_private(&config.key_file)
+            .map_err(|e| anyhow::anyhow!("hub.key_file: {e} (create it with `noded keygen --out {}`)", config.key_file.display()))?;
         let enrollment = crate::enroll::Enrollment::open(&config.enroll_dir)
             .map_err(|e| anyhow::anyhow!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display()))?;
         let (sock, peer_events) = HubSocket::bind_with_limits(endpoint, limits.max_frame).await?;

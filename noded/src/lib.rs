@@ -2,8 +2,8 @@
 //! benchmarks can run real nodes and a real hub in-process.
 
 pub mod agents;
-pub mod balancer; // issue 7: the Xen balancer's decision
 pub mod audit;
+pub mod balancer; // issue 7: the Xen balancer's decision
 pub mod config;
 pub mod enroll;
 pub mod facts;

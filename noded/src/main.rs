@@ -11,10 +11,14 @@ use tokio::sync::watch;
 use tracing::info;
 
 #[derive(Parser, Debug)]
-#[command(name = "noded", version, about = "fleet node daemon: runs agents for the fleet console; also the hub and a simulator",
-          long_about = "noded runs on every managed host. It attaches to every hub in its list, registers its facts, classes \
+#[command(
+    name = "noded",
+    version,
+    about = "fleet node daemon: runs agents for the fleet console; also the hub and a simulator",
+    long_about = "noded runs on every managed host. It attaches to every hub in its list, registers its facts, classes \
                         and agents, and answers requests after checking their collective, ttl, filter and DDL itself.\n\n\
-                        `noded hub` runs the message hub; `noded sim --nodes N` runs N simulated nodes for load tests.")]
+                        `noded hub` runs the message hub; `noded sim --nodes N` runs N simulated nodes for load tests."
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,

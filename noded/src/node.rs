@@ -66,7 +66,14 @@ pub struct NodeState {
 }
 
 impl NodeState {
-    pub fn new(identity: String, config: NodeConfig, facts: Value, classes: Vec<String>, agents: AgentSet, security: Security) -> Arc<NodeState> {
+    pub fn new(
+        identity: String,
+        config: NodeConfig,
+        facts: Value,
+        classes: Vec<String>,
+        agents: AgentSet,
+        security: Security,
+    ) -> Arc<NodeState> {
         let (changed, _) = watch::channel(0);
         Arc::new(NodeState {
             identity,
@@ -235,7 +242,8 @@ impl NodeState {
             return wants_reply.then(|| reply(&req, Status::Aborted, why, Value::Null));
         }
         if req.msgtime > now + self.security.max_skew_ms {
-            let why = format!("request from the future: msgtime is {:.1} s ahead of this node's clock", (req.msgtime - now) as f64 / 1000.0);
+            let why =
+                format!("request from the future: msgtime is {:.1} s ahead of this node's clock", (req.msgtime - now) as f64 / 1000.0);
             warn!(request = %req.id, caller = %caller, "{why}");
             self.audit(Some(&req), &caller, AuditDecision::Rejected, why.clone(), started);
             return wants_reply.then(|| reply(&req, Status::Denied, why, Value::Null));
@@ -388,7 +396,8 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
     let mut down = rx.down_signal();
     // The Noise handshake: the hub must hold the pinned key, and must know ours.
     let handshake_wait = Duration::from_secs_f64(node.config.connect_timeout);
-    let (initiator, hello) = match fleet_protocol::noise::Initiator::start(&node.security.key, &node.security.hub_link_key, &node.identity) {
+    let (initiator, hello) = match fleet_protocol::noise::Initiator::start(&node.security.key, &node.security.hub_link_key, &node.identity)
+    {
         Ok(x) => x,
         Err(e) => return format!("cannot start the link handshake: {e}"),
     };

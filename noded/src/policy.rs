@@ -137,9 +137,7 @@ impl Policy {
                     ["policy", "default", "allow"] => true,
                     ["policy", "default", "deny"] => false,
                     _ => {
-                        return Err(err(format!(
-                            "expected 'policy default allow' or 'policy default deny', found '{trimmed}'"
-                        )));
+                        return Err(err(format!("expected 'policy default allow' or 'policy default deny', found '{trimmed}'")));
                     }
                 };
                 if let Some((_, earlier)) = default {
@@ -157,10 +155,7 @@ impl Policy {
     pub fn decide(&self, caller: &str, action: &str, node: &NodeView<'_>) -> Decision {
         match self.rules.iter().find(|r| r.matches(caller, action, node)) {
             Some(r) => Decision { allowed: r.allow, rule: format!("{}:{}: {}", self.file, r.line, r.text) },
-            None => Decision {
-                allowed: self.default_allow,
-                rule: format!("default {} ({})", allow_word(self.default_allow), self.file),
-            },
+            None => Decision { allowed: self.default_allow, rule: format!("default {} ({})", allow_word(self.default_allow), self.file) },
         }
     }
 
@@ -202,8 +197,7 @@ fn parse_rule(line_text: &str, line: usize) -> Result<Rule, String> {
         "deny" => false,
         other => return Err(format!("expected 'allow', 'deny' or 'policy default ...', found '{other}'")),
     };
-    let (callers, actions, facts, classes) =
-        if line_text.contains('\t') { split_tabbed(line_text)? } else { split_spaced(line_text)? };
+    let (callers, actions, facts, classes) = if line_text.contains('\t') { split_tabbed(line_text)? } else { split_spaced(line_text)? };
     Ok(Rule {
         line,
         text: line_text.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -220,19 +214,12 @@ type Fields<'a> = (&'a str, &'a str, &'a str, &'a str);
 fn split_tabbed(line_text: &str) -> Result<Fields<'_>, String> {
     let fields: Vec<&str> = line_text.split('\t').map(str::trim).filter(|f| !f.is_empty()).collect();
     if fields[0].contains(char::is_whitespace) {
-        return Err(format!(
-            "this line separates fields with tabs, so '{}' needs a tab after '{}'",
-            fields[0],
-            split_token(fields[0]).0
-        ));
+        return Err(format!("this line separates fields with tabs, so '{}' needs a tab after '{}'", fields[0], split_token(fields[0]).0));
     }
     match fields.as_slice() {
         [_, callers, actions, facts, classes] => Ok((callers, actions, facts, classes)),
         [_, callers, actions, facts] if is_compound(facts) => Ok((callers, actions, facts, "*")),
-        _ => Err(format!(
-            "expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found {}",
-            fields.len()
-        )),
+        _ => Err(format!("expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found {}", fields.len())),
     }
 }
 
@@ -269,9 +256,9 @@ fn split_spaced(line_text: &str) -> Result<Fields<'_>, String> {
 /// starting with `!` or `(` or ending with `)`, is a compound expression. A `/regex/` value ends
 /// with `/`, so parentheses inside a regex do not count.
 fn is_compound(field: &str) -> bool {
-    field.split_whitespace().any(|t| {
-        matches!(t.to_ascii_lowercase().as_str(), "and" | "or" | "not") || t.starts_with(['!', '(']) || t.ends_with(')')
-    })
+    field
+        .split_whitespace()
+        .any(|t| matches!(t.to_ascii_lowercase().as_str(), "and" | "or" | "not") || t.starts_with(['!', '(']) || t.ends_with(')'))
 }
 
 fn parse_names(field: &str, what: &str) -> Result<Names, String> {
@@ -296,10 +283,8 @@ fn parse_facts(field: &str) -> Result<Option<FilterExpr>, String> {
     if is_compound(field) {
         return parse_compound(field).map(Some).map_err(|e| filter_error("facts", field, e));
     }
-    let terms = field
-        .split_whitespace()
-        .map(|t| parse_fact_term(t).map_err(|e| filter_error("fact", t, e)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let terms =
+        field.split_whitespace().map(|t| parse_fact_term(t).map_err(|e| filter_error("fact", t, e))).collect::<Result<Vec<_>, _>>()?;
     Ok(Some(FilterExpr::And(terms)))
 }
 
@@ -434,10 +419,7 @@ impl PolicySet {
             }
         }
         let loaded = Arc::new(loaded);
-        self.cache
-            .lock()
-            .expect("policy cache lock")
-            .insert(agent.to_string(), Cached { stamp, loaded: loaded.clone() });
+        self.cache.lock().expect("policy cache lock").insert(agent.to_string(), Cached { stamp, loaded: loaded.clone() });
         loaded
     }
 }
@@ -503,11 +485,7 @@ mod tests {
     fn nodes() -> Vec<Node> {
         vec![
             // Both the fact and the class of the uid=600 line.
-            Node::new(
-                "acme-dev",
-                json!({"customer": "acme", "environment": "development"}),
-                &["acme::devserver", "apache"],
-            ),
+            Node::new("acme-dev", json!({"customer": "acme", "environment": "development"}), &["acme::devserver", "apache"]),
             // The fact but not the class.
             Node::new("acme-prod", json!({"customer": "acme", "environment": "production"}), &["acme::prodserver"]),
             // The class but not the fact.
@@ -566,11 +544,7 @@ allow carol * customer=acme acme::devserver
                         assert_eq!(d.allowed, want, "{caller} {action} on {}: {}", node.name, d.rule);
                         if want {
                             let line = expected_rule(ci, first_rule_line).unwrap();
-                            assert!(
-                                d.rule.starts_with(&format!("policies/process.policy:{line}: allow {caller} ")),
-                                "{}",
-                                d.rule
-                            );
+                            assert!(d.rule.starts_with(&format!("policies/process.policy:{line}: allow {caller} ")), "{}", d.rule);
                         } else {
                             assert_eq!(d.rule, "default deny (policies/process.policy)");
                         }
@@ -585,10 +559,7 @@ allow carol * customer=acme acme::devserver
         let p = Policy::parse(SEED_TABS, "policies/process.policy").unwrap();
         let n = &nodes()[0];
         assert_eq!(p.decide("alice", "kill", &n.view()).rule, "policies/process.policy:3: allow alice * * *");
-        assert_eq!(
-            p.decide("carol", "kill", &n.view()).rule,
-            "policies/process.policy:5: allow carol * customer=acme acme::devserver"
-        );
+        assert_eq!(p.decide("carol", "kill", &n.view()).rule, "policies/process.policy:5: allow carol * customer=acme acme::devserver");
         // A caller id may look like MCollective's, it is just a name.
         let p = Policy::parse("policy default deny\nallow uid=500 * * *\n", "policies/process.policy").unwrap();
         let d = p.decide("uid=500", "status", &n.view());
@@ -599,14 +570,8 @@ allow carol * customer=acme acme::devserver
     fn first_match_wins_deny_before_allow() {
         let n = &nodes()[0];
         let p = Policy::parse("policy default allow\ndeny bob kill * *\nallow bob * * *\n", "p").unwrap();
-        assert_eq!(
-            p.decide("bob", "kill", &n.view()),
-            Decision { allowed: false, rule: "p:2: deny bob kill * *".into() }
-        );
-        assert_eq!(
-            p.decide("bob", "status", &n.view()),
-            Decision { allowed: true, rule: "p:3: allow bob * * *".into() }
-        );
+        assert_eq!(p.decide("bob", "kill", &n.view()), Decision { allowed: false, rule: "p:2: deny bob kill * *".into() });
+        assert_eq!(p.decide("bob", "status", &n.view()), Decision { allowed: true, rule: "p:3: allow bob * * *".into() });
         assert_eq!(p.decide("eve", "kill", &n.view()), Decision { allowed: true, rule: "default allow (p)".into() });
 
         // The other order: the allow shadows the deny.
@@ -653,11 +618,9 @@ allow carol * customer=acme acme::devserver
 
     #[test]
     fn fact_regex_and_operators() {
-        let p = Policy::parse(
-            "allow\ta\t*\tcustomer=/^ac/\t*\nallow\tb\t*\tcustomer!=acme\t/dev/\nallow\tc\t*\tenvironment=~^prod\t*\n",
-            "p",
-        )
-        .unwrap();
+        let p =
+            Policy::parse("allow\ta\t*\tcustomer=/^ac/\t*\nallow\tb\t*\tcustomer!=acme\t/dev/\nallow\tc\t*\tenvironment=~^prod\t*\n", "p")
+                .unwrap();
         let nodes = nodes();
         let row = |caller: &str| nodes.iter().map(|n| p.decide(caller, "x", &n.view()).allowed).collect::<Vec<_>>();
         assert_eq!(row("a"), [true, true, false, false]);
@@ -669,18 +632,14 @@ allow carol * customer=acme acme::devserver
     #[test]
     fn compound_fact_expressions() {
         let nodes = nodes();
-        let row = |p: &Policy, caller: &str| {
-            nodes.iter().map(|n| p.decide(caller, "x", &n.view()).allowed).collect::<Vec<_>>()
-        };
+        let row = |p: &Policy, caller: &str| nodes.iter().map(|n| p.decide(caller, "x", &n.view()).allowed).collect::<Vec<_>>();
 
         // MCollective's tabbed compound form: 4 fields.
-        let p = Policy::parse("allow\tops\t*\t(customer=acme or customer=globex) and environment=development\n", "p")
-            .unwrap();
+        let p = Policy::parse("allow\tops\t*\t(customer=acme or customer=globex) and environment=development\n", "p").unwrap();
         assert_eq!(row(&p, "ops"), [true, false, true, false]);
 
         // The same without tabs: the whole rest is one expression.
-        let p =
-            Policy::parse("allow ops * (customer=acme or customer=globex) and environment=development\n", "p").unwrap();
+        let p = Policy::parse("allow ops * (customer=acme or customer=globex) and environment=development\n", "p").unwrap();
         assert_eq!(row(&p, "ops"), [true, false, true, false]);
 
         // Compound facts with a trailing `*` classes field.
@@ -743,10 +702,7 @@ allow carol * customer=acme acme::devserver
             err("allow alice * customer=acme\n"),
             "policies/process.policy:1: expected a classes field after the facts field (use * for any)"
         );
-        assert!(
-            err("allow alice * a=1 b=2 web\n")
-                .starts_with("policies/process.policy:1: too many fields in 'a=1 b=2 web'")
-        );
+        assert!(err("allow alice * a=1 b=2 web\n").starts_with("policies/process.policy:1: too many fields in 'a=1 b=2 web'"));
         assert_eq!(
             err("allow\talice\t*\t*\n"),
             "policies/process.policy:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 4"
@@ -759,10 +715,7 @@ allow carol * customer=acme acme::devserver
             err("allow alice\t*\t*\t*\n"),
             "policies/process.policy:1: this line separates fields with tabs, so 'allow alice' needs a tab after 'allow'"
         );
-        assert_eq!(
-            err("allow\talice *\t*\t*\t*\n"),
-            "policies/process.policy:1: callers: '*' must stand alone, it already means any"
-        );
+        assert_eq!(err("allow\talice *\t*\t*\t*\n"), "policies/process.policy:1: callers: '*' must stand alone, it already means any");
         assert_eq!(
             err("allow alice * customer *\n"),
             "policies/process.policy:1: fact 'customer': expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=) (column 1)"

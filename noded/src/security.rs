@@ -54,8 +54,9 @@ impl Security {
     /// Loads keys, callers, policies and the audit log as the config says. Every failure names the
     /// file and the config key.
     pub fn from_config(cfg: &NodeConfig) -> anyhow::Result<Security> {
-        let key = KeyPair::load_private(&cfg.key_file)
-            .with_context(|| format!("key_file: cannot load the node key (create it with `noded keygen --out {}`)", cfg.key_file.display()))?;
+        let key = KeyPair::load_private(&cfg.key_file).with_context(|| {
+            format!("key_file: cannot load the node key (create it with `noded keygen --out {}`)", cfg.key_file.display())
+        })?;
         let callers = Keyring::load(&cfg.callers_dir).with_context(|| "callers_dir: the trusted callers' public keys are needed")?;
         let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key)
             .with_context(|| format!("hub_key: the hub's public key is needed to authenticate the link ({})", cfg.hub_key.display()))?;
@@ -77,7 +78,14 @@ impl Security {
     }
 
     /// For in-process nodes (demo, simulator, benchmarks): given keys, no files.
-    pub fn in_memory(key: Arc<KeyPair>, hub_link_key: [u8; 32], callers: Keyring, policy_dir: &Path, default_allow: bool, audit: Audit) -> Security {
+    pub fn in_memory(
+        key: Arc<KeyPair>,
+        hub_link_key: [u8; 32],
+        callers: Keyring,
+        policy_dir: &Path,
+        default_allow: bool,
+        audit: Audit,
+    ) -> Security {
         Security {
             callers: RwLock::new(Arc::new(callers)),
             policies: PolicySet::load(policy_dir, default_allow),

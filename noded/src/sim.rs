@@ -42,7 +42,13 @@ pub fn synthetic(i: usize, builtin: &Value, prefix: &str) -> (String, Value, Vec
 /// Builds `n` sim nodes on `config` (its hubs, intervals, collectives, trusted callers and
 /// policies are shared). Each node gets its own key pair in memory; sim nodes keep no audit log.
 /// Every node's key pair is returned with it, so its link key can be enrolled on the hub.
-pub fn build(n: usize, config: &NodeConfig, callers: &Keyring, hub_link_key: [u8; 32], prefix: &str) -> Vec<(Arc<NodeState>, Arc<KeyPair>)> {
+pub fn build(
+    n: usize,
+    config: &NodeConfig,
+    callers: &Keyring,
+    hub_link_key: [u8; 32],
+    prefix: &str,
+) -> Vec<(Arc<NodeState>, Arc<KeyPair>)> {
     let builtin = facts::builtin_facts();
     (0..n)
         .map(|i| {

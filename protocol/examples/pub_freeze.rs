@@ -183,8 +183,7 @@ fn parent(o: &Opts) -> ExitCode {
     // A child's own watchdog ends it after `stall_secs` without progress, and its run timeout ends
     // it after `run_timeout_secs`; this deadline is the backstop if both somehow fail.
     let deadline = Duration::from_secs(o.run_timeout_secs + o.stall_secs + o.hold_frozen_secs + 30);
-    let (mut froze, mut stalled, mut completed, mut timed_out, mut errors, mut killed) =
-        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut froze, mut stalled, mut completed, mut timed_out, mut errors, mut killed) = (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
     let started = Instant::now();
     for run in 1..=o.runs {
         let mut cmd = Command::new(&exe);
@@ -249,10 +248,7 @@ fn parent(o: &Opts) -> ExitCode {
             Some(EXIT_TIMED_OUT) => timed_out += 1,
             Some(_) => errors += 1,
             None if status.is_none() => {
-                println!(
-                    "FROZE in run {run}: the run outlived its {} s deadline and was killed by the parent",
-                    deadline.as_secs()
-                );
+                println!("FROZE in run {run}: the run outlived its {} s deadline and was killed by the parent", deadline.as_secs());
                 froze += 1;
                 killed += 1;
             }
@@ -280,7 +276,13 @@ fn parent(o: &Opts) -> ExitCode {
         summary.push_str(&format!(" ({killed} frozen run(s) killed by the parent's backstop)"));
     }
     println!("{summary}  [{:.1} s]", started.elapsed().as_secs_f64());
-    if froze > 0 { ExitCode::from(1) } else if errors > 0 { ExitCode::from(EXIT_ERROR as u8) } else { ExitCode::SUCCESS }
+    if froze > 0 {
+        ExitCode::from(1)
+    } else if errors > 0 {
+        ExitCode::from(EXIT_ERROR as u8)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -331,9 +333,13 @@ enum Outcome {
     Completed,
     Error(String),
     /// Nothing moved: no publish, no join, no delivery.
-    Frozen { stalled: Duration },
+    Frozen {
+        stalled: Duration,
+    },
     /// The publisher still runs, but no subscriber joined or received anything.
-    DeliveryStopped { stalled: Duration },
+    DeliveryStopped {
+        stalled: Duration,
+    },
 }
 
 fn child(o: &Opts, run: usize) -> ExitCode {
@@ -381,12 +387,7 @@ fn child(o: &Opts, run: usize) -> ExitCode {
             .expect("spawning the watchdog thread");
     }
 
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(o.workers)
-        .thread_name(WORKER_NAME)
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(o.workers).thread_name(WORKER_NAME).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             println!("run {run}: cannot build the tokio runtime: {e}");
@@ -422,10 +423,7 @@ fn child(o: &Opts, run: usize) -> ExitCode {
             };
             let code = match outcome {
                 Outcome::Frozen { stalled } => {
-                    println!(
-                        "FROZE in run {run}: no progress for {} s; {verdict} (see docs/transport.md)",
-                        stalled.as_secs()
-                    );
+                    println!("FROZE in run {run}: no progress for {} s; {verdict} (see docs/transport.md)", stalled.as_secs());
                     EXIT_FROZE
                 }
                 Outcome::DeliveryStopped { stalled } => {
@@ -453,11 +451,7 @@ fn child(o: &Opts, run: usize) -> ExitCode {
             code
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            println!(
-                "run {run}: timed out after {} s while still making progress (not a freeze): {}",
-                o.run_timeout_secs,
-                shared.line()
-            );
+            println!("run {run}: timed out after {} s while still making progress (not a freeze): {}", o.run_timeout_secs, shared.line());
             EXIT_TIMED_OUT
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -286,8 +286,7 @@ mod tests {
         leaf.prop_recursive(4, 32, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
-                prop::collection::btree_map("[a-z]{1,8}", inner, 0..6)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-z]{1,8}", inner, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
             ]
         })
     }

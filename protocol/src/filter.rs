@@ -38,21 +38,13 @@ pub struct Filter {
 
 impl Filter {
     pub fn is_empty(&self) -> bool {
-        self.identity.is_empty()
-            && self.fact.is_empty()
-            && self.class.is_empty()
-            && self.agent.is_empty()
-            && self.compound.is_empty()
+        self.identity.is_empty() && self.fact.is_empty() && self.class.is_empty() && self.agent.is_empty() && self.compound.is_empty()
     }
 
     /// Parses every part; the first error names the flag and the column.
     pub fn compile(&self) -> Result<FilterExpr, FilterError> {
         let mut all = Vec::new();
-        let ids: Result<Vec<_>, _> = self
-            .identity
-            .iter()
-            .map(|s| Ok(FilterExpr::Identity(Matcher::parse_value(s, "-I")?)))
-            .collect();
+        let ids: Result<Vec<_>, _> = self.identity.iter().map(|s| Ok(FilterExpr::Identity(Matcher::parse_value(s, "-I")?))).collect();
         let ids = ids?;
         if !ids.is_empty() {
             all.push(FilterExpr::Or(ids));
@@ -408,10 +400,7 @@ impl<'a> Lexer<'a> {
         let mut w = String::new();
         while self.pos < self.chars.len() {
             let c = self.chars[self.pos].1;
-            let stop = c.is_whitespace()
-                || c == '('
-                || c == ')'
-                || (!after_op && matches!(c, '=' | '!' | '<' | '>'));
+            let stop = c.is_whitespace() || c == '(' || c == ')' || (!after_op && matches!(c, '=' | '!' | '<' | '>'));
             if stop {
                 break;
             }

@@ -57,11 +57,7 @@ impl GuardLimits {
     /// it always has; a claim beyond twice the limit is no honest mistake, and the link goes. So
     /// zmq.rs never holds more than `2 * max_frame` (plus one read chunk) for a connection.
     pub fn for_max_frame(max_frame: usize) -> GuardLimits {
-        GuardLimits {
-            max_frame: (max_frame as u64).saturating_mul(2),
-            max_command: DEFAULT_MAX_COMMAND,
-            max_parts: DEFAULT_MAX_PARTS,
-        }
+        GuardLimits { max_frame: (max_frame as u64).saturating_mul(2), max_command: DEFAULT_MAX_COMMAND, max_parts: DEFAULT_MAX_PARTS }
     }
 }
 
@@ -92,9 +88,9 @@ impl Refusal {
     /// The size the peer claimed, when the refusal is about a size.
     pub fn claimed_bytes(&self) -> Option<u64> {
         match self {
-            Refusal::CommandTooBig { claimed, .. }
-            | Refusal::FrameTooBig { claimed, .. }
-            | Refusal::MessageTooBig { claimed, .. } => Some(*claimed),
+            Refusal::CommandTooBig { claimed, .. } | Refusal::FrameTooBig { claimed, .. } | Refusal::MessageTooBig { claimed, .. } => {
+                Some(*claimed)
+            }
             _ => None,
         }
     }
@@ -344,7 +340,14 @@ async fn relay(client: TcpStream, peer: SocketAddr, upstream: SocketAddr, limits
     relay_streams(client, hub, peer, limits, refused, Inspect::FromClient).await
 }
 
-async fn relay_streams(mut client: TcpStream, mut hub: TcpStream, peer: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>, inspect: Inspect) {
+async fn relay_streams(
+    mut client: TcpStream,
+    mut hub: TcpStream,
+    peer: SocketAddr,
+    limits: GuardLimits,
+    refused: Arc<AtomicU64>,
+    inspect: Inspect,
+) {
     // Small frames (pings, replies) must not wait for Nagle on either hop.
     let _ = client.set_nodelay(true);
     let _ = hub.set_nodelay(true);
@@ -519,13 +522,8 @@ mod tests {
 
     #[test]
     fn a_multi_part_message_over_the_limit_is_refused() {
-        let s = stream(&[
-            greeting(),
-            ready(),
-            long_frame(FLAG_MORE, &[1u8; 600]),
-            short_frame(FLAG_MORE, &[2u8; 200]),
-            long_header(0, 201),
-        ]);
+        let s =
+            stream(&[greeting(), ready(), long_frame(FLAG_MORE, &[1u8; 600]), short_frame(FLAG_MORE, &[2u8; 200]), long_header(0, 201)]);
         assert_eq!(verdict(&s), Err(Refusal::MessageTooBig { claimed: 1001, limit: 1000 }));
     }
 

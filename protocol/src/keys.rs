@@ -102,10 +102,7 @@ pub struct PublicKeys {
 
 impl fmt::Debug for PublicKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKeys")
-            .field("signing", &BASE64.encode(self.signing))
-            .field("link", &BASE64.encode(self.link))
-            .finish()
+        f.debug_struct("PublicKeys").field("signing", &BASE64.encode(self.signing)).field("link", &BASE64.encode(self.link)).finish()
     }
 }
 
@@ -131,10 +128,7 @@ impl KeyPair {
     }
 
     pub fn public(&self) -> PublicKeys {
-        PublicKeys {
-            signing: self.signing.verifying_key().to_bytes(),
-            link: x25519_dalek::PublicKey::from(&self.link).to_bytes(),
-        }
+        PublicKeys { signing: self.signing.verifying_key().to_bytes(), link: x25519_dalek::PublicKey::from(&self.link).to_bytes() }
     }
 
     /// Signs `message` (deterministic ed25519, RFC 8032).
@@ -248,8 +242,7 @@ impl PublicKeys {
         }
         let signing = *decode_key(&parsed.signing, "signing", path)?;
         let link = *decode_key(&parsed.link, "link", path)?;
-        let key = VerifyingKey::from_bytes(&signing)
-            .map_err(|_| format_err(path, "signing: not a valid ed25519 public key"))?;
+        let key = VerifyingKey::from_bytes(&signing).map_err(|_| format_err(path, "signing: not a valid ed25519 public key"))?;
         if key.is_weak() {
             return Err(format_err(path, "signing: a weak (small-order) ed25519 key is never trusted"));
         }
@@ -282,11 +275,8 @@ impl Keyring {
     pub fn load(dir: &Path) -> Result<Keyring, KeyError> {
         let entries = fs::read_dir(dir).map_err(|source| KeyError::ReadDir { path: dir.to_path_buf(), source })?;
         let mut ring = Keyring::default();
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == PUBLIC_EXT))
-            .collect();
+        let mut paths: Vec<PathBuf> =
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == PUBLIC_EXT)).collect();
         paths.sort();
         for path in paths {
             let Some(caller) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
@@ -393,9 +383,7 @@ fn format_err(path: &Path, message: impl Into<String>) -> KeyError {
 
 fn read_limited(file: File, path: &Path) -> Result<Zeroizing<String>, KeyError> {
     let mut text = Zeroizing::new(String::new());
-    file.take(MAX_KEY_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+    file.take(MAX_KEY_FILE + 1).read_to_string(&mut text).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
     if text.len() as u64 > MAX_KEY_FILE {
         return Err(format_err(path, format!("larger than {MAX_KEY_FILE} bytes; not a key file")));
     }
@@ -403,9 +391,7 @@ fn read_limited(file: File, path: &Path) -> Result<Zeroizing<String>, KeyError> 
 }
 
 fn decode_key(text: &str, field: &str, path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-    let bytes = Zeroizing::new(
-        BASE64.decode(text.trim()).map_err(|e| format_err(path, format!("{field}: not valid base64 ({e})")))?,
-    );
+    let bytes = Zeroizing::new(BASE64.decode(text.trim()).map_err(|e| format_err(path, format!("{field}: not valid base64 ({e})")))?);
     let mut key = Zeroizing::new([0u8; 32]);
     if bytes.len() != 32 {
         return Err(format_err(path, format!("{field}: a key is 32 bytes, this one is {}", bytes.len())));
@@ -519,8 +505,7 @@ mod tests {
             chmod(&p, mode);
             p
         };
-        let short =
-            write("short.pub", "format = \"fleet-public-key-v1\"\nsigning = \"AAAA\"\nlink = \"AAAA\"\n", 0o644);
+        let short = write("short.pub", "format = \"fleet-public-key-v1\"\nsigning = \"AAAA\"\nlink = \"AAAA\"\n", 0o644);
         let e = load_public(&short).unwrap_err().to_string();
         assert!(e.contains("short.pub") && e.contains("signing: a key is 32 bytes, this one is 3"), "{e}");
 
@@ -604,8 +589,7 @@ mod tests {
             .unwrap()
             .build_initiator()
             .unwrap();
-        let mut responder =
-            snow::Builder::new(params).local_private_key(hub.link_private()).unwrap().build_responder().unwrap();
+        let mut responder = snow::Builder::new(params).local_private_key(hub.link_private()).unwrap().build_responder().unwrap();
         let (mut buf, mut payload) = ([0u8; 1024], [0u8; 1024]);
         let n = initiator.write_message(b"", &mut buf).unwrap();
         responder.read_message(&buf[..n], &mut payload).unwrap();

@@ -23,10 +23,7 @@ pub const DEFAULT_HUB_CONNECT: &str = "tcp://127.0.0.1:7402";
 
 /// Milliseconds since the Unix epoch, the time unit used on the wire.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A fresh random request id: 32 lowercase hex characters.

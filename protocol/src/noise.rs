@@ -56,10 +56,8 @@ pub struct Initiator {
 impl Initiator {
     /// Starts a handshake to a hub whose link key is `hub_link_public`. Returns the first frame.
     pub fn start(local: &KeyPair, hub_link_public: &[u8; 32], claimed_name: &str) -> Result<(Initiator, Vec<u8>), NoiseError> {
-        let mut hs = Builder::new(params())
-            .local_private_key(local.link_private())?
-            .remote_public_key(hub_link_public)?
-            .build_initiator()?;
+        let mut hs =
+            Builder::new(params()).local_private_key(local.link_private())?.remote_public_key(hub_link_public)?.build_initiator()?;
         let name = &claimed_name.as_bytes()[..claimed_name.len().min(MAX_NAME)];
         let mut buf = vec![0u8; 256 + name.len()];
         let n = hs.write_message(name, &mut buf).map_err(NoiseError::Handshake)?;
@@ -93,10 +91,8 @@ impl Responder {
         let mut hs = Builder::new(params()).local_private_key(local.link_private())?.build_responder()?;
         let mut payload = vec![0u8; msg.len()];
         let n = hs.read_message(msg, &mut payload).map_err(NoiseError::Handshake)?;
-        let remote: [u8; 32] = hs
-            .get_remote_static()
-            .and_then(|k| k.try_into().ok())
-            .ok_or(NoiseError::Malformed("no remote static key"))?;
+        let remote: [u8; 32] =
+            hs.get_remote_static().and_then(|k| k.try_into().ok()).ok_or(NoiseError::Malformed("no remote static key"))?;
         let claimed_name = String::from_utf8_lossy(&payload[..n.min(MAX_NAME)]).into_owned();
         Ok(Responder { hs, remote_static: remote, claimed_name })
     }

@@ -152,7 +152,6 @@ impl HubSocket {
     }
 }
 
-
 /// Sends frames to peers of the hub's ROUTER.
 #[derive(Clone)]
 pub struct HubSender {
@@ -329,7 +328,6 @@ impl LinkReceiver {
         self.down.clone()
     }
 }
-
 
 /// Used by tests that need a raw ZeroMQ peer (bad-input tests): a random routing id.
 pub fn random_identity() -> PeerIdentity {

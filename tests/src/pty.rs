@@ -206,7 +206,11 @@ impl PtySession {
                 return Ok(screen);
             }
             if Instant::now() >= deadline {
-                bail!("{what}: not on screen after {:.1} s ({})\n--- screen ---\n{screen}\n--------------", timeout.as_secs_f64(), self.description);
+                bail!(
+                    "{what}: not on screen after {:.1} s ({})\n--- screen ---\n{screen}\n--------------",
+                    timeout.as_secs_f64(),
+                    self.description
+                );
             }
             std::thread::sleep(POLL);
         }
@@ -231,9 +235,7 @@ impl PtySession {
     /// Resizes the terminal; the program gets SIGWINCH.
     pub fn resize(&mut self, rows: u16, cols: u16) -> Result<()> {
         let (screen_rows, screen_cols) = screen_size(rows, cols)?;
-        self.master
-            .resize(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
-            .map_err(|e| anyhow!("cannot resize the pty: {e}"))?;
+        self.master.resize(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).map_err(|e| anyhow!("cannot resize the pty: {e}"))?;
         self.parser.lock().unwrap_or_else(|p| p.into_inner()).set_size(screen_rows, screen_cols);
         Ok(())
     }

@@ -161,7 +161,9 @@ fn sleepers(tag: &str) -> usize {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
-        .filter(|e| std::fs::read(e.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(tag)).unwrap_or(false))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(tag)).unwrap_or(false)
+        })
         .count()
 }
 
@@ -208,12 +210,13 @@ fn external_agent_loads_runs_reloads_times_out_and_goes_away() {
 
     // The DDL changes (a new action) and SIGHUP reloads it.
     install_agent(agents.path(), &format!("{EXT_DDL}\n[actions.extra]\ndescription = \"added later\"\n"));
-    rustix::process::kill_process(rustix::process::Pid::from_raw(node.pid().unwrap() as i32).unwrap(), rustix::process::Signal::HUP).unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(node.pid().unwrap() as i32).unwrap(), rustix::process::Signal::HUP)
+        .unwrap();
     wait_for("the changed DDL to load after SIGHUP", T, || {
         let out = fleet(hub.endpoint(), &["rpc", "rpcutil", "agent_inventory", "-I", "alpha", "--json"]);
-        out.json()["replies"][0]["data"]["agents"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x["agent"] == "marker" && x["actions"].as_array().is_some_and(|l| l.contains(&json!("extra")))))
+        out.json()["replies"][0]["data"]["agents"].as_array().is_some_and(|a| {
+            a.iter().any(|x| x["agent"] == "marker" && x["actions"].as_array().is_some_and(|l| l.contains(&json!("extra"))))
+        })
     });
 
     // Removed: gone from agent_inventory and the registry; calls get UnknownAction.

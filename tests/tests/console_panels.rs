@@ -41,7 +41,9 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.send(&keys::ctrl('u')).unwrap();
     console.send("country=uk").unwrap();
     console.send(keys::ENTER).unwrap();
-    let screen = console.wait_for("the uk nodes", WAIT, |s| s.contains("2 / 2") && s.contains("2 ok") && UK.iter().all(|n| grid(s).contains(n))).unwrap();
+    let screen = console
+        .wait_for("the uk nodes", WAIT, |s| s.contains("2 / 2") && s.contains("2 ok") && UK.iter().all(|n| grid(s).contains(n)))
+        .unwrap();
     for other in NOT_UK {
         assert!(!grid(&screen).contains(other), "{other} does not match country=uk:\n{screen}");
     }
@@ -49,7 +51,8 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
 
     // Inventory: the nodes on the left, the selected node's facts on the right.
     console.send("3").unwrap();
-    let screen = console.wait_for("cache-01's facts", WAIT, |s| s.contains("Facts") && s.contains("datacenter") && s.contains("fra1")).unwrap();
+    let screen =
+        console.wait_for("cache-01's facts", WAIT, |s| s.contains("Facts") && s.contains("datacenter") && s.contains("fra1")).unwrap();
     assert!(screen.contains("country") && screen.contains("de"), "{screen}");
     console.send("j").unwrap();
     console.wait_for("db-01's facts", WAIT, |s| s.contains(" db-01 ") && s.contains("lon1")).unwrap();
@@ -97,7 +100,9 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.send(&keys::ctrl('u')).unwrap();
     console.send("role").unwrap();
     console.send(keys::ENTER).unwrap();
-    console.wait_for("the get_fact replies", WAIT, |s| s.contains("Summary of Value:") && s.contains("web = 1") && s.contains("db = 1")).unwrap();
+    console
+        .wait_for("the get_fact replies", WAIT, |s| s.contains("Summary of Value:") && s.contains("web = 1") && s.contains("db = 1"))
+        .unwrap();
 
     // The Log has all three requests; enter reopens the echo.
     console.send("6").unwrap();

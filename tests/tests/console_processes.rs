@@ -157,7 +157,11 @@ fn a_tagged_sleep_is_killed_after_the_confirmation() {
     // The next list no longer shows it.
     console.send(keys::ESC).unwrap();
     let pid = sleeper.pid().to_string();
-    console.wait_for("the killed sleep gone from the table", SCREEN_WAIT, |s| !s.lines().any(|l| l.contains(&pid) && l.contains(&sleeper.command))).unwrap();
+    console
+        .wait_for("the killed sleep gone from the table", SCREEN_WAIT, |s| {
+            !s.lines().any(|l| l.contains(&pid) && l.contains(&sleeper.command))
+        })
+        .unwrap();
     console.send(keys::QUIT).unwrap();
     assert!(console.wait_exit(Duration::from_secs(10)).unwrap().success());
 }
@@ -179,7 +183,9 @@ fn esc_at_the_confirmation_leaves_the_sleep_alive() {
     let before = listed_at(&console.screen_text());
     console
         .wait_for("a later list with the sleep still in it", SCREEN_WAIT, |s| {
-            listed_at(s).is_some() && listed_at(s) != before && s.lines().any(|l| l.contains(&pid) && l.contains(&sleeper.command) && !l.contains("pattern"))
+            listed_at(s).is_some()
+                && listed_at(s) != before
+                && s.lines().any(|l| l.contains(&pid) && l.contains(&sleeper.command) && !l.contains("pattern"))
         })
         .unwrap();
     assert_eq!(sleeper.wait_exit(Duration::ZERO), None, "the sleep ended");

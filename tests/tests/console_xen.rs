@@ -21,7 +21,6 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// Time for the panel's first answers (it asks every 5 s) and for a migration to show.
 const SCREEN: Duration = Duration::from_secs(30);
 
-
 /// A hub and two dom0 nodes on the stand-in, sharing `state` (as in `tests/xen.rs`).
 struct Dom0s {
     hub: Hub,
@@ -33,7 +32,10 @@ impl Dom0s {
     fn start() -> Dom0s {
         let state = tempfile::Builder::new().prefix("fleet-xl-standin-").tempdir().expect("tempdir");
         standin::run(state.path(), &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", "web2:2048:2:30"]);
-        standin::run(state.path(), &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
+        standin::run(
+            state.path(),
+            &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"],
+        );
         let hub = Hub::start();
         let node = |name: &str, config: &str| standin::node_spec(hub.endpoint(), name, state.path()).config(config).start();
         let nodes = vec![node(XEN_A, &format!("[xen_host_map]\n{XEN_B} = \"{XEN_B_ADDRESS}\"\n")), node(XEN_B, "")];

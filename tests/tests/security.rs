@@ -203,8 +203,8 @@ fn audit_lines(node_dir: &Path) -> Vec<Value> {
             None => "",
         };
         for (i, line) in complete.lines().enumerate() {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}:{}: audit line is not JSON ({e}): {line}", file.display(), i + 1));
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: audit line is not JSON ({e}): {line}", file.display(), i + 1));
             out.push(v);
         }
     }
@@ -664,11 +664,8 @@ fn the_seed_policy_matrix_holds_on_real_nodes() {
         ("acme-prod", "customer: acme\n", vec!["acme::prodserver"]),
         ("other-dev", "customer: other\n", vec!["acme::devserver"]),
     ];
-    let config = format!(
-        "callers_dir = {}\npolicy_dir = {}\npolicy_default = \"allow\"\n",
-        toml_path(trusted.path()),
-        toml_path(policies.path())
-    );
+    let config =
+        format!("callers_dir = {}\npolicy_dir = {}\npolicy_default = \"allow\"\n", toml_path(trusted.path()), toml_path(policies.path()));
     let nodes: Vec<Node> = node_specs
         .iter()
         .map(|(id, facts, classes)| {
@@ -926,13 +923,14 @@ fn every_request_received_gets_exactly_one_parseable_audit_line() {
         assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "RFC 3339 UTC with ms: {line}");
         assert!(line["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{line}");
         let decision = line["decision"].as_str().unwrap();
-        *decisions.entry(match decision {
-            "allowed" => "allowed",
-            "denied" => "denied",
-            "rejected" => "rejected",
-            other => panic!("unknown decision {other}: {line}"),
-        })
-        .or_default() += 1;
+        *decisions
+            .entry(match decision {
+                "allowed" => "allowed",
+                "denied" => "denied",
+                "rejected" => "rejected",
+                other => panic!("unknown decision {other}: {line}"),
+            })
+            .or_default() += 1;
         let reason = line["reason"].as_str().unwrap();
         assert!(!reason.is_empty(), "{line}");
         let digest = line["args_digest"].as_str().unwrap();
@@ -1261,11 +1259,7 @@ fn fleet_needs_a_private_key_that_only_its_owner_can_read() {
 
     // noded keygen: the same rules for a node key.
     let node_key = dir.path().join("node").join("web-01.key");
-    let out = Command::new(noded_bin())
-        .args(["keygen", "--out", node_key.to_str().unwrap()])
-        .env_remove("NODED_CONFIG")
-        .output()
-        .unwrap();
+    let out = Command::new(noded_bin()).args(["keygen", "--out", node_key.to_str().unwrap()]).env_remove("NODED_CONFIG").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::metadata(&node_key).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(dir.path().join("node").join("web-01.pub").exists());
@@ -1313,7 +1307,8 @@ fn links_need_an_enrolled_key_and_the_pinned_hub_key() {
     let mut watcher = RawPeer::connect(hub.endpoint());
     let dropped = watcher.hub_stats().dropped_frames;
     let mallory = Caller::new("mallory");
-    let mut outsider = SealedPeer::connect(hub.endpoint(), &mallory.key, "mallory", &TestKeys::get().hub.public().link, Duration::from_secs(2));
+    let mut outsider =
+        SealedPeer::connect(hub.endpoint(), &mallory.key, "mallory", &TestKeys::get().hub.public().link, Duration::from_secs(2));
     assert!(outsider.session.is_none(), "an unenrolled console got a link");
     let req = request("rpcutil", "ping", Map::new(), &["newcomer"]);
     outsider.raw.send_raw_frame(signed_frame(&req));

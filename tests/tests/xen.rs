@@ -18,7 +18,6 @@ const XEN_B: &str = "xen-b";
 const XEN_B_ADDRESS: &str = "10.77.0.2";
 const STARTUP: Duration = Duration::from_secs(20);
 
-
 /// Two dom0 nodes on the stand-in, sharing `state`.
 struct Dom0s {
     hub: Hub,
@@ -74,7 +73,10 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn find_migrate_and_see_the_domu_on_the_other_dom0() {
     let long = "a-very-long-domain-name-for-the-billing-cluster-node-0001";
     let dom0s = Dom0s::start(|state| {
-        standin::run(state, &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", &format!("{long}:512:1:5")]);
+        standin::run(
+            state,
+            &["seed", "--host", XEN_A, "--load", "0.3", "--domu", "web1:1024:2:120.5", "--domu", &format!("{long}:512:1:5")],
+        );
         standin::run(state, &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.2", "--domu", "db1:4096:4:900:0:--p---"]);
     });
 
@@ -153,7 +155,22 @@ fn find_migrate_and_see_the_domu_on_the_other_dom0() {
 fn balance_apply_on_an_induced_overload_moves_exactly_the_planned_domu() {
     let dom0s = Dom0s::start(|state| {
         // xen-a is over the threshold and "busy" eats CPU; xen-b idles.
-        standin::run(state, &["seed", "--host", XEN_A, "--load", "2.5,2.0,1.5", "--domu", "busy:2048:2:100:0.8", "--domu", "idle:512:1:50:0.0", "--domu", "calm:512:1:70:0.05"]);
+        standin::run(
+            state,
+            &[
+                "seed",
+                "--host",
+                XEN_A,
+                "--load",
+                "2.5,2.0,1.5",
+                "--domu",
+                "busy:2048:2:100:0.8",
+                "--domu",
+                "idle:512:1:50:0.0",
+                "--domu",
+                "calm:512:1:70:0.05",
+            ],
+        );
         standin::run(state, &["seed", "--host", XEN_B, "--address", XEN_B_ADDRESS, "--load", "0.1", "--domu", "db1:4096:4:900"]);
     });
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +199,10 @@ fn balance_apply_on_an_induced_overload_moves_exactly_the_planned_domu() {
         .collect();
     assert_eq!(planned, [("busy".to_string(), XEN_A.to_string(), XEN_B.to_string())], "{out}");
     let reason = doc["plan"]["migrations"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("xen-a over 1.0 for ") && reason.contains("; busy ate ") && reason.ends_with("; xen-b has 1 of 4 VMs, load 0.1"), "{reason}");
+    assert!(
+        reason.starts_with("xen-a over 1.0 for ") && reason.contains("; busy ate ") && reason.ends_with("; xen-b has 1 of 4 VMs, load 0.1"),
+        "{reason}"
+    );
     assert_eq!(doc["plan"]["migrations"][0]["address"], XEN_B_ADDRESS, "{out}");
     assert_eq!(doc["results"], serde_json::json!([]), "{out}");
     assert_eq!(standin::xl_list(dom0s.state(), XEN_A), ["busy", "calm", "idle"]);

@@ -102,7 +102,8 @@ fn main() {
 
     let now = SystemTime::now();
     let procs = synthetic(rows, now.duration_since(UNIX_EPOCH).unwrap().as_secs());
-    let mut listing = Listing { procs, hosts_asked: rows / 100, hosts_answered: rows / 100, failed: Vec::new(), no_reply: Vec::new(), prepared: None };
+    let mut listing =
+        Listing { procs, hosts_asked: rows / 100, hosts_answered: rows / 100, failed: Vec::new(), no_reply: Vec::new(), prepared: None };
 
     let ctx = PanelContext { theme: Theme::default_theme(), keys: Default::default(), read_only: false, scope: Scope::default() };
     let mut panel = ProcessesPanel::new(&ctx).with_refresh_every(Duration::from_secs(2));
@@ -149,7 +150,9 @@ fn main() {
                 wall.record(t.elapsed().as_micros() as u64).unwrap();
             }
         }
-        let q = |h: &Histogram<u64>| format!("p50 {:.3}  p99 {:.3}  max {:.3} ms", ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()));
+        let q = |h: &Histogram<u64>| {
+            format!("p50 {:.3}  p99 {:.3}  max {:.3} ms", ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()))
+        };
         println!("  draw {cols}x{lines} ({} frames): wall {}  |  cpu {}", wall.len(), q(&wall), q(&cpu));
         worst = (worst.0.max(ms(wall.value_at_quantile(0.99))), worst.1.max(ms(cpu.value_at_quantile(0.99))));
     }

@@ -104,7 +104,11 @@ pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
         }
     }
     let _ = tx.send(true);
-    report(&format!("fleet bench pgrep: {nodes} nodes, {rounds} rounds of `pgrep .` ({rows} rows per round, totals rendered)"), &hist, incomplete);
+    report(
+        &format!("fleet bench pgrep: {nodes} nodes, {rounds} rounds of `pgrep .` ({rows} rows per round, totals rendered)"),
+        &hist,
+        incomplete,
+    );
     Ok(())
 }
 
@@ -125,6 +129,10 @@ pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
         }
     }
     let _ = tx.send(true);
-    report(&format!("fleet bench ping: {nodes} nodes, {rounds} rounds (registry discovery + signed request + all replies)"), &hist, incomplete);
+    report(
+        &format!("fleet bench ping: {nodes} nodes, {rounds} rounds (registry discovery + signed request + all replies)"),
+        &hist,
+        incomplete,
+    );
     Ok(())
 }

@@ -8,14 +8,18 @@ use clap::{Args, Parser, Subcommand};
 use crate::request::DiscoveryMethod;
 
 #[derive(Parser, Debug)]
-#[command(name = "fleet", version, about = "Discover, inspect and act on a fleet of noded hosts",
-          long_about = "fleet is a full-screen console (run it with no command) and a scriptable CLI for a fleet of \
+#[command(
+    name = "fleet",
+    version,
+    about = "Discover, inspect and act on a fleet of noded hosts",
+    long_about = "fleet is a full-screen console (run it with no command) and a scriptable CLI for a fleet of \
                         hosts running noded. Requests go through a noded hub; discovery uses the hub's registry by \
                         default and every node checks the filter again itself.\n\n\
                         Exit codes: 0 all ok, 1 nothing discovered, 2 some failed or gave no reply, 3 discovered but \
                         no replies, 4 nothing sent (bad input, no hub).",
-          after_help = "Examples:\n  fleet demo\n  fleet ping -F country=/uk|us/\n  fleet discover -C /dev_server/ --json\n  \
-                        fleet inventory web-03\n  fleet rpc rpcutil get_fact fact=os.family -I /web/ --jsonl")]
+    after_help = "Examples:\n  fleet demo\n  fleet ping -F country=/uk|us/\n  fleet discover -C /dev_server/ --json\n  \
+                        fleet inventory web-03\n  fleet rpc rpcutil get_fact fact=os.family -I /web/ --jsonl"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -235,9 +239,7 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
     /// Print shell completions.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
 }
@@ -266,9 +268,7 @@ pub enum DdlCommand {
         markdown: bool,
     },
     /// Validate a DDL file (TOML or Choria JSON); errors name the file, the line and the field.
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

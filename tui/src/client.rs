@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
-use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
 use fleet_protocol::keys::KeyPair;
+use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
 use fleet_protocol::{Discover, Envelope, Filter, Hello, Message};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -78,12 +78,13 @@ pub struct Client {
 impl Client {
     /// Attaches to the first reachable hub of `hubs`.
     pub async fn connect(hubs: &[String], timeout: Duration, subscribe: bool) -> Result<Client> {
-        let signer = DEFAULT_SIGNER.get().cloned().context(
-            "no key: create one with `fleet keygen NAME` (it signs requests and authenticates the link), or set FLEET_KEY",
-        )?;
-        let hub_key = *HUB_LINK_KEY.get().context(
-            "no hub key: put the hub's public key in $XDG_CONFIG_HOME/fleet/hub.pub (or set `hub_key` / FLEET_HUB_KEY)",
-        )?;
+        let signer = DEFAULT_SIGNER
+            .get()
+            .cloned()
+            .context("no key: create one with `fleet keygen NAME` (it signs requests and authenticates the link), or set FLEET_KEY")?;
+        let hub_key = *HUB_LINK_KEY
+            .get()
+            .context("no hub key: put the hub's public key in $XDG_CONFIG_HOME/fleet/hub.pub (or set `hub_key` / FLEET_HUB_KEY)")?;
         let mut errors = Vec::new();
         for hub in hubs {
             match Link::connect(hub, timeout).await {
@@ -108,7 +109,15 @@ impl Client {
                             continue;
                         }
                     };
-                    let mut c = Client { tx, rx, limits: Limits::default(), hub: hub.clone(), signer: Some(signer.clone()), session, checks: Default::default() };
+                    let mut c = Client {
+                        tx,
+                        rx,
+                        limits: Limits::default(),
+                        hub: hub.clone(),
+                        signer: Some(signer.clone()),
+                        session,
+                        checks: Default::default(),
+                    };
                     let name = format!("fleet-{}", std::process::id());
                     c.send(&Message::Hello(Hello { name, subscribe })).await?;
                     return Ok(c);

@@ -60,11 +60,7 @@ impl Bar {
             return Bar(None);
         }
         let pb = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
-        pb.set_style(
-            ProgressStyle::with_template(" * [{bar:60}] {pos} / {len} {msg}")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
+        pb.set_style(ProgressStyle::with_template(" * [{bar:60}] {pos} / {len} {msg}").expect("static template").progress_chars("=> "));
         Bar(Some(pb))
     }
     pub fn on(&self, p: &Progress) {
@@ -256,7 +252,11 @@ pub async fn inventory(ctx: &Ctx, node: &str, f: &FilterArgs, out: &OutputArgs) 
     let s = &stats_r.reply.data;
     if out.json || out.jsonl {
         let v = json!({ "identity": node, "inventory": d, "daemon_stats": s });
-        if out.json { println!("{}", serde_json::to_string_pretty(&v)?) } else { jsonl_line(&v) }
+        if out.json {
+            println!("{}", serde_json::to_string_pretty(&v)?)
+        } else {
+            jsonl_line(&v)
+        }
         return Ok(0);
     }
     println!("Inventory for {node}:\n");
@@ -307,9 +307,8 @@ pub fn find_ddl(agent: &str) -> Result<Ddl> {
     if let Some((_, text)) = fleet_ddl::builtin::all().into_iter().find(|(n, _)| *n == agent) {
         return Ok(Ddl::from_toml(text, &format!("ddl/agents/{agent}.toml"))?);
     }
-    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("FLEET_DDL_PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> =
+        std::env::var_os("FLEET_DDL_PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     dirs.push("/etc/fleet/agents".into());
     for dir in dirs {
         for ext in ["toml", "json"] {
@@ -333,7 +332,11 @@ pub fn parse_inputs(ddl: &Ddl, action: &str, inputs: &[String]) -> Result<Map<St
         let Some((k, v)) = kv.split_once('=') else { bail!("input '{kv}' is not KEY=VALUE") };
         let Some(input) = act.input.get(k) else {
             let known: Vec<_> = act.input.keys().cloned().collect();
-            bail!("{}#{action} has no input '{k}' (inputs: {})", ddl.metadata.name, if known.is_empty() { "none".into() } else { known.join(", ") });
+            bail!(
+                "{}#{action} has no input '{k}' (inputs: {})",
+                ddl.metadata.name,
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            );
         };
         args.insert(k.to_string(), fleet_ddl::coerce_cli_value(k, input, v)?);
     }
@@ -341,7 +344,16 @@ pub fn parse_inputs(ddl: &Ddl, action: &str, inputs: &[String]) -> Result<Map<St
     Ok(args)
 }
 
-pub async fn rpc(ctx: &Ctx, agent: &str, action: &str, inputs: &[String], f: &FilterArgs, out: &OutputArgs, no_reply: bool, display: Option<&str>) -> Result<i32> {
+pub async fn rpc(
+    ctx: &Ctx,
+    agent: &str,
+    action: &str,
+    inputs: &[String],
+    f: &FilterArgs,
+    out: &OutputArgs,
+    no_reply: bool,
+    display: Option<&str>,
+) -> Result<i32> {
     let ddl = find_ddl(agent)?;
     let args = match parse_inputs(&ddl, action, inputs) {
         Ok(a) => a,
@@ -451,7 +463,8 @@ fn pretty(v: &Value, indent: usize) -> String {
 fn print_aggregates(act: &fleet_ddl::Action, o: &Outcome) {
     for agg in &act.aggregate {
         let label = act.output.get(&agg.output).map(|x| x.display_as.clone()).unwrap_or_else(|| agg.output.clone());
-        let values: Vec<&Value> = o.replies.iter().filter(|r| r.reply.status.is_ok()).filter_map(|r| r.reply.data.get(&agg.output)).collect();
+        let values: Vec<&Value> =
+            o.replies.iter().filter(|r| r.reply.status.is_ok()).filter_map(|r| r.reply.data.get(&agg.output)).collect();
         if values.is_empty() {
             continue;
         }
@@ -476,10 +489,13 @@ fn print_aggregates(act: &fleet_ddl::Action, o: &Outcome) {
                     continue;
                 }
                 let sum: f64 = nums.iter().sum();
-                let (name, x) = if agg.function == fleet_ddl::AggregateFunction::Sum { ("Sum", sum) } else { ("Average", sum / nums.len() as f64) };
+                let (name, x) =
+                    if agg.function == fleet_ddl::AggregateFunction::Sum { ("Sum", sum) } else { ("Average", sum / nums.len() as f64) };
                 let text = match &agg.format {
                     Some(fmt) if fmt.contains("%d") => fmt.replace("%d", &format!("{}", x.round() as i64)),
-                    Some(fmt) if fmt.contains("%f") || fmt.contains("%.2f") => fmt.replace("%.2f", &format!("{x:.2}")).replace("%f", &format!("{x:.6}")),
+                    Some(fmt) if fmt.contains("%f") || fmt.contains("%.2f") => {
+                        fmt.replace("%.2f", &format!("{x:.2}")).replace("%f", &format!("{x:.6}"))
+                    }
                     _ if x.fract() == 0.0 => format!("{}", x as i64),
                     _ => format!("{x:.2}"),
                 };

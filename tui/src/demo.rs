@@ -141,10 +141,8 @@ pub fn demo_nodes(endpoint: &str, security: &DemoSecurity) -> Result<Vec<Arc<Nod
             noded::facts::merge(&mut facts, json!({ "hostname": id, "country": country, "role": role, "datacenter": dc, "demo": true }));
             let mut agents = agents.clone();
             if let (Some((standin, state)), true) = (&xen, id.starts_with("xen-")) {
-                let map: std::collections::HashMap<String, String> = [("xen-01", "10.0.0.1"), ("xen-02", "10.0.0.2")]
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
+                let map: std::collections::HashMap<String, String> =
+                    [("xen-01", "10.0.0.1"), ("xen-02", "10.0.0.2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 agents.insert(Arc::new(noded::agents::xen::XenAgent::simulated(standin.clone(), state, id, map)));
             }
             Ok(NodeState::new(
@@ -178,12 +176,37 @@ fn simulated_hypervisor(state: &Path) -> Option<(PathBuf, PathBuf)> {
             .is_ok_and(|s| s.success())
     };
     let ok = seed(&[
-        "--host", "xen-01", "--address", "10.0.0.1", "--nr-cpus", "8", "--total-memory", "32768", "--load", "1.6,1.4,1.2",
-        "--domu", "web-vm1:2048:2:1210.5:0.6", "--domu", "db-vm1:8192:4:5320.1:0.9", "--domu", "test3:1024:1:88.0:1.7",
-        "--domu", "build-vm:4096:4:300.0:0:--p---",
+        "--host",
+        "xen-01",
+        "--address",
+        "10.0.0.1",
+        "--nr-cpus",
+        "8",
+        "--total-memory",
+        "32768",
+        "--load",
+        "1.6,1.4,1.2",
+        "--domu",
+        "web-vm1:2048:2:1210.5:0.6",
+        "--domu",
+        "db-vm1:8192:4:5320.1:0.9",
+        "--domu",
+        "test3:1024:1:88.0:1.7",
+        "--domu",
+        "build-vm:4096:4:300.0:0:--p---",
     ]) && seed(&[
-        "--host", "xen-02", "--address", "10.0.0.2", "--nr-cpus", "8", "--total-memory", "32768", "--load", "0.16,0.2,0.3",
-        "--domu", "cache-vm1:2048:2:640.2:0.1",
+        "--host",
+        "xen-02",
+        "--address",
+        "10.0.0.2",
+        "--nr-cpus",
+        "8",
+        "--total-memory",
+        "32768",
+        "--load",
+        "0.16,0.2,0.3",
+        "--domu",
+        "cache-vm1:2048:2:640.2:0.1",
     ]);
     if !ok {
         tracing::warn!("the stand-in hypervisor could not be seeded (is python3 installed?); the demo runs without xen");

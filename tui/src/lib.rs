@@ -128,7 +128,13 @@ async fn dispatch(cli: Cli, config: ClientConfig) -> Result<i32> {
         }
         Some(Command::Ddl { what: DdlCommand::Check { file } }) => match fleet_ddl::Ddl::from_path(&file) {
             Ok(ddl) => {
-                println!("{}: ok: agent {} {} with {} action(s)", file.display(), ddl.metadata.name, ddl.metadata.version, ddl.actions.len());
+                println!(
+                    "{}: ok: agent {} {} with {} action(s)",
+                    file.display(),
+                    ddl.metadata.name,
+                    ddl.metadata.version,
+                    ddl.actions.len()
+                );
                 Ok(0)
             }
             Err(e) => {

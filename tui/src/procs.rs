@@ -114,15 +114,7 @@ fn print_table(procs: &[Proc]) {
     let hw = procs.iter().map(|p| p.host.len()).max().unwrap_or(4).max(4);
     let uw = procs.iter().map(|p| p.user.len()).max().unwrap_or(4).clamp(4, 16);
     for p in procs {
-        println!(
-            "{:<hw$} {:<uw$} {:>7} {:>10} {:>10}  {}",
-            p.host,
-            p.user,
-            p.pid,
-            human_bytes(p.rss),
-            human_bytes(p.vsz),
-            p.cmdline
-        );
+        println!("{:<hw$} {:<uw$} {:>7} {:>10} {:>10}  {}", p.host, p.user, p.pid, human_bytes(p.rss), human_bytes(p.vsz), p.cmdline);
         if p.zombie {
             println!(
                 "{:<hw$} {:<uw$} {:>7}   zombie: reaped only by its parent {}@{} {}",
@@ -163,7 +155,15 @@ fn print_totals(o: &Outcome, procs: &[Proc]) {
     print!("{}", totals_text(o, procs));
 }
 
-pub async fn pgrep(ctx: &Ctx, pattern: &str, zombies: bool, user: Option<&str>, match_name: bool, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+pub async fn pgrep(
+    ctx: &Ctx,
+    pattern: &str,
+    zombies: bool,
+    user: Option<&str>,
+    match_name: bool,
+    f: &FilterArgs,
+    out: &OutputArgs,
+) -> Result<i32> {
     let args = list_args(pattern, zombies, user, match_name);
     let (o, procs) = match list(ctx, f, args, !out.json && !out.jsonl).await {
         Ok(x) => x,
@@ -174,10 +174,13 @@ pub async fn pgrep(ctx: &Ctx, pattern: &str, zombies: bool, user: Option<&str>, 
         Err(e) => return Err(e),
     };
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&json!({
-            "processes": procs, "hosts_answered": o.replies.len(), "hosts_asked": o.discovered.len(), "no_reply": o.no_reply,
-            "failed": o.replies.iter().filter(|r| !r.reply.status.is_ok()).map(|r| json!({"host": r.reply.sender, "status": r.reply.status, "status_msg": r.reply.status_msg})).collect::<Vec<_>>(),
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "processes": procs, "hosts_answered": o.replies.len(), "hosts_asked": o.discovered.len(), "no_reply": o.no_reply,
+                "failed": o.replies.iter().filter(|r| !r.reply.status.is_ok()).map(|r| json!({"host": r.reply.sender, "status": r.reply.status, "status_msg": r.reply.status_msg})).collect::<Vec<_>>(),
+            }))?
+        );
     } else if out.jsonl {
         for p in &procs {
             println!("{}", serde_json::to_string(p)?);
@@ -254,13 +257,23 @@ pub async fn kill_exact(ctx: &Ctx, targets: &[(String, u32, u64)], signal: &str)
             Some(r) => {
                 for t in &list {
                     let (p, s) = t.split_once('@').unwrap_or((t, "0"));
-                    results.push(KillResult { host: host.into(), pid: p.parse().unwrap_or(0), start_time: s.parse().unwrap_or(0), outcome: format!("{}: {}", r.reply.status, r.reply.status_msg) });
+                    results.push(KillResult {
+                        host: host.into(),
+                        pid: p.parse().unwrap_or(0),
+                        start_time: s.parse().unwrap_or(0),
+                        outcome: format!("{}: {}", r.reply.status, r.reply.status_msg),
+                    });
                 }
             }
             None => {
                 for t in &list {
                     let (p, s) = t.split_once('@').unwrap_or((t, "0"));
-                    results.push(KillResult { host: host.into(), pid: p.parse().unwrap_or(0), start_time: s.parse().unwrap_or(0), outcome: "no reply from host".into() });
+                    results.push(KillResult {
+                        host: host.into(),
+                        pid: p.parse().unwrap_or(0),
+                        start_time: s.parse().unwrap_or(0),
+                        outcome: "no reply from host".into(),
+                    });
                 }
             }
         }
@@ -271,7 +284,10 @@ pub async fn kill_exact(ctx: &Ctx, targets: &[(String, u32, u64)], signal: &str)
 fn print_results(results: &[KillResult], json_out: bool) -> Result<i32> {
     let failed = results.iter().filter(|r| r.outcome != "signalled").count();
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({ "results": results, "signalled": results.len() - failed, "failed": failed }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "results": results, "signalled": results.len() - failed, "failed": failed }))?
+        );
     } else {
         for r in results {
             println!("{:<30} {:>7}@{:<12} {}", r.host, r.pid, r.start_time, r.outcome);
@@ -348,7 +364,18 @@ fn confirm(count: usize) -> bool {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn pkill(ctx: &Ctx, pattern: &str, zombies: bool, user: Option<&str>, match_name: bool, parents: bool, signal: &str, yes: bool, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+pub async fn pkill(
+    ctx: &Ctx,
+    pattern: &str,
+    zombies: bool,
+    user: Option<&str>,
+    match_name: bool,
+    parents: bool,
+    signal: &str,
+    yes: bool,
+    f: &FilterArgs,
+    out: &OutputArgs,
+) -> Result<i32> {
     let signal = match check_signal(signal) {
         Ok(s) => s,
         Err(e) => {

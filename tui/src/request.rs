@@ -98,7 +98,12 @@ impl Outcome {
 
 /// If the filter is only exact identities (`-I a -I b`), they are addressed directly.
 pub fn direct_targets(filter: &Filter) -> Option<Vec<String>> {
-    if filter.identity.is_empty() || !filter.fact.is_empty() || !filter.class.is_empty() || !filter.agent.is_empty() || !filter.compound.is_empty() {
+    if filter.identity.is_empty()
+        || !filter.fact.is_empty()
+        || !filter.class.is_empty()
+        || !filter.agent.is_empty()
+        || !filter.compound.is_empty()
+    {
         return None;
     }
     let mut out = Vec::new();
@@ -114,16 +119,19 @@ pub fn direct_targets(filter: &Filter) -> Option<Vec<String>> {
 
 pub fn read_nodes_file(path: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read nodes file {}: {e}", path.display()))?;
-    let nodes: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let nodes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
     Ok(nodes)
 }
 
-fn new_request(spec: &Spec, agent: &str, action: &str, args: Map<String, Value>, targets: Vec<String>, timeout: Duration, reply: ReplyMode) -> Request {
+fn new_request(
+    spec: &Spec,
+    agent: &str,
+    action: &str,
+    args: Map<String, Value>,
+    targets: Vec<String>,
+    timeout: Duration,
+    reply: ReplyMode,
+) -> Request {
     Request {
         id: fleet_protocol::new_request_id(),
         collective: spec.collective.clone(),
@@ -166,7 +174,9 @@ pub async fn discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
         return Ok(direct);
     }
     match spec.method {
-        DiscoveryMethod::Registry | DiscoveryMethod::Flatfile => client.discover(&spec.filter, &spec.collective, spec.discovery_timeout).await,
+        DiscoveryMethod::Registry | DiscoveryMethod::Flatfile => {
+            client.discover(&spec.filter, &spec.collective, spec.discovery_timeout).await
+        }
         DiscoveryMethod::Broadcast => broadcast_discover(client, spec).await,
     }
 }
@@ -202,7 +212,14 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
     let discovery_ms = start.elapsed().as_secs_f64() * 1000.0;
     on(&Progress::Discovered(discovered.clone()));
     if discovered.is_empty() {
-        return Ok(Outcome { request_id: String::new(), discovered, replies: Vec::new(), no_reply: Vec::new(), discovery_ms, elapsed_ms: discovery_ms });
+        return Ok(Outcome {
+            request_id: String::new(),
+            discovered,
+            replies: Vec::new(),
+            no_reply: Vec::new(),
+            discovery_ms,
+            elapsed_ms: discovery_ms,
+        });
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     let by_registry = spec.targets.is_none()

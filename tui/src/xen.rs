@@ -179,7 +179,15 @@ pub fn xen_filter(f: &FilterArgs) -> FilterArgs {
 }
 
 /// One round of a xen action on the matching dom0s (or exactly `targets`).
-async fn xen_round(ctx: &Ctx, client: &mut Client, action: &str, mut args: Map<String, Value>, f: &FilterArgs, targets: Option<Vec<String>>, bar: bool) -> Result<Outcome> {
+async fn xen_round(
+    ctx: &Ctx,
+    client: &mut Client,
+    action: &str,
+    mut args: Map<String, Value>,
+    f: &FilterArgs,
+    targets: Option<Vec<String>>,
+    bar: bool,
+) -> Result<Outcome> {
     let ddl = crate::commands::find_ddl("xen")?;
     fleet_ddl::validate_request(&ddl, action, &mut args)?;
     let action_timeout = if action == "migrate" { ddl.metadata.timeout } else { QUERY_TIMEOUT };
@@ -370,7 +378,11 @@ fn found_on(o: &Outcome) -> Vec<(String, DomainRow)> {
 }
 
 fn failures(o: &Outcome) -> Vec<(String, String)> {
-    o.replies.iter().filter(|r| !r.reply.status.is_ok()).map(|r| (r.reply.sender.clone(), format!("{}: {}", r.reply.status, r.reply.status_msg))).collect()
+    o.replies
+        .iter()
+        .filter(|r| !r.reply.status.is_ok())
+        .map(|r| (r.reply.sender.clone(), format!("{}: {}", r.reply.status, r.reply.status_msg)))
+        .collect()
 }
 
 fn domain_args(name: &str) -> Map<String, Value> {
@@ -391,7 +403,13 @@ pub async fn find(ctx: &Ctx, name: &str, f: &FilterArgs, out: &OutputArgs) -> Re
     };
     let hits = found_on(&o);
     let failed = failures(&o);
-    let code = if hits.is_empty() { 1 } else if !failed.is_empty() || !o.no_reply.is_empty() { 2 } else { 0 };
+    let code = if hits.is_empty() {
+        1
+    } else if !failed.is_empty() || !o.no_reply.is_empty() {
+        2
+    } else {
+        0
+    };
     if out.json || out.jsonl {
         let doc = json!({
             "domain": name,
@@ -401,7 +419,11 @@ pub async fn find(ctx: &Ctx, name: &str, f: &FilterArgs, out: &OutputArgs) -> Re
             "failed": failed.iter().map(|(h, w)| json!({"host": h, "error": w})).collect::<Vec<_>>(),
             "no_reply": o.no_reply,
         });
-        if out.json { println!("{}", serde_json::to_string_pretty(&doc)?) } else { println!("{doc}") }
+        if out.json {
+            println!("{}", serde_json::to_string_pretty(&doc)?)
+        } else {
+            println!("{doc}")
+        }
         return Ok(code);
     }
     if o.discovered.is_empty() {
@@ -412,7 +434,14 @@ pub async fn find(ctx: &Ctx, name: &str, f: &FilterArgs, out: &OutputArgs) -> Re
         [] => println!("{name} runs on none of the {} dom0(s) asked", o.discovered.len()),
         found => {
             for (host, r) in found {
-                println!("{name} runs on {host}  (id {}, {}, {} vCPU(s), state {}, {:.1} s of CPU)", r.id, mib(r.mem), r.vcpus, r.state, r.cpu_time);
+                println!(
+                    "{name} runs on {host}  (id {}, {}, {} vCPU(s), state {}, {:.1} s of CPU)",
+                    r.id,
+                    mib(r.mem),
+                    r.vcpus,
+                    r.state,
+                    r.cpu_time
+                );
             }
             if found.len() > 1 {
                 println!("warning: {name} is listed on {} dom0s at once", found.len());
@@ -451,7 +480,11 @@ pub async fn migrate_one(ctx: &Ctx, client: &mut Client, domain: &str, from: &st
             (true, r.reply.data["output"].as_str().unwrap_or("").to_string(), r.reply.data["elapsed_s"].as_f64().unwrap_or(0.0))
         }
         Some(r) => (false, format!("{}: {}", r.reply.status, r.reply.status_msg), r.time_ms / 1000.0),
-        None => (false, format!("no reply from {from} within {:.0} s; the migration may still be running there", o.elapsed_ms / 1000.0), o.elapsed_ms / 1000.0),
+        None => (
+            false,
+            format!("no reply from {from} within {:.0} s; the migration may still be running there", o.elapsed_ms / 1000.0),
+            o.elapsed_ms / 1000.0,
+        ),
     };
     Ok(MigrationResult { domain: domain.into(), from: from.into(), to: to.into(), success, message, elapsed_s })
 }
@@ -522,14 +555,19 @@ pub async fn migrate(ctx: &Ctx, name: &str, dest: &str, yes: bool, f: &FilterArg
     }
     let result = migrate_one(ctx, &mut client, name, &from, dest, "").await?;
     // Where does it run now? Asked of both ends only.
-    let now = xen_round(ctx, &mut client, "find", domain_args(name), &FilterArgs::default(), Some(vec![from.clone(), dest.to_string()]), false).await;
+    let now =
+        xen_round(ctx, &mut client, "find", domain_args(name), &FilterArgs::default(), Some(vec![from.clone(), dest.to_string()]), false)
+            .await;
     let now_on: Vec<String> = now.map(|o| found_on(&o).into_iter().map(|(h, _)| h).collect()).unwrap_or_default();
     if out.json || out.jsonl {
         let doc = json!({ "result": result, "now_on": now_on });
         if out.json { println!("{}", serde_json::to_string_pretty(&doc)?) } else { println!("{doc}") }
     } else if result.success {
         println!("{name}: migrated from {from} to {dest} in {:.1} s ({})", result.elapsed_s, last_line(&result.message));
-        println!("{name} now runs on {}", if now_on.is_empty() { "(not found: check with fleet xen find)".into() } else { now_on.join(", ") });
+        println!(
+            "{name} now runs on {}",
+            if now_on.is_empty() { "(not found: check with fleet xen find)".into() } else { now_on.join(", ") }
+        );
     } else {
         println!("{name}: migration from {from} to {dest} FAILED:\n{}", result.message);
     }
@@ -617,7 +655,15 @@ fn save_history(path: Option<&Path>, migrations: &[PastMigration]) -> Result<()>
 
 /// Carries out a plan's migrations one by one; records each started one in `obs` (and the history
 /// file), so the cooldowns hold even when a migration fails half-way.
-async fn apply_plan(ctx: &Ctx, client: &mut Client, policy: &BalancerPolicy, plan: &Plan, obs: &mut Observations, history: Option<&Path>, quiet: bool) -> Result<Vec<MigrationResult>> {
+async fn apply_plan(
+    ctx: &Ctx,
+    client: &mut Client,
+    policy: &BalancerPolicy,
+    plan: &Plan,
+    obs: &mut Observations,
+    history: Option<&Path>,
+    quiet: bool,
+) -> Result<Vec<MigrationResult>> {
     let mut results = Vec::new();
     for m in &plan.migrations {
         if !quiet {
@@ -649,7 +695,14 @@ fn print_plan(plan: &Plan) {
     }
 }
 
-pub async fn balance(ctx: &Ctx, policy_file: &Path, mode: BalanceMode, opts: &BalanceOptions, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+pub async fn balance(
+    ctx: &Ctx,
+    policy_file: &Path,
+    mode: BalanceMode,
+    opts: &BalanceOptions,
+    f: &FilterArgs,
+    out: &OutputArgs,
+) -> Result<i32> {
     let policy = match BalancerPolicy::load(policy_file) {
         Ok(p) => p,
         Err(e) => {
@@ -682,7 +735,11 @@ pub async fn balance(ctx: &Ctx, policy_file: &Path, mode: BalanceMode, opts: &Ba
                 let now = tokio::time::Instant::now();
                 if !quiet {
                     let left = deadline.saturating_duration_since(now);
-                    eprintln!("sample {taken}: {n} of {} dom0(s) answered; {:.1} s of observation left", o.discovered.len(), left.as_secs_f64());
+                    eprintln!(
+                        "sample {taken}: {n} of {} dom0(s) answered; {:.1} s of observation left",
+                        o.discovered.len(),
+                        left.as_secs_f64()
+                    );
                 }
                 if now >= deadline {
                     break;
@@ -719,7 +776,16 @@ pub async fn balance(ctx: &Ctx, policy_file: &Path, mode: BalanceMode, opts: &Ba
 /// `--watch`: one round per interval until ctrl-c. The first ctrl-c stops after the current
 /// step; a second one stops at once (a migration already sent carries on on its dom0).
 #[allow(clippy::too_many_arguments)]
-async fn watch(ctx: &Ctx, client: &mut Client, policy: &BalancerPolicy, apply: bool, opts: &BalanceOptions, f: &FilterArgs, out: &OutputArgs, obs: &mut Observations) -> Result<i32> {
+async fn watch(
+    ctx: &Ctx,
+    client: &mut Client,
+    policy: &BalancerPolicy,
+    apply: bool,
+    opts: &BalanceOptions,
+    f: &FilterArgs,
+    out: &OutputArgs,
+    obs: &mut Observations,
+) -> Result<i32> {
     let (stop_tx, mut stop) = tokio::sync::watch::channel(0u32);
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
@@ -761,7 +827,8 @@ async fn watch(ctx: &Ctx, client: &mut Client, policy: &BalancerPolicy, apply: b
         if quiet {
             println!("{}", json!({ "round": round, "answered": n, "asked": o.discovered.len(), "plan": plan }));
         } else {
-            let loads: Vec<String> = plan.dom0s.iter().map(|d| format!("{} {}", d.name, d.load.map(balancer::fmt_load).unwrap_or_else(|| "-".into()))).collect();
+            let loads: Vec<String> =
+                plan.dom0s.iter().map(|d| format!("{} {}", d.name, d.load.map(balancer::fmt_load).unwrap_or_else(|| "-".into()))).collect();
             eprintln!("round {round}: {n} of {} dom0(s) answered; load {}", o.discovered.len(), loads.join(", "));
             // The plan is printed when it moves something or its reasons change in substance, not
             // every time a duration in it grows.
@@ -818,7 +885,14 @@ mod tests {
 
     fn reply(sender: &str, status: Status, data: Value) -> ReplyRecord {
         ReplyRecord {
-            reply: Reply { request_id: "r".into(), sender: sender.into(), status, status_msg: if status.is_ok() { "OK".into() } else { "xl not found".into() }, data, elapsed_us: 0 },
+            reply: Reply {
+                request_id: "r".into(),
+                sender: sender.into(),
+                status,
+                status_msg: if status.is_ok() { "OK".into() } else { "xl not found".into() },
+                data,
+                elapsed_us: 0,
+            },
             time_ms: 5.0,
             expected: true,
             signature: crate::client::SignatureCheck::Unverified,
@@ -828,7 +902,14 @@ mod tests {
     fn outcome(replies: Vec<ReplyRecord>, no_reply: &[&str]) -> Outcome {
         let mut discovered: Vec<String> = replies.iter().map(|r| r.reply.sender.clone()).collect();
         discovered.extend(no_reply.iter().map(|s| s.to_string()));
-        Outcome { request_id: "r".into(), discovered, replies, no_reply: no_reply.iter().map(|s| s.to_string()).collect(), discovery_ms: 1.0, elapsed_ms: 10.0 }
+        Outcome {
+            request_id: "r".into(),
+            discovered,
+            replies,
+            no_reply: no_reply.iter().map(|s| s.to_string()).collect(),
+            discovery_ms: 1.0,
+            elapsed_ms: 10.0,
+        }
     }
 
     fn row(name: &str, id: u32) -> Value {
@@ -840,14 +921,22 @@ mod tests {
     fn the_view_joins_list_and_info_per_dom0() {
         let list = outcome(
             vec![
-                reply("xen-02", Status::Ok, json!({"domus": [row("web1", 3)], "dom0": row("Domain-0", 0), "domu_count": 1, "domu_memory": 1024})),
+                reply(
+                    "xen-02",
+                    Status::Ok,
+                    json!({"domus": [row("web1", 3)], "dom0": row("Domain-0", 0), "domu_count": 1, "domu_memory": 1024}),
+                ),
                 reply("xen-01", Status::Ok, json!({"domus": [], "dom0": row("Domain-0", 0), "domu_count": 0, "domu_memory": 0})),
                 reply("xen-03", Status::UnknownError, Value::Null),
             ],
             &["xen-04"],
         );
         let info = outcome(
-            vec![reply("xen-02", Status::Ok, json!({"load_1": 0.5, "load_5": 0.4, "load_15": 0.3, "nr_cpus": 8, "total_memory": 32768, "free_memory": 20000, "simulated": true}))],
+            vec![reply(
+                "xen-02",
+                Status::Ok,
+                json!({"load_1": 0.5, "load_5": 0.4, "load_15": 0.3, "nr_cpus": 8, "total_memory": 32768, "free_memory": 20000, "simulated": true}),
+            )],
             &[],
         );
         let v = view_from(&list, &info);
@@ -893,7 +982,11 @@ mod tests {
                 cpu_eaten: 1.7,
                 window_s: 30.0,
             }],
-            rejected: vec![balancer::Rejection { considered: balancer::Considered::Destination, name: "hypervisor1".into(), why: "has 10 of 10 VMs (max_vm_per_host)".into() }],
+            rejected: vec![balancer::Rejection {
+                considered: balancer::Considered::Destination,
+                name: "hypervisor1".into(),
+                why: "has 10 of 10 VMs (max_vm_per_host)".into(),
+            }],
             dom0s: vec![],
         };
         assert_eq!(

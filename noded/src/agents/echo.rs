@@ -34,10 +34,7 @@ impl Agent for Echo {
     fn call(&self, node: Arc<NodeState>, _meta: RequestMeta, _action: &str, args: Map<String, Value>) -> ActionFuture {
         let share = node.config.echo_failure_share;
         let result = if share > 0.0 && rand::random::<f64>() < share {
-            Err(ActionError::aborted(format!(
-                "simulated intermittent failure (echo_failure_share = {share} on {})",
-                node.identity
-            )))
+            Err(ActionError::aborted(format!("simulated intermittent failure (echo_failure_share = {share} on {})", node.identity)))
         } else {
             let msg = args.get("msg").cloned().unwrap_or(Value::String(String::new()));
             Ok(json!({ "msg": msg, "time": fleet_protocol::now_ms() }))

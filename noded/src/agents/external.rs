@@ -127,9 +127,8 @@ impl ExternalAgent {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| ActionError::new(Status::UnknownError, format!("cannot run {}: {e}", self.executable.display())))?;
+        let mut child =
+            cmd.spawn().map_err(|e| ActionError::new(Status::UnknownError, format!("cannot run {}: {e}", self.executable.display())))?;
         // The agent and everything it started share a process group; kill the group if we give up.
         let group = GroupKiller(child.id());
         let mut log_tasks = Vec::new();
@@ -170,7 +169,10 @@ impl ExternalAgent {
             Err(_) => {
                 return Err(ActionError::new(
                     Status::UnknownError,
-                    format!("agent exited with {status} without writing a reply{}", if tail.is_empty() { String::new() } else { format!(": {tail}") }),
+                    format!(
+                        "agent exited with {status} without writing a reply{}",
+                        if tail.is_empty() { String::new() } else { format!(": {tail}") }
+                    ),
                 ));
             }
         };

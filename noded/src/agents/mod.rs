@@ -59,7 +59,13 @@ pub struct RequestMeta {
 
 impl RequestMeta {
     pub fn of(req: &fleet_protocol::Request) -> RequestMeta {
-        RequestMeta { id: req.id.clone(), caller: req.caller.clone(), collective: req.collective.clone(), msgtime: req.msgtime, ttl: req.ttl }
+        RequestMeta {
+            id: req.id.clone(),
+            caller: req.caller.clone(),
+            collective: req.collective.clone(),
+            msgtime: req.msgtime,
+            ttl: req.ttl,
+        }
     }
 }
 

@@ -119,12 +119,7 @@ impl Snapshotter {
         } else if let Some(users) = self.users.as_mut().filter(|u| u.get_user_by_id(uid).is_none()) {
             users.refresh();
         }
-        let name = self
-            .users
-            .as_ref()
-            .and_then(|u| u.get_user_by_id(uid))
-            .map(|u| u.name().to_string())
-            .unwrap_or_else(|| raw.to_string());
+        let name = self.users.as_ref().and_then(|u| u.get_user_by_id(uid)).map(|u| u.name().to_string()).unwrap_or_else(|| raw.to_string());
         self.user_names.insert(raw, name.clone());
         name
     }
@@ -162,7 +157,21 @@ impl Snapshotter {
         }
         let mut rows = Vec::with_capacity(picked.len());
         for pid in picked {
-            let Some(p) = self.system.as_ref().and_then(|s| s.process(pid)).map(|p| (p.user_id().cloned(), p.name().to_string_lossy().into_owned(), cmdline_of(p), p.status(), p.parent(), p.memory(), p.virtual_memory(), p.cpu_usage(), p.start_time())) else { continue };
+            let Some(p) = self.system.as_ref().and_then(|s| s.process(pid)).map(|p| {
+                (
+                    p.user_id().cloned(),
+                    p.name().to_string_lossy().into_owned(),
+                    cmdline_of(p),
+                    p.status(),
+                    p.parent(),
+                    p.memory(),
+                    p.virtual_memory(),
+                    p.cpu_usage(),
+                    p.start_time(),
+                )
+            }) else {
+                continue;
+            };
             let (uid, name, cmdline, status, parent, rss, vsz, cpu, started) = p;
             let user = self.user_name(uid.as_ref());
             if let Some(u) = &q.user {
@@ -224,11 +233,7 @@ impl Default for Snapshotter {
 
 fn thread_count(pid: u32) -> u64 {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Signals by the names the DDL allows.
@@ -303,8 +308,22 @@ impl Default for ProcessAgent {
 }
 
 const ALL_FIELDS: &[&str] = &[
-    "pid", "ppid", "user", "state", "rss", "vsz", "cpu", "start_time", "started", "threads", "name", "cmdline", "zombie",
-    "parent_pid", "parent_start_time", "parent_cmdline",
+    "pid",
+    "ppid",
+    "user",
+    "state",
+    "rss",
+    "vsz",
+    "cpu",
+    "start_time",
+    "started",
+    "threads",
+    "name",
+    "cmdline",
+    "zombie",
+    "parent_pid",
+    "parent_start_time",
+    "parent_cmdline",
 ];
 
 fn list(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -> Result<Value, ActionError> {
@@ -314,12 +333,12 @@ fn list(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -> Result<Valu
     let pattern = if pattern.is_empty() {
         None
     } else {
-        Some(
-            regex::RegexBuilder::new(&pattern)
-                .size_limit(1 << 20)
-                .build()
-                .map_err(|e| ActionError::invalid(format!("input 'pattern' is not a valid regex: {}", e.to_string().lines().last().unwrap_or_default().trim())))?,
-        )
+        Some(regex::RegexBuilder::new(&pattern).size_limit(1 << 20).build().map_err(|e| {
+            ActionError::invalid(format!(
+                "input 'pattern' is not a valid regex: {}",
+                e.to_string().lines().last().unwrap_or_default().trim()
+            ))
+        })?)
     };
     let user = s("user");
     let fields: Vec<String> = s("fields").split(',').map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect();
@@ -328,7 +347,10 @@ fn list(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -> Result<Valu
     if let Some(bad) = fields.iter().find(|f| !ALL_FIELDS.contains(&f.as_str())) {
         return Err(ActionError::invalid(format!("input 'fields' names unknown field '{bad}' (known: {})", ALL_FIELDS.join(", "))));
     }
-    let rows = snapshot.lock().map_err(|_| ActionError::new(fleet_protocol::Status::UnknownError, "process snapshot lock poisoned"))?.list(&q)
+    let rows = snapshot
+        .lock()
+        .map_err(|_| ActionError::new(fleet_protocol::Status::UnknownError, "process snapshot lock poisoned"))?
+        .list(&q)
         .map_err(|e| ActionError::new(fleet_protocol::Status::UnknownError, e))?;
     let rss_total: u64 = rows.iter().map(|r| r.rss).sum();
     let vsz_total: u64 = rows.iter().map(|r| r.vsz).sum();

@@ -196,7 +196,20 @@ pub fn parse_list_row(line: &str) -> Result<DomainRow, String> {
         .map(|(_, r)| r.to_string())
         .ok_or_else(|| format!("state '{state}' has the unknown shutdown reason '{}'", flags[4]))?;
     let dying = flag(5, 'd')?;
-    Ok(DomainRow { name: name.to_string(), id, mem, vcpus, state: state.to_string(), running, blocked, paused, shutdown, shutdown_reason, dying, cpu_time })
+    Ok(DomainRow {
+        name: name.to_string(),
+        id,
+        mem,
+        vcpus,
+        state: state.to_string(),
+        running,
+        blocked,
+        paused,
+        shutdown,
+        shutdown_reason,
+        dying,
+        cpu_time,
+    })
 }
 
 /// Parses the whole of `xl list`: an optional header, then one row per domain.
@@ -209,7 +222,8 @@ pub fn parse_xl_list(text: &str) -> Result<Vec<DomainRow>, ParseError> {
         if rows.is_empty() && is_list_header(line) {
             continue;
         }
-        let row = parse_list_row(line).map_err(|reason| ParseError { command: "xl list", line_no: i + 1, line: line.to_string(), reason })?;
+        let row =
+            parse_list_row(line).map_err(|reason| ParseError { command: "xl list", line_no: i + 1, line: line.to_string(), reason })?;
         rows.push(row);
     }
     Ok(rows)
@@ -265,7 +279,13 @@ pub fn parse_xl_info(text: &str) -> Result<XlInfo, ParseError> {
         (None, Some(major), Some(minor)) => format!("{major}.{minor}{}", fields.get("xen_extra").map(String::as_str).unwrap_or("")),
         _ => String::new(),
     };
-    Ok(XlInfo { nr_cpus: number("nr_cpus")?, total_memory: number("total_memory")?, free_memory: number("free_memory")?, xen_version, fields })
+    Ok(XlInfo {
+        nr_cpus: number("nr_cpus")?,
+        total_memory: number("total_memory")?,
+        free_memory: number("free_memory")?,
+        xen_version,
+        fields,
+    })
 }
 
 /// The 1, 5 and 15 minute load averages from `/proc/loadavg` text.
@@ -274,7 +294,11 @@ pub fn parse_loadavg(text: &str) -> Result<[f64; 3], String> {
     let mut load = [0.0; 3];
     for slot in &mut load {
         let field = parts.next().ok_or_else(|| format!("load average {:?} has fewer than three numbers", text.trim()))?;
-        *slot = field.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0).ok_or_else(|| format!("load average field '{field}' is not a number"))?;
+        *slot = field
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("load average field '{field}' is not a number"))?;
     }
     Ok(load)
 }
@@ -417,7 +441,8 @@ impl Xl {
 }
 
 async fn load_average_from(path: &Path) -> Result<[f64; 3], ActionError> {
-    let text = tokio::fs::read_to_string(path).await.map_err(|e| unknown(format!("cannot read the load average from {}: {e}", path.display())))?;
+    let text =
+        tokio::fs::read_to_string(path).await.map_err(|e| unknown(format!("cannot read the load average from {}: {e}", path.display())))?;
     parse_loadavg(&text).map_err(|e| unknown(format!("{}: {e}", path.display())))
 }
 
@@ -474,11 +499,7 @@ async fn stat(agent: &Xl) -> Result<Value, ActionError> {
 
 /// The address xl migrates to: the caller's, else the node's map entry, else the name itself.
 pub fn migration_address(destination: &str, address: &str, host_map: &HashMap<String, String>) -> String {
-    if !address.is_empty() {
-        address.to_string()
-    } else {
-        host_map.get(destination).cloned().unwrap_or_else(|| destination.to_string())
-    }
+    if !address.is_empty() { address.to_string() } else { host_map.get(destination).cloned().unwrap_or_else(|| destination.to_string()) }
 }
 
 async fn migrate(agent: &Xl, node: &NodeState, meta: &RequestMeta, args: &Map<String, Value>) -> Result<Value, ActionError> {
@@ -789,7 +810,10 @@ xend_config_format     : 4
         assert_eq!(v["domus"][1]["name"], "a-very-long-domain-name-for-the-billing-cluster-node-0001");
         assert_eq!(v["domus"][2]["shutdown_reason"], "crash");
         let v = info(&xl).await.unwrap();
-        assert_eq!((v["nr_cpus"].as_u64(), v["total_memory"].as_u64(), v["free_memory"].as_u64()), (Some(8), Some(32768), Some(32768 - 2048 - 1792)));
+        assert_eq!(
+            (v["nr_cpus"].as_u64(), v["total_memory"].as_u64(), v["free_memory"].as_u64()),
+            (Some(8), Some(32768), Some(32768 - 2048 - 1792))
+        );
         assert_eq!((v["load_1"].as_f64(), v["load_15"].as_f64()), (Some(1.5), Some(0.5)));
         assert_eq!(v["simulated"], true);
         let v = stat(&xl).await.unwrap();

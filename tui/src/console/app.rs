@@ -407,7 +407,9 @@ impl Component for App {
             }
             // Request progress only concerns the panels that follow requests (a burst of a
             // thousand replies should not be copied to every panel).
-            Action::Round { .. } => batch([self.discovery.update(action.clone()), self.rpc.update(action.clone()), self.log.update(action)]),
+            Action::Round { .. } => {
+                batch([self.discovery.update(action.clone()), self.rpc.update(action.clone()), self.log.update(action)])
+            }
             Action::Request { .. } => batch([self.rpc.update(action.clone()), self.log.update(action)]),
             Action::Members { .. } => self.discovery.update(action),
             Action::Discovery(_) => self.discovery.update(action),

@@ -437,14 +437,20 @@ impl Discovery {
             RequestEvent::Discovered(nodes) => {
                 round.discovered = nodes.len();
                 round.phase = Phase::Waiting;
-                self.rows = nodes.into_iter().map(|identity| NodeRow { identity, status: NodeStatus::Pending, expected: true, left: false }).collect();
+                self.rows = nodes
+                    .into_iter()
+                    .map(|identity| NodeRow { identity, status: NodeStatus::Pending, expected: true, left: false })
+                    .collect();
                 self.reindex();
                 self.cursor = None;
             }
             RequestEvent::Reply(reply) => {
                 let ms = reply.ms;
-                let status =
-                    if reply.status.is_ok() { NodeStatus::Ok { ms } } else { NodeStatus::Failed { status: reply.status, message: reply.message.clone(), ms } };
+                let status = if reply.status.is_ok() {
+                    NodeStatus::Ok { ms }
+                } else {
+                    NodeStatus::Failed { status: reply.status, message: reply.message.clone(), ms }
+                };
                 match self.index.get(&reply.sender) {
                     Some(&i) => self.rows[i].status = status,
                     None => {
@@ -516,7 +522,9 @@ impl Discovery {
         };
         let desc = describe_filter(&round.filter);
         match &round.phase {
-            Phase::Discovering if !self.link_up => Line::from(Span::styled(format!("waiting for the hub link to discover {desc} ..."), t.label)),
+            Phase::Discovering if !self.link_up => {
+                Line::from(Span::styled(format!("waiting for the hub link to discover {desc} ..."), t.label))
+            }
             Phase::Discovering => Line::from(Span::styled(format!("discovering {desc} ..."), t.label)),
             Phase::Failed(msg) => Line::from(Span::styled(format!("round failed: {}", msg.lines().next().unwrap_or_default()), t.error)),
             Phase::Done { .. } if round.discovered == 0 && self.rows.is_empty() => {
@@ -629,7 +637,8 @@ impl Discovery {
         let view = self.view();
         let name_width = self.rows.iter().map(|r| r.identity.chars().count()).max().unwrap_or(0).clamp(12, 32) as u16;
         let header = Row::new(["", "NODE", "STATUS", "TIME", "DETAIL"].map(|h| TableCell::from(Span::styled(h, t.table.header))));
-        let widths = [Constraint::Length(1), Constraint::Length(name_width), Constraint::Length(10), Constraint::Length(9), Constraint::Min(0)];
+        let widths =
+            [Constraint::Length(1), Constraint::Length(name_width), Constraint::Length(10), Constraint::Length(9), Constraint::Min(0)];
         // Only the rows on screen are built: a fleet can be thousands of nodes.
         let visible = (area.height as usize).saturating_sub(1).max(1);
         self.page.set(visible);
@@ -826,7 +835,9 @@ mod tests {
     }
 
     fn started(d: &mut Discovery) -> u64 {
-        let Some(Action::RunDiscovery { round, filter }) = d.update(Action::Discovery(Msg::Rerun)) else { panic!("rerun must start a round") };
+        let Some(Action::RunDiscovery { round, filter }) = d.update(Action::Discovery(Msg::Rerun)) else {
+            panic!("rerun must start a round")
+        };
         d.update(Action::RunDiscovery { round, filter });
         round
     }

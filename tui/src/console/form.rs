@@ -53,7 +53,9 @@ impl std::fmt::Display for FieldError {
 impl Field {
     fn new(ddl: &Ddl, action: &str, name: &str, input: &Input) -> Field {
         let value = match input.kind {
-            InputType::Boolean => Toggle(input.default.as_ref().and_then(Value::as_bool).or(if input.optional { None } else { Some(false) })),
+            InputType::Boolean => {
+                Toggle(input.default.as_ref().and_then(Value::as_bool).or(if input.optional { None } else { Some(false) }))
+            }
             InputType::List => Pick(input.default.as_ref().and_then(Value::as_str).and_then(|d| input.list.iter().position(|l| l == d))),
             _ => FieldValue::Text(TextInput::new(&input.default.as_ref().map(value_text).unwrap_or_default())),
         };
@@ -326,7 +328,10 @@ list = ["red", "blue"]
         at(&mut f, "fact");
         assert_eq!(f.shown_error(f.cursor), None, "empty and required: not an error until a submit");
         type_in(&mut f, "bad fact");
-        assert_eq!(f.shown_error(f.cursor), Some(FieldError::Invalid(r"does not match the validation /^[\w\-\.:]+$/ (got 'bad fact')".into())));
+        assert_eq!(
+            f.shown_error(f.cursor),
+            Some(FieldError::Invalid(r"does not match the validation /^[\w\-\.:]+$/ (got 'bad fact')".into()))
+        );
         f.edit(TextEdit::Clear);
         type_in(&mut f, "os.family");
         assert_eq!(f.shown_error(f.cursor), Some(FieldError::Invalid("is 9 characters long, over its maxlength of 8".into())));
@@ -374,7 +379,10 @@ list = ["red", "blue"]
         f.step(true);
         at(&mut f, "fact");
         type_in(&mut f, "country");
-        assert_eq!(f.args().unwrap(), Map::from_iter([("colour".into(), json!("red")), ("fact".into(), json!("country")), ("signal".into(), json!("TERM"))]));
+        assert_eq!(
+            f.args().unwrap(),
+            Map::from_iter([("colour".into(), json!("red")), ("fact".into(), json!("country")), ("signal".into(), json!("TERM"))])
+        );
     }
 
     #[test]

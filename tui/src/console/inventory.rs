@@ -416,8 +416,20 @@ impl Inventory {
                 }
                 let s = ready(&info.stats);
                 let label_width = self.stat_labels.iter().map(|(_, l)| l.len()).max().unwrap_or(10);
-                let order =
-                    ["version", "pid", "starttime", "uptime", "total", "passed", "filtered", "validated", "unvalidated", "replies", "ttlexpired", "agents"];
+                let order = [
+                    "version",
+                    "pid",
+                    "starttime",
+                    "uptime",
+                    "total",
+                    "passed",
+                    "filtered",
+                    "validated",
+                    "unvalidated",
+                    "replies",
+                    "ttlexpired",
+                    "agents",
+                ];
                 let mut lines = Vec::new();
                 for key in order {
                     let label = self.stat_labels.iter().find(|(k, _)| k == key).map(|(_, l)| l.as_str()).unwrap_or(key);
@@ -495,8 +507,11 @@ impl Inventory {
             tabs.push(Span::styled(format!(" {} ", tab.title()), style));
             tabs.push(Span::raw(" "));
         }
-        let search =
-            if self.tab == Tab::Facts { self.fact_search.line(t, self.facts().iter().filter(|l| l.value.is_some()).count(), self.leaf_count()) } else { None };
+        let search = if self.tab == Tab::Facts {
+            self.fact_search.line(t, self.facts().iter().filter(|l| l.value.is_some()).count(), self.leaf_count())
+        } else {
+            None
+        };
         let [tab_area, search_area, body] =
             Layout::vertical([Constraint::Length(1), Constraint::Length(u16::from(search.is_some())), Constraint::Min(0)]).areas(inner);
         frame.render_widget(Paragraph::new(Line::from(tabs)), tab_area);
@@ -521,14 +536,21 @@ impl Inventory {
         let cursor = self.detail_cursor.min(lines.len().saturating_sub(1));
         let top = scroll_top(self.detail_top.get(), cursor, height.max(1), lines.len());
         self.detail_top.set(top);
-        let lines: Vec<Line> =
-            lines.into_iter().enumerate().skip(top).take(height).map(|(i, l)| if focused && i == cursor { l.patch_style(t.row.selected) } else { l }).collect();
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .enumerate()
+            .skip(top)
+            .take(height)
+            .map(|(i, l)| if focused && i == cursor { l.patch_style(t.row.selected) } else { l })
+            .collect();
         frame.render_widget(Paragraph::new(lines), body);
     }
 
     fn leaf_count(&self) -> usize {
         match self.selected().and_then(|n| self.cache.get(n)).and_then(|i| i.inventory.as_ref()) {
-            Some(Fetch::Ready(inv)) => fact_lines(&inv["facts"], &HashSet::new(), &Search::default()).iter().filter(|l| l.value.is_some()).count(),
+            Some(Fetch::Ready(inv)) => {
+                fact_lines(&inv["facts"], &HashSet::new(), &Search::default()).iter().filter(|l| l.value.is_some()).count()
+            }
             _ => 0,
         }
     }
@@ -536,16 +558,24 @@ impl Inventory {
     fn fact_tree_lines(&self, width: u16) -> Vec<Line<'static>> {
         let t = &self.theme;
         let lines = self.facts();
-        let key_width = lines.iter().filter(|l| l.value.is_some()).map(|l| l.depth * 2 + l.key.chars().count()).max().unwrap_or(0).min(width as usize / 2);
+        let key_width = lines
+            .iter()
+            .filter(|l| l.value.is_some())
+            .map(|l| l.depth * 2 + l.key.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(width as usize / 2);
         let needle = self.fact_search.text().trim().to_lowercase();
         lines
             .into_iter()
             .map(|l| {
                 let indent = "  ".repeat(l.depth);
                 match l.value {
-                    None => {
-                        Line::from(vec![Span::raw(indent), Span::styled(if l.folded { "▸ " } else { "▾ " }, t.tree.branch), Span::styled(l.key, t.tree.branch)])
-                    }
+                    None => Line::from(vec![
+                        Span::raw(indent),
+                        Span::styled(if l.folded { "▸ " } else { "▾ " }, t.tree.branch),
+                        Span::styled(l.key, t.tree.branch),
+                    ]),
                     Some(v) => {
                         let pad = key_width.saturating_sub(l.depth * 2 + l.key.chars().count());
                         let hit = !needle.is_empty() && (contains_ci(&l.path, &needle) || contains_ci(&v, &needle));
@@ -577,7 +607,8 @@ impl Component for Inventory {
             Action::Inventory(msg) => return self.on_msg(msg),
             Action::Nav(nav) => return self.move_cursor(nav),
             Action::Search(edit) => {
-                let search = if self.focus == Focus::Details && self.tab == Tab::Facts { &mut self.fact_search } else { &mut self.node_search };
+                let search =
+                    if self.focus == Focus::Details && self.tab == Tab::Facts { &mut self.fact_search } else { &mut self.node_search };
                 if search.apply(edit) {
                     self.detail_cursor = 0;
                 }
@@ -647,7 +678,11 @@ mod tests {
             search.apply(SearchEdit::Edit(TextEdit::Insert(c)));
         }
         let lines = fact_lines(&facts(), &folded, &search);
-        assert_eq!(lines.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), ["os", "os.release", "os.release.major"], "a search opens folded branches");
+        assert_eq!(
+            lines.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(),
+            ["os", "os.release", "os.release.major"],
+            "a search opens folded branches"
+        );
         search.apply(SearchEdit::Cancel);
         search.apply(SearchEdit::Open);
         search.apply(SearchEdit::Edit(TextEdit::Insert('u')));

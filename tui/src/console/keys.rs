@@ -98,7 +98,9 @@ impl Key {
             "backspace" => KeyCode::Backspace,
             "del" => KeyCode::Delete,
             "insert" => KeyCode::Insert,
-            f if f.len() > 1 && f.starts_with('F') && f[1..].parse::<u8>().is_ok_and(|n| (1..=24).contains(&n)) => KeyCode::F(f[1..].parse().expect("checked")),
+            f if f.len() > 1 && f.starts_with('F') && f[1..].parse::<u8>().is_ok_and(|n| (1..=24).contains(&n)) => {
+                KeyCode::F(f[1..].parse().expect("checked"))
+            }
             s if s.chars().count() == 1 => {
                 let c = s.chars().next().expect("one char");
                 if c.is_control() {
@@ -393,7 +395,11 @@ fn default_table(mode: Mode) -> Vec<Binding> {
             quit(),
         ],
         Mode::Confirm => {
-            vec![Binding::new("yes", &["y"], Action::ConfirmYes, "yes, do it"), Binding::new("no", &["n", "esc", "q"], Action::ClosePopup, "no"), quit()]
+            vec![
+                Binding::new("yes", &["y"], Action::ConfirmYes, "yes, do it"),
+                Binding::new("no", &["n", "esc", "q"], Action::ClosePopup, "no"),
+                quit(),
+            ]
         }
     }
 }
@@ -470,10 +476,10 @@ impl Keymap {
         type Sections = std::collections::BTreeMap<String, std::collections::BTreeMap<String, toml::Spanned<KeysSpec>>>;
         let sections: Sections = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
-            let msg = e
-                .message()
-                .trim()
-                .replace("data did not match any variant of untagged enum KeysSpec", "expected a key (\"q\") or a list of keys ([\"q\", \"ctrl-c\"])");
+            let msg = e.message().trim().replace(
+                "data did not match any variant of untagged enum KeysSpec",
+                "expected a key (\"q\") or a list of keys ([\"q\", \"ctrl-c\"])",
+            );
             anyhow!("{file}:{line}: {msg}")
         })?;
         // Which (mode, binding) came from which line, to name it when the result is wrong.
@@ -523,7 +529,11 @@ impl Keymap {
             for b in self.table(mode) {
                 for k in &b.keys {
                     if let Some((_, first)) = seen.iter().find(|(s, _)| s == k) {
-                        return Err(Problem { mode, names: vec![first, b.name], message: format!("key {k} is bound twice ({first} and {})", b.name) });
+                        return Err(Problem {
+                            mode,
+                            names: vec![first, b.name],
+                            message: format!("key {k} is bound twice ({first} and {})", b.name),
+                        });
                     }
                     if mode.is_text_entry() && k.is_text() {
                         return Err(Problem { mode, names: vec![b.name], message: format!("key {k} ({}) would shadow typing", b.name) });
@@ -599,13 +609,17 @@ mod tests {
         assert!(keys.lookup(Mode::DiscoveryFilter, &press(KeyCode::Char('q'), KeyModifiers::NONE)).is_none());
         let failed = keys.lookup(Mode::Discovery, &press(KeyCode::Char('F'), KeyModifiers::SHIFT)).unwrap();
         assert_eq!(failed.name, "tag_failed");
-        assert_eq!(keys.lookup(Mode::Global, &press(KeyCode::Char('5'), KeyModifiers::NONE)).unwrap().action, Action::FocusPanel(PanelId::Rpc));
+        assert_eq!(
+            keys.lookup(Mode::Global, &press(KeyCode::Char('5'), KeyModifiers::NONE)).unwrap().action,
+            Action::FocusPanel(PanelId::Rpc)
+        );
     }
 
     #[test]
     fn a_user_file_rebinds_by_name() {
         let mut keys = Keymap::defaults();
-        keys.apply_user("[discovery]\ntag_failed = \"ctrl-f\"\ndown = [\"j\", \"down\", \"ctrl-n\"]\n\n[global]\nhelp = []\n", "keys.toml").unwrap();
+        keys.apply_user("[discovery]\ntag_failed = \"ctrl-f\"\ndown = [\"j\", \"down\", \"ctrl-n\"]\n\n[global]\nhelp = []\n", "keys.toml")
+            .unwrap();
         let b = keys.lookup(Mode::Discovery, &press(KeyCode::Char('f'), KeyModifiers::CONTROL)).unwrap();
         assert_eq!(b.name, "tag_failed");
         assert!(keys.lookup(Mode::Discovery, &press(KeyCode::Char('F'), KeyModifiers::NONE)).is_none(), "the old key is gone");

@@ -144,7 +144,14 @@ impl Component for LogPanel {
                 self.push(record);
             }
             Action::RequestStarted(info) => {
-                let record = RequestRecord::new(RequestKey::Rpc(info.id), &info.agent, &info.action, info.args.clone(), info.scope.clone(), info.started);
+                let record = RequestRecord::new(
+                    RequestKey::Rpc(info.id),
+                    &info.agent,
+                    &info.action,
+                    info.args.clone(),
+                    info.scope.clone(),
+                    info.started,
+                );
                 self.push(record);
             }
             Action::Round { round, event } => {
@@ -172,11 +179,14 @@ impl Component for LogPanel {
     fn draw(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let shown = self.shown();
-        let block = Block::bordered().border_style(t.border_focused).title(Span::styled(format!(" Log: {} request(s) ", self.records.len()), t.title));
+        let block = Block::bordered()
+            .border_style(t.border_focused)
+            .title(Span::styled(format!(" Log: {} request(s) ", self.records.len()), t.title));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let search = self.search.line(t, shown.len(), self.records.len());
-        let [search_area, table_area] = Layout::vertical([Constraint::Length(u16::from(search.is_some())), Constraint::Min(0)]).areas(inner);
+        let [search_area, table_area] =
+            Layout::vertical([Constraint::Length(u16::from(search.is_some())), Constraint::Min(0)]).areas(inner);
         if let Some(line) = search {
             frame.render_widget(Paragraph::new(line), search_area);
         }

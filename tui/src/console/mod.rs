@@ -149,8 +149,15 @@ pub async fn run(opts: Options) -> Result<()> {
     let net_watch = tokio::spawn(report_panic("network task", net, actions.clone()));
     let ticker = tokio::spawn(tick(actions.clone()));
     let input = InputReader::spawn(actions.clone());
-    let mut app =
-        App::new(AppInit { hubs: opts.hubs.clone(), note: opts.note.clone(), read_only: opts.read_only, theme, keys, theme_dirs, now: SystemTime::now() });
+    let mut app = App::new(AppInit {
+        hubs: opts.hubs.clone(),
+        note: opts.note.clone(),
+        read_only: opts.read_only,
+        theme,
+        keys,
+        theme_dirs,
+        now: SystemTime::now(),
+    });
 
     let result = event_loop(&mut screen, &mut app, &mut inbox, &net_tx).await;
 
@@ -164,7 +171,12 @@ pub async fn run(opts: Options) -> Result<()> {
     result
 }
 
-async fn event_loop(screen: &mut Screen, app: &mut App, inbox: &mut UnboundedReceiver<Action>, net_tx: &UnboundedSender<NetCommand>) -> Result<()> {
+async fn event_loop(
+    screen: &mut Screen,
+    app: &mut App,
+    inbox: &mut UnboundedReceiver<Action>,
+    net_tx: &UnboundedSender<NetCommand>,
+) -> Result<()> {
     let mut to_net = |cmd: NetCommand| {
         if net_tx.send(cmd).is_err() {
             tracing::error!("the network task is gone");
@@ -357,7 +369,11 @@ pub fn log_path() -> PathBuf {
 /// the default is `info`.
 fn init_logging(level: Option<&str>) -> Result<(tracing_appender::non_blocking::WorkerGuard, PathBuf)> {
     let path = log_path();
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open the console log {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the console log {}", path.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::try_new(l).with_context(|| format!("bad log level {l:?}"))?,

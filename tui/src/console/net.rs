@@ -168,20 +168,27 @@ impl Work {
                 });
             }
             NetCommand::Processes(cmd) => {
-                tokio::spawn(
-                    async move { with_link(&pool, &actions, "processes", async |client, actions| processes::execute(cmd, client, actions).await).await },
-                );
+                tokio::spawn(async move {
+                    with_link(&pool, &actions, "processes", async |client, actions| processes::execute(cmd, client, actions).await).await
+                });
             }
             NetCommand::Xen(cmd) => {
                 let cmd = cmd.with_collective(&settings.collective);
-                tokio::spawn(async move { with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, actions).await).await });
+                tokio::spawn(async move {
+                    with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, actions).await).await
+                });
             }
         }
     }
 }
 
 /// Runs `work` on a pooled link; a link that cannot be had is reported in the footer.
-async fn with_link(pool: &Pool, actions: &UnboundedSender<Action>, what: &str, work: impl AsyncFnOnce(&mut Client, &UnboundedSender<Action>)) {
+async fn with_link(
+    pool: &Pool,
+    actions: &UnboundedSender<Action>,
+    what: &str,
+    work: impl AsyncFnOnce(&mut Client, &UnboundedSender<Action>),
+) {
     let _permit = pool.busy.acquire().await;
     match pool.take().await {
         Ok(mut client) => {
@@ -333,14 +340,16 @@ fn request_event(p: &Progress) -> Option<RequestEvent> {
     match p {
         Progress::Discovered(nodes) => Some(RequestEvent::Discovered(nodes.clone())),
         // A reply whose signature does not check against the node's key is shown as failed.
-        Progress::Reply { reply, expected, rtt, signature: crate::client::SignatureCheck::Bad } => Some(RequestEvent::Reply(Box::new(ReplyRow {
-            sender: reply.sender.clone(),
-            status: fleet_protocol::Status::UnknownError,
-            message: "BAD SIGNATURE: this reply does not check against the node's key".into(),
-            data: serde_json::Value::Null,
-            ms: rtt.as_secs_f64() * 1000.0,
-            expected: *expected,
-        }))),
+        Progress::Reply { reply, expected, rtt, signature: crate::client::SignatureCheck::Bad } => {
+            Some(RequestEvent::Reply(Box::new(ReplyRow {
+                sender: reply.sender.clone(),
+                status: fleet_protocol::Status::UnknownError,
+                message: "BAD SIGNATURE: this reply does not check against the node's key".into(),
+                data: serde_json::Value::Null,
+                ms: rtt.as_secs_f64() * 1000.0,
+                expected: *expected,
+            })))
+        }
         Progress::Reply { reply, expected, rtt, .. } => Some(RequestEvent::Reply(Box::new(ReplyRow {
             sender: reply.sender.clone(),
             status: reply.status,
@@ -399,7 +408,14 @@ async fn run_round(settings: &NetSettings, pool: &Pool, round: u64, filter: &str
     .await;
     match result {
         Ok(o) => {
-            tracing::info!(round, discovered = o.discovered.len(), ok = o.ok_count(), failed = o.failed_count(), no_reply = o.no_reply.len(), "round done")
+            tracing::info!(
+                round,
+                discovered = o.discovered.len(),
+                ok = o.ok_count(),
+                failed = o.failed_count(),
+                no_reply = o.no_reply.len(),
+                "round done"
+            )
         }
         Err(e) => tracing::warn!(round, error = %e, "round failed"),
     }
@@ -455,7 +471,8 @@ async fn fleet_agents(settings: &NetSettings, pool: &Pool, scope: &Scope) -> Res
                 continue;
             };
             let version = a["version"].as_str().unwrap_or_default().to_string();
-            let entry = agents.entry(name.to_string()).or_insert_with(|| FleetAgent { name: name.to_string(), version: version.clone(), nodes: 0 });
+            let entry =
+                agents.entry(name.to_string()).or_insert_with(|| FleetAgent { name: name.to_string(), version: version.clone(), nodes: 0 });
             entry.nodes += 1;
             if version > entry.version {
                 entry.version = version;
@@ -463,7 +480,11 @@ async fn fleet_agents(settings: &NetSettings, pool: &Pool, scope: &Scope) -> Res
         }
     }
     if agents.is_empty() {
-        return Err(if o.discovered.is_empty() { "no nodes to ask for their agents".to_string() } else { "no node answered agent_inventory".to_string() });
+        return Err(if o.discovered.is_empty() {
+            "no nodes to ask for their agents".to_string()
+        } else {
+            "no node answered agent_inventory".to_string()
+        });
     }
     Ok(agents.into_values().collect())
 }

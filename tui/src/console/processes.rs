@@ -76,8 +76,18 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const MENU: [Signal; 10] =
-        [Signal::Term, Signal::Kill, Signal::Hup, Signal::Int, Signal::Quit, Signal::Usr1, Signal::Usr2, Signal::Stop, Signal::Cont, Signal::Chld];
+    pub const MENU: [Signal; 10] = [
+        Signal::Term,
+        Signal::Kill,
+        Signal::Hup,
+        Signal::Int,
+        Signal::Quit,
+        Signal::Usr1,
+        Signal::Usr2,
+        Signal::Stop,
+        Signal::Cont,
+        Signal::Chld,
+    ];
 
     /// The name the process agent takes (`TERM`, ...).
     pub fn name(self) -> &'static str {
@@ -352,7 +362,11 @@ pub fn popup_table(mode: PanelMode) -> Vec<Binding> {
             quit(),
         ],
         PanelMode::Confirm => {
-            vec![Binding::new("send", &["enter"], Msg::Confirm, "send the signal"), Binding::new("cancel", &["esc", "q", "n"], Msg::Cancel, "cancel"), quit()]
+            vec![
+                Binding::new("send", &["enter"], Msg::Confirm, "send the signal"),
+                Binding::new("cancel", &["esc", "q", "n"], Msg::Cancel, "cancel"),
+                quit(),
+            ]
         }
         PanelMode::Results => vec![Binding::new("close", &["esc", "enter", "q"], Msg::Cancel, "close"), quit()],
     }

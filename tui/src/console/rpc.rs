@@ -273,7 +273,8 @@ impl RpcPanel {
             timeout: Duration::from_secs(form.ddl.metadata.timeout),
             started: self.now,
         };
-        self.current = Some(RequestRecord::new(RequestKey::Rpc(info.id), &info.agent, &info.action, args, info.scope.clone(), info.started));
+        self.current =
+            Some(RequestRecord::new(RequestKey::Rpc(info.id), &info.agent, &info.action, args, info.scope.clone(), info.started));
         self.result_cursor = 0;
         self.focus = Focus::Results;
         Action::RequestStarted(Box::new(info))
@@ -347,7 +348,8 @@ impl RpcPanel {
     fn draw_agents(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let focused = self.focus == Focus::Agents;
-        let block = Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Agents ", t.title));
+        let block =
+            Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Agents ", t.title));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let lines: Vec<Line> = match &self.agents_state {
@@ -365,7 +367,10 @@ impl RpcPanel {
                 .map(|(i, a)| {
                     let mark = if i == self.agent_cursor { "> " } else { "  " };
                     let style = if i == self.agent_cursor && focused { t.row.selected } else { t.text };
-                    let mut spans = vec![Span::styled(format!("{mark}{}", a.agent.name), style), Span::styled(format!(" {}", a.agent.version), t.label)];
+                    let mut spans = vec![
+                        Span::styled(format!("{mark}{}", a.agent.name), style),
+                        Span::styled(format!(" {}", a.agent.version), t.label),
+                    ];
                     if a.ddl.is_err() {
                         spans.push(Span::styled(" no DDL", t.error));
                     }
@@ -380,7 +385,8 @@ impl RpcPanel {
     fn draw_actions(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let focused = self.focus == Focus::Actions;
-        let block = Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Actions ", t.title));
+        let block =
+            Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Actions ", t.title));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let Some(ddl) = self.ddl() else { return };
@@ -426,8 +432,11 @@ impl RpcPanel {
                     if act.destructive {
                         lines.push(Line::from(Span::styled("destructive: asks before it runs", t.error)));
                     }
-                    let inputs: Vec<String> =
-                        act.input.iter().map(|(n, i)| if i.optional || i.default.is_some() { format!("[{n}]") } else { n.clone() }).collect();
+                    let inputs: Vec<String> = act
+                        .input
+                        .iter()
+                        .map(|(n, i)| if i.optional || i.default.is_some() { format!("[{n}]") } else { n.clone() })
+                        .collect();
                     lines.push(Line::from(Span::styled(
                         if inputs.is_empty() { "no inputs".to_string() } else { format!("inputs: {}", inputs.join(" ")) },
                         t.label,
@@ -454,7 +463,8 @@ impl RpcPanel {
             if focused {
                 focus_line = lines.len();
             }
-            let mut label = vec![Span::styled(if f.required() { "* " } else { "  " }, t.form.required), Span::styled(f.input.prompt.clone(), t.text)];
+            let mut label =
+                vec![Span::styled(if f.required() { "* " } else { "  " }, t.form.required), Span::styled(f.input.prompt.clone(), t.text)];
             label.push(Span::styled(format!("  ({})", f.name), t.label));
             lines.push(Line::from(label));
             let shown = f.display();
@@ -487,7 +497,8 @@ impl RpcPanel {
     fn draw_form(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let focused = self.focus == Focus::Form;
-        let block = Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Request ", t.title));
+        let block =
+            Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Request ", t.title));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let (lines, focus_line) = self.form_lines(inner.width as usize);
@@ -537,19 +548,24 @@ impl RpcPanel {
     fn draw_results(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let focused = self.focus == Focus::Results;
-        let block = Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Results ", t.title));
+        let block =
+            Block::bordered().border_style(if focused { t.border_focused } else { t.border }).title(Span::styled(" Results ", t.title));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let Some(rec) = &self.current else { return };
         let ddl = crate::commands::find_ddl(&rec.agent).ok();
         let act = ddl.as_ref().and_then(|d| d.action(&rec.action));
         let aggregates = act.map(|a| aggregate_lines(a, &rec.replies)).unwrap_or_default();
-        let [summary_area, table_area, agg_area] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(2), Constraint::Length((aggregates.len() as u16).min(inner.height.saturating_sub(4)))])
-                .areas(inner);
+        let [summary_area, table_area, agg_area] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(2),
+            Constraint::Length((aggregates.len() as u16).min(inner.height.saturating_sub(4))),
+        ])
+        .areas(inner);
         frame.render_widget(Paragraph::new(self.summary_line(rec, true)), summary_area);
         // The columns: the outputs in DDL order, labelled with display_as, as many as fit.
-        let outputs: Vec<(String, String)> = act.map(|a| a.output.iter().map(|(k, o)| (k.clone(), o.display_as.clone())).collect()).unwrap_or_default();
+        let outputs: Vec<(String, String)> =
+            act.map(|a| a.output.iter().map(|(k, o)| (k.clone(), o.display_as.clone())).collect()).unwrap_or_default();
         let rows = self.result_rows();
         let name_width = rows.iter().map(|r| r.sender().chars().count()).max().unwrap_or(4).clamp(4, 24) as u16;
         let fixed = 2 + name_width + 1 + 9 + 1 + 9;
@@ -592,7 +608,8 @@ impl RpcPanel {
                         };
                         cells.push(Cell::from(Span::styled(word, style)));
                         if !rep.status.is_ok() {
-                            let msg = if rep.message.is_empty() { rep.status.to_string() } else { format!("{}: {}", rep.status, rep.message) };
+                            let msg =
+                                if rep.message.is_empty() { rep.status.to_string() } else { format!("{}: {}", rep.status, rep.message) };
                             cells.push(Cell::from(Span::styled(msg, t.status.failed)));
                             for _ in 1..ncols {
                                 cells.push(Cell::from(""));
@@ -727,7 +744,9 @@ impl Component for RpcPanel {
                     return self.ask_agents();
                 }
             }
-            Action::Link(super::action::LinkState::Connected { .. }) if self.shown && matches!(self.agents_state, AgentsState::Failed(_)) => {
+            Action::Link(super::action::LinkState::Connected { .. })
+                if self.shown && matches!(self.agents_state, AgentsState::Failed(_)) =>
+            {
                 return self.ask_agents();
             }
             Action::ThemeChanged(theme) => self.theme = *theme,
@@ -793,7 +812,12 @@ mod tests {
 
     #[test]
     fn showing_the_panel_asks_the_fleet_for_its_agents_once() {
-        let mut p = RpcPanel::new(&PanelContext { theme: Theme::mono(), keys: Default::default(), read_only: false, scope: Scope::filter("role=web") });
+        let mut p = RpcPanel::new(&PanelContext {
+            theme: Theme::mono(),
+            keys: Default::default(),
+            read_only: false,
+            scope: Scope::filter("role=web"),
+        });
         let ask = p.update(Action::FocusChanged(PanelId::Rpc));
         assert_eq!(ask, Some(NetCommand::FleetAgents { scope: Scope::filter("role=web") }.into()));
         assert_eq!(p.update(Action::FocusChanged(PanelId::Rpc)), None, "already asking");
@@ -810,9 +834,14 @@ mod tests {
         for c in "bad fact".chars() {
             p.update(r(Msg::Edit(TextEdit::Insert(c))));
         }
-        assert!(matches!(p.form().unwrap().shown_error(0), Some(FieldError::Invalid(rule)) if rule.contains("does not match the validation")));
+        assert!(
+            matches!(p.form().unwrap().shown_error(0), Some(FieldError::Invalid(rule)) if rule.contains("does not match the validation"))
+        );
         let refused = p.update(r(Msg::Submit));
-        assert!(matches!(&refused, Some(Action::Notify(n)) if n.error && n.text.starts_with("nothing sent: fact does not match")), "{refused:?}");
+        assert!(
+            matches!(&refused, Some(Action::Notify(n)) if n.error && n.text.starts_with("nothing sent: fact does not match")),
+            "{refused:?}"
+        );
         assert_eq!(p.focus(), Focus::Form);
         p.update(r(Msg::Edit(TextEdit::Clear)));
         for c in "country".chars() {

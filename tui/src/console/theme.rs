@@ -55,7 +55,8 @@ struct SlotSpec {
 }
 
 fn parse_color(s: &str) -> Result<Color, String> {
-    s.parse::<Color>().map_err(|_| format!("unknown color {s:?} (expected a name like \"red\" or \"darkgray\", an index 0-255, or \"#rrggbb\")"))
+    s.parse::<Color>()
+        .map_err(|_| format!("unknown color {s:?} (expected a name like \"red\" or \"darkgray\", an index 0-255, or \"#rrggbb\")"))
 }
 
 fn parse_modifier(s: &str) -> Result<Modifier, String> {
@@ -222,7 +223,10 @@ impl Theme {
     }
 
     fn builtin(name: &str) -> Option<Theme> {
-        BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, text)| Theme::parse(text, &format!("themes/{n}.toml")).expect("the compiled-in themes parse"))
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, text)| Theme::parse(text, &format!("themes/{n}.toml")).expect("the compiled-in themes parse"))
     }
 
     /// The compiled-in default theme.

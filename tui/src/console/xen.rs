@@ -69,13 +69,25 @@ pub enum Msg {
     /// A key an open popup does not use: it does nothing, but the popup keeps the keyboard.
     Swallow,
     /// The confirmation said yes to one migration.
-    MigrateConfirmed { domu: String, from: String, to: String },
+    MigrateConfirmed {
+        domu: String,
+        from: String,
+        to: String,
+    },
     /// The confirmation said yes to the balancer's plan.
-    ApplyConfirmed { moves: Vec<Move> },
+    ApplyConfirmed {
+        moves: Vec<Move>,
+    },
     /// A `list` + `info` round came back; `at_ms` is when.
-    Refreshed { at_ms: u64, result: Result<Box<XenView>, String> },
+    Refreshed {
+        at_ms: u64,
+        result: Result<Box<XenView>, String>,
+    },
     /// A `find` round came back: the dom0s that run `name`.
-    Found { name: String, result: Result<Vec<String>, String> },
+    Found {
+        name: String,
+        result: Result<Vec<String>, String>,
+    },
     /// One migration ended.
     Migrated(Box<MigrationResult>),
 }
@@ -105,7 +117,9 @@ impl Cmd {
     /// The same command for `collective` (for a network task that knows the console's collective).
     pub fn with_collective(mut self, collective: &str) -> Cmd {
         match &mut self {
-            Cmd::Refresh { collective: c, .. } | Cmd::Find { collective: c, .. } | Cmd::Migrate { collective: c, .. } => *c = collective.to_string(),
+            Cmd::Refresh { collective: c, .. } | Cmd::Find { collective: c, .. } | Cmd::Migrate { collective: c, .. } => {
+                *c = collective.to_string()
+            }
         }
         self
     }
@@ -130,9 +144,15 @@ pub async fn execute(cmd: Cmd, client: &mut Client, tx: &UnboundedSender<Action>
             let (ctx, _) = request_context(&collective, &Scope::default());
             for m in moves {
                 tracing::info!(domu = %m.domu, from = %m.from, to = %m.to, "console: migrating");
-                let result = crate::xen::migrate_one(&ctx, client, &m.domu, &m.from, &m.to, &m.address).await.unwrap_or_else(|e| {
-                    MigrationResult { domain: m.domu.clone(), from: m.from.clone(), to: m.to.clone(), success: false, message: format!("{e:#}"), elapsed_s: 0.0 }
-                });
+                let result =
+                    crate::xen::migrate_one(&ctx, client, &m.domu, &m.from, &m.to, &m.address).await.unwrap_or_else(|e| MigrationResult {
+                        domain: m.domu.clone(),
+                        from: m.from.clone(),
+                        to: m.to.clone(),
+                        success: false,
+                        message: format!("{e:#}"),
+                        elapsed_s: 0.0,
+                    });
                 tracing::info!(domu = %m.domu, success = result.success, elapsed_s = result.elapsed_s, "console: migration ended");
                 send(Msg::Migrated(Box::new(result)));
             }
@@ -237,7 +257,10 @@ pub enum PolicySource {
     Default,
     File(PathBuf),
     /// The file is wrong; the defaults are used meanwhile.
-    Invalid { file: PathBuf, error: String },
+    Invalid {
+        file: PathBuf,
+        error: String,
+    },
 }
 
 /// `$XDG_CONFIG_HOME/fleet/balancer.toml` (usually `~/.config/fleet/balancer.toml`).
@@ -613,7 +636,12 @@ impl XenPanel {
             if d.error.is_some() || view.no_reply.contains(&d.name) {
                 continue;
             }
-            let domus = view.domus.iter().filter(|p| p.dom0 == d.name).map(|p| DomuSample { name: p.domu.name.clone(), cpu_time: p.domu.cpu_time }).collect();
+            let domus = view
+                .domus
+                .iter()
+                .filter(|p| p.dom0 == d.name)
+                .map(|p| DomuSample { name: p.domu.name.clone(), cpu_time: p.domu.cpu_time })
+                .collect();
             self.obs.record(&d.name, Sample { at_ms, load: d.load[0], domus });
             let trend = self.trends.entry(d.name.clone()).or_default();
             trend.push_back(d.load[0]);
@@ -648,8 +676,12 @@ impl XenPanel {
             return Some(Notice::error(format!("{domu} is already migrating to {}", h.to)));
         }
         let no_reply = self.view.as_ref().map(|v| v.no_reply.clone()).unwrap_or_default();
-        let choices: Vec<String> =
-            self.dom0s().iter().filter(|d| d.name != from && d.error.is_none() && !no_reply.contains(&d.name)).map(|d| d.name.clone()).collect();
+        let choices: Vec<String> = self
+            .dom0s()
+            .iter()
+            .filter(|d| d.name != from && d.error.is_none() && !no_reply.contains(&d.name))
+            .map(|d| d.name.clone())
+            .collect();
         if choices.is_empty() {
             return Some(Notice::error(format!("no other dom0 answered: {domu} has nowhere to go")));
         }
@@ -689,7 +721,13 @@ impl XenPanel {
     /// `  (load 0.30, 2 domUs)` for a dom0 of the view.
     fn dom0_brief(&self, name: &str) -> String {
         match self.dom0s().iter().find(|d| d.name == name) {
-            Some(d) => format!("  (load {}, {} of {} domUs, {} free)", balancer::fmt_load(d.load[0]), d.domu_count, self.max_label(), mib(d.free_memory)),
+            Some(d) => format!(
+                "  (load {}, {} of {} domUs, {} free)",
+                balancer::fmt_load(d.load[0]),
+                d.domu_count,
+                self.max_label(),
+                mib(d.free_memory)
+            ),
             None => String::new(),
         }
     }
@@ -752,7 +790,12 @@ impl XenPanel {
     }
 
     fn on_migrated(&mut self, r: MigrationResult) -> Option<Action> {
-        if let Some(h) = self.history.iter_mut().rev().find(|h| h.domu == r.domain && h.from == r.from && h.to == r.to && h.outcome == MoveOutcome::Running) {
+        if let Some(h) = self
+            .history
+            .iter_mut()
+            .rev()
+            .find(|h| h.domu == r.domain && h.from == r.from && h.to == r.to && h.outcome == MoveOutcome::Running)
+        {
             h.outcome = if r.success { MoveOutcome::Done { elapsed_s: r.elapsed_s } } else { MoveOutcome::Failed(r.message.clone()) };
         }
         let notice = if r.success {
@@ -776,7 +819,11 @@ impl XenPanel {
             Ok(on) => {
                 let first = on[0].clone();
                 let known = self.view.as_ref().is_some_and(|v| v.domus.iter().any(|p| p.dom0 == first && p.domu.name == name));
-                let also = if on.len() > 1 { format!(" (and on {}: listed on {} dom0s at once)", on[1..].join(", "), on.len()) } else { String::new() };
+                let also = if on.len() > 1 {
+                    format!(" (and on {}: listed on {} dom0s at once)", on[1..].join(", "), on.len())
+                } else {
+                    String::new()
+                };
                 let notice = Notice::info(format!("{name} runs on {first}{also}"));
                 if known {
                     self.jump_to(&first, &name);
@@ -978,7 +1025,9 @@ impl Component for XenPanel {
         self.draw_domus(frame, domus);
         self.draw_history(frame, history);
         match &self.popup {
-            Some(Popup::Destinations { domu, from, choices, selected }) => self.draw_destinations(frame, area, domu, from, choices, *selected),
+            Some(Popup::Destinations { domu, from, choices, selected }) => {
+                self.draw_destinations(frame, area, domu, from, choices, *selected)
+            }
             Some(Popup::Plan { plan, scroll }) => self.draw_plan(frame, area, plan, *scroll),
             None => {}
         }
@@ -1147,11 +1196,7 @@ impl XenPanel {
         let visible = rows.height as usize;
         let selected = self.dom0_index();
         let top = scroll_top(selected, visible, dom0s.len());
-        let max = self
-            .trends
-            .values()
-            .flat_map(|v| v.iter().copied())
-            .fold(self.policy.load_threshold * 2.0, f64::max);
+        let max = self.trends.values().flat_map(|v| v.iter().copied()).fold(self.policy.load_threshold * 2.0, f64::max);
         let no_reply = self.view.as_ref().map(|v| v.no_reply.as_slice()).unwrap_or(&[]);
         for (i, d) in dom0s.iter().enumerate().skip(top).take(visible) {
             let y = rows.y + (i - top) as u16;
@@ -1176,14 +1221,20 @@ impl XenPanel {
             let used = d.total_memory.saturating_sub(d.free_memory);
             let (used, free) = if d.total_memory > 0 { (mib(used), mib(d.free_memory)) } else { ("-".into(), "-".into()) };
             let count = if answered || d.domu_count > 0 { d.domu_count.to_string() } else { "-".into() };
-            spans.push(Span::styled(format!("{}  {}  {}  ", rfit(&used, 9), rfit(&free, 9), fit(&format!("{count}/{}", self.max_label()), 6)), base.patch(t.text.style())));
+            spans.push(Span::styled(
+                format!("{}  {}  {}  ", rfit(&used, 9), rfit(&free, 9), fit(&format!("{count}/{}", self.max_label()), 6)),
+                base.patch(t.text.style()),
+            ));
             let flag = if let Some(e) = &d.error {
                 Span::styled(format!("! {e}"), base.patch(t.status.failed.style()))
             } else if no_reply.contains(&d.name) {
                 Span::styled("no reply", base.patch(t.status.no_reply.style()))
             } else if over {
                 let over_for = self.obs.dom0s.get(&d.name).map(|s| over_since(s, self.policy.load_threshold)).unwrap_or(0);
-                Span::styled(format!("over {} for {}", balancer::fmt_load(self.policy.load_threshold), balancer::fmt_duration(over_for)), base.patch(t.xen.overloaded.style()))
+                Span::styled(
+                    format!("over {} for {}", balancer::fmt_load(self.policy.load_threshold), balancer::fmt_duration(over_for)),
+                    base.patch(t.xen.overloaded.style()),
+                )
             } else {
                 Span::styled("", base)
             };
@@ -1331,11 +1382,19 @@ impl XenPanel {
     fn draw_destinations(&self, frame: &mut Frame, area: Rect, domu: &str, from: &str, choices: &[String], selected: usize) {
         let t = &self.theme;
         let rows: Vec<String> = choices.iter().map(|c| format!("{c}{}", self.dom0_brief(c))).collect();
-        let hint = format!("{} migrate there   {} cancel", self.key_label("select"), self.keys.key_of(Mode::Xen, "close").map(|k| k.to_string()).unwrap_or_default());
+        let hint = format!(
+            "{} migrate there   {} cancel",
+            self.key_label("select"),
+            self.keys.key_of(Mode::Xen, "close").map(|k| k.to_string()).unwrap_or_default()
+        );
         let title = format!(" Migrate {domu} from {from} to ... ");
         let width = rows.iter().map(|r| r.chars().count() + 2).chain([hint.len(), title.len()]).max().unwrap_or(20) as u16 + 4;
         let popup = centered(area, width.min(area.width.saturating_sub(2)), choices.len() as u16 + 4);
-        let block = Block::bordered().border_style(t.border_focused).style(t.popup).title(Span::styled(title, t.title)).padding(Padding::horizontal(1));
+        let block = Block::bordered()
+            .border_style(t.border_focused)
+            .style(t.popup)
+            .title(Span::styled(title, t.title))
+            .padding(Padding::horizontal(1));
         let inner = block.inner(popup);
         frame.render_widget(Clear, popup);
         frame.render_widget(block, popup);
@@ -1394,7 +1453,8 @@ impl XenPanel {
         let text_w = width.saturating_sub(4).max(1) as usize;
         let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(text_w)).sum();
         let height = (rows as u16 + 3).min(area.height.saturating_sub(2).max(1));
-        let popup = Rect { x: area.x + (area.width.saturating_sub(width)) / 2, y: area.y + 1, width: width.min(area.width), height }.intersection(area);
+        let popup = Rect { x: area.x + (area.width.saturating_sub(width)) / 2, y: area.y + 1, width: width.min(area.width), height }
+            .intersection(area);
         let block = Block::bordered()
             .border_style(t.border_focused)
             .style(t.popup)
@@ -1409,7 +1469,13 @@ impl XenPanel {
         let visible: Vec<Line> = lines.into_iter().skip(scroll).collect();
         frame.render_widget(Paragraph::new(visible).wrap(ratatui::widgets::Wrap { trim: false }), body);
         let apply = if self.read_only { String::new() } else { format!("{} apply   ", self.key_label("apply")) };
-        let hint = format!("{apply}{} / {} close   {} {} scroll", self.key_label("plan"), self.key_label("close"), self.key_label("down"), self.key_label("up"));
+        let hint = format!(
+            "{apply}{} / {} close   {} {} scroll",
+            self.key_label("plan"),
+            self.key_label("close"),
+            self.key_label("down"),
+            self.key_label("up")
+        );
         frame.render_widget(Paragraph::new(Span::styled(hint, t.label)), footer);
     }
 }

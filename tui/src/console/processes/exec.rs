@@ -18,7 +18,8 @@ use crate::procs::{list_args, procs_of};
 use crate::request::{self, DiscoveryMethod, Spec};
 
 /// The fields the table shows; `threads` is left out because the node counts them per process.
-const LIST_FIELDS: &str = "pid,ppid,user,state,rss,vsz,cpu,start_time,started,name,cmdline,zombie,parent_pid,parent_start_time,parent_cmdline";
+const LIST_FIELDS: &str =
+    "pid,ppid,user,state,rss,vsz,cpu,start_time,started,name,cmdline,zombie,parent_pid,parent_start_time,parent_cmdline";
 
 /// Where the panel's requests go: the console's collective, TTL and discovery timeout. (The
 /// caller is the signing key's name; the client sets it on every request.)
@@ -172,7 +173,11 @@ fn reports_of(host: &str, data: &Value) -> Vec<KillReport> {
         .into_iter()
         .flatten()
         .map(|x| KillReport {
-            key: ProcKey { host: host.to_string(), pid: x["pid"].as_u64().unwrap_or(0) as u32, start_time: x["start_time"].as_u64().unwrap_or(0) },
+            key: ProcKey {
+                host: host.to_string(),
+                pid: x["pid"].as_u64().unwrap_or(0) as u32,
+                start_time: x["start_time"].as_u64().unwrap_or(0),
+            },
             outcome: KillOutcome::parse(x["outcome"].as_str().unwrap_or("no outcome in the reply")),
         })
         .collect()

@@ -24,8 +24,18 @@ pub enum Column {
 }
 
 impl Column {
-    pub const ALL: [Column; 10] =
-        [Column::Host, Column::User, Column::Pid, Column::Ppid, Column::State, Column::Cpu, Column::Rss, Column::Vsz, Column::Started, Column::Command];
+    pub const ALL: [Column; 10] = [
+        Column::Host,
+        Column::User,
+        Column::Pid,
+        Column::Ppid,
+        Column::State,
+        Column::Cpu,
+        Column::Rss,
+        Column::Vsz,
+        Column::Started,
+        Column::Command,
+    ];
 
     pub fn header(self) -> &'static str {
         match self {

@@ -58,7 +58,13 @@ fn fleet_procs() -> Vec<Proc> {
             started: 19_990 * 86_400 + 3600,
             ..proc_("db-01", 2301, "postgres", "postgres: checkpointer")
         },
-        Proc { cpu: 0.9, state: "D".into(), rss: 12 * MIB, vsz: 90 * MIB, ..proc_("db-01", 4410, "backup", "rsync -a /var/lib/pgsql /mnt/nfs/backup") },
+        Proc {
+            cpu: 0.9,
+            state: "D".into(),
+            rss: 12 * MIB,
+            vsz: 90 * MIB,
+            ..proc_("db-01", 4410, "backup", "rsync -a /var/lib/pgsql /mnt/nfs/backup")
+        },
         Proc { ppid: 1, cpu: 0.0, rss: 30 * MIB, vsz: 120 * MIB, ..proc_("web-02", 3100, "deploy", "python3 /opt/jobs/spawner.py") },
         Proc {
             ppid: 3100,
@@ -430,8 +436,11 @@ fn tags_follow_processes_across_refreshes_and_drop_when_they_are_gone() {
     p.apply(Msg::ToggleTag);
     let seq = list_seq(p.apply(Msg::Refresh));
     // The sleep is gone; a new process took pid 812 (another start time): not the one tagged.
-    let procs: Vec<Proc> =
-        fleet_procs().into_iter().filter(|r| r.pid != 5120).map(|r| if r.pid == 812 { Proc { start_time: 999_999, ..r } } else { r }).collect();
+    let procs: Vec<Proc> = fleet_procs()
+        .into_iter()
+        .filter(|r| r.pid != 5120)
+        .map(|r| if r.pid == 812 { Proc { start_time: 999_999, ..r } } else { r })
+        .collect();
     p.apply(Msg::Listed { seq, listing: listing(procs) });
     assert_eq!(p.tagged().iter().map(|k| k.pid).collect::<Vec<_>>(), vec![2301], "only the process still listed stays tagged");
 }
@@ -474,7 +483,10 @@ fn signal_menu_then_confirmation_sends_exactly_the_tagged_targets() {
     assert_eq!(p.mode(), PanelMode::Results);
     assert_eq!(p.kill_reports(), None, "waiting for the nodes");
     // The results come per target, and a fresh list follows.
-    let reports = vec![KillReport { key: db.clone(), outcome: KillOutcome::Signalled }, KillReport { key: web.clone(), outcome: KillOutcome::PidReused }];
+    let reports = vec![
+        KillReport { key: db.clone(), outcome: KillOutcome::Signalled },
+        KillReport { key: web.clone(), outcome: KillOutcome::PidReused },
+    ];
     assert!(matches!(apply(&mut p, Msg::Killed(reports.clone())), Some(Cmd::List { .. })));
     assert_eq!(p.kill_reports(), Some(&reports[..]));
     assert!(!p.tagged().contains(&db), "signalled: untagged");
@@ -549,7 +561,8 @@ fn a_zombie_is_never_a_target_its_parent_is_offered_instead() {
     assert_eq!(p.signal(), Some(Signal::Term));
 
     // A zombie whose parent is unknown is skipped, and with nothing left no menu opens.
-    let orphan = Proc { zombie: true, state: "Z".into(), parent_pid: None, parent_start_time: None, ..proc_("web-01", 7000, "root", "[gone]") };
+    let orphan =
+        Proc { zombie: true, state: "Z".into(), parent_pid: None, parent_start_time: None, ..proc_("web-01", 7000, "root", "[gone]") };
     let mut q = panel(false);
     let seq = list_seq(q.apply(Msg::Shown(true)));
     q.apply(Msg::Listed { seq, listing: listing(vec![orphan]) });
@@ -764,7 +777,8 @@ fn renders_at_any_size_without_panicking() {
 
 #[test]
 fn fifty_thousand_rows_scroll_by_pages_to_the_end() {
-    let procs: Vec<Proc> = (0..50_000u32).map(|i| proc_(&format!("node-{:03}", i % 500), 100 + i, "app", &format!("worker --id {i}"))).collect();
+    let procs: Vec<Proc> =
+        (0..50_000u32).map(|i| proc_(&format!("node-{:03}", i % 500), 100 + i, "app", &format!("worker --id {i}"))).collect();
     let mut p = panel(false);
     let seq = list_seq(p.apply(Msg::Shown(true)));
     p.apply(Msg::Listed { seq, listing: listing(procs) });

@@ -105,15 +105,19 @@ impl ProcessesPanel {
             let scroll = input.scroll(width);
             let visible = input.visible(scroll, width);
             let pad = width.saturating_sub(visible.chars().count());
-            let line =
-                Line::from(vec![Span::styled(prompt, t.label), Span::styled(format!("{visible}{}", " ".repeat(pad)), t.input), Span::styled(hint, t.label)]);
+            let line = Line::from(vec![
+                Span::styled(prompt, t.label),
+                Span::styled(format!("{visible}{}", " ".repeat(pad)), t.input),
+                Span::styled(hint, t.label),
+            ]);
             frame.render_widget(Paragraph::new(line), area);
             let x = area.x + (prompt.len() + input.cursor() - scroll) as u16;
             frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
             return;
         }
         let q = &self.query;
-        let value = |s: &str, none: &str| if s.is_empty() { Span::styled(none.to_string(), t.label) } else { Span::styled(s.to_string(), t.text) };
+        let value =
+            |s: &str, none: &str| if s.is_empty() { Span::styled(none.to_string(), t.label) } else { Span::styled(s.to_string(), t.text) };
         let mut spans = vec![
             Span::styled("pattern ", t.label),
             value(&q.pattern, "(any)"),
@@ -253,7 +257,8 @@ impl ProcessesPanel {
         let mut state = TableState::default().with_selected((!self.order.is_empty()).then(|| self.selected - top));
         frame.render_stateful_widget(table, area, &mut state);
         if self.order.is_empty() && area.height > 1 {
-            let why = if self.listed_at.is_none() { if self.refreshing() { "listing ..." } else { "no list yet" } } else { "no process matched" };
+            let why =
+                if self.listed_at.is_none() { if self.refreshing() { "listing ..." } else { "no list yet" } } else { "no process matched" };
             let below_header = Rect { y: area.y + 1, height: 1, ..area };
             frame.render_widget(Paragraph::new(Span::styled(format!("  {why}"), t.label)), below_header);
         }
@@ -329,11 +334,21 @@ impl ProcessesPanel {
         popup(frame, area, t, &title, lines);
     }
 
-    fn draw_results(&self, frame: &mut Frame, area: Rect, plan: &KillPlan, signal: Signal, reports: Option<&Result<Vec<KillReport>, String>>) {
+    fn draw_results(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        plan: &KillPlan,
+        signal: Signal,
+        reports: Option<&Result<Vec<KillReport>, String>>,
+    ) {
         let t = &self.theme;
         let (hw, uw) = target_widths(plan);
         let (title, mut lines) = match reports {
-            None => (format!(" Sending {signal} ... "), vec![Line::from(Span::styled(format!("waiting for {} host(s)", hosts_of(plan)), t.label))]),
+            None => (
+                format!(" Sending {signal} ... "),
+                vec![Line::from(Span::styled(format!("waiting for {} host(s)", hosts_of(plan)), t.label))],
+            ),
             Some(Err(e)) => (format!(" {signal} not sent "), vec![Line::from(Span::styled(e.clone(), t.error))]),
             Some(Ok(reports)) => {
                 let ok = reports.iter().filter(|r| r.outcome == KillOutcome::Signalled).count();
@@ -346,7 +361,11 @@ impl ProcessesPanel {
                         let style = if r.outcome == KillOutcome::Signalled { t.status.ok } else { t.status.failed };
                         let head = format!(" {:<hw$}  {:>7}  {:<uw$}  ", r.key.host, r.key.pid, user);
                         let room_x = (area.width as usize).saturating_sub(6 + 17 + head.chars().count()).max(8);
-                        Line::from(vec![Span::styled(format!("{:<17}", r.outcome.to_string()), style), Span::raw(head), Span::raw(truncate(command, room_x))])
+                        Line::from(vec![
+                            Span::styled(format!("{:<17}", r.outcome.to_string()), style),
+                            Span::raw(head),
+                            Span::raw(truncate(command, room_x)),
+                        ])
                     })
                     .collect();
                 (format!(" {signal}: {ok} signalled, {} not ", reports.len() - ok), lines)
@@ -389,7 +408,11 @@ fn popup(frame: &mut Frame, area: Rect, t: &Theme, title: &str, lines: Vec<Line>
     let width = (content + 4).min(max_width);
     let height = (lines.len() as u16 + 2).min(area.height);
     let rect = Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height };
-    let block = Block::bordered().border_style(t.border).style(t.popup).title(Span::styled(title.to_string(), t.title)).padding(Padding::horizontal(1));
+    let block = Block::bordered()
+        .border_style(t.border)
+        .style(t.popup)
+        .title(Span::styled(title.to_string(), t.title))
+        .padding(Padding::horizontal(1));
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(lines).block(block), rect);
 }

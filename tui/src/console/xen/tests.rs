@@ -296,7 +296,14 @@ fn migrate_asks_where_then_confirms_exactly_what_moves_where() {
     assert!(press(&mut p, ch('m')).notices[0].text.contains("test3 is already migrating to xen-03"));
 
     // It ends: the history says so, the cursor follows the domU, and the dom0s are asked again.
-    let done = MigrationResult { domain: "test3".into(), from: "xen-01".into(), to: "xen-03".into(), success: true, message: "migration successful".into(), elapsed_s: 0.3 };
+    let done = MigrationResult {
+        domain: "test3".into(),
+        from: "xen-01".into(),
+        to: "xen-03".into(),
+        success: true,
+        message: "migration successful".into(),
+        elapsed_s: 0.3,
+    };
     let out = run(&mut p, Action::Xen(Msg::Migrated(Box::new(done))));
     assert_eq!(p.history()[0].outcome, MoveOutcome::Done { elapsed_s: 0.3 });
     assert_eq!(out.notices[0].text, "test3 migrated from xen-01 to xen-03 in 0.3 s");
