@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::KeyEvent;
 use noded::balancer::{self, BalancerPolicy, DomuSample, Move, Observations, PastMigration, Plan, Sample};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -24,8 +24,9 @@ use ratatui::widgets::{Block, Clear, Padding, Paragraph, Sparkline, SparklineBar
 use serde_json::{Map, json};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::action::{Action, Confirm, LinkState, Nav, NetCommand, Notice, PanelId, Scope, SearchEdit, TextEdit};
+use super::action::{Action, Confirm, LinkState, Nav, NetCommand, Notice, PanelId, Scope, SearchEdit};
 use super::component::{Component, PanelContext};
+use super::discovery::text_edit;
 use super::input::TextInput;
 use super::keys::{Binding, Key, Keymap, Mode};
 use super::theme::Theme;
@@ -232,20 +233,6 @@ pub fn key_table() -> Vec<Binding> {
     t
 }
 
-/// The edit a key stands for on the find line.
-fn text_edit(key: &KeyEvent) -> Option<TextEdit> {
-    let k = Key::of(key);
-    Some(match k.code {
-        KeyCode::Char(c) if k.is_text() => TextEdit::Insert(c),
-        KeyCode::Backspace => TextEdit::Backspace,
-        KeyCode::Delete => TextEdit::Delete,
-        KeyCode::Left => TextEdit::Left,
-        KeyCode::Right => TextEdit::Right,
-        KeyCode::Home => TextEdit::Home,
-        KeyCode::End => TextEdit::End,
-        _ => return None,
-    })
-}
 
 // -------------------------------------------------------------------------------------------------
 // State
