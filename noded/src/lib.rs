@@ -3,7 +3,6 @@
 
 pub mod agents;
 pub mod audit;
-pub mod balancer; // issue 7: the Xen balancer's decision
 pub mod config;
 pub mod enroll;
 pub mod facts;

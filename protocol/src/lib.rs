@@ -2,6 +2,7 @@
 //! codec with its size and depth limits, the filter language, and the ZeroMQ transport seam.
 
 pub mod codec;
+pub mod domain;
 pub mod filter;
 pub mod guard;
 pub mod keys;
@@ -10,6 +11,7 @@ pub mod noise;
 pub mod transport;
 
 pub use codec::{CodecError, Limits};
+pub use domain::{DOMAIN0, DomainRow};
 pub use filter::{Filter, FilterError, FilterExpr, NodeView};
 pub use message::*;
 

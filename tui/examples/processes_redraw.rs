@@ -15,7 +15,7 @@ use fleet::console::PanelContext;
 use fleet::console::action::{Nav, Scope};
 use fleet::console::processes::{Column, Listing, Msg, Prepared, ProcessesPanel};
 use fleet::console::theme::Theme;
-use fleet::procs::Proc;
+use fleet_client::process::Proc;
 use hdrhistogram::Histogram;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;

@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 use serde_json::Map;
 use tokio::sync::watch;
 
-use crate::client::Client;
-use crate::request::{self, DiscoveryMethod, Spec};
+use fleet_client::process::{ListQuery, Listing};
+use fleet_client::{Client, Scope, Settings, Spec, round};
 
 /// A hub and `nodes` sim nodes on loopback, and a client attached, every node registered.
 async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
@@ -17,8 +17,6 @@ async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
     // hub here is the same process), to show what that layer costs.
     let link_guard = std::env::var("FLEET_BENCH_LINK_GUARD").map(|v| v != "0").unwrap_or(true);
     let security = crate::demo::DemoSecurity::create("bench")?;
-    crate::client::set_default_signer(security.signer.clone());
-    crate::client::set_hub_key(security.hub_key.public().link);
     let (tx, rx) = watch::channel(false);
     let endpoint = crate::demo::start_hub(rx.clone(), &security).await?;
     let cfg = noded::NodeConfig {
@@ -34,7 +32,8 @@ async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
         security.enroll(&n.identity, &key)?;
         tokio::spawn(noded::node::run(n, rx.clone()));
     }
-    let mut client = Client::connect(&[endpoint.clone()], Duration::from_secs(5), false).await?;
+    let settings = bench_settings(&endpoint);
+    let mut client = Client::connect(&settings, &security.credentials(), false).await?;
     let all = fleet_protocol::Filter::default();
     loop {
         let found = client.discover(&all, "fleet", Duration::from_secs(5)).await?.len();
@@ -52,21 +51,18 @@ async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
     Ok((tx, client))
 }
 
-fn spec(agent: &str, action: &str, args: Map<String, serde_json::Value>) -> Spec {
-    Spec {
-        agent: agent.into(),
-        action: action.into(),
-        args,
-        filter: fleet_protocol::Filter::default(),
-        collective: "fleet".into(),
-        caller: "bench".into(),
-        method: DiscoveryMethod::Registry,
-        nodes_file: None,
-        targets: None,
-        timeout: Duration::from_secs(30),
+fn bench_settings(endpoint: &str) -> Settings {
+    Settings {
+        hubs: vec![endpoint.to_string()],
+        timeout: Some(Duration::from_secs(30)),
         discovery_timeout: Duration::from_secs(5),
-        ttl: 60,
+        connect_timeout: Duration::from_secs(5),
+        ..Settings::default()
     }
+}
+
+fn spec(agent: &str, action: &str, args: Map<String, serde_json::Value>) -> Spec {
+    bench_settings("").spec(agent, action, args, &Scope::default(), Duration::from_secs(30))
 }
 
 fn report(what: &str, hist: &Histogram<u64>, incomplete: usize) {
@@ -83,18 +79,18 @@ fn report(what: &str, hist: &Histogram<u64>, incomplete: usize) {
 /// `fleet pgrep .` rounds: every process of every node, totals computed as the CLI prints them.
 pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
     let (tx, mut client) = fleet_of(nodes).await?;
-    let args = crate::procs::list_args(".", false, None, false);
+    let args = ListQuery { pattern: ".".into(), ..ListQuery::default() }.args();
     let spec = spec("process", "list", args);
     let mut hist = Histogram::<u64>::new(3)?;
     let mut incomplete = 0;
     let mut rows = 0;
     for i in 0..rounds + 2 {
         let t = std::time::Instant::now();
-        let o = request::run(&mut client, &spec, |_| {}).await?;
-        let procs = crate::procs::procs_of(&o);
-        let totals = crate::procs::totals_text(&o, &procs);
+        let o = round::run(&mut client, &spec, |_| {}).await?;
+        let listing = Listing::of(&o);
+        let totals = crate::cli::pgrep_totals(&listing);
         let us = t.elapsed().as_micros() as u64;
-        rows = procs.len();
+        rows = listing.procs.len();
         std::hint::black_box(totals);
         if o.replies.len() != nodes {
             incomplete += 1;
@@ -119,7 +115,7 @@ pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
     let mut incomplete = 0;
     for i in 0..rounds + 3 {
         let t = std::time::Instant::now();
-        let o = request::run(&mut client, &spec, |_| {}).await?;
+        let o = round::run(&mut client, &spec, |_| {}).await?;
         let us = t.elapsed().as_micros() as u64;
         if o.replies.len() != nodes {
             incomplete += 1;

@@ -118,6 +118,40 @@ impl ClientConfig {
         directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("keys"))
     }
 
+    /// The request settings every command and panel shares: hubs, collective, ttl, timeouts.
+    pub fn settings(&self) -> fleet_client::Settings {
+        fleet_client::Settings {
+            hubs: self.hubs.clone(),
+            collective: self.collective.clone(),
+            ttl: self.ttl,
+            timeout: self.timeout.map(std::time::Duration::from_secs_f64),
+            discovery_timeout: std::time::Duration::from_secs_f64(self.discovery_timeout),
+            ..fleet_client::Settings::default()
+        }
+    }
+
+    /// The signing key, the pinned hub key and the known node keys, each where the config and
+    /// the environment say. A missing key is left out (a command that needs it says so); a key
+    /// that is there but unreadable is an error.
+    pub fn credentials(&self) -> anyhow::Result<fleet_client::Credentials> {
+        use anyhow::Context;
+        let mut creds = fleet_client::Credentials::default();
+        if let Some(dir) = Self::nodes_dir().filter(|d| d.is_dir()) {
+            match fleet_protocol::keys::Keyring::load(&dir) {
+                Ok(ring) => creds.known_nodes = std::sync::Arc::new(ring),
+                Err(e) => eprintln!("fleet: warning: cannot read node keys in {}: {e}", dir.display()),
+            }
+        }
+        if let Some(path) = self.hub_key_path().filter(|p| p.exists()) {
+            let keys = fleet_protocol::keys::PublicKeys::load(&path).with_context(|| format!("hub key {}", path.display()))?;
+            creds.hub_key = Some(keys.link);
+        }
+        if let Some(path) = self.key_path().filter(|p| p.exists()) {
+            creds.signer = Some(fleet_client::Signer::load(&path)?);
+        }
+        Ok(creds)
+    }
+
     pub fn caller(&self) -> String {
         if let Some(k) = self.key_path() {
             if let Some(stem) = k.file_stem().and_then(|s| s.to_str()) {

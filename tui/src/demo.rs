@@ -13,7 +13,7 @@ use noded::{HubConfig, NodeConfig, NodeState};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::client::Signer;
+use fleet_client::{Credentials, Signer};
 
 /// Keys, trusted callers, policies and audit logs of an embedded fleet, in a temp dir, so the
 /// demo and the benchmarks run the same secure path as a real fleet: signed requests, verified
@@ -69,6 +69,15 @@ impl DemoSecurity {
         Ok(())
     }
 
+    /// What a console of this fleet signs and pins with: the demo caller, the hub key, the node keys.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            signer: Some(self.signer.clone()),
+            hub_key: Some(self.hub_key.public().link),
+            known_nodes: Arc::new(Keyring::load(&self.dir.path().join("nodes")).unwrap_or_default()),
+        }
+    }
+
     pub fn callers_dir(&self) -> PathBuf {
         self.dir.path().join("callers")
     }
@@ -117,12 +126,17 @@ pub async fn start_hub(shutdown: watch::Receiver<bool>, security: &DemoSecurity)
     Ok(endpoint)
 }
 
-fn node_config(endpoint: &str) -> NodeConfig {
-    NodeConfig { hubs: vec![endpoint.to_string()], heartbeat_interval: 5.0, ..NodeConfig::default() }
+fn node_config(endpoint: &str, collective: &str) -> NodeConfig {
+    NodeConfig {
+        hubs: vec![endpoint.to_string()],
+        heartbeat_interval: 5.0,
+        collectives: vec![collective.to_string()],
+        ..NodeConfig::default()
+    }
 }
 
 /// The five demo nodes: varied identities, facts and classes.
-pub fn demo_nodes(endpoint: &str, security: &DemoSecurity) -> Result<Vec<Arc<NodeState>>> {
+pub fn demo_nodes(endpoint: &str, collective: &str, security: &DemoSecurity) -> Result<Vec<Arc<NodeState>>> {
     let builtin = noded::facts::builtin_facts();
     let specs = [
         ("web-01", "uk", "web", "lon1", &["base", "role::web", "nginx"][..]),
@@ -147,7 +161,7 @@ pub fn demo_nodes(endpoint: &str, security: &DemoSecurity) -> Result<Vec<Arc<Nod
             }
             Ok(NodeState::new(
                 id.to_string(),
-                node_config(endpoint),
+                node_config(endpoint, collective),
                 facts,
                 classes.iter().map(|c| c.to_string()).collect(),
                 agents,
@@ -217,10 +231,15 @@ fn simulated_hypervisor(state: &Path) -> Option<(PathBuf, PathBuf)> {
 
 /// Starts a hub and the demo nodes, with fresh keys and policies.
 pub async fn start() -> Result<EmbeddedFleet> {
+    start_in("fleet").await
+}
+
+/// The demo fleet with every node in `collective`.
+pub async fn start_in(collective: &str) -> Result<EmbeddedFleet> {
     let security = DemoSecurity::create("demo")?;
     let (tx, rx) = watch::channel(false);
     let endpoint = start_hub(rx.clone(), &security).await?;
-    let nodes = demo_nodes(&endpoint, &security)?;
+    let nodes = demo_nodes(&endpoint, collective, &security)?;
     for n in &nodes {
         tokio::spawn(noded::node::run(n.clone(), rx.clone()));
     }

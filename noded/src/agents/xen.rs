@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use fleet_ddl::Ddl;
 use fleet_protocol::Status;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tracing::{info, warn};
@@ -32,7 +31,7 @@ const PROC_LOADAVG: &str = "/proc/loadavg";
 /// Set in the environment of a node that runs fleet's xl stand-in instead of the real xl.
 pub const STANDIN_ENV: &str = "XL_STANDIN_STATE";
 /// The name xl gives the control domain.
-pub const DOMAIN0: &str = "Domain-0";
+pub use fleet_protocol::{DOMAIN0, DomainRow};
 
 /// How long `xl list` and `xl info` may take; they answer in milliseconds on a healthy dom0.
 const QUERY_LIMIT: Duration = Duration::from_secs(20);
@@ -97,37 +96,6 @@ impl XenAgent {
 
 // -------------------------------------------------------------------------------------------------
 // Parsing
-
-/// One row of `xl list`: Domain-0 or a domU.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DomainRow {
-    pub name: String,
-    pub id: u32,
-    /// Memory in MiB.
-    pub mem: u64,
-    pub vcpus: u32,
-    /// xl's six state characters, e.g. `-b----`, `r-----`, `---sc-`.
-    pub state: String,
-    pub running: bool,
-    pub blocked: bool,
-    pub paused: bool,
-    pub shutdown: bool,
-    /// Why it shut down when xl says: reboot, suspend, crash, watchdog or soft_reset; empty otherwise
-    /// (xl prints `-` for a poweroff too).
-    pub shutdown_reason: String,
-    pub dying: bool,
-    /// Seconds of CPU the domain has eaten since it started.
-    pub cpu_time: f64,
-}
-
-impl DomainRow {
-    pub fn is_dom0(&self) -> bool {
-        self.id == 0 || self.name == DOMAIN0
-    }
-    pub fn crashed(&self) -> bool {
-        self.shutdown_reason == "crash"
-    }
-}
 
 /// xl output that is not what xl prints: which command, which line, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -182,6 +182,11 @@ impl Scope {
         Scope { filter: filter.trim().to_string(), targets: None }
     }
 
+    /// The same scope for the client core's spec builder.
+    pub fn client(&self) -> fleet_client::Scope {
+        fleet_client::Scope { targets: self.targets.clone(), ..fleet_client::Scope::filter(super::discovery::filter_of(&self.filter)) }
+    }
+
     /// `3 selected nodes`, `every node matching role=web`, `every node`.
     pub fn describe(&self) -> String {
         match &self.targets {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::action::TextEdit;
 use super::input::TextInput;
-use crate::commands::value_text;
+use fleet_client::format::value_text;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {

@@ -21,7 +21,7 @@ use super::discovery::{scroll_top, text_edit};
 use super::keys::{Keymap, Mode};
 use super::search::{Search, contains_ci};
 use super::theme::Theme;
-use crate::commands::value_text;
+use fleet_client::format::value_text;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -174,27 +174,7 @@ pub fn fact_lines(facts: &Value, folded: &HashSet<String>, search: &Search) -> V
     out
 }
 
-/// `3d 04:05:06` from seconds.
-pub fn format_uptime(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    if d > 0 { format!("{d}d {h:02}:{m:02}:{s:02}") } else { format!("{h:02}:{m:02}:{s:02}") }
-}
-
-/// `2026-11-29 14:03:00 UTC` from seconds since the epoch (Howard Hinnant's civil-from-days).
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use fleet_client::format::{uptime as format_uptime, utc_datetime as format_utc};
 
 pub struct Inventory {
     theme: Theme,
@@ -220,7 +200,7 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn new(ctx: &PanelContext) -> Inventory {
-        let stat_labels = crate::commands::find_ddl("rpcutil")
+        let stat_labels = fleet_client::ddl::find("rpcutil")
             .ok()
             .and_then(|d| d.action("daemon_stats").cloned())
             .map(|a| a.output.into_iter().map(|(k, o)| (k, o.display_as)).collect())

@@ -9,31 +9,15 @@
 //! focused panel, then to the global table (tab, 1-6, `?`, `:`, `q`, `esc` back). Key tables live
 //! in [`keys`]; the footer and help are generated from them.
 //!
-//! # Contract for the Processes and Xen panels
+//! # How panels reach the fleet
 //!
-//! `processes.rs` and `xen.rs` are written in their own issues against this contract. Each module
-//! provides:
-//!
-//! - `pub struct ProcessesPanel` / `pub struct XenPanel` with `pub fn new(ctx: &PanelContext) -> Self`
-//!   and `impl Component` ([`component::Component`]). [`PanelContext`] carries the [`Theme`], the
-//!   [`keys::Keymap`] in force, `read_only` and the current [`action::Scope`].
-//! - `pub enum Msg` (`Debug, Clone, PartialEq`): the panel's own actions. The shell wraps them as
-//!   `Action::Processes(msg)` / `Action::Xen(msg)` and routes those only to that panel.
-//! - `pub enum Cmd` (`Debug, Clone, PartialEq`): its network work, wrapped as
-//!   `NetCommand::Processes(cmd)` / `NetCommand::Xen(cmd)`. To run one, `update` (or `handle_key`)
-//!   returns `Action::Net(Box::new(NetCommand::Processes(cmd)))` (or `NetCommand::..(cmd).into()`);
-//!   the shell hands it to the network task, which calls
-//! - `pub async fn execute(cmd: Cmd, client: &mut crate::client::Client, tx: &UnboundedSender<Action>)`
-//!   on a link of its own (one of a small pool; several `execute`s may run at once). Results go
-//!   back as `tx.send(Action::Processes(Msg::...))`. Use `crate::request::run` with a `Spec` whose
-//!   `targets` / `filter` come from the scope.
-//! - `pub fn key_table() -> Vec<keys::Binding>`: the panel's bindings, built with
-//!   `Binding::new("name", &["k", "F9"], Action::Processes(Msg::Kill), "kill")`. They become
-//!   [`keys::Mode::Processes`] / [`keys::Mode::Xen`]: the user may rebind them by name in
-//!   `keys.toml` under `[processes]` / `[xen]`, and the footer and help show them. In
-//!   `handle_key`, look keys up with `ctx.keys.action(Mode::Processes, &key)`; return `None` for
-//!   keys you do not use so the global keys work (unless a text field of yours has focus: then
-//!   consume printable keys, and bind `ctrl-c` to `Action::Quit` yourself).
+//! A panel never awaits the network. It returns `Action::Net(NetCommand::..)`; [`net`] runs the
+//! command on a pooled hub link through the client core (`fleet-client`) with the configured
+//! [`fleet_client::Settings`], and sends the results back as the panel's own `Msg`. Each panel
+//! provides `pub struct XPanel` with `impl Component`, `pub enum Msg`, `pub enum Cmd` (its network
+//! work), `pub async fn execute(cmd, &mut Client, &Settings, &UnboundedSender<Action>)`, and
+//! `pub fn key_table() -> Vec<keys::Binding>`: its own key table, which [`keys`] merges with the
+//! others and the user's keys file.
 //!
 //! Besides their own `Msg`, the panels' `update` receives these broadcasts (ignore what you do
 //! not need): `Tick(now)` (4 per second), `ThemeChanged(theme)` (replace your copy: `:theme`),
@@ -99,33 +83,28 @@ const INPUT_POLL: Duration = Duration::from_millis(100);
 const MAX_BATCH: usize = 512;
 
 /// What the console needs to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     pub hubs: Vec<String>,
-    pub collective: String,
-    pub caller: String,
+    /// What every request carries: collective, ttl, timeouts.
+    pub settings: fleet_client::Settings,
+    pub credentials: fleet_client::Credentials,
     pub theme: String,
     pub read_only: bool,
-    pub discovery_timeout: f64,
-    pub ttl: u32,
     /// Shown in the top bar, e.g. that this is the demo.
     pub note: Option<String>,
     pub log_level: Option<String>,
 }
 
 impl Options {
-    pub fn from_config(cfg: &ClientConfig, note: Option<String>, log_level: Option<String>) -> Options {
-        Options {
-            hubs: cfg.hubs.clone(),
-            collective: cfg.collective.clone(),
-            caller: cfg.caller(),
-            theme: cfg.theme.clone(),
-            read_only: cfg.read_only,
-            discovery_timeout: cfg.discovery_timeout,
-            ttl: cfg.ttl,
-            note,
-            log_level,
-        }
+    pub fn new(
+        cfg: &ClientConfig,
+        settings: fleet_client::Settings,
+        credentials: fleet_client::Credentials,
+        note: Option<String>,
+        log_level: Option<String>,
+    ) -> Options {
+        Options { hubs: settings.hubs.clone(), settings, credentials, theme: cfg.theme.clone(), read_only: cfg.read_only, note, log_level }
     }
 }
 
@@ -144,7 +123,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut screen = Screen::enter()?;
     let (actions, mut inbox) = unbounded_channel::<Action>();
     let (net_tx, net_rx) = unbounded_channel::<NetCommand>();
-    let net = tokio::spawn(net::run(net::NetSettings::from_options(&opts), actions.clone(), net_rx));
+    let net = tokio::spawn(net::run(opts.settings.clone(), opts.credentials.clone(), actions.clone(), net_rx));
     let stop_net = net.abort_handle();
     let net_watch = tokio::spawn(report_panic("network task", net, actions.clone()));
     let ticker = tokio::spawn(tick(actions.clone()));

@@ -20,16 +20,14 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::Options;
+use fleet_client::{Client, Credentials, Outcome, Progress, SignatureCheck, Spec, round};
+
 use super::action::{Action, LinkState, NetCommand, ReplyRow, RequestEvent, RequestInfo, Scope};
 use super::discovery::filter_of;
 use super::inventory::{self, Part};
 use super::rpc::{self, FleetAgent};
 use super::{processes, xen};
-use crate::client::Client;
-use crate::request::{self, DiscoveryMethod, Progress, Spec};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(2);
 /// With a ping every 2 s, this much silence means the hub is gone even if the socket says nothing.
@@ -43,64 +41,42 @@ const MAX_WORK_LINKS: usize = 8;
 /// An idle work link older than this is closed rather than reused.
 const IDLE_LINK_AGE: Duration = Duration::from_secs(30);
 
-/// What the network task needs from the console's options.
-#[derive(Debug, Clone)]
+/// What the network task needs: the request settings (hubs, collective, ttl, timeouts) and the
+/// credentials every link it opens proves itself with.
+#[derive(Clone)]
 pub struct NetSettings {
-    pub hubs: Vec<String>,
-    pub collective: String,
-    pub caller: String,
-    pub ttl: u32,
-    pub discovery_timeout: Duration,
+    pub settings: fleet_client::Settings,
+    pub credentials: Credentials,
 }
 
 impl NetSettings {
-    pub fn from_options(opts: &Options) -> NetSettings {
-        let discovery = if opts.discovery_timeout.is_finite() && opts.discovery_timeout > 0.0 { opts.discovery_timeout } else { 2.0 };
-        NetSettings {
-            hubs: opts.hubs.clone(),
-            collective: opts.collective.clone(),
-            caller: opts.caller.clone(),
-            ttl: opts.ttl,
-            discovery_timeout: Duration::from_secs_f64(discovery),
-        }
-    }
-
-    /// A request on `scope`, like the CLI's: the whole round gets discovery + the action's time + 2 s.
+    /// A request on `scope`, built by the client core like every CLI command's.
     pub fn spec(&self, agent: &str, action: &str, args: Map<String, Value>, scope: &Scope, action_timeout: Duration) -> Spec {
-        Spec {
-            agent: agent.into(),
-            action: action.into(),
-            args,
-            filter: filter_of(&scope.filter),
-            collective: self.collective.clone(),
-            caller: self.caller.clone(),
-            method: DiscoveryMethod::Registry,
-            nodes_file: None,
-            targets: scope.targets.clone(),
-            timeout: self.discovery_timeout + action_timeout + Duration::from_secs(2),
-            discovery_timeout: self.discovery_timeout,
-            ttl: self.ttl,
-        }
+        self.settings.spec(agent, action, args, &scope.client(), action_timeout)
     }
 
     /// An rpcutil ping round on the nodes matching `filter`, like `fleet ping -S FILTER`.
     pub fn ping_spec(&self, filter: &str) -> Spec {
         let mut spec = self.spec("rpcutil", "ping", Map::new(), &Scope::filter(filter), PING_ACTION_TIMEOUT);
-        spec.timeout = self.discovery_timeout + PING_ACTION_TIMEOUT;
+        spec.timeout = self.settings.discovery_timeout + PING_ACTION_TIMEOUT;
         spec
+    }
+
+    async fn connect(&self, subscribe: bool) -> fleet_client::Result<Client> {
+        Client::connect(&self.settings, &self.credentials, subscribe).await
     }
 }
 
 /// Work links: reused while fresh, at most [`MAX_WORK_LINKS`] busy at once.
 struct Pool {
-    hubs: Vec<String>,
+    net: Arc<NetSettings>,
     idle: Mutex<Vec<(Client, Instant)>>,
     busy: Semaphore,
 }
 
 impl Pool {
-    fn new(hubs: Vec<String>) -> Pool {
-        Pool { hubs, idle: Mutex::new(Vec::new()), busy: Semaphore::new(MAX_WORK_LINKS) }
+    fn new(net: Arc<NetSettings>) -> Pool {
+        Pool { net, idle: Mutex::new(Vec::new()), busy: Semaphore::new(MAX_WORK_LINKS) }
     }
 
     async fn take(&self) -> Result<Client> {
@@ -111,7 +87,7 @@ impl Pool {
         };
         match reused {
             Some((client, _)) => Ok(client),
-            None => Client::connect(&self.hubs, CONNECT_TIMEOUT, false).await,
+            None => Ok(self.net.connect(false).await?),
         }
     }
 
@@ -169,13 +145,16 @@ impl Work {
             }
             NetCommand::Processes(cmd) => {
                 tokio::spawn(async move {
-                    with_link(&pool, &actions, "processes", async |client, actions| processes::execute(cmd, client, actions).await).await
+                    with_link(&pool, &actions, "processes", async |client, actions| {
+                        processes::execute(cmd, client, &settings.settings, actions).await
+                    })
+                    .await
                 });
             }
             NetCommand::Xen(cmd) => {
-                let cmd = cmd.with_collective(&settings.collective);
                 tokio::spawn(async move {
-                    with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, actions).await).await
+                    with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, &settings.settings, actions).await)
+                        .await
                 });
             }
         }
@@ -202,10 +181,15 @@ async fn with_link(
 }
 
 /// The task. Runs until the UI drops its command sender.
-pub async fn run(settings: NetSettings, actions: UnboundedSender<Action>, mut commands: UnboundedReceiver<NetCommand>) {
-    let settings = Arc::new(settings);
+pub async fn run(
+    settings: fleet_client::Settings,
+    credentials: Credentials,
+    actions: UnboundedSender<Action>,
+    mut commands: UnboundedReceiver<NetCommand>,
+) {
+    let settings = Arc::new(NetSettings { settings, credentials });
     let mut work = Work {
-        pool: Arc::new(Pool::new(settings.hubs.clone())),
+        pool: Arc::new(Pool::new(settings.clone())),
         settings: settings.clone(),
         actions: actions.clone(),
         round: None,
@@ -214,7 +198,7 @@ pub async fn run(settings: NetSettings, actions: UnboundedSender<Action>, mut co
     // A round asked for while no hub was reachable runs on connect.
     let mut wanted: Option<NetCommand> = None;
     loop {
-        match Client::connect(&settings.hubs, CONNECT_TIMEOUT, true).await {
+        match settings.connect(true).await {
             Ok(mut client) => {
                 tracing::info!(hub = %client.hub(), "hub link up");
                 let _ = actions.send(Action::Link(LinkState::Connected { hub: client.hub().to_string() }));
@@ -317,11 +301,12 @@ async fn session(
 
 /// Reads the registry: every node, and who matches the filter in force.
 async fn resync(client: &mut Client, settings: &NetSettings, actions: &UnboundedSender<Action>, active_filter: &str) -> Result<()> {
-    let all = client.discover(&Filter::default(), &settings.collective, CONNECT_TIMEOUT).await?;
+    let (collective, timeout) = (&settings.settings.collective, settings.settings.connect_timeout);
+    let all = client.discover(&Filter::default(), collective, timeout).await?;
     let members = if active_filter.trim().is_empty() {
         all.clone()
     } else {
-        match client.discover(&filter_of(active_filter), &settings.collective, CONNECT_TIMEOUT).await {
+        match client.discover(&filter_of(active_filter), collective, timeout).await {
             Ok(nodes) => nodes,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), filter = %active_filter, "cannot re-read the filter's members");
@@ -340,16 +325,14 @@ fn request_event(p: &Progress) -> Option<RequestEvent> {
     match p {
         Progress::Discovered(nodes) => Some(RequestEvent::Discovered(nodes.clone())),
         // A reply whose signature does not check against the node's key is shown as failed.
-        Progress::Reply { reply, expected, rtt, signature: crate::client::SignatureCheck::Bad } => {
-            Some(RequestEvent::Reply(Box::new(ReplyRow {
-                sender: reply.sender.clone(),
-                status: fleet_protocol::Status::UnknownError,
-                message: "BAD SIGNATURE: this reply does not check against the node's key".into(),
-                data: serde_json::Value::Null,
-                ms: rtt.as_secs_f64() * 1000.0,
-                expected: *expected,
-            })))
-        }
+        Progress::Reply { reply, expected, rtt, signature: SignatureCheck::Bad } => Some(RequestEvent::Reply(Box::new(ReplyRow {
+            sender: reply.sender.clone(),
+            status: fleet_protocol::Status::UnknownError,
+            message: "BAD SIGNATURE: this reply does not check against the node's key".into(),
+            data: serde_json::Value::Null,
+            ms: rtt.as_secs_f64() * 1000.0,
+            expected: *expected,
+        }))),
         Progress::Reply { reply, expected, rtt, .. } => Some(RequestEvent::Reply(Box::new(ReplyRow {
             sender: reply.sender.clone(),
             status: reply.status,
@@ -369,7 +352,7 @@ fn request_event(p: &Progress) -> Option<RequestEvent> {
 
 /// Runs `spec` on a pooled link, reporting progress through `report`. Returns the outcome, or
 /// the error as text (already reported as `Failed`).
-async fn run_spec(pool: &Pool, spec: &Spec, report: impl Fn(RequestEvent)) -> Result<request::Outcome, String> {
+async fn run_spec(pool: &Pool, spec: &Spec, report: impl Fn(RequestEvent)) -> Result<Outcome, String> {
     let _permit = pool.busy.acquire().await;
     let mut client = match pool.take().await {
         Ok(c) => c,
@@ -379,7 +362,7 @@ async fn run_spec(pool: &Pool, spec: &Spec, report: impl Fn(RequestEvent)) -> Re
             return Err(e);
         }
     };
-    let outcome = request::run(&mut client, spec, |p| {
+    let outcome = round::run(&mut client, spec, |p| {
         if let Some(event) = request_event(p) {
             report(event);
         }
@@ -441,7 +424,7 @@ async fn run_rpc(settings: &NetSettings, pool: &Pool, info: RequestInfo, actions
 }
 
 /// The one reply of a single-node request, or why there is none.
-fn single_reply(node: &str, outcome: Result<request::Outcome, String>) -> Result<Value, String> {
+fn single_reply(node: &str, outcome: Result<Outcome, String>) -> Result<Value, String> {
     let o = outcome?;
     match o.replies.into_iter().find(|r| r.reply.sender == node) {
         Some(r) if r.reply.status.is_ok() => Ok(r.reply.data),
@@ -488,3 +471,6 @@ async fn fleet_agents(settings: &NetSettings, pool: &Pool, scope: &Scope) -> Res
     }
     Ok(agents.into_values().collect())
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,9 +29,9 @@ use super::discovery::text_edit;
 use super::input::TextInput;
 use super::keys::{Binding, Key, Keymap, Mode};
 use super::theme::Theme;
-use crate::procs::Proc;
+pub use fleet_client::process::{KillOutcome, KillReport, Proc, ProcKey, Signal};
 
-pub use exec::{Route, execute, set_route};
+pub use exec::execute;
 pub use table::{Column, Prepared, SortKeys, TextWidths, Totals};
 
 /// How often the table re-lists by default.
@@ -40,93 +40,6 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
 const LIST_LOST_AFTER: Duration = Duration::from_secs(60);
 /// Rows a page key moves before the first draw has measured the table.
 const DEFAULT_PAGE: usize = 20;
-
-/// Exactly one process: the host it runs on, its pid, and the kernel's start time (clock ticks
-/// since boot) that the node re-checks through a pidfd before signalling it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcKey {
-    pub host: String,
-    pub pid: u32,
-    pub start_time: u64,
-}
-
-impl ProcKey {
-    pub fn of(p: &Proc) -> ProcKey {
-        ProcKey { host: p.host.clone(), pid: p.pid, start_time: p.start_time }
-    }
-
-    fn is(&self, p: &Proc) -> bool {
-        self.pid == p.pid && self.start_time == p.start_time && self.host == p.host
-    }
-}
-
-/// The signals the process agent sends, in the order the menu offers them; TERM is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Signal {
-    Term,
-    Kill,
-    Hup,
-    Int,
-    Quit,
-    Usr1,
-    Usr2,
-    Stop,
-    Cont,
-    Chld,
-}
-
-impl Signal {
-    pub const MENU: [Signal; 10] = [
-        Signal::Term,
-        Signal::Kill,
-        Signal::Hup,
-        Signal::Int,
-        Signal::Quit,
-        Signal::Usr1,
-        Signal::Usr2,
-        Signal::Stop,
-        Signal::Cont,
-        Signal::Chld,
-    ];
-
-    /// The name the process agent takes (`TERM`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Term => "TERM",
-            Signal::Kill => "KILL",
-            Signal::Hup => "HUP",
-            Signal::Int => "INT",
-            Signal::Quit => "QUIT",
-            Signal::Usr1 => "USR1",
-            Signal::Usr2 => "USR2",
-            Signal::Stop => "STOP",
-            Signal::Cont => "CONT",
-            Signal::Chld => "CHLD",
-        }
-    }
-
-    /// What the signal usually does, for the menu.
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Signal::Term => "ask to terminate",
-            Signal::Kill => "kill at once, no clean-up",
-            Signal::Hup => "hang up / reload",
-            Signal::Int => "interrupt, as ctrl-c",
-            Signal::Quit => "quit with a core dump",
-            Signal::Usr1 => "user signal 1",
-            Signal::Usr2 => "user signal 2",
-            Signal::Stop => "pause",
-            Signal::Cont => "resume after STOP",
-            Signal::Chld => "ask a parent to reap its children",
-        }
-    }
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SIG{}", self.name())
-    }
-}
 
 /// One process the admin is about to signal, with what the confirmation shows of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,48 +65,6 @@ impl KillPlan {
     pub fn only_zombie_parents(&self) -> bool {
         !self.targets.is_empty() && self.targets.iter().all(|t| t.parent_of_zombie.is_some())
     }
-}
-
-/// What a node said about one target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KillOutcome {
-    Signalled,
-    PidReused,
-    NoSuchProcess,
-    PermissionDenied,
-    /// Refused by the node (pid 1, noded itself), a failed reply, or no reply: the text says which.
-    Other(String),
-}
-
-impl KillOutcome {
-    /// The node's outcome text, as the process agent's DDL lists them.
-    pub fn parse(text: &str) -> KillOutcome {
-        match text {
-            "signalled" => KillOutcome::Signalled,
-            "pid reused" => KillOutcome::PidReused,
-            "no such process" => KillOutcome::NoSuchProcess,
-            "permission denied" => KillOutcome::PermissionDenied,
-            other => KillOutcome::Other(other.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for KillOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KillOutcome::Signalled => f.write_str("signalled"),
-            KillOutcome::PidReused => f.write_str("pid reused"),
-            KillOutcome::NoSuchProcess => f.write_str("no such process"),
-            KillOutcome::PermissionDenied => f.write_str("permission denied"),
-            KillOutcome::Other(text) => f.write_str(text),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KillReport {
-    pub key: ProcKey,
-    pub outcome: KillOutcome,
 }
 
 /// One list round's result: the rows and who answered.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent};
-use fleet_ddl::{AggregateFunction, Ddl};
+use fleet_ddl::Ddl;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -22,7 +22,7 @@ use super::form::Form;
 use super::keys::{Key, Keymap, Mode};
 use super::record::{RequestKey, RequestRecord, RequestState};
 use super::theme::Theme;
-use crate::commands::value_text;
+use fleet_client::format::{compact, value_text};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -174,7 +174,7 @@ impl RpcPanel {
         self.agents = list
             .into_iter()
             .map(|agent| {
-                let ddl = crate::commands::find_ddl(&agent.name).map(Arc::new).map_err(|e| format!("{e:#}"));
+                let ddl = fleet_client::ddl::find(&agent.name).map(Arc::new).map_err(|e| format!("{e:#}"));
                 AgentEntry { agent, ddl }
             })
             .collect();
@@ -553,7 +553,7 @@ impl RpcPanel {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let Some(rec) = &self.current else { return };
-        let ddl = crate::commands::find_ddl(&rec.agent).ok();
+        let ddl = fleet_client::ddl::find(&rec.agent).ok();
         let act = ddl.as_ref().and_then(|d| d.action(&rec.action));
         let aggregates = act.map(|a| aggregate_lines(a, &rec.replies)).unwrap_or_default();
         let [summary_area, table_area, agg_area] = Layout::vertical([
@@ -653,52 +653,15 @@ impl ResultRow<'_> {
 }
 
 /// A value in one table cell: strings bare, lists joined, hashes as compact JSON.
-fn compact(v: &Value) -> String {
-    match v {
-        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(", "),
-        other => value_text(other),
-    }
-}
-
 /// The first 8 characters of a request id.
 pub fn short_id(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
-/// The DDL's aggregates over the ok replies: `Summary of Value: uk = 2, de = 1`, `Sum of Total
-/// Messages: 42`, `Average of ...: 1.50`.
+/// The DDL's aggregates over the ok replies, one line each (`Summary of Value: uk = 2, de = 1`),
+/// computed by the client core as the CLI's are.
 pub fn aggregate_lines(act: &fleet_ddl::Action, replies: &[ReplyRow]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for agg in &act.aggregate {
-        let label = act.output.get(&agg.output).map(|o| o.display_as.clone()).unwrap_or_else(|| agg.output.clone());
-        let values: Vec<&Value> = replies.iter().filter(|r| r.status.is_ok()).filter_map(|r| r.data.get(&agg.output)).collect();
-        if values.is_empty() {
-            continue;
-        }
-        match agg.function {
-            AggregateFunction::Summary => {
-                let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-                for v in &values {
-                    *counts.entry(compact(v)).or_default() += 1;
-                }
-                let mut rows: Vec<_> = counts.into_iter().collect();
-                rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                let parts: Vec<String> = rows.iter().map(|(k, n)| format!("{k} = {n}")).collect();
-                lines.push(format!("Summary of {label}: {}", parts.join(", ")));
-            }
-            AggregateFunction::Sum | AggregateFunction::Average => {
-                let nums: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
-                if nums.is_empty() {
-                    continue;
-                }
-                let sum: f64 = nums.iter().sum();
-                let (name, x) = if agg.function == AggregateFunction::Sum { ("Sum", sum) } else { ("Average", sum / nums.len() as f64) };
-                let text = if x.fract() == 0.0 { format!("{}", x as i64) } else { format!("{x:.2}") };
-                lines.push(format!("{name} of {label}: {text}"));
-            }
-        }
-    }
-    lines
+    fleet_client::aggregate::compute(act, replies.iter().map(|r| (&r.status, &r.data))).iter().map(|a| a.line()).collect()
 }
 
 impl Component for RpcPanel {
@@ -861,7 +824,7 @@ mod tests {
         p.update(Action::Request { id: 9, event: RequestEvent::Reply(Box::new(ReplyRow::new("x", Status::Ok, "", 1.0))) });
         assert_eq!(p.current().unwrap().replies.len(), 1);
         assert_eq!(p.result_rows().len(), 2, "the silent node is listed as pending");
-        let act = crate::commands::find_ddl("rpcutil").unwrap().actions["get_fact"].clone();
+        let act = fleet_client::ddl::find("rpcutil").unwrap().actions["get_fact"].clone();
         assert_eq!(aggregate_lines(&act, &p.current().unwrap().replies), ["Summary of Value: uk = 1"]);
         // esc walks back: results -> form -> actions -> agents -> the previous panel.
         p.update(r(Msg::Back));

@@ -10,18 +10,20 @@
 //! node runs fleet's xl stand-in say so (`simulated` in the agent's `info`), and so does the panel.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossterm::event::KeyEvent;
-use noded::balancer::{self, BalancerPolicy, DomuSample, Move, Observations, PastMigration, Plan, Sample};
+use fleet_client::xen::balancer::{self, BalancerPolicy, DomuSample, Move, Observations, PastMigration, Plan, Sample};
+use fleet_client::xen::{MigrationResult, PlacedDomu, PolicySource, XenView};
+use fleet_client::{Client, Settings};
+use fleet_protocol::DomainRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Padding, Paragraph, Sparkline, SparklineBar};
-use serde_json::{Map, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::action::{Action, Confirm, LinkState, Nav, NetCommand, Notice, PanelId, Scope, SearchEdit};
@@ -30,11 +32,6 @@ use super::discovery::text_edit;
 use super::input::TextInput;
 use super::keys::{Binding, Key, Keymap, Mode};
 use super::theme::Theme;
-use crate::cli::FilterArgs;
-use crate::client::Client;
-use crate::commands::Ctx;
-use crate::config::ClientConfig;
-use crate::xen::{DomainRow, MigrationResult, PlacedDomu, XenView};
 
 /// How often the dom0s are asked again while the panel is in front.
 const REFRESH_EVERY_MS: u64 = 5_000;
@@ -45,7 +42,6 @@ const TREND_POINTS: usize = 120;
 /// Migrations remembered in the history.
 const HISTORY_KEEP: usize = 200;
 /// Seconds a `find` may take on a node.
-const FIND_TIMEOUT: u64 = 20;
 
 // -------------------------------------------------------------------------------------------------
 // Messages and network commands
@@ -107,91 +103,48 @@ pub struct Migration {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cmd {
     /// `xen#list` and `xen#info` on the dom0s in `scope` -> [`Msg::Refreshed`].
-    Refresh { collective: String, scope: Scope },
+    Refresh { scope: Scope },
     /// `xen#find` on the dom0s in `scope` -> [`Msg::Found`].
-    Find { collective: String, scope: Scope, name: String },
+    Find { scope: Scope, name: String },
     /// The migrations one after the other -> one [`Msg::Migrated`] each.
-    Migrate { collective: String, moves: Vec<Migration> },
+    Migrate { moves: Vec<Migration> },
 }
 
-impl Cmd {
-    /// The same command for `collective` (for a network task that knows the console's collective).
-    pub fn with_collective(mut self, collective: &str) -> Cmd {
-        match &mut self {
-            Cmd::Refresh { collective: c, .. } | Cmd::Find { collective: c, .. } | Cmd::Migrate { collective: c, .. } => {
-                *c = collective.to_string()
-            }
-        }
-        self
-    }
-}
-
-/// Runs one command on the network task's hub link and reports back as `Action::Xen`.
-pub async fn execute(cmd: Cmd, client: &mut Client, tx: &UnboundedSender<Action>) {
+/// Runs one command on the network task's hub link through the client core, with the console's
+/// `settings` (collective, ttl, timeouts), and reports back as `Action::Xen`.
+pub async fn execute(cmd: Cmd, client: &mut Client, settings: &Settings, tx: &UnboundedSender<Action>) {
     let send = |msg: Msg| {
         let _ = tx.send(Action::Xen(msg));
     };
     match cmd {
-        Cmd::Refresh { collective, scope } => {
-            let (ctx, filter) = request_context(&collective, &scope);
-            let result = crate::xen::gather(&ctx, client, &filter, false).await;
-            send(Msg::Refreshed { at_ms: now_ms(), result: result.map(Box::new).map_err(|e| format!("{e:#}")) });
+        Cmd::Refresh { scope } => {
+            let result = fleet_client::xen::gather(client, settings, &scope.client(), |_| {}).await;
+            send(Msg::Refreshed { at_ms: now_ms(), result: result.map(Box::new).map_err(|e| e.to_string()) });
         }
-        Cmd::Find { collective, scope, name } => {
-            let result = find_on(client, &collective, &scope, &name).await.map_err(|e| format!("{e:#}"));
+        Cmd::Find { scope, name } => {
+            let result = fleet_client::xen::find(client, settings, &scope.client(), &name, |_| {}).await;
+            let result = result.map(|found| found.on.into_iter().map(|(dom0, _)| dom0).collect()).map_err(|e| e.to_string());
             send(Msg::Found { name, result });
         }
-        Cmd::Migrate { collective, moves } => {
-            let (ctx, _) = request_context(&collective, &Scope::default());
+        Cmd::Migrate { moves } => {
             for m in moves {
                 tracing::info!(domu = %m.domu, from = %m.from, to = %m.to, "console: migrating");
                 let result =
-                    crate::xen::migrate_one(&ctx, client, &m.domu, &m.from, &m.to, &m.address).await.unwrap_or_else(|e| MigrationResult {
-                        domain: m.domu.clone(),
-                        from: m.from.clone(),
-                        to: m.to.clone(),
-                        success: false,
-                        message: format!("{e:#}"),
-                        elapsed_s: 0.0,
+                    fleet_client::xen::migrate_one(client, settings, &m.domu, &m.from, &m.to, &m.address).await.unwrap_or_else(|e| {
+                        MigrationResult {
+                            domain: m.domu.clone(),
+                            from: m.from.clone(),
+                            to: m.to.clone(),
+                            success: false,
+                            message: e.to_string(),
+                            elapsed_s: 0.0,
+                        }
                     });
                 tracing::info!(domu = %m.domu, success = result.success, elapsed_s = result.elapsed_s, "console: migration ended");
                 send(Msg::Migrated(Box::new(result)));
             }
         }
     }
-}
-
-/// What the CLI's xen functions need: the collective, and the scope as a filter (the xen agent is
-/// added to it there, so only dom0s answer). The caller id comes from the link's signing key,
-/// which the client puts on every request.
-fn request_context(collective: &str, scope: &Scope) -> (Ctx, FilterArgs) {
-    let ctx = Ctx { config: ClientConfig { collective: collective.to_string(), ..ClientConfig::default() } };
-    let filter = FilterArgs {
-        collective: Some(collective.to_string()),
-        compound: if scope.filter.trim().is_empty() { Vec::new() } else { vec![scope.filter.clone()] },
-        identity: scope.targets.clone().unwrap_or_default(),
-        ..FilterArgs::default()
-    };
-    (ctx, filter)
-}
-
-/// The dom0s that run `name`, in name order.
-async fn find_on(client: &mut Client, collective: &str, scope: &Scope, name: &str) -> anyhow::Result<Vec<String>> {
-    let (ctx, filter) = request_context(collective, scope);
-    let mut args = Map::new();
-    args.insert("domain".into(), json!(name));
-    let ddl = crate::commands::find_ddl("xen")?;
-    fleet_ddl::validate_request(&ddl, "find", &mut args)?;
-    let spec = ctx.spec("xen", "find", args, &crate::xen::xen_filter(&filter), FIND_TIMEOUT);
-    let outcome = crate::request::run(client, &spec, |_| {}).await?;
-    let mut on: Vec<String> = outcome
-        .replies
-        .iter()
-        .filter(|r| r.reply.status.is_ok() && r.reply.data["present"].as_bool() == Some(true))
-        .map(|r| r.reply.sender.clone())
-        .collect();
-    on.sort();
-    Ok(on)
 }
 
 fn now_ms() -> u64 {
@@ -236,34 +189,12 @@ pub fn key_table() -> Vec<Binding> {
 // -------------------------------------------------------------------------------------------------
 // State
 
-/// Where the balancer's policy came from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PolicySource {
-    /// No policy file: the defaults, and no VM limit is shown.
-    Default,
-    File(PathBuf),
-    /// The file is wrong; the defaults are used meanwhile.
-    Invalid {
-        file: PathBuf,
-        error: String,
-    },
-}
-
 /// `$XDG_CONFIG_HOME/fleet/balancer.toml` (usually `~/.config/fleet/balancer.toml`).
 pub fn policy_path() -> Option<PathBuf> {
     directories::BaseDirs::new().map(|b| b.config_dir().join("fleet").join("balancer.toml"))
 }
 
-/// The policy in `path` when it exists, else the defaults.
-pub fn load_policy(path: Option<&Path>) -> (BalancerPolicy, PolicySource) {
-    match path {
-        Some(p) if p.exists() => match BalancerPolicy::load(p) {
-            Ok(policy) => (policy, PolicySource::File(p.to_path_buf())),
-            Err(e) => (BalancerPolicy::default(), PolicySource::Invalid { file: p.to_path_buf(), error: e.to_string() }),
-        },
-        _ => (BalancerPolicy::default(), PolicySource::Default),
-    }
-}
+pub use fleet_client::xen::load_policy;
 
 /// Who asked for a migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,7 +248,6 @@ pub struct XenPanel {
     keys: Arc<Keymap>,
     read_only: bool,
     simulated_note: Option<String>,
-    collective: String,
     /// The nodes the Discovery panel aims at; the panel shows the dom0s among them.
     scope: Scope,
     policy: BalancerPolicy,
@@ -349,7 +279,8 @@ pub struct XenPanel {
 
 impl XenPanel {
     /// The panel as the shell builds it: theme, keys and read-only mode from `ctx`, the policy from
-    /// `$XDG_CONFIG_HOME/fleet/balancer.toml` when there is one, the collective `fleet`.
+    /// `$XDG_CONFIG_HOME/fleet/balancer.toml` when there is one. Its requests carry the
+    /// console's configured collective, ttl and timeouts (the network task adds them).
     pub fn new(ctx: &PanelContext) -> XenPanel {
         let (policy, source) = load_policy(policy_path().as_deref());
         let mut panel = XenPanel::with_policy(ctx.theme.clone(), ctx.keys.clone(), ctx.read_only, policy, source);
@@ -365,7 +296,6 @@ impl XenPanel {
             keys,
             read_only,
             simulated_note: None,
-            collective: ClientConfig::default().collective,
             scope: Scope::default(),
             policy,
             policy_source,
@@ -393,12 +323,6 @@ impl XenPanel {
     /// Says `note` in the title (e.g. "simulated hypervisor (demo)"), whatever the agents report.
     pub fn with_simulated_note(mut self, note: Option<String>) -> XenPanel {
         self.simulated_note = note;
-        self
-    }
-
-    /// The collective the panel's requests go to (default `fleet`).
-    pub fn with_collective(mut self, collective: impl Into<String>) -> XenPanel {
-        self.collective = collective.into();
         self
     }
 
@@ -433,7 +357,7 @@ impl XenPanel {
     }
 
     /// The dom0s in name order.
-    fn dom0s(&self) -> &[crate::xen::Dom0] {
+    fn dom0s(&self) -> &[fleet_client::xen::Dom0] {
         self.view.as_ref().map(|v| v.dom0s.as_slice()).unwrap_or(&[])
     }
 
@@ -443,7 +367,7 @@ impl XenPanel {
     }
 
     /// The dom0 under the cursor.
-    pub fn selected_dom0(&self) -> Option<&crate::xen::Dom0> {
+    pub fn selected_dom0(&self) -> Option<&fleet_client::xen::Dom0> {
         self.dom0s().get(self.dom0_index())
     }
 
@@ -592,7 +516,7 @@ impl XenPanel {
         }
         self.refreshing_since = Some(self.now_ms);
         self.last_refresh_start = Some(self.now_ms);
-        Some(Self::net(Cmd::Refresh { collective: self.collective.clone(), scope: self.scope.clone() }))
+        Some(Self::net(Cmd::Refresh { scope: self.scope.clone() }))
     }
 
     fn on_refreshed(&mut self, at_ms: u64, result: Result<Box<XenView>, String>) -> Option<Action> {
@@ -772,7 +696,7 @@ impl XenPanel {
             [m] => format!("migrating {} from {} to {} ...", m.domu, m.from, m.to),
             many => format!("applying the plan: {} migrations ...", many.len()),
         };
-        Some(Action::Batch(vec![Self::net(Cmd::Migrate { collective: self.collective.clone(), moves }), Notice::info(what)]))
+        Some(Action::Batch(vec![Self::net(Cmd::Migrate { moves }), Notice::info(what)]))
     }
 
     fn on_migrated(&mut self, r: MigrationResult) -> Option<Action> {
@@ -876,7 +800,7 @@ impl XenPanel {
                 }
                 // Not in the last picture: ask every dom0.
                 Some(Action::Batch(vec![
-                    Self::net(Cmd::Find { collective: self.collective.clone(), scope: self.scope.clone(), name: text.clone() }),
+                    Self::net(Cmd::Find { scope: self.scope.clone(), name: text.clone() }),
                     Notice::info(format!("asking every dom0 for {text} ...")),
                 ]))
             }
@@ -1023,20 +947,7 @@ impl Component for XenPanel {
 // -------------------------------------------------------------------------------------------------
 // Drawing
 
-/// MiB as the CLI writes them: `512 MiB`, `20.0 GiB`.
-fn mib(m: u64) -> String {
-    if m >= 10 * 1024 { format!("{:.1} GiB", m as f64 / 1024.0) } else { format!("{m} MiB") }
-}
-
-/// `hh:mm:ss UTC` of a time in ms since the epoch.
-fn hms(ms: u64) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim()
-}
+use fleet_client::format::{last_line, mib, utc_time_ms as hms};
 
 /// `text` cut or padded to exactly `w` columns; a cut ends in `…`.
 fn fit(text: &str, w: usize) -> String {
@@ -1421,7 +1332,7 @@ impl XenPanel {
             lines.push(Line::from(Span::styled(error.clone(), t.error)));
         }
         lines.push(Line::raw(""));
-        for l in crate::xen::plan_lines(plan) {
+        for l in fleet_client::xen::plan_lines(plan) {
             let style = if l.starts_with("Plan:") || l.starts_with("Dom0s:") || l.starts_with("Considered") {
                 t.table.header.style()
             } else if l.ends_with("OVERLOADED") {

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Listing;
-use crate::procs::{Proc, human_bytes};
+pub use fleet_client::format::{compact_bytes, human_bytes, thousands};
+use fleet_client::process::Proc;
 
 /// The columns, left to right; `F6`, `<` and `>` move the sort through them in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -270,35 +271,6 @@ impl TextWidths {
     }
 }
 
-/// `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Bytes in at most 5 cells, for the RSS and VSZ columns: `812K`, `4.2M`, `1023M`, `1.5G`.
-pub fn compact_bytes(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    match u {
-        0 => format!("{b}B"),
-        _ if v < 9.95 => format!("{v:.1}{}", UNITS[u]),
-        _ => format!("{v:.0}{}", UNITS[u]),
-    }
-}
-
 /// CPU share in at most 5 cells: `0.0`, `99.5`, `1600`.
 pub fn cpu_text(cpu: f32) -> String {
     if cpu < 999.95 { format!("{cpu:.1}") } else { format!("{cpu:.0}") }
@@ -306,39 +278,14 @@ pub fn cpu_text(cpu: f32) -> String {
 
 /// `HH:MM:SS UTC`, as the console's clock.
 pub fn time_of_day(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// Civil date of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    format!("{} UTC", fleet_client::format::utc_time_ms(at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)))
 }
 
 /// When a process started, as `ps` writes STIME, in UTC like the console's clock: the time of
 /// day if it started today, else the date, else the year.
 pub fn started_text(started: u64, now: Option<SystemTime>) -> String {
-    if started == 0 {
-        return "?".into();
-    }
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let now = now.unwrap_or_else(SystemTime::now).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let day = (started / 86_400) as i64;
-    let secs = started % 86_400;
-    if day == (now / 86_400) as i64 {
-        return format!("{:02}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60);
-    }
-    let (year, month, mday) = civil(day);
-    let (this_year, _, _) = civil((now / 86_400) as i64);
-    if year == this_year { format!("{} {:02}", MONTHS[month as usize - 1], mday) } else { year.to_string() }
+    fleet_client::format::started(started, now)
 }
 
 #[cfg(test)]
@@ -367,8 +314,6 @@ mod tests {
         assert_eq!(started_text(19_990 * 86_400, Some(now)), "Sep 24");
         assert_eq!(started_text(19_000 * 86_400, Some(now)), "2022");
         assert_eq!(started_text(0, Some(now)), "?");
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_782), (2024, 2, 29));
     }
 
     #[test]

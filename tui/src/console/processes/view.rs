@@ -12,7 +12,7 @@ use super::table::{Column, compact_bytes, cpu_text, started_text, time_of_day};
 use super::{Field, KillOutcome, KillPlan, KillReport, Overlay, ProcessesPanel, Signal};
 use crate::console::action::Scope;
 use crate::console::theme::Theme;
-use crate::procs::Proc;
+use fleet_client::process::Proc;
 
 /// The command column keeps at least this many cells; optional columns give way first.
 const MIN_COMMAND: u16 = 24;

@@ -5,13 +5,12 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
-use noded::agents::xen::parse_list_row;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::*;
 use crate::console::action::Scope;
-use crate::xen::Dom0;
+use fleet_client::xen::Dom0;
 
 /// 2023-11-14 22:13:20 UTC.
 const T0: u64 = 1_700_000_000_000;
@@ -19,8 +18,30 @@ const SAMPLE_EVERY: u64 = 30_000;
 const SAMPLES: u64 = 15;
 
 fn domain(name: &str, id: u32, mem: u64, vcpus: u32, state: &str, cpu: f64) -> DomainRow {
-    // Built from a line exactly as xl prints it, so the flags are the parser's.
-    parse_list_row(&format!("{name:<40} {id:>5} {mem:>5} {vcpus:>5}     {state}  {cpu:>8.1}")).unwrap()
+    // The flags read from xl's six state characters, as the agent's parser reads them.
+    let flag = |i: usize, c: char| state.chars().nth(i) == Some(c);
+    let reason = match state.chars().nth(4) {
+        Some('r') => "reboot",
+        Some('s') => "suspend",
+        Some('c') => "crash",
+        Some('w') => "watchdog",
+        Some('S') => "soft_reset",
+        _ => "",
+    };
+    DomainRow {
+        name: name.into(),
+        id,
+        mem,
+        vcpus,
+        state: state.into(),
+        running: flag(0, 'r'),
+        blocked: flag(1, 'b'),
+        paused: flag(2, 'p'),
+        shutdown: flag(3, 's'),
+        shutdown_reason: reason.into(),
+        dying: flag(5, 'd'),
+        cpu_time: cpu,
+    }
 }
 
 fn dom0(name: &str, load: f64, total: u64, free: u64, domus: &[&PlacedDomu]) -> Dom0 {
@@ -173,7 +194,7 @@ fn refreshes_while_in_front_every_five_seconds_without_piling_up() {
     let mut p = panel_with(false, file_policy());
     assert!(run(&mut p, Action::Tick(at(T0 + 10_000))).net.is_empty(), "not in front: no refresh");
     let out = run(&mut p, Action::FocusChanged(PanelId::Xen));
-    assert_eq!(out.net, [Cmd::Refresh { collective: "fleet".into(), scope: Scope::default() }]);
+    assert_eq!(out.net, [Cmd::Refresh { scope: Scope::default() }]);
     assert!(run(&mut p, Action::Tick(at(T0 + 16_000))).net.is_empty(), "one in flight");
     p.apply(Msg::Refreshed { at_ms: T0 + 16_100, result: Ok(Box::new(demo_view(0))) });
     assert!(run(&mut p, Action::Tick(at(T0 + 14_000))).net.is_empty(), "less than 5 s since the last one started");
@@ -189,7 +210,7 @@ fn refreshes_while_in_front_every_five_seconds_without_piling_up() {
     // Another scope: its dom0s are asked at once.
     let scope = Scope { filter: "dc=nyc1".into(), targets: None };
     let out = run(&mut p, Action::ScopeChanged(scope.clone()));
-    assert_eq!(out.net, [Cmd::Refresh { collective: "fleet".into(), scope }]);
+    assert_eq!(out.net, [Cmd::Refresh { scope }]);
     assert!(run(&mut p, Action::FocusChanged(PanelId::Discovery)).net.is_empty());
     assert!(run(&mut p, Action::Tick(at(T0 + 200_000))).net.is_empty(), "not in front any more");
 }
@@ -237,11 +258,11 @@ fn find_of_an_unknown_domu_asks_every_dom0_and_jumps_after_the_next_refresh() {
     press(&mut p, ch('/'));
     type_text(&mut p, "web9");
     let out = press(&mut p, key(KeyCode::Enter));
-    assert_eq!(out.net, [Cmd::Find { collective: "fleet".into(), scope: Scope::default(), name: "web9".into() }]);
+    assert_eq!(out.net, [Cmd::Find { scope: Scope::default(), name: "web9".into() }]);
 
     // It appeared on xen-03 since the last picture: refresh, then jump.
     let out = run(&mut p, Action::Xen(Msg::Found { name: "web9".into(), result: Ok(vec!["xen-03".into()]) }));
-    assert_eq!(out.net, [Cmd::Refresh { collective: "fleet".into(), scope: Scope::default() }]);
+    assert_eq!(out.net, [Cmd::Refresh { scope: Scope::default() }]);
     assert_eq!(out.notices[0].text, "web9 runs on xen-03");
     let mut view = demo_view(SAMPLES);
     view.domus.push(PlacedDomu { dom0: "xen-03".into(), domu: domain("web9", 7, 1024, 1, "-b----", 1.0) });
@@ -286,7 +307,6 @@ fn migrate_asks_where_then_confirms_exactly_what_moves_where() {
     assert_eq!(
         out.net,
         [Cmd::Migrate {
-            collective: "fleet".into(),
             moves: vec![Migration { domu: "test3".into(), from: "xen-01".into(), to: "xen-03".into(), address: String::new() }],
         }]
     );
@@ -307,7 +327,7 @@ fn migrate_asks_where_then_confirms_exactly_what_moves_where() {
     let out = run(&mut p, Action::Xen(Msg::Migrated(Box::new(done))));
     assert_eq!(p.history()[0].outcome, MoveOutcome::Done { elapsed_s: 0.3 });
     assert_eq!(out.notices[0].text, "test3 migrated from xen-01 to xen-03 in 0.3 s");
-    assert_eq!(out.net, [Cmd::Refresh { collective: "fleet".into(), scope: Scope::default() }]);
+    assert_eq!(out.net, [Cmd::Refresh { scope: Scope::default() }]);
     let mut view = demo_view(SAMPLES);
     view.domus.iter_mut().filter(|d| d.domu.name == "test3").for_each(|d| d.dom0 = "xen-03".into());
     p.apply(Msg::Refreshed { at_ms: T0 + 600_000, result: Ok(Box::new(view)) });
@@ -375,7 +395,7 @@ fn the_plan_has_its_reasons_and_apply_confirms_then_runs_exactly_it() {
     let mut p = demo_panel(false);
     let plan = p.plan();
     // test3 ate the most but is pinned: the next hungriest goes, to the idlest dom0 with room.
-    assert_eq!(crate::xen::moves_of(&plan), [("web1".to_string(), "xen-01".to_string(), "xen-02".to_string())]);
+    assert_eq!(fleet_client::xen::moves_of(&plan), [("web1".to_string(), "xen-01".to_string(), "xen-02".to_string())]);
     assert_eq!(plan.migrations[0].reason, "xen-01 over 1.0 for 5.5 min; web1 ate 11 s of 5.5 min; xen-02 has 2 of 10 VMs, load 0.2");
     let rejected: Vec<String> = plan.rejected.iter().map(ToString::to_string).collect();
     assert_eq!(rejected, ["domU test3: on xen-01: pinned by the policy"]);
@@ -397,7 +417,6 @@ fn the_plan_has_its_reasons_and_apply_confirms_then_runs_exactly_it() {
     assert_eq!(
         out.net,
         [Cmd::Migrate {
-            collective: "fleet".into(),
             moves: vec![Migration { domu: "web1".into(), from: "xen-01".into(), to: "xen-02".into(), address: String::new() }],
         }]
     );
@@ -450,12 +469,9 @@ fn simulated_dom0s_and_the_constructor_note_both_say_so() {
 #[test]
 fn the_panel_follows_the_shells_context() {
     let ctx = PanelContext { theme: Theme::mono(), keys: Arc::new(Keymap::defaults()), read_only: true, scope: Scope::default() };
-    let p = XenPanel::new(&ctx).with_collective("prod");
+    let p = XenPanel::new(&ctx);
     assert!(p.read_only);
     assert_eq!(p.theme, Theme::mono());
-    assert_eq!(p.collective, "prod");
-    let cmd = Cmd::Find { collective: "fleet".into(), scope: Scope::default(), name: "web1".into() };
-    assert_eq!(cmd.with_collective("prod"), Cmd::Find { collective: "prod".into(), scope: Scope::default(), name: "web1".into() });
 }
 
 // -------------------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
 use fleet_protocol::{Filter, FilterExpr, Message, Reply, ReplyMode, Request};
 use serde_json::{Map, Value};
 
-use crate::client::Client;
+use crate::error::{ClientError, Result, exit};
+use crate::link::{Client, SignatureCheck};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiscoveryMethod {
     /// Ask the hub's registry (instant; the expected count is known before sending).
     #[default]
@@ -23,6 +23,22 @@ pub enum DiscoveryMethod {
     Flatfile,
 }
 
+impl DiscoveryMethod {
+    pub const NAMES: [&'static str; 3] = ["registry", "broadcast", "flatfile"];
+}
+
+impl std::str::FromStr for DiscoveryMethod {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "registry" => Ok(DiscoveryMethod::Registry),
+            "broadcast" => Ok(DiscoveryMethod::Broadcast),
+            "flatfile" => Ok(DiscoveryMethod::Flatfile),
+            other => Err(format!("unknown discovery method '{other}' (use {})", DiscoveryMethod::NAMES.join(", "))),
+        }
+    }
+}
+
 /// What to run and on whom.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -31,7 +47,6 @@ pub struct Spec {
     pub args: Map<String, Value>,
     pub filter: Filter,
     pub collective: String,
-    pub caller: String,
     pub method: DiscoveryMethod,
     pub nodes_file: Option<PathBuf>,
     /// Explicit targets (the console's selection); skips discovery.
@@ -47,7 +62,7 @@ pub struct Spec {
 pub enum Progress {
     Discovered(Vec<String>),
     Sent { request_id: String, unknown: Vec<String> },
-    Reply { reply: Box<Reply>, expected: bool, rtt: Duration, signature: crate::client::SignatureCheck },
+    Reply { reply: Box<Reply>, expected: bool, rtt: Duration, signature: SignatureCheck },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,7 +74,7 @@ pub struct ReplyRecord {
     /// False for a reply from a node that was not discovered.
     pub expected: bool,
     /// Whether the reply's signature checks against the node's key.
-    pub signature: crate::client::SignatureCheck,
+    pub signature: SignatureCheck,
 }
 
 /// The result of a round.
@@ -85,13 +100,13 @@ impl Outcome {
     /// 3 discovered but no replies. (4, nothing at all, is for errors before anything was sent.)
     pub fn exit_code(&self) -> i32 {
         if self.discovered.is_empty() && self.replies.is_empty() {
-            1
+            exit::NOTHING_DISCOVERED
         } else if self.replies.is_empty() {
-            3
+            exit::NO_REPLIES
         } else if self.failed_count() > 0 || !self.no_reply.is_empty() {
-            2
+            exit::SOME_FAILED
         } else {
-            0
+            exit::OK
         }
     }
 }
@@ -118,7 +133,7 @@ pub fn direct_targets(filter: &Filter) -> Option<Vec<String>> {
 }
 
 pub fn read_nodes_file(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read nodes file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ClientError::io(format!("cannot read nodes file {}", path.display()), e))?;
     let nodes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
     Ok(nodes)
 }
@@ -135,7 +150,8 @@ fn new_request(
     Request {
         id: fleet_protocol::new_request_id(),
         collective: spec.collective.clone(),
-        caller: spec.caller.clone(),
+        // The link sets the caller: it is the name of the signing key.
+        caller: String::new(),
         agent: agent.to_string(),
         action: action.to_string(),
         args,
@@ -159,12 +175,12 @@ pub async fn discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
         return Ok(t.clone());
     }
     if spec.method == DiscoveryMethod::Flatfile || spec.nodes_file.is_some() {
-        let Some(path) = &spec.nodes_file else { bail!("--dm flatfile needs --nodes FILE") };
+        let Some(path) = &spec.nodes_file else { return Err(ClientError::input("--dm flatfile needs --nodes FILE")) };
         let mut nodes = read_nodes_file(path)?;
         // A flatfile is still narrowed by any identity filter given with it.
         if !spec.filter.identity.is_empty() {
             let only_ids = Filter { identity: spec.filter.identity.clone(), ..Filter::default() };
-            let expr = only_ids.compile().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let expr = only_ids.compile()?;
             let none = Value::Null;
             nodes.retain(|n| expr.matches(&fleet_protocol::NodeView { identity: n, facts: &none, classes: &[], agents: Vec::new() }));
         }
@@ -194,7 +210,7 @@ async fn broadcast_discover(client: &mut Client, spec: &Spec) -> Result<Vec<Stri
             Some(Message::Reply(r)) if r.request_id == id => {
                 found.insert(r.sender.clone());
             }
-            Some(Message::Error(e)) => bail!("hub refused the request: {}", e.message),
+            Some(Message::Error(e)) => return Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
             Some(_) => {}
             None => break,
         }
@@ -207,7 +223,7 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + spec.timeout;
     // Fail fast on a bad filter, with the parser's column-pointing message.
-    let _: FilterExpr = spec.filter.compile().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _: FilterExpr = spec.filter.compile()?;
     let discovered = discover(client, spec).await?;
     let discovery_ms = start.elapsed().as_secs_f64() * 1000.0;
     on(&Progress::Discovered(discovered.clone()));
@@ -255,7 +271,7 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
             Message::Dispatched(d) if d.request_id == id => {
                 on(&Progress::Sent { request_id: id.clone(), unknown: d.unknown.clone() });
             }
-            Message::Error(e) => bail!("hub refused the request: {}", e.message),
+            Message::Error(e) => return Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
             _ => {}
         }
     }
@@ -271,7 +287,7 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
 
 /// Sends a fire-and-forget request: no discovery, no replies. Returns the request id.
 pub async fn fire_and_forget(client: &mut Client, spec: &Spec) -> Result<String> {
-    let _: FilterExpr = spec.filter.compile().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _: FilterExpr = spec.filter.compile()?;
     let targets = spec.targets.clone().unwrap_or_default();
     let req = new_request(spec, &spec.agent, &spec.action, spec.args.clone(), targets, spec.timeout, ReplyMode::None);
     let id = req.id.clone();
@@ -281,7 +297,7 @@ pub async fn fire_and_forget(client: &mut Client, spec: &Spec) -> Result<String>
     while let Some(m) = client.recv_until(deadline).await? {
         match m {
             Message::Dispatched(d) if d.request_id == id => break,
-            Message::Error(e) => bail!("hub refused the request: {}", e.message),
+            Message::Error(e) => return Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
             _ => {}
         }
     }

@@ -1,16 +1,19 @@
 //! The console's side of a hub link: attach, say hello, discover, send requests and read what
 //! comes back. Used by the CLI commands and, from a background task, by the full-screen console.
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
-use fleet_protocol::keys::KeyPair;
+use fleet_protocol::keys::{KeyPair, Keyring};
 use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
 use fleet_protocol::{Discover, Envelope, Filter, Hello, Message};
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+
+use crate::error::{ClientError, Result};
+use crate::scope::Settings;
 
 /// Who signs this console's requests: the caller id (the key's name) and its key pair.
 #[derive(Clone)]
@@ -22,20 +25,26 @@ pub struct Signer {
 impl Signer {
     /// Loads a private key file; the caller id is the file name without `.key`.
     pub fn load(path: &Path) -> Result<Signer> {
-        let key = KeyPair::load_private(path).with_context(|| format!("loading the signing key {}", path.display()))?;
-        let caller = path.file_stem().and_then(|s| s.to_str()).context("key file name")?.to_string();
+        let key =
+            KeyPair::load_private(path).map_err(|e| ClientError::Config(format!("loading the signing key {}: {e}", path.display())))?;
+        let caller = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| ClientError::Config(format!("key file {} has no usable name", path.display())))?
+            .to_string();
         Ok(Signer { caller, key: Arc::new(key) })
     }
 }
 
-static DEFAULT_SIGNER: OnceLock<Signer> = OnceLock::new();
-static HUB_LINK_KEY: OnceLock<[u8; 32]> = OnceLock::new();
-static KNOWN_NODES: OnceLock<fleet_protocol::keys::Keyring> = OnceLock::new();
-
-/// The nodes' public keys this console knows (`$XDG_CONFIG_HOME/fleet/nodes/<identity>.pub`), to
-/// check the signature on every reply. Set once at start-up.
-pub fn set_known_nodes(ring: fleet_protocol::keys::Keyring) {
-    let _ = KNOWN_NODES.set(ring);
+/// What this console proves itself with and whom it trusts, passed to every link it opens.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Signs requests and authenticates the link; without it nothing can be sent.
+    pub signer: Option<Signer>,
+    /// The hub's pinned link key.
+    pub hub_key: Option<[u8; 32]>,
+    /// Node keys, to check the signature on every reply (`$XDG_CONFIG_HOME/fleet/nodes`).
+    pub known_nodes: Arc<Keyring>,
 }
 
 /// What the signature on a reply says about its sender.
@@ -50,50 +59,49 @@ pub enum SignatureCheck {
     Bad,
 }
 
-/// Pins the hub's link key for every new [`Client`] (once, at start-up).
-pub fn set_hub_key(link: [u8; 32]) {
-    let _ = HUB_LINK_KEY.set(link);
-}
-
-/// Sets the signer every new [`Client`] uses (once, at start-up).
-pub fn set_default_signer(signer: Signer) {
-    let _ = DEFAULT_SIGNER.set(signer);
-}
-
-pub fn default_signer() -> Option<&'static Signer> {
-    DEFAULT_SIGNER.get()
-}
-
 pub struct Client {
     tx: LinkSender,
     rx: LinkReceiver,
     limits: Limits,
     hub: String,
     signer: Option<Signer>,
+    known_nodes: Arc<Keyring>,
     session: fleet_protocol::noise::Session,
     /// Signature checks of the replies received, by (request id, sender).
-    checks: std::collections::HashMap<(String, String), SignatureCheck>,
+    checks: HashMap<(String, String), SignatureCheck>,
 }
 
 impl Client {
-    /// Attaches to the first reachable hub of `hubs`.
-    pub async fn connect(hubs: &[String], timeout: Duration, subscribe: bool) -> Result<Client> {
-        let signer = DEFAULT_SIGNER
-            .get()
-            .cloned()
-            .context("no key: create one with `fleet keygen NAME` (it signs requests and authenticates the link), or set FLEET_KEY")?;
-        let hub_key = *HUB_LINK_KEY
-            .get()
-            .context("no hub key: put the hub's public key in $XDG_CONFIG_HOME/fleet/hub.pub (or set `hub_key` / FLEET_HUB_KEY)")?;
+    /// Attaches to the first reachable hub of the settings' list.
+    pub async fn connect(settings: &Settings, credentials: &Credentials, subscribe: bool) -> Result<Client> {
+        let signer = credentials.signer.clone().ok_or_else(|| {
+            ClientError::Config(
+                "no key: create one with `fleet keygen NAME` (it signs requests and authenticates the link), or set FLEET_KEY".into(),
+            )
+        })?;
+        let hub_key = credentials.hub_key.ok_or_else(|| {
+            ClientError::Config(
+                "no hub key: put the hub's public key in $XDG_CONFIG_HOME/fleet/hub.pub (or set `hub_key` / FLEET_HUB_KEY)".into(),
+            )
+        })?;
+        let timeout = settings.connect_timeout;
         let mut errors = Vec::new();
-        for hub in hubs {
+        for hub in &settings.hubs {
             match Link::connect(hub, timeout).await {
                 Ok(link) => {
                     let (mut tx, mut rx) = link.split();
-                    let (init, hello) = fleet_protocol::noise::Initiator::start(&signer.key, &hub_key, &signer.caller)?;
-                    tx.send(Bytes::from(hello)).await.with_context(|| format!("sending the link handshake to {hub}"))?;
+                    let (init, hello) = fleet_protocol::noise::Initiator::start(&signer.key, &hub_key, &signer.caller)
+                        .map_err(|e| ClientError::NoHub(format!("{hub}: cannot start the link handshake: {e}")))?;
+                    if let Err(e) = tx.send(Bytes::from(hello)).await {
+                        errors.push(format!("{hub}: sending the link handshake: {e}"));
+                        continue;
+                    }
                     let reply = match tokio::time::timeout(timeout, rx.recv()).await {
-                        Ok(r) => r.with_context(|| format!("hub {hub} closed the link during the handshake"))?,
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => {
+                            errors.push(format!("{hub}: the hub closed the link during the handshake ({e})"));
+                            continue;
+                        }
                         Err(_) => {
                             errors.push(format!(
                                 "{hub}: no answer to the link handshake (is this console's key enrolled? noded hub enroll --accept {})",
@@ -115,6 +123,7 @@ impl Client {
                         limits: Limits::default(),
                         hub: hub.clone(),
                         signer: Some(signer.clone()),
+                        known_nodes: credentials.known_nodes.clone(),
                         session,
                         checks: Default::default(),
                     };
@@ -125,7 +134,7 @@ impl Client {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        bail!("no hub reachable: {}", errors.join("; "))
+        Err(ClientError::NoHub(format!("no hub reachable: {}", errors.join("; "))))
     }
 
     pub fn hub(&self) -> &str {
@@ -133,8 +142,11 @@ impl Client {
     }
 
     fn check_reply(&self, frame: &[u8], sender: &str) -> SignatureCheck {
-        let Some(ring) = KNOWN_NODES.get().filter(|r| r.get(sender).is_some()) else { return SignatureCheck::Unverified };
-        match fleet_protocol::Envelope::from_frame(frame, &self.limits).map(|env| env.verify(ring)) {
+        let ring = &self.known_nodes;
+        if ring.get(sender).is_none() {
+            return SignatureCheck::Unverified;
+        }
+        match Envelope::from_frame(frame, &self.limits).map(|env| env.verify(ring)) {
             Ok(Ok(signer)) if signer == sender => SignatureCheck::Verified,
             _ => SignatureCheck::Bad,
         }
@@ -156,23 +168,25 @@ impl Client {
             (Message::Request(req), Some(signer)) => {
                 let mut req = req.clone();
                 req.caller = signer.caller.clone();
-                let mut env = Envelope::seal(&Message::Request(req)).context("encoding request")?;
+                let mut env = Envelope::seal(&Message::Request(req)).map_err(|e| ClientError::input(format!("encoding request: {e}")))?;
                 env.sign(&signer.key, &signer.caller);
-                env.to_frame().context("encoding request")?
+                env.to_frame().map_err(|e| ClientError::input(format!("encoding request: {e}")))?
             }
             (Message::Request(_), None) => {
-                bail!("no signing key: create one with `fleet keygen NAME` (see `fleet keygen --help`), or set FLEET_KEY")
+                return Err(ClientError::Config(
+                    "no signing key: create one with `fleet keygen NAME` (see `fleet keygen --help`), or set FLEET_KEY".into(),
+                ));
             }
-            _ => encode_message(msg).context("encoding message")?,
+            _ => encode_message(msg).map_err(|e| ClientError::input(format!("encoding message: {e}")))?,
         };
-        let frame = self.session.seal(&frame).context("encrypting")?;
-        self.tx.send(Bytes::from(frame)).await.with_context(|| format!("sending to hub {}", self.hub))
+        let frame = self.session.seal(&frame).map_err(|e| ClientError::Hub(format!("encrypting for hub {}: {e}", self.hub)))?;
+        self.tx.send(Bytes::from(frame)).await.map_err(|e| ClientError::Hub(format!("sending to hub {}: {e}", self.hub)))
     }
 
     /// The next message from the hub; malformed frames are skipped.
     pub async fn recv(&mut self) -> Result<Message> {
         loop {
-            let sealed = self.rx.recv().await.with_context(|| format!("hub {} closed the link", self.hub))?;
+            let sealed = self.rx.recv().await.map_err(|e| ClientError::Hub(format!("hub {} closed the link ({e})", self.hub)))?;
             let frame = match self.session.open(&sealed) {
                 Ok(f) => f,
                 Err(e) => {
@@ -213,9 +227,32 @@ impl Client {
         loop {
             match self.recv_until(deadline).await? {
                 Some(Message::Discovered(d)) => return Ok(d.nodes),
-                Some(Message::Error(e)) => bail!("hub refused discovery: {}", e.message),
+                Some(Message::Error(e)) => return Err(ClientError::Hub(format!("hub refused discovery: {}", e.message))),
                 Some(_) => continue,
-                None => bail!("hub {} did not answer discovery within {:.1} s", self.hub, timeout.as_secs_f64()),
+                None => {
+                    return Err(ClientError::Hub(format!(
+                        "hub {} did not answer discovery within {:.1} s",
+                        self.hub,
+                        timeout.as_secs_f64()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Client {
+    /// The hub's counters.
+    pub async fn hub_stats(&mut self, timeout: Duration) -> Result<fleet_protocol::HubStats> {
+        self.send(&Message::StatsQuery).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.recv_until(deadline).await? {
+                Some(Message::HubStats(s)) => return Ok(s),
+                Some(_) => continue,
+                None => {
+                    return Err(ClientError::Hub(format!("hub {} did not answer within {:.0} s", self.hub, timeout.as_secs_f64())));
+                }
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::request::DiscoveryMethod;
+use fleet_client::{DiscoveryMethod, Scope};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,18 +64,30 @@ pub struct FilterArgs {
     /// Compound filter, e.g. "(country=uk or country=us) and not class=/dev/".
     #[arg(short = 'S', long = "select", value_name = "EXPR")]
     pub compound: Vec<String>,
-    /// Discovery method.
-    #[arg(long = "dm", value_enum, default_value_t = DiscoveryMethod::Registry)]
+    /// Discovery method: registry (the hub answers at once), broadcast (nodes decide; ends after a
+    /// silence window) or flatfile (with --nodes).
+    #[arg(long = "dm", value_name = "METHOD", default_value = "registry", value_parser = parse_method)]
     pub dm: DiscoveryMethod,
     /// Flatfile of node identities, one per line (implies --dm flatfile).
     #[arg(long = "nodes", value_name = "FILE")]
     pub nodes_file: Option<PathBuf>,
     /// Seconds to wait for all replies, discovery included.
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub timeout: Option<f64>,
     /// Collective to address.
     #[arg(long)]
     pub collective: Option<String>,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+fn parse_method(s: &str) -> Result<DiscoveryMethod, String> {
+    s.parse()
 }
 
 impl FilterArgs {
@@ -86,6 +98,18 @@ impl FilterArgs {
             class: self.class.clone(),
             agent: self.agent.clone(),
             compound: self.compound.clone(),
+        }
+    }
+
+    /// The nodes these flags address, for the client core's spec builder.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            filter: self.filter(),
+            method: self.dm,
+            nodes_file: self.nodes_file.clone(),
+            targets: None,
+            collective: self.collective.clone(),
+            timeout: self.timeout.map(std::time::Duration::from_secs_f64),
         }
     }
 }
@@ -207,7 +231,7 @@ pub enum Command {
     /// Xen dom0s and domUs: list, find, migrate, and balance load across dom0s.
     Xen {
         #[command(subcommand)]
-        cmd: crate::xen::XenCommand,
+        cmd: XenCommand,
     },
     /// Show the hub's counters (nodes, requests, replies, late replies, dropped frames).
     HubStats {
@@ -289,6 +313,74 @@ pub enum BenchCommand {
     },
 }
 
+/// `fleet xen ...`: the filter and output flags live in each variant, so they are written after the
+/// subcommand as with every other command (`fleet xen list -F dc=nyc1 --json`).
+#[derive(Subcommand, Debug, Clone)]
+pub enum XenCommand {
+    /// List every dom0 (node with the xen agent) with its load, memory and domUs.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Tell which dom0 runs a domU.
+    Find {
+        /// The domU's name, exactly as xl list shows it.
+        name: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Live-migrate a domU to another dom0, after showing what moves where and asking to confirm.
+    Migrate {
+        /// The domU to move.
+        name: String,
+        /// The dom0 to move it to, by its fleet name (its node maps it to a migration address).
+        dest: String,
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Balance load across dom0s by a policy: print the plan (default), apply it, or keep watching.
+    #[command(after_help = "Policy file (TOML; every key optional):\n  interval = 60            # seconds between samples\n  \
+                            load_threshold = 1.0\n  max_over = 5             # minutes over the threshold before acting\n  \
+                            max_vm_per_host = 10\n  max_load_candidate = 0.5\n  max_migrations_per_round = 1\n  \
+                            vm_cooldown = 30         # minutes before a moved domU may move again\n  \
+                            host_cooldown = 10       # minutes a dom0 that sent or received is left alone\n  \
+                            pinned = [\"db1\"]\n  maintenance = [\"xen-09\"]\n  [host_mapping]\n  xen-02 = \"10.0.0.2\"")]
+    Balance {
+        /// The balancer policy (TOML).
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Only print the plan (the default).
+        #[arg(long, conflicts_with = "apply")]
+        dry_run: bool,
+        /// Carry the plan out: run each migration through the xen agent.
+        #[arg(long)]
+        apply: bool,
+        /// Keep sampling every interval, keeping history; plans each round (applies with --apply).
+        /// Stops cleanly on ctrl-c.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds to observe before a one-shot decision (default: the policy's max_over).
+        #[arg(long, value_name = "SECS")]
+        observe: Option<f64>,
+        /// JSON file of past migrations: read for the cooldowns, appended to on --apply.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -296,5 +388,28 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_subcommands_parse() {
+        use clap::Parser;
+        #[derive(clap::Parser, Debug)]
+        struct Top {
+            #[command(subcommand)]
+            cmd: super::XenCommand,
+        }
+        <Top as clap::CommandFactory>::command().debug_assert();
+        let t = Top::try_parse_from(["xen", "migrate", "web1", "xen-02", "--yes", "--json", "-A", "extra"]).unwrap();
+        match t.cmd {
+            super::XenCommand::Migrate { name, dest, yes, filter, output } => {
+                assert_eq!((name.as_str(), dest.as_str(), yes, output.json), ("web1", "xen-02", true, true));
+                assert_eq!(filter.agent, ["extra"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let t = Top::try_parse_from(["xen", "balance", "--policy", "p.toml", "--watch", "--apply", "--observe", "2"]).unwrap();
+        assert!(matches!(t.cmd, super::XenCommand::Balance { watch: true, apply: true, observe: Some(o), .. } if o == 2.0));
+        assert!(Top::try_parse_from(["xen", "balance", "--policy", "p.toml", "--dry-run", "--apply"]).is_err());
+        assert!(Top::try_parse_from(["xen", "find"]).is_err());
     }
 }

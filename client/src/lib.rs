@@ -1,0 +1,26 @@
+//! fleet's client core: everything a console or a script does with the fleet, written once.
+//!
+//! - [`link`]: the encrypted link to a hub, with the caller's [`Credentials`] passed in as a value;
+//! - [`round`]: one SimpleRPC round (discovery, send, collect, outcome);
+//! - [`scope`]: the one builder from the configured [`Settings`] and a [`Scope`] to a request [`Spec`];
+//! - [`ddl`]: DDL lookup and input coercion; [`aggregate`]: the DDL's aggregates; [`format`]: values
+//!   as people read them;
+//! - [`process`] and [`xen`]: the process and Xen operations (with the balancer);
+//! - [`error`]: a typed [`ClientError`] and MCollective's exit codes, in one place.
+//!
+//! No clap, no terminal, no printing and no daemon code: the CLI and the console are faces over it.
+
+pub mod aggregate;
+pub mod ddl;
+pub mod error;
+pub mod format;
+pub mod link;
+pub mod process;
+pub mod round;
+pub mod scope;
+pub mod xen;
+
+pub use error::{ClientError, Result, exit};
+pub use link::{Client, Credentials, SignatureCheck, Signer};
+pub use round::{DiscoveryMethod, Outcome, Progress, ReplyRecord, Spec};
+pub use scope::{Scope, Settings};

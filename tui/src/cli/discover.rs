@@ -1,0 +1,32 @@
+//! `fleet discover`: the identities that match the filter.
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+use fleet_client::{exit, round};
+use serde_json::{Map, json};
+
+use super::output::jsonl_line;
+use super::{Ctx, FilterArgs, OutputArgs};
+
+pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+    let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &ctx.scope(f), std::time::Duration::from_secs(5));
+    spec.filter.compile().map_err(fleet_client::ClientError::from)?;
+    let mut client = ctx.client().await?;
+    let nodes = round::discover(&mut client, &spec).await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+    } else if out.jsonl {
+        for n in &nodes {
+            jsonl_line(&json!({ "identity": n }));
+        }
+    } else {
+        for n in &nodes {
+            println!("{n}");
+        }
+        if std::io::stdout().is_terminal() {
+            eprintln!("\nDiscovered {} node(s)", nodes.len());
+        }
+    }
+    Ok(if nodes.is_empty() { exit::NOTHING_DISCOVERED } else { exit::OK })
+}

@@ -1,0 +1,122 @@
+//! What every CLI command prints the same way: the progress bar on stderr, JSON and JSON lines,
+//! the reply marks, the list of nodes that did not reply, and the final aggregates.
+
+use std::io::{IsTerminal, Write};
+
+use fleet_client::aggregate::{Aggregate, AggregateValue};
+use fleet_client::{Outcome, Progress, SignatureCheck};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+/// The progress bar on stderr, shown only when stderr is a terminal: `[=====>    ] 12 / 20`.
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub fn new(enabled: bool) -> Bar {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let pb = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+        pb.set_style(ProgressStyle::with_template(" * [{bar:60}] {pos} / {len} {msg}").expect("static template").progress_chars("=> "));
+        Bar(Some(pb))
+    }
+
+    pub fn on(&self, p: &Progress) {
+        let Some(pb) = &self.0 else { return };
+        match p {
+            Progress::Discovered(n) => pb.set_length(n.len() as u64),
+            Progress::Reply { .. } => pb.inc(1),
+            Progress::Sent { unknown, .. } if !unknown.is_empty() => pb.set_message(format!("({} not connected)", unknown.len())),
+            Progress::Sent { .. } => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+/// One JSON line on stdout, flushed at once (a consumer may be waiting for it).
+pub fn jsonl_line(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// One JSON document on stdout, pretty-printed.
+pub fn json_doc(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn reply_json(r: &fleet_protocol::Reply, time_ms: f64, expected: bool, signature: SignatureCheck) -> Value {
+    json!({
+        "sender": r.sender, "status": r.status, "status_code": r.status.code(), "status_msg": r.status_msg,
+        "data": r.data, "time_ms": time_ms, "expected": expected, "signature": signature,
+    })
+}
+
+/// A reply as a JSON line while the round runs.
+pub fn progress_line(p: &Progress) {
+    if let Progress::Reply { reply, expected, rtt, signature } = p {
+        jsonl_line(&reply_json(reply, rtt.as_secs_f64() * 1000.0, *expected, *signature));
+    }
+}
+
+pub fn summary_json(o: &Outcome) -> Value {
+    json!({
+        "request_id": o.request_id, "discovered": o.discovered.len(), "replies": o.replies.len(),
+        "ok": o.ok_count(), "failed": o.failed_count(), "no_reply": o.no_reply,
+        "discovery_ms": o.discovery_ms, "elapsed_ms": o.elapsed_ms, "exit_code": o.exit_code(),
+    })
+}
+
+pub fn full_json(o: &Outcome) -> Value {
+    json!({
+        "request_id": o.request_id, "discovered": o.discovered,
+        "replies": o.replies.iter().map(|r| reply_json(&r.reply, r.time_ms, r.expected, r.signature)).collect::<Vec<_>>(),
+        "no_reply": o.no_reply, "summary": summary_json(o),
+    })
+}
+
+/// What to say after a reply's sender: a bad signature, or a node that was not discovered.
+pub fn reply_mark(expected: bool, signature: SignatureCheck) -> &'static str {
+    match (expected, signature) {
+        (_, SignatureCheck::Bad) => "  (BAD SIGNATURE: not from this node)",
+        (false, _) => "  (not discovered)",
+        _ => "",
+    }
+}
+
+/// MCollective's closing list of the nodes that did not reply, four to a line.
+pub fn print_no_reply(o: &Outcome) {
+    if !o.no_reply.is_empty() {
+        println!("\nNo response from:\n");
+        for chunk in o.no_reply.chunks(4) {
+            let line: Vec<String> = chunk.iter().map(|n| format!("{n:<30}")).collect();
+            println!("   {}", line.join(" ").trim_end());
+        }
+    }
+}
+
+/// The aggregates as the CLI prints them: a summary as a block of `value = count` lines, a number
+/// on one line.
+pub fn aggregates_text(aggregates: &[Aggregate]) -> String {
+    let mut out = String::new();
+    for agg in aggregates {
+        match &agg.value {
+            AggregateValue::Summary(counts) => {
+                out.push_str(&format!("Summary of {}:\n", agg.label));
+                let w = counts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+                for (k, n) in counts {
+                    out.push_str(&format!("   {k:>w$} = {n}\n"));
+                }
+                out.push('\n');
+            }
+            AggregateValue::Number { .. } => out.push_str(&format!("{}\n\n", agg.line())),
+        }
+    }
+    out
+}

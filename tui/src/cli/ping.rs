@@ -1,0 +1,70 @@
+//! `fleet ping`: one line per node with its round trip, then statistics.
+
+use anyhow::Result;
+use fleet_client::{Outcome, Spec, round};
+use serde_json::{Map, json};
+
+use super::output::{Bar, full_json, jsonl_line, print_no_reply, progress_line, reply_mark, summary_json};
+use super::{Ctx, FilterArgs, OutputArgs};
+
+/// The ping action's own timeout.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `spec` with the progress bar, and JSON lines as replies arrive when asked.
+pub async fn with_progress(ctx: &Ctx, spec: &Spec, out: &OutputArgs) -> Result<Outcome> {
+    let mut client = ctx.client().await?;
+    let bar = Bar::new(!out.json && !out.jsonl);
+    let jsonl = out.jsonl;
+    let outcome = round::run(&mut client, spec, |p| {
+        bar.on(p);
+        if jsonl {
+            progress_line(p);
+        }
+    })
+    .await;
+    bar.finish();
+    Ok(outcome?)
+}
+
+pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+    let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &ctx.scope(f), PING_TIMEOUT);
+    let o = with_progress(ctx, &spec, out).await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&full_json(&o))?);
+        return Ok(o.exit_code());
+    }
+    if out.jsonl {
+        jsonl_line(&json!({ "summary": summary_json(&o) }));
+        return Ok(o.exit_code());
+    }
+    if o.discovered.is_empty() {
+        println!("No nodes matched {}", spec.filter.describe());
+        return Ok(o.exit_code());
+    }
+    let mut sorted: Vec<_> = o.replies.iter().collect();
+    sorted.sort_by(|a, b| a.time_ms.total_cmp(&b.time_ms));
+    for r in &sorted {
+        let mark = reply_mark(r.expected, r.signature);
+        if r.reply.status.is_ok() {
+            println!("{:<40} time={:.2} ms{mark}", r.reply.sender, r.time_ms);
+        } else {
+            println!("{:<40} {}: {}{mark}", r.reply.sender, r.reply.status, r.reply.status_msg);
+        }
+    }
+    println!("\n---- ping statistics ----");
+    if sorted.is_empty() {
+        println!("No responses received");
+    } else {
+        let times: Vec<f64> = sorted.iter().map(|r| r.time_ms).collect();
+        let avg = times.iter().sum::<f64>() / times.len() as f64;
+        println!(
+            "{} replies max: {:.2} min: {:.2} avg: {:.2}",
+            times.len(),
+            times.iter().cloned().fold(f64::MIN, f64::max),
+            times.iter().cloned().fold(f64::MAX, f64::min),
+            avg
+        );
+    }
+    print_no_reply(&o);
+    Ok(o.exit_code())
+}
