@@ -310,7 +310,33 @@ pub fn failures(o: &Outcome) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Lists the matching processes on the nodes of `scope`. Returns the round too, for its exit code.
+/// This process and its ancestors up to init, as `(pid, start_time)` pairs read from `/proc`
+/// (the start time in clock ticks since boot, as the process agent reports it). A listing never
+/// shows them: `fleet pkill 'sleep 999'` must not find its own command line, or the shell that
+/// runs it, among its targets (procps and mco behave so).
+pub fn own_lineage() -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut pid = std::process::id();
+    while pid > 1 && out.len() < 64 {
+        let Some((ppid, start_time)) = stat_of(pid) else { break };
+        out.push((pid, start_time));
+        pid = ppid;
+    }
+    out
+}
+
+/// `(ppid, start_time)` from `/proc/PID/stat`; the fields after the command name, which may hold
+/// spaces and parentheses, are read from its last `)`.
+fn stat_of(pid: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 4 (ppid) and field 22 (starttime) of proc(5); `rest` starts at field 3.
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// Lists the matching processes on the nodes of `scope`, leaving out this process and its
+/// ancestors ([`own_lineage`]). Returns the round too, for its exit code.
 pub async fn list(
     client: &mut Client,
     settings: &Settings,
@@ -322,7 +348,9 @@ pub async fn list(
     let (_, timeout) = crate::ddl::checked("process", "list", &mut args)?;
     let spec = settings.spec("process", "list", args, scope, timeout);
     let outcome = round::run(client, &spec, on).await?;
-    let listing = Listing::of(&outcome);
+    let mut listing = Listing::of(&outcome);
+    let lineage = own_lineage();
+    listing.procs.retain(|p| !lineage.contains(&(p.pid, p.start_time)));
     Ok((outcome, listing))
 }
 
@@ -436,6 +464,14 @@ mod tests {
             args.insert("signal".into(), json!(s.name()));
             crate::ddl::checked("process", "kill", &mut args).unwrap_or_else(|e| panic!("{s}: {e}"));
         }
+    }
+
+    #[test]
+    fn the_lineage_starts_with_this_process() {
+        let lineage = own_lineage();
+        assert_eq!(lineage.first().map(|l| l.0), Some(std::process::id()));
+        assert!(lineage.len() >= 2, "at least this process and its parent: {lineage:?}");
+        assert!(lineage.iter().all(|(_, start)| *start > 0));
     }
 
     #[test]

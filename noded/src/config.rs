@@ -7,6 +7,11 @@ use serde::Deserialize;
 
 /// Default location of the node config.
 pub const DEFAULT_CONFIG: &str = "/etc/fleet/noded.toml";
+/// Default longest ttl a request may carry, in seconds (node and hub).
+pub const DEFAULT_MAX_TTL: u32 = 3600;
+/// The hub's audit log when `hub.audit_log` is not set: in its enrollment directory, the one
+/// place the hub already writes to.
+pub const HUB_AUDIT_FILE: &str = "audit.log";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -41,9 +46,9 @@ pub struct NodeConfig {
     pub max_frame: usize,
     /// Share (0.0-1.0) of echo calls that fail on purpose, to practise partial failure.
     pub echo_failure_share: f64,
-    /// The Xen toolstack CLI; the xen agent is active only where it exists (issue 7).
+    /// The Xen toolstack CLI; the xen agent is active only where it exists.
     pub xl_path: PathBuf,
-    /// Dom0 name -> migration address for xen#migrate, e.g. over a link with no DNS entry (issue 7).
+    /// Dom0 name -> migration address for xen#migrate, e.g. over a link with no DNS entry.
     pub xen_host_map: std::collections::BTreeMap<String, String>,
     /// This node's private key (signs replies, authenticates its links). Create it with `noded keygen`.
     pub key_file: PathBuf,
@@ -66,6 +71,8 @@ pub struct NodeConfig {
     pub audit_keep: usize,
     /// Seconds a request's msgtime may lie in the future.
     pub max_clock_skew: f64,
+    /// Longest ttl a request may carry, in seconds; a request asking for more is refused.
+    pub max_ttl: u32,
     pub hub: HubConfig,
 }
 
@@ -87,8 +94,8 @@ impl Default for NodeConfig {
             log_level: "info".into(),
             max_frame: fleet_protocol::codec::DEFAULT_MAX_FRAME,
             echo_failure_share: 0.0,
-            xl_path: PathBuf::from("/usr/sbin/xl"), // issue 7
-            xen_host_map: Default::default(),       // issue 7
+            xl_path: PathBuf::from("/usr/sbin/xl"),
+            xen_host_map: Default::default(),
             key_file: PathBuf::from("/etc/fleet/node.key"),
             hub_key: PathBuf::from("/etc/fleet/hub.pub"),
             link_guard: true,
@@ -99,6 +106,7 @@ impl Default for NodeConfig {
             audit_max_bytes: 64 * 1024 * 1024,
             audit_keep: 5,
             max_clock_skew: 5.0,
+            max_ttl: DEFAULT_MAX_TTL,
             hub: HubConfig::default(),
         }
     }
@@ -122,6 +130,18 @@ pub struct HubConfig {
     pub key_file: PathBuf,
     /// Enrolled link keys: accepted/, pending/, rejected/ (`noded hub enroll`).
     pub enroll_dir: PathBuf,
+    /// Longest ttl a request may carry, in seconds; the hub drops a request asking for more.
+    pub max_ttl: u32,
+    /// The hub's audit log: one JSON line per request it refuses, in the nodes' audit format.
+    /// Default: `audit.log` in `enroll_dir`. The flag `noded hub --audit-log off` disables it.
+    pub audit_log: Option<PathBuf>,
+    /// Size at which the hub's audit log rotates, in bytes.
+    pub audit_max_bytes: u64,
+    /// Rotated hub audit files kept.
+    pub audit_keep: usize,
+    /// Set by `--audit-log off`: no hub audit log at all.
+    #[serde(skip)]
+    pub audit_off: bool,
 }
 
 impl Default for HubConfig {
@@ -134,6 +154,11 @@ impl Default for HubConfig {
             max_requests_per_second: 200.0,
             key_file: PathBuf::from("/etc/fleet/hub.key"),
             enroll_dir: PathBuf::from("/etc/fleet/enroll"),
+            max_ttl: DEFAULT_MAX_TTL,
+            audit_log: None,
+            audit_max_bytes: 64 * 1024 * 1024,
+            audit_keep: 5,
+            audit_off: false,
         }
     }
 }
@@ -146,6 +171,16 @@ pub enum ConfigError {
     Parse { file: String, line: usize, message: String },
     #[error("{file}: {key}: {message}")]
     Invalid { file: String, key: String, message: String },
+}
+
+impl HubConfig {
+    /// Where the hub writes its audit log, if anywhere.
+    pub fn audit_path(&self) -> Option<PathBuf> {
+        if self.audit_off {
+            return None;
+        }
+        Some(self.audit_log.clone().unwrap_or_else(|| self.enroll_dir.join(HUB_AUDIT_FILE)))
+    }
 }
 
 impl NodeConfig {
@@ -197,13 +232,19 @@ impl NodeConfig {
         if !(0.0..=1.0).contains(&self.echo_failure_share) {
             return Err(bad("echo_failure_share", format!("must be between 0.0 and 1.0 (got {})", self.echo_failure_share)));
         }
-        if let Some(id) = &self.identity {
-            if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(bad("identity", format!("'{id}' is not a valid identity (1-255 characters, no spaces)")));
-            }
+        if let Some(id) = &self.identity
+            && (id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(bad("identity", format!("'{id}' is not a valid identity (1-255 characters, no spaces)")));
         }
         if self.hub.missed_heartbeats == 0 {
             return Err(bad("hub.missed_heartbeats", "must be at least 1".into()));
+        }
+        if self.max_ttl == 0 {
+            return Err(bad("max_ttl", "must be at least 1 second".into()));
+        }
+        if self.hub.max_ttl == 0 {
+            return Err(bad("hub.max_ttl", "must be at least 1 second".into()));
         }
         Ok(())
     }
@@ -236,6 +277,28 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("/etc/fleet/noded.toml:2:"), "{s}");
         assert!(s.contains("heartbeat_intervall"), "{s}");
+    }
+
+    #[test]
+    fn max_ttl_defaults_to_an_hour_and_is_at_least_a_second() {
+        let cfg = NodeConfig::parse("max_ttl = 600\n[hub]\nmax_ttl = 900\n", "n.toml").unwrap();
+        assert_eq!((cfg.max_ttl, cfg.hub.max_ttl), (600, 900));
+        assert_eq!((NodeConfig::default().max_ttl, HubConfig::default().max_ttl), (3600, 3600));
+        let e = NodeConfig::parse("max_ttl = 0\n", "n.toml").unwrap_err().to_string();
+        assert_eq!(e, "n.toml: max_ttl: must be at least 1 second");
+        let e = NodeConfig::parse("[hub]\nmax_ttl = -1\n", "n.toml").unwrap_err().to_string();
+        assert!(e.starts_with("n.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn the_hub_audit_log_defaults_to_the_enrollment_directory() {
+        let hub = HubConfig { enroll_dir: PathBuf::from("/var/lib/fleet/enroll"), ..HubConfig::default() };
+        assert_eq!(hub.audit_path(), Some(PathBuf::from("/var/lib/fleet/enroll/audit.log")));
+        let hub = HubConfig { audit_log: Some(PathBuf::from("/var/log/fleet/hub.log")), ..hub };
+        assert_eq!(hub.audit_path(), Some(PathBuf::from("/var/log/fleet/hub.log")));
+        assert_eq!(HubConfig { audit_off: true, ..hub }.audit_path(), None);
+        let e = NodeConfig::parse("[hub]\naudit_off = true\n", "n.toml").unwrap_err().to_string();
+        assert!(e.contains("audit_off"), "the switch is a flag, not a key: {e}");
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn build_node(config: NodeConfig) -> anyhow::Result<Arc<NodeState>> {
         Some(id) => id.clone(),
         None => facts["hostname"].as_str().unwrap_or("localhost").to_string(),
     };
-    let agent_set = agents::xen::builtin_agents(&config); // issue 7: the built-ins, plus xen where xl_path exists
+    let agent_set = agents::AgentSet::for_config(&config);
     let security = security::Security::from_config(&config)?;
     Ok(NodeState::new(identity, config, facts, classes, agent_set, security))
 }

@@ -42,6 +42,9 @@ struct Common {
     /// Log filter, e.g. info, debug, noded=trace. RUST_LOG wins when set.
     #[arg(long, global = true, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Longest ttl a request may carry, in seconds; longer ones are refused (node: `max_ttl`; hub: `hub.max_ttl`).
+    #[arg(long, global = true, value_name = "SECS")]
+    max_ttl: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -88,7 +91,7 @@ struct NodeFlags {
     /// What an agent without a policy file gets: deny or allow.
     #[arg(long, global = true, value_parser = ["allow", "deny"])]
     policy_default: Option<String>,
-    /// Audit log file ("off" disables it).
+    /// Audit log file ("off" disables it). For `noded hub`, the hub's audit log of refused requests (`hub.audit_log`).
     #[arg(long, global = true, value_name = "FILE")]
     audit_log: Option<PathBuf>,
     /// Share of echo calls that fail on purpose (0.0-1.0).
@@ -96,7 +99,7 @@ struct NodeFlags {
     echo_failure_share: Option<f64>,
     /// The Xen toolstack CLI (default /usr/sbin/xl); the xen agent is active only where it exists.
     #[arg(long, global = true, value_name = "PATH")]
-    xl_path: Option<PathBuf>, // issue 7
+    xl_path: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,7 +197,7 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
         cfg.echo_failure_share = v;
     }
     if let Some(v) = &n.xl_path {
-        cfg.xl_path = v.clone(); // issue 7
+        cfg.xl_path = v.clone();
     }
     if let Some(v) = &cli.common.log_level {
         cfg.log_level = v.clone();
@@ -212,8 +215,18 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
     if let Some(v) = &n.policy_default {
         cfg.policy_default = v.clone();
     }
+    if let Some(v) = cli.common.max_ttl {
+        cfg.max_ttl = v;
+        cfg.hub.max_ttl = v;
+    }
     if let Some(v) = &n.audit_log {
-        cfg.audit_log = if v.as_os_str() == "off" { None } else { Some(v.clone()) };
+        let off = v.as_os_str() == "off";
+        if matches!(cli.command, Some(Command::Hub { .. })) {
+            cfg.hub.audit_off = off;
+            cfg.hub.audit_log = (!off).then(|| v.clone());
+        } else {
+            cfg.audit_log = (!off).then(|| v.clone());
+        }
     }
     if let Some(Command::Hub { missed_heartbeats, hub_key_file, enroll_dir, .. }) = &cli.command {
         if let Some(m) = missed_heartbeats {

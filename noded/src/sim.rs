@@ -33,7 +33,7 @@ pub fn synthetic(i: usize, builtin: &Value, prefix: &str) -> (String, Value, Vec
         }),
     );
     let mut classes = vec!["base".to_string(), format!("role::{role}")];
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         classes.push("dev_server".into());
     }
     (identity, f, classes)
@@ -63,7 +63,7 @@ pub fn build(
                 crate::audit::Audit::disabled(),
             );
             // Every sim node gets its own agent instances (and so its own process snapshot state).
-            (NodeState::new(identity, config.clone(), f, classes, AgentSet::builtin(), security), key)
+            (NodeState::new(identity, config.clone(), f, classes, AgentSet::without_xen(config), security), key)
         })
         .collect()
 }

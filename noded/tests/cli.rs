@@ -38,3 +38,18 @@ fn bad_config_names_file_line_and_key() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+#[test]
+fn max_ttl_and_the_hub_audit_log_have_flags() {
+    let out = noded().args(["hub", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--max-ttl") && text.contains("--audit-log"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noded.toml");
+    std::fs::write(&path, "").unwrap();
+    let out = noded().arg("--config").arg(&path).args(["--max-ttl", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78), "config errors exit with EX_CONFIG");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_ttl: must be at least 1 second"), "{err}");
+}

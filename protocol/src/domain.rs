@@ -36,4 +36,3 @@ impl DomainRow {
         self.shutdown_reason == "crash"
     }
 }
-

@@ -44,7 +44,7 @@ fn demo_shows_all_nodes_and_quits_on_q() {
     let mut console = demo(home.path(), false);
 
     let screen = console.wait_for_all(&DEMO_NODES, Duration::from_secs(30)).unwrap();
-    assert!(screen.contains("demo: embedded hub + 5 in-process nodes"), "{screen}");
+    assert!(screen.contains("demo: embedded hub + 6 in-process nodes"), "{screen}");
     assert!(screen.contains(" connected "), "{screen}");
     assert!(!colored_cells(&console).is_empty(), "the default theme has colors");
 

@@ -1,4 +1,4 @@
-//! Redraw time of the Processes panel with 50,000 rows (issue 4's target: at most 10 ms a frame).
+//! Redraw time of the Processes panel with 50,000 rows (the target: at most 10 ms a frame).
 //!
 //! Draws the panel into a ratatui `TestBackend` at 160x48 and 80x24, moving the selection (a row,
 //! then a page) between frames and re-sorting by another column between batches, as an admin

@@ -1,4 +1,4 @@
-//! `fleet demo`: a real hub and five real nodes in this process (real ZeroMQ sockets on loopback,
+//! `fleet demo`: a real hub and six real nodes in this process (real ZeroMQ sockets on loopback,
 //! real agents), then the console on them. Also the embedded fleet the benchmarks use.
 
 use std::path::{Path, PathBuf};

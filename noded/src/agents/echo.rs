@@ -7,16 +7,22 @@ use std::sync::Arc;
 use fleet_ddl::Ddl;
 use serde_json::{Map, Value, json};
 
-use super::{ActionError, ActionFuture, Agent, RequestMeta};
-use crate::node::NodeState;
+use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
 
 pub struct Echo {
     ddl: Ddl,
+    /// Share (0.0-1.0) of calls that fail on purpose.
+    failure_share: f64,
 }
 
 impl Echo {
     pub fn new() -> Self {
-        Echo { ddl: super::builtin_ddl("echo", fleet_ddl::builtin::ECHO) }
+        Self::failing(0.0)
+    }
+
+    /// An echo that fails `share` of its calls.
+    pub fn failing(share: f64) -> Self {
+        Echo { ddl: super::builtin_ddl("echo", fleet_ddl::builtin::ECHO), failure_share: share }
     }
 }
 
@@ -31,10 +37,10 @@ impl Agent for Echo {
         &self.ddl
     }
 
-    fn call(&self, node: Arc<NodeState>, _meta: RequestMeta, _action: &str, args: Map<String, Value>) -> ActionFuture {
-        let share = node.config.echo_failure_share;
+    fn call(&self, node: Arc<dyn AgentContext>, _meta: RequestMeta, _action: &str, args: Map<String, Value>) -> ActionFuture {
+        let share = self.failure_share;
         let result = if share > 0.0 && rand::random::<f64>() < share {
-            Err(ActionError::aborted(format!("simulated intermittent failure (echo_failure_share = {share} on {})", node.identity)))
+            Err(ActionError::aborted(format!("simulated intermittent failure (echo_failure_share = {share} on {})", node.identity())))
         } else {
             let msg = args.get("msg").cloned().unwrap_or(Value::String(String::new()));
             Ok(json!({ "msg": msg, "time": fleet_protocol::now_ms() }))

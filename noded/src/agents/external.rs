@@ -18,8 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing::{info, warn};
 
-use super::{ActionError, ActionFuture, Agent, RequestMeta};
-use crate::node::NodeState;
+use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
 
 pub const RPC_PROTOCOL: &str = "io.choria.mcorpc.external.v1.rpc_request";
 pub const ACTIVATION_PROTOCOL: &str = "io.choria.mcorpc.external.v1.activation_request";
@@ -217,14 +216,14 @@ impl Agent for ExternalAgent {
         &self.ddl
     }
 
-    fn call(&self, node: Arc<NodeState>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
+    fn call(&self, node: Arc<dyn AgentContext>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
         let request = json!({
             "$schema": "https://choria.io/schemas/mcorpc/external/v1/rpc_request.json",
             "protocol": RPC_PROTOCOL,
             "agent": self.ddl.metadata.name,
             "action": action,
             "request_id": meta.id,
-            "sender": node.identity,
+            "sender": node.identity(),
             "caller": meta.caller,
             "collective": meta.collective,
             "ttl": meta.ttl,

@@ -7,16 +7,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use fleet_ddl::Ddl;
-use fleet_protocol::{AgentInfo, Status};
+use fleet_protocol::{AgentInfo, DaemonStats, Status};
 use serde_json::{Map, Value};
 
-use crate::node::NodeState;
+use crate::config::NodeConfig;
+use crate::policy::Decision;
 
 pub mod echo;
 pub mod external;
 pub mod process;
 pub mod rpcutil;
-pub mod xen; // issue 7: the xen agent (active where xl_path exists)
+pub mod xen;
 
 /// What an action returns when it cannot do its job.
 #[derive(Debug, Clone)]
@@ -44,7 +45,31 @@ pub type ActionFuture = Pin<Box<dyn Future<Output = ActionResult> + Send + 'stat
 /// passed validation against that DDL.
 pub trait Agent: Send + Sync {
     fn ddl(&self) -> &Ddl;
-    fn call(&self, node: Arc<NodeState>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture;
+    fn call(&self, node: Arc<dyn AgentContext>, meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture;
+}
+
+/// What an agent may see of, and ask of, the node it runs on. Keys, the audit log, the replay
+/// cache and the links stay out of reach.
+pub trait AgentContext: Send + Sync {
+    fn identity(&self) -> &str;
+    /// The collectives the node is in; the first is its main collective.
+    fn collectives(&self) -> &[String];
+    fn main_collective(&self) -> &str {
+        self.collectives().first().map_or("", String::as_str)
+    }
+    fn facts(&self) -> Arc<Value>;
+    fn classes(&self) -> Arc<Vec<String>>;
+    /// The agents loaded now.
+    fn agents(&self) -> AgentSet;
+    fn daemon_stats(&self) -> DaemonStats;
+    /// When this node process started, in ms since the epoch.
+    fn started_ms(&self) -> u64;
+    /// Each configured hub and the state of its link.
+    fn hub_states(&self) -> BTreeMap<String, String>;
+    /// What this node's action policy says about `caller` running `agent`'s `action` here.
+    fn policy_decision(&self, agent: &str, caller: &str, action: &str) -> Decision;
+    /// Rescans the agents directory (all agents, or only `only`); returns the agents refused.
+    fn reload_agents(&self, only: Option<String>) -> Pin<Box<dyn Future<Output = Vec<external::Skipped>> + Send + '_>>;
 }
 
 /// Who asked, and when: the parts of a request an agent may need beyond its arguments.
@@ -76,11 +101,31 @@ pub struct AgentSet {
 }
 
 impl AgentSet {
-    /// The built-in agents.
+    /// rpcutil, echo and process, with their default settings: the agents every node has.
     pub fn builtin() -> AgentSet {
+        Self::with_echo(echo::Echo::new())
+    }
+
+    /// The built-in agents of a node with `config`: rpcutil, echo (failing the configured share
+    /// of its calls) and process, plus xen where `xl_path` is an executable xl.
+    pub fn for_config(config: &NodeConfig) -> AgentSet {
+        let mut set = Self::without_xen(config);
+        if let Some(xen) = xen::XenAgent::for_config(config) {
+            set.insert(Arc::new(xen));
+        }
+        set
+    }
+
+    /// [`for_config`](Self::for_config) without xen, for simulated nodes: they share one host,
+    /// whose xl is not theirs.
+    pub fn without_xen(config: &NodeConfig) -> AgentSet {
+        Self::with_echo(echo::Echo::failing(config.echo_failure_share))
+    }
+
+    fn with_echo(echo: echo::Echo) -> AgentSet {
         let mut set = AgentSet::default();
         set.insert(Arc::new(rpcutil::Rpcutil::new()));
-        set.insert(Arc::new(echo::Echo::new()));
+        set.insert(Arc::new(echo));
         set.insert(Arc::new(process::ProcessAgent::new()));
         set
     }

@@ -14,8 +14,7 @@ use fleet_ddl::Ddl;
 use serde_json::{Map, Value, json};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind, Users};
 
-use super::{ActionError, ActionFuture, Agent, RequestMeta};
-use crate::node::NodeState;
+use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
 
 pub struct ProcessAgent {
     ddl: Ddl,
@@ -397,7 +396,7 @@ impl Agent for ProcessAgent {
         &self.ddl
     }
 
-    fn call(&self, _node: Arc<NodeState>, _meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
+    fn call(&self, _node: Arc<dyn AgentContext>, _meta: RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
         let snapshot = self.snapshot.clone();
         let action = action.to_string();
         Box::pin(async move {

@@ -6,8 +6,7 @@ use fleet_ddl::Ddl;
 use fleet_protocol::filter::lookup_fact;
 use serde_json::{Map, Value, json};
 
-use super::{ActionError, ActionFuture, Agent};
-use crate::node::NodeState;
+use super::{ActionError, ActionFuture, Agent, AgentContext};
 
 pub struct Rpcutil {
     ddl: Ddl,
@@ -30,23 +29,23 @@ impl Agent for Rpcutil {
         &self.ddl
     }
 
-    fn call(&self, node: Arc<NodeState>, _meta: super::RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
+    fn call(&self, node: Arc<dyn AgentContext>, _meta: super::RequestMeta, action: &str, args: Map<String, Value>) -> ActionFuture {
         let result = match action {
             "ping" => Ok(json!({ "pong": fleet_protocol::now_ms() })),
-            "inventory" => Ok(inventory(&node)),
-            "agent_inventory" => Ok(agent_inventory(&node)),
-            "get_fact" => get_fact(&node, &args),
-            "get_facts" => get_facts(&node, &args),
-            "daemon_stats" => Ok(daemon_stats(&node)),
+            "inventory" => Ok(inventory(&*node)),
+            "agent_inventory" => Ok(agent_inventory(&*node)),
+            "get_fact" => get_fact(&*node, &args),
+            "get_facts" => get_facts(&*node, &args),
+            "daemon_stats" => Ok(daemon_stats(&*node)),
             "collective_info" => Ok(json!({
                 "main_collective": node.main_collective(),
                 "collectives": node.collectives(),
             })),
-            "policy_check" => Ok(policy_check(&node, &args)),
+            "policy_check" => Ok(policy_check(&*node, &args)),
             "reload_agents" => {
                 let only = args.get("agent").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
                 return Box::pin(async move {
-                    let skipped = node.reload_agents(only.as_deref()).await;
+                    let skipped = node.reload_agents(only).await;
                     let refused: Map<String, Value> = skipped.into_iter().map(|s| (s.name, Value::String(s.reason))).collect();
                     Ok(json!({ "agents": node.agents().names(), "skipped": refused }))
                 });
@@ -57,7 +56,7 @@ impl Agent for Rpcutil {
     }
 }
 
-fn inventory(node: &NodeState) -> Value {
+fn inventory(node: &dyn AgentContext) -> Value {
     json!({
         "agents": node.agents().names(),
         "facts": *node.facts(),
@@ -68,7 +67,7 @@ fn inventory(node: &NodeState) -> Value {
     })
 }
 
-fn agent_inventory(node: &NodeState) -> Value {
+fn agent_inventory(node: &dyn AgentContext) -> Value {
     let agents: Vec<Value> = node
         .agents()
         .iter()
@@ -84,14 +83,14 @@ fn agent_inventory(node: &NodeState) -> Value {
     json!({ "agents": agents })
 }
 
-fn get_fact(node: &NodeState, args: &Map<String, Value>) -> Result<Value, ActionError> {
+fn get_fact(node: &dyn AgentContext, args: &Map<String, Value>) -> Result<Value, ActionError> {
     let name = args.get("fact").and_then(Value::as_str).unwrap_or_default();
     let facts = node.facts();
     let value = lookup_fact(&facts, name).cloned().unwrap_or(Value::Null);
     Ok(json!({ "fact": name, "value": value }))
 }
 
-fn get_facts(node: &NodeState, args: &Map<String, Value>) -> Result<Value, ActionError> {
+fn get_facts(node: &dyn AgentContext, args: &Map<String, Value>) -> Result<Value, ActionError> {
     let names = args.get("facts").and_then(Value::as_str).unwrap_or_default();
     let facts = node.facts();
     let mut values = Map::new();
@@ -101,29 +100,20 @@ fn get_facts(node: &NodeState, args: &Map<String, Value>) -> Result<Value, Actio
     Ok(json!({ "values": values }))
 }
 
-fn daemon_stats(node: &NodeState) -> Value {
-    let s = node.stats.snapshot();
+fn daemon_stats(node: &dyn AgentContext) -> Value {
+    let s = node.daemon_stats();
     json!({
         "total": s.total, "validated": s.validated, "unvalidated": s.unvalidated, "passed": s.passed,
         "filtered": s.filtered, "replies": s.replies, "ttlexpired": s.ttlexpired,
-        "pid": std::process::id(), "starttime": node.started_ms / 1000,
-        "uptime": fleet_protocol::now_ms().saturating_sub(node.started_ms) / 1000,
+        "pid": std::process::id(), "starttime": node.started_ms() / 1000,
+        "uptime": fleet_protocol::now_ms().saturating_sub(node.started_ms()) / 1000,
         "agents": node.agents().names(), "version": crate::VERSION,
         "hubs": node.hub_states(),
     })
 }
 
-fn policy_check(node: &NodeState, args: &Map<String, Value>) -> Value {
+fn policy_check(node: &dyn AgentContext, args: &Map<String, Value>) -> Value {
     let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let facts = node.facts();
-    let classes = node.classes();
-    let names = node.agents().names();
-    let view = fleet_protocol::NodeView {
-        identity: &node.identity,
-        facts: &facts,
-        classes: &classes,
-        agents: names.iter().map(String::as_str).collect(),
-    };
-    let d = node.security.policies.decide(&s("agent"), &s("caller"), &s("check_action"), &view);
+    let d = node.policy_decision(&s("agent"), &s("caller"), &s("check_action"));
     json!({ "allowed": d.allowed, "rule": d.rule })
 }

@@ -238,7 +238,7 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Start an embedded hub and five local nodes, then open the console on them.
+    /// Start an embedded hub and six local nodes, then open the console on them.
     Demo {
         /// Print the demo's hub endpoint and keep it running without opening the console.
         #[arg(long)]

@@ -260,7 +260,7 @@ pub enum TextEdit {
     Clear,
 }
 
-/// Movement in a list.
+/// Movement in a list; [`Nav::step`] (in `widgets::list`) applies it to a cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Down,
@@ -269,24 +269,6 @@ pub enum Nav {
     PageUp,
     Top,
     Bottom,
-}
-
-impl Nav {
-    /// Where a cursor at `pos` in a list of `len` goes, `page` rows to a screen.
-    pub fn step(self, pos: usize, len: usize, page: usize) -> usize {
-        if len == 0 {
-            return 0;
-        }
-        let page = page.max(1);
-        match self {
-            Nav::Down => (pos + 1).min(len - 1),
-            Nav::Up => pos.saturating_sub(1),
-            Nav::PageDown => (pos + page).min(len - 1),
-            Nav::PageUp => pos.saturating_sub(page),
-            Nav::Top => 0,
-            Nav::Bottom => len - 1,
-        }
-    }
 }
 
 /// The `/` search line of a list.

@@ -11,14 +11,14 @@ use std::time::SystemTime;
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Padding, Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use super::action::{Action, Confirm, NetCommand, Notice, PanelId, Scope};
 use super::cmdline::{self, COMMANDS, CommandLine};
 use super::component::{Component, PanelContext};
+use super::confirm;
 use super::discovery::{self, Discovery, check_filter};
-use super::help::{Help, centered, footer_line, notice_line};
+use super::help::{Help, footer_line, notice_line};
 use super::inventory::Inventory;
 use super::keys::{Keymap, Mode};
 use super::log::LogPanel;
@@ -443,7 +443,7 @@ impl Component for App {
         self.help.draw(frame, area, &self.keys, &self.theme);
         self.cmdline.draw(frame, footer, &self.theme);
         if let Some(confirm) = &self.confirm {
-            draw_confirm(frame, area, confirm, &self.keys, &self.theme);
+            confirm::draw(frame, area, confirm, &self.keys, &self.theme);
         }
     }
 }
@@ -452,29 +452,6 @@ impl Component for App {
 fn batch<const N: usize>(follow: [Option<Action>; N]) -> Option<Action> {
     let follow: Vec<Action> = follow.into_iter().flatten().collect();
     (!follow.is_empty()).then_some(Action::Batch(follow))
-}
-
-/// The confirmation popup: what will happen, and the keys that answer.
-fn draw_confirm(frame: &mut Frame, area: Rect, confirm: &Confirm, keys: &Keymap, theme: &Theme) {
-    let yes = keys.key_of(Mode::Confirm, "yes").map(|k| k.to_string()).unwrap_or_default();
-    let no = keys.key_of(Mode::Confirm, "no").map(|k| k.to_string()).unwrap_or_default();
-    let mut lines: Vec<Line> = confirm.lines.iter().map(|l| Line::from(Span::styled(l.clone(), theme.popup))).collect();
-    lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::styled(format!(" {yes} "), theme.footer.key),
-        Span::styled(" yes, do it   ", theme.popup),
-        Span::styled(format!(" {no} "), theme.footer.key),
-        Span::styled(" no", theme.popup),
-    ]));
-    let width = lines.iter().map(|l| l.width()).max().unwrap_or(20).max(confirm.title.len() + 4) as u16 + 4;
-    let popup = centered(area, width.min(area.width.saturating_sub(4).max(20)), lines.len() as u16 + 2);
-    let block = Block::bordered()
-        .border_style(theme.error)
-        .style(theme.popup)
-        .title(Span::styled(format!(" {} ", confirm.title), theme.error))
-        .padding(Padding::horizontal(1));
-    frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), popup);
 }
 
 #[cfg(test)]

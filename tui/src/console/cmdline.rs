@@ -8,8 +8,22 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::action::{Action, CommandLineEdit, PanelId, TextEdit};
-use super::input::TextInput;
+use super::keys::{Binding, quit_binding};
 use super::theme::Theme;
+use super::widgets::input::{TextInput, text_edit};
+
+/// The command line's keys (`[command_line]` in keys.toml); other keys type.
+pub fn key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("run", &["enter"], Action::CommandLine(CommandLineEdit::Run), "run"),
+        Binding::new("cancel", &["esc"], Action::CommandLine(CommandLineEdit::Cancel), "cancel"),
+        Binding::new("complete", &["tab"], Action::CommandLine(CommandLineEdit::Complete), "complete"),
+        Binding::new("history_prev", &["up"], Action::CommandLine(CommandLineEdit::HistoryPrev), "older"),
+        Binding::new("history_next", &["down"], Action::CommandLine(CommandLineEdit::HistoryNext), "newer"),
+        Binding::new("clear", &["ctrl-u"], Action::CommandLine(CommandLineEdit::Edit(TextEdit::Clear)), "clear"),
+        quit_binding(),
+    ]
+}
 
 /// The commands and what they do (for completion and the unknown-command message).
 pub const COMMANDS: [(&str, &str); 6] = [
@@ -207,7 +221,7 @@ fn common_prefix(words: &[String]) -> String {
 
 /// The text edit for a typed key, when the command line has the keyboard.
 pub fn edit_of(key: &crossterm::event::KeyEvent) -> Option<Action> {
-    super::discovery::text_edit(key).map(|e: TextEdit| Action::CommandLine(CommandLineEdit::Edit(e)))
+    text_edit(key).map(|e: TextEdit| Action::CommandLine(CommandLineEdit::Edit(e)))
 }
 
 #[cfg(test)]

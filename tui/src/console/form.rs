@@ -10,7 +10,7 @@ use fleet_ddl::{Ddl, Input, InputType};
 use serde_json::{Map, Value};
 
 use super::action::TextEdit;
-use super::input::TextInput;
+use super::widgets::input::TextInput;
 use fleet_client::format::value_text;
 
 #[derive(Debug, Clone, PartialEq)]

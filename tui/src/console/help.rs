@@ -4,17 +4,30 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Padding, Paragraph};
+use ratatui::widgets::{Clear, Paragraph};
 
-use super::action::{Nav, Notice};
-use super::keys::{Keymap, Mode};
+use super::action::{Action, Nav, Notice};
+use super::keys::{Binding, Keymap, Mode, quit_binding};
 use super::theme::Theme;
+use super::widgets::block;
+
+/// The help popup's keys (`[help]` in keys.toml).
+pub fn key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("close", &["esc", "?", "q"], Action::ClosePopup, "close"),
+        Binding::new("down", &["j", "down"], Action::Nav(Nav::Down), "scroll"),
+        Binding::new("up", &["k", "up"], Action::Nav(Nav::Up), "scroll up"),
+        Binding::new("page_down", &["pgdn", "space"], Action::Nav(Nav::PageDown), "page down"),
+        Binding::new("page_up", &["pgup"], Action::Nav(Nav::PageUp), "page up"),
+        quit_binding(),
+    ]
+}
 
 /// The footer for `mode`: each binding's first key and its hint, then the global keys when the
 /// mode is a panel's (popups and text lines take every key themselves).
 pub fn footer_line(keys: &Keymap, mode: Mode, theme: &Theme) -> Line<'static> {
     let mut spans = vec![Span::raw(" ")];
-    let mut push = |b: &super::keys::Binding| {
+    let mut push = |b: &Binding| {
         if let Some(k) = b.keys.first() {
             spans.push(Span::styled(format!(" {k} "), theme.footer.key));
             spans.push(Span::styled(format!(" {}  ", b.hint), theme.footer.text));
@@ -68,13 +81,6 @@ pub fn help_lines(keys: &Keymap, first: Mode, theme: &Theme) -> Vec<Line<'static
     lines
 }
 
-/// A rectangle of `width` x `height` in the middle of `area`.
-pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let width = width.min(area.width);
-    let height = height.min(area.height);
-    Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
-}
-
 /// The `?` popup: every binding, scrollable.
 #[derive(Debug, Clone, Default)]
 pub struct Help {
@@ -101,16 +107,9 @@ impl Help {
         self.visible = false;
     }
 
+    /// Scrolls over as many lines as there could be; the drawing stops at the last page.
     pub fn scroll(&mut self, nav: Nav) {
-        let page = self.page.get().max(1);
-        self.scroll = match nav {
-            Nav::Down => self.scroll + 1,
-            Nav::Up => self.scroll.saturating_sub(1),
-            Nav::PageDown => self.scroll + page,
-            Nav::PageUp => self.scroll.saturating_sub(page),
-            Nav::Top => 0,
-            Nav::Bottom => usize::MAX / 2,
-        };
+        self.scroll = nav.step(self.scroll, usize::MAX / 2 + 1, self.page.get());
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, keys: &Keymap, theme: &Theme) {
@@ -119,18 +118,14 @@ impl Help {
         }
         let lines = help_lines(keys, self.first.unwrap_or(Mode::Global), theme);
         let content_width = lines.iter().map(|l| l.width()).max().unwrap_or(0) as u16;
-        let popup = centered(area, content_width + 4, lines.len() as u16 + 2);
+        let popup = block::centered(area, content_width + 4, lines.len() as u16 + 2);
         let inner_height = popup.height.saturating_sub(2) as usize;
         self.page.set(inner_height);
         let scroll = self.scroll.min(lines.len().saturating_sub(inner_height));
         let more = if scroll + inner_height < lines.len() { " (j/k scroll)" } else { "" };
-        let block = Block::bordered()
-            .border_style(theme.border_focused)
-            .style(theme.popup)
-            .title(Span::styled(format!(" Keys (esc closes){more} "), theme.title))
-            .padding(Padding::horizontal(1));
+        let frame_block = block::popup(theme, theme.border_focused, Span::styled(format!(" Keys (esc closes){more} "), theme.title));
         frame.render_widget(Clear, popup);
-        frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll as u16, 0)), popup);
+        frame.render_widget(Paragraph::new(lines).block(frame_block).scroll((scroll as u16, 0)), popup);
     }
 }
 

@@ -1,4 +1,6 @@
-//! Key bindings: one table of (name, keys, action, hint) per [`Mode`]. Key handling, the footer and
+//! Key bindings: one table of (name, keys, action, hint) per [`Mode`]. Each panel and popup owns
+//! its table (`discovery::key_table()`, ...); this module merges them with the global keys into
+//! the [`Keymap`], applies the user's keys file and looks keys up. Key handling, the footer and
 //! the `?` help popup all read the same [`Keymap`], so they cannot drift apart. The tables are
 //! compiled in; `$XDG_CONFIG_HOME/fleet/keys.toml` may rebind entries by name:
 //!
@@ -18,8 +20,9 @@ use anyhow::{Result, anyhow, bail};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
-use super::action::{Action, CommandLineEdit, Nav, PanelId, SearchEdit, TextEdit};
-use super::{discovery, inventory, log, processes, rpc, xen};
+use super::action::{Action, PanelId};
+use super::widgets::search;
+use super::{cmdline, confirm, discovery, help, inventory, log, processes, rpc, xen};
 
 /// One key with its modifiers, as written in a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -272,135 +275,45 @@ impl fmt::Display for Mode {
     }
 }
 
-fn nav_bindings() -> Vec<Binding> {
-    vec![
-        Binding::new("down", &["j", "down"], Action::Nav(Nav::Down), "down"),
-        Binding::new("up", &["k", "up"], Action::Nav(Nav::Up), "up"),
-        Binding::new("page_down", &["pgdn", "ctrl-d"], Action::Nav(Nav::PageDown), "page down"),
-        Binding::new("page_up", &["pgup", "ctrl-u"], Action::Nav(Nav::PageUp), "page up"),
-        Binding::new("top", &["g", "home"], Action::Nav(Nav::Top), "first"),
-        Binding::new("bottom", &["G", "end"], Action::Nav(Nav::Bottom), "last"),
-    ]
+/// `ctrl-c` quits from the modes that take every other key (text lines, popups).
+pub fn quit_binding() -> Binding {
+    Binding::new("quit", &["ctrl-c"], Action::Quit, "quit")
 }
 
+/// The keys that work on every panel unless the panel uses them itself (`[global]`).
+fn global_table() -> Vec<Binding> {
+    let mut t = vec![
+        Binding::new("quit", &["q", "ctrl-c"], Action::Quit, "quit"),
+        Binding::new("help", &["?"], Action::ToggleHelp, "help"),
+        Binding::new("command", &[":"], Action::OpenCommandLine, "command"),
+        Binding::new("next_panel", &["tab"], Action::NextPanel, "next panel"),
+        Binding::new("prev_panel", &["shift-tab"], Action::PrevPanel, "previous panel"),
+        Binding::new("back", &["esc"], Action::Back, "back"),
+    ];
+    const NAMES: [&str; 6] = ["panel_discovery", "panel_processes", "panel_inventory", "panel_xen", "panel_rpc", "panel_log"];
+    const DIGITS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
+    for (i, p) in PanelId::ALL.iter().enumerate() {
+        t.push(Binding::new(NAMES[i], &[DIGITS[i]], Action::FocusPanel(*p), p.title()));
+    }
+    t
+}
+
+/// The compiled-in table of `mode`: each panel and popup owns its own.
 fn default_table(mode: Mode) -> Vec<Binding> {
-    use discovery::Msg as D;
-    use inventory::Msg as I;
-    use rpc::Msg as R;
-    let quit = || Binding::new("quit", &["ctrl-c"], Action::Quit, "quit");
     match mode {
-        Mode::Global => {
-            let mut t = vec![
-                Binding::new("quit", &["q", "ctrl-c"], Action::Quit, "quit"),
-                Binding::new("help", &["?"], Action::ToggleHelp, "help"),
-                Binding::new("command", &[":"], Action::OpenCommandLine, "command"),
-                Binding::new("next_panel", &["tab"], Action::NextPanel, "next panel"),
-                Binding::new("prev_panel", &["shift-tab"], Action::PrevPanel, "previous panel"),
-                Binding::new("back", &["esc"], Action::Back, "back"),
-            ];
-            const NAMES: [&str; 6] = ["panel_discovery", "panel_processes", "panel_inventory", "panel_xen", "panel_rpc", "panel_log"];
-            const DIGITS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
-            for (i, p) in PanelId::ALL.iter().enumerate() {
-                t.push(Binding::new(NAMES[i], &[DIGITS[i]], Action::FocusPanel(*p), p.title()));
-            }
-            t
-        }
-        Mode::Discovery => {
-            let mut t = vec![
-                Binding::new("aim", &["enter"], Action::Discovery(D::Enter), "aim RPC at tagged"),
-                Binding::new("edit_filter", &["f"], Action::Discovery(D::EditFilter), "filter"),
-                Binding::new("rerun", &["r"], Action::Discovery(D::Rerun), "run again"),
-                Binding::new("tag", &["space"], Action::Discovery(D::ToggleTag), "tag"),
-                Binding::new("tag_failed", &["F"], Action::Discovery(D::TagFailed), "tag failed"),
-                Binding::new("tag_no_reply", &["N"], Action::Discovery(D::TagNoReply), "tag no reply"),
-                Binding::new("tag_all", &["A"], Action::Discovery(D::TagAll), "tag all shown"),
-                Binding::new("untag_all", &["U"], Action::Discovery(D::UntagAll), "untag all"),
-                Binding::new("sort", &["s", "F6"], Action::Discovery(D::CycleSort), "sort"),
-                Binding::new("reverse", &["S"], Action::Discovery(D::ReverseSort), "reverse"),
-                Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
-            ];
-            t.extend(nav_bindings());
-            t
-        }
-        Mode::DiscoveryFilter => vec![
-            Binding::new("run", &["enter"], Action::Discovery(D::Submit), "run"),
-            Binding::new("cancel", &["esc"], Action::Discovery(D::CancelEdit), "cancel"),
-            Binding::new("clear", &["ctrl-u"], Action::Discovery(D::EditText(TextEdit::Clear)), "clear"),
-            quit(),
-        ],
-        Mode::Search => vec![
-            Binding::new("accept", &["enter"], Action::Search(SearchEdit::Accept), "keep"),
-            Binding::new("cancel", &["esc"], Action::Search(SearchEdit::Cancel), "drop search"),
-            Binding::new("clear", &["ctrl-u"], Action::Search(SearchEdit::Edit(TextEdit::Clear)), "clear"),
-            quit(),
-        ],
-        Mode::Inventory => {
-            let mut t = vec![
-                Binding::new("details", &["l", "right"], Action::Inventory(I::FocusDetails), "details"),
-                Binding::new("nodes", &["h", "left"], Action::Inventory(I::FocusNodes), "nodes"),
-                Binding::new("next_tab", &["]"], Action::Inventory(I::NextTab), "next tab"),
-                Binding::new("prev_tab", &["["], Action::Inventory(I::PrevTab), "previous tab"),
-                Binding::new("fold", &["enter", "space"], Action::Inventory(I::Fold), "fold"),
-                Binding::new("refresh", &["r"], Action::Inventory(I::Refresh), "refresh"),
-                Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
-            ];
-            t.extend(nav_bindings());
-            t
-        }
-        Mode::Rpc => {
-            let mut t = vec![
-                Binding::new("select", &["enter", "l", "right"], Action::Rpc(R::Enter), "select"),
-                Binding::new("back", &["esc", "h", "left"], Action::Rpc(R::Back), "back"),
-                Binding::new("results", &["v"], Action::Rpc(R::ShowResults), "results"),
-                Binding::new("refresh", &["r"], Action::Rpc(R::RefreshAgents), "refresh agents"),
-            ];
-            t.extend(nav_bindings());
-            t
-        }
-        Mode::RpcForm => vec![
-            Binding::new("submit", &["enter"], Action::Rpc(R::Submit), "run"),
-            Binding::new("next_field", &["tab", "down"], Action::Rpc(R::NextField), "next field"),
-            Binding::new("prev_field", &["shift-tab", "up"], Action::Rpc(R::PrevField), "previous field"),
-            Binding::new("value_next", &["right"], Action::Rpc(R::ValueNext), "next value"),
-            Binding::new("value_prev", &["left"], Action::Rpc(R::ValuePrev), "previous value"),
-            Binding::new("clear", &["ctrl-u"], Action::Rpc(R::Edit(TextEdit::Clear)), "clear field"),
-            Binding::new("back", &["esc"], Action::Rpc(R::Back), "leave form"),
-            quit(),
-        ],
-        Mode::Log => {
-            let mut t = vec![
-                Binding::new("reopen", &["enter"], Action::Log(log::Msg::Reopen), "reopen results"),
-                Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
-            ];
-            t.extend(nav_bindings());
-            t
-        }
+        Mode::Global => global_table(),
+        Mode::Discovery => discovery::key_table(),
+        Mode::DiscoveryFilter => discovery::filter_key_table(),
+        Mode::Search => search::key_table(),
+        Mode::Inventory => inventory::key_table(),
+        Mode::Rpc => rpc::key_table(),
+        Mode::RpcForm => rpc::form_key_table(),
+        Mode::Log => log::key_table(),
         Mode::Processes => processes::key_table(),
         Mode::Xen => xen::key_table(),
-        Mode::CommandLine => vec![
-            Binding::new("run", &["enter"], Action::CommandLine(CommandLineEdit::Run), "run"),
-            Binding::new("cancel", &["esc"], Action::CommandLine(CommandLineEdit::Cancel), "cancel"),
-            Binding::new("complete", &["tab"], Action::CommandLine(CommandLineEdit::Complete), "complete"),
-            Binding::new("history_prev", &["up"], Action::CommandLine(CommandLineEdit::HistoryPrev), "older"),
-            Binding::new("history_next", &["down"], Action::CommandLine(CommandLineEdit::HistoryNext), "newer"),
-            Binding::new("clear", &["ctrl-u"], Action::CommandLine(CommandLineEdit::Edit(TextEdit::Clear)), "clear"),
-            quit(),
-        ],
-        Mode::Help => vec![
-            Binding::new("close", &["esc", "?", "q"], Action::ClosePopup, "close"),
-            Binding::new("down", &["j", "down"], Action::Nav(Nav::Down), "scroll"),
-            Binding::new("up", &["k", "up"], Action::Nav(Nav::Up), "scroll up"),
-            Binding::new("page_down", &["pgdn", "space"], Action::Nav(Nav::PageDown), "page down"),
-            Binding::new("page_up", &["pgup"], Action::Nav(Nav::PageUp), "page up"),
-            quit(),
-        ],
-        Mode::Confirm => {
-            vec![
-                Binding::new("yes", &["y"], Action::ConfirmYes, "yes, do it"),
-                Binding::new("no", &["n", "esc", "q"], Action::ClosePopup, "no"),
-                quit(),
-            ]
-        }
+        Mode::CommandLine => cmdline::key_table(),
+        Mode::Help => help::key_table(),
+        Mode::Confirm => confirm::key_table(),
     }
 }
 
@@ -467,6 +380,11 @@ impl Keymap {
     /// The first key of the binding named `name` in `mode`, for hints written in prose.
     pub fn key_of(&self, mode: Mode, name: &str) -> Option<Key> {
         self.table(mode).iter().find(|b| b.name == name).and_then(|b| b.keys.first().copied())
+    }
+
+    /// [`key_of`](Self::key_of) as text; empty when the binding is unbound.
+    pub fn key_text(&self, mode: Mode, name: &str) -> String {
+        self.key_of(mode, name).map(|k| k.to_string()).unwrap_or_default()
     }
 
     /// Applies a `keys.toml`: each entry replaces the keys of the named binding. Checks the

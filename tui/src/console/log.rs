@@ -1,6 +1,6 @@
 //! The Log panel: every request this console sent (discovery rounds and RPCs), newest first, with
 //! its id, time, filter, target count, ok / failed / no reply and duration. `enter` reopens a
-//! request's results in the RPC panel.
+//! request's results in the RPC panel. Its key table is [`key_table`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,18 +10,20 @@ use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use serde_json::Map;
 
 use super::action::{Action, PanelId, Scope, SearchEdit};
 use super::component::{Component, PanelContext};
-use super::discovery::{scroll_top, text_edit};
-use super::keys::{Keymap, Mode};
+use super::keys::{Binding, Keymap, Mode};
 use super::record::{RequestKey, RequestRecord, RequestState};
 use super::rpc::short_id;
-use super::search::Search;
 use super::theme::Theme;
-use super::topbar::clock_text;
+use super::widgets::block;
+use super::widgets::input::text_edit;
+use super::widgets::list::{nav_bindings, scroll_top};
+use super::widgets::search::Search;
+use super::widgets::text::clock_text;
 
 /// Requests kept; older ones are dropped.
 pub const KEEP: usize = 200;
@@ -29,6 +31,16 @@ pub const KEEP: usize = 200;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Reopen,
+}
+
+/// The Log panel's keys (`[log]` in keys.toml).
+pub fn key_table() -> Vec<Binding> {
+    let mut t = vec![
+        Binding::new("reopen", &["enter"], Action::Log(Msg::Reopen), "reopen results"),
+        Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
+    ];
+    t.extend(nav_bindings());
+    t
 }
 
 pub struct LogPanel {
@@ -179,11 +191,9 @@ impl Component for LogPanel {
     fn draw(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let shown = self.shown();
-        let block = Block::bordered()
-            .border_style(t.border_focused)
-            .title(Span::styled(format!(" Log: {} request(s) ", self.records.len()), t.title));
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
+        let pane = block::pane(t, format!(" Log: {} request(s) ", self.records.len()), true);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
         let search = self.search.line(t, shown.len(), self.records.len());
         let [search_area, table_area] =
             Layout::vertical([Constraint::Length(u16::from(search.is_some())), Constraint::Min(0)]).areas(inner);

@@ -6,31 +6,34 @@
 //!
 //! Six panels are tabs (`tab`/`shift-tab`, `1`-`6`): Discovery, Processes, Inventory, Xen, RPC and
 //! Log. Keys go to the top popup first (confirmation, `:` command line, `?` help), then to the
-//! focused panel, then to the global table (tab, 1-6, `?`, `:`, `q`, `esc` back). Key tables live
-//! in [`keys`]; the footer and help are generated from them.
+//! focused panel, then to the global table (tab, 1-6, `?`, `:`, `q`, `esc` back). Each panel and
+//! popup owns its key table (`key_table()`, in the panel's `keys.rs`); [`keys`] merges them with
+//! the global keys and the user's keys file, and the footer and help are generated from the result.
+//!
+//! A panel larger than one file is a folder: `mod.rs` holds its state, messages and `Component`
+//! impl, `keys.rs` its key table, `draw.rs` (`view.rs` for Processes) its drawing, `tests.rs` its
+//! tests, and further files one concern each. What several panels draw or do alike (the text
+//! input, list search and scrolling, panes and popups, text cut to a width) is in [`widgets`].
 //!
 //! # How panels reach the fleet
 //!
 //! A panel never awaits the network. It returns `Action::Net(NetCommand::..)`; [`net`] runs the
 //! command on a pooled hub link through the client core (`fleet-client`) with the configured
-//! [`fleet_client::Settings`], and sends the results back as the panel's own `Msg`. Each panel
-//! provides `pub struct XPanel` with `impl Component`, `pub enum Msg`, `pub enum Cmd` (its network
-//! work), `pub async fn execute(cmd, &mut Client, &Settings, &UnboundedSender<Action>)`, and
-//! `pub fn key_table() -> Vec<keys::Binding>`: its own key table, which [`keys`] merges with the
-//! others and the user's keys file.
+//! [`fleet_client::Settings`], and sends the results back as the panel's own `Msg`. The Processes
+//! and Xen panels describe their network work as their own `Cmd`, run by their
+//! `execute(cmd, &mut Client, &Settings, &UnboundedSender<Action>)`, which only [`net`] calls.
 //!
-//! Besides their own `Msg`, the panels' `update` receives these broadcasts (ignore what you do
-//! not need): `Tick(now)` (4 per second), `ThemeChanged(theme)` (replace your copy: `:theme`),
-//! `ScopeChanged(scope)` (the discovery filter, narrowed to exactly `scope.targets` when the user
-//! tagged nodes in Discovery and pressed enter: aim your requests there), `FocusChanged(panel)`
-//! (start/stop live refreshes when you are shown or hidden), `Link(state)`, `Nodes(all)` and
-//! `NodeEvent(event)`.
+//! Besides their own `Msg`, the panels' `update` receives these broadcasts: `Tick(now)` (4 per
+//! second), `ThemeChanged(theme)` (`:theme`), `ScopeChanged(scope)` (the discovery filter,
+//! narrowed to exactly `scope.targets` when the user tagged nodes in Discovery and pressed enter:
+//! requests go there), `FocusChanged(panel)` (live refreshes run only while a panel is shown),
+//! `Link(state)`, `Nodes(all)` and `NodeEvent(event)`.
 //!
-//! Shared services: return `Action::Confirm(Box::new(Confirm { title, lines, yes }))` to ask before
+//! Shared services: `Action::Confirm(Box::new(Confirm { title, lines, yes }))` asks before
 //! something destructive (the popup lists `lines`; `y` applies `yes`, e.g.
-//! `Action::Processes(Msg::KillConfirmed { .. })`); `Notice::info(..)` / `Notice::error(..)` put a
+//! `Action::Xen(Msg::MigrateConfirmed { .. })`); `Notice::info(..)` / `Notice::error(..)` put a
 //! message in the footer; `Action::Batch(vec![..])` returns several actions. In read-only mode
-//! (`ctx.read_only`) every destructive key must refuse with a notice. Theme slots for you:
+//! (`ctx.read_only`) every destructive key refuses with a notice. The panels' theme slots:
 //! `process.{zombie,dstate,running,sleeping,tagged}`, `xen.{dom0,domu,paused,migrating,overloaded}`,
 //! `status.{ok,failed,no_reply,pending}`, `row.{selected,tagged}`, `table.header`, `progress.*`.
 
@@ -38,21 +41,20 @@ pub mod action;
 pub mod app;
 pub mod cmdline;
 pub mod component;
+pub mod confirm;
 pub mod discovery;
 pub mod form;
 pub mod help;
-pub mod input;
 pub mod inventory;
 pub mod keys;
 pub mod log;
 pub mod net;
+pub mod processes;
 pub mod record;
 pub mod rpc;
-pub mod search;
 pub mod theme;
 pub mod topbar;
-
-pub mod processes;
+pub mod widgets;
 pub mod xen;
 
 use std::io::{IsTerminal, Stdout};

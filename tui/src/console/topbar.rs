@@ -3,7 +3,7 @@
 //! this is the demo); then the panel tabs.
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use fleet_protocol::Event;
 use ratatui::Frame;
@@ -14,13 +14,7 @@ use ratatui::widgets::Paragraph;
 use super::action::{Action, LinkState, PanelId, Scope};
 use super::discovery::describe_filter;
 use super::theme::Theme;
-
-/// `HH:MM:SS UTC`. UTC because the local offset cannot be read soundly from a multi-threaded
-/// process without a time-zone database crate.
-pub fn clock_text(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
-}
+use super::widgets::text::clock_text;
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -151,7 +145,7 @@ impl TopBar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn clock_is_utc_hh_mm_ss() {

@@ -276,11 +276,6 @@ pub fn cpu_text(cpu: f32) -> String {
     if cpu < 999.95 { format!("{cpu:.1}") } else { format!("{cpu:.0}") }
 }
 
-/// `HH:MM:SS UTC`, as the console's clock.
-pub fn time_of_day(at: SystemTime) -> String {
-    format!("{} UTC", fleet_client::format::utc_time_ms(at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)))
-}
-
 /// When a process started, as `ps` writes STIME, in UTC like the console's clock: the time of
 /// day if it started today, else the date, else the year.
 pub fn started_text(started: u64, now: Option<SystemTime>) -> String {

@@ -6,12 +6,15 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, HighlightSpacing, Padding, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Cell, Clear, HighlightSpacing, Paragraph, Row, Table, TableState};
 
-use super::table::{Column, compact_bytes, cpu_text, started_text, time_of_day};
+use super::table::{Column, compact_bytes, cpu_text, started_text};
 use super::{Field, KillOutcome, KillPlan, KillReport, Overlay, ProcessesPanel, Signal};
 use crate::console::action::Scope;
 use crate::console::theme::Theme;
+use crate::console::widgets::list::scroll_top;
+use crate::console::widgets::text::{clock_text, cut};
+use crate::console::widgets::{block, input};
 use fleet_client::process::Proc;
 
 /// The command column keeps at least this many cells; optional columns give way first.
@@ -46,18 +49,18 @@ impl ProcessesPanel {
     /// Draws the panel in `area` (the Component's `draw`).
     pub fn render(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
-        let mut block = Block::bordered().border_style(t.border_focused).title(Span::styled(" Processes ", t.title));
+        let mut pane = block::pane(t, " Processes ", true);
         let state = match (self.listed_at, self.refreshing()) {
-            (Some(at), false) => Some(format!("listed {}", time_of_day(at))),
-            (Some(at), true) => Some(format!("listed {}, refreshing", time_of_day(at))),
+            (Some(at), false) => Some(format!("listed {}", clock_text(at))),
+            (Some(at), true) => Some(format!("listed {}, refreshing", clock_text(at))),
             (None, true) => Some("listing ...".to_string()),
             (None, false) => None,
         };
         if let Some(state) = state {
-            block = block.title_top(Line::from(Span::styled(format!(" {state} "), t.label)).right_aligned());
+            pane = pane.title_top(Line::from(Span::styled(format!(" {state} "), t.label)).right_aligned());
         }
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
 
         let edit_error = self.editing().and_then(|(_, _, e)| e.map(str::to_string));
         let problems = self.problems_line();
@@ -93,7 +96,7 @@ impl ProcessesPanel {
 
     fn draw_query_line(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
-        if let Overlay::Editing { field, input, .. } = &self.overlay {
+        if let Overlay::Editing { field, input: text, .. } = &self.overlay {
             let prompt = match field {
                 Field::Pattern => "pattern (regex): ",
                 Field::User => "user: ",
@@ -101,18 +104,7 @@ impl ProcessesPanel {
             // The shell's footer shows the table's keys; the line's own keys are said here.
             let hint = "  enter apply  esc cancel";
             let hint = if (area.width as usize) >= prompt.len() + hint.len() + 10 { hint } else { "" };
-            let width = (area.width as usize).saturating_sub(prompt.len() + hint.len());
-            let scroll = input.scroll(width);
-            let visible = input.visible(scroll, width);
-            let pad = width.saturating_sub(visible.chars().count());
-            let line = Line::from(vec![
-                Span::styled(prompt, t.label),
-                Span::styled(format!("{visible}{}", " ".repeat(pad)), t.input),
-                Span::styled(hint, t.label),
-            ]);
-            frame.render_widget(Paragraph::new(line), area);
-            let x = area.x + (prompt.len() + input.cursor() - scroll) as u16;
-            frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
+            input::draw_line(frame, area, text, prompt, hint, t);
             return;
         }
         let q = &self.query;
@@ -313,7 +305,7 @@ impl ProcessesPanel {
         for x in &plan.targets[..listed] {
             let head = format!("{:<hw$}  {:>7}  {:<uw$}  ", x.key.host, x.key.pid, x.user);
             let note = x.parent_of_zombie.map(|z| format!("  (parent of zombie {z})")).unwrap_or_default();
-            let command = truncate(&x.command, room_x.saturating_sub(head.chars().count() + note.chars().count()).max(8));
+            let command = cut(&x.command, room_x.saturating_sub(head.chars().count() + note.chars().count()).max(8), '~');
             let mut spans = vec![Span::raw(head), Span::raw(command)];
             if !note.is_empty() {
                 spans.push(Span::styled(note, t.label));
@@ -364,7 +356,7 @@ impl ProcessesPanel {
                         Line::from(vec![
                             Span::styled(format!("{:<17}", r.outcome.to_string()), style),
                             Span::raw(head),
-                            Span::raw(truncate(command, room_x)),
+                            Span::raw(cut(command, room_x, '~')),
                         ])
                     })
                     .collect();
@@ -375,16 +367,6 @@ impl ProcessesPanel {
         lines.push(Line::from(vec![Span::styled(" esc ", t.footer.key), Span::styled(" close", t.popup)]));
         popup(frame, area, t, &title, lines);
     }
-}
-
-/// `text` in at most `width` characters, cut with `~` at the end when it does not fit.
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('~');
-    out
 }
 
 fn hosts_of(plan: &KillPlan) -> usize {
@@ -407,24 +389,8 @@ fn popup(frame: &mut Frame, area: Rect, t: &Theme, title: &str, lines: Vec<Line>
     let max_width = if area.width > 20 { area.width - 2 } else { area.width };
     let width = (content + 4).min(max_width);
     let height = (lines.len() as u16 + 2).min(area.height);
-    let rect = Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height };
-    let block = Block::bordered()
-        .border_style(t.border)
-        .style(t.popup)
-        .title(Span::styled(title.to_string(), t.title))
-        .padding(Padding::horizontal(1));
+    let rect = block::centered(area, width, height);
+    let frame_block = block::popup(t, t.border, Span::styled(title.to_string(), t.title));
     frame.render_widget(Clear, rect);
-    frame.render_widget(Paragraph::new(lines).block(block), rect);
-}
-
-/// The first visible row: moves only as far as needed to keep `selected` on screen.
-fn scroll_top(top: usize, selected: usize, visible: usize, len: usize) -> usize {
-    let top = if selected < top {
-        selected
-    } else if selected >= top + visible {
-        selected + 1 - visible
-    } else {
-        top
-    };
-    top.min(len.saturating_sub(visible))
+    frame.render_widget(Paragraph::new(lines).block(frame_block), rect);
 }

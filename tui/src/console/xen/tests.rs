@@ -9,8 +9,10 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::*;
-use crate::console::action::Scope;
+use crate::console::action::{Confirm, Scope};
+use crate::console::keys::Key;
 use fleet_client::xen::Dom0;
+use fleet_protocol::DomainRow;
 
 /// 2023-11-14 22:13:20 UTC.
 const T0: u64 = 1_700_000_000_000;

@@ -9,8 +9,15 @@
 //! with [`execute`] on a link of its own, sending the results back as `Action::Processes(Msg)`.
 //! Drawing reads state only and builds only the rows on screen; sorting happens when the data or
 //! the sort key changes, never in `draw`, so 50,000 rows draw as fast as 50.
+//!
+//! This file holds the panel's state and messages; `query` the query in force and the list
+//! rounds, `kill` the signal menu and the kill, `keys` the key tables, `table` the sort keys and
+//! totals, `view` the drawing, `exec` the network work.
 
 mod exec;
+mod keys;
+mod kill;
+mod query;
 mod table;
 mod view;
 
@@ -25,14 +32,18 @@ use crossterm::event::KeyEvent;
 
 use super::action::{Action, Nav, NetCommand, Notice, PanelId, Scope, TextEdit};
 use super::component::{Component, PanelContext};
-use super::discovery::text_edit;
-use super::input::TextInput;
-use super::keys::{Binding, Key, Keymap, Mode};
+use super::keys::Keymap;
 use super::theme::Theme;
+use super::widgets::input::TextInput;
+use super::widgets::text::first_line;
 pub use fleet_client::process::{KillOutcome, KillReport, Proc, ProcKey, Signal};
 
 pub use exec::execute;
+pub use keys::{key_table, popup_table};
+pub use kill::{KillPlan, KillTarget};
 pub use table::{Column, Prepared, SortKeys, TextWidths, Totals};
+
+use query::check_field;
 
 /// How often the table re-lists by default.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
@@ -40,32 +51,6 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
 const LIST_LOST_AFTER: Duration = Duration::from_secs(60);
 /// Rows a page key moves before the first draw has measured the table.
 const DEFAULT_PAGE: usize = 20;
-
-/// One process the admin is about to signal, with what the confirmation shows of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KillTarget {
-    pub key: ProcKey,
-    pub user: String,
-    pub command: String,
-    /// Set when this is the parent of a zombie that was picked: zombies cannot be signalled,
-    /// only reaped by their parent.
-    pub parent_of_zombie: Option<u32>,
-}
-
-/// What a kill would do: the exact targets, and the picked zombies that have no parent to signal.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KillPlan {
-    pub targets: Vec<KillTarget>,
-    /// `host pid` of zombies whose parent is unknown (reparented to init and being reaped).
-    pub orphan_zombies: Vec<String>,
-}
-
-impl KillPlan {
-    /// Whether every target stands in for a zombie, so CHLD is the sensible first signal.
-    pub fn only_zombie_parents(&self) -> bool {
-        !self.targets.is_empty() && self.targets.iter().all(|t| t.parent_of_zombie.is_some())
-    }
-}
 
 /// One list round's result: the rows and who answered.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -185,62 +170,6 @@ pub enum PanelMode {
     SignalMenu,
     Confirm,
     Results,
-}
-
-/// The browsing keys: `Mode::Processes` of the shell's keymap (rebindable by name in
-/// `keys.toml` under `[processes]`; the footer and `?` show them). The shell's global keys
-/// (`q`, `?`, `:`, `tab`, `1`-`6`, `esc`) stay free.
-pub fn key_table() -> Vec<Binding> {
-    vec![
-        Binding::new("edit_pattern", &["/"], Msg::EditPattern, "pattern"),
-        Binding::new("tag", &["space"], Msg::ToggleTag, "tag"),
-        Binding::new("kill", &["k", "F9"], Msg::Kill, "kill"),
-        Binding::new("zombies", &["z"], Msg::ToggleZombies, "zombies only"),
-        Binding::new("user", &["u"], Msg::EditUser, "user"),
-        Binding::new("sort", &["F6"], Msg::NextSortColumn, "sort"),
-        Binding::new("invert_sort", &["I"], Msg::InvertSort, "invert"),
-        Binding::new("untag_all", &["U"], Msg::UntagAll, "untag all"),
-        Binding::new("sort_left", &["<"], Msg::SortLeft, "sort left"),
-        Binding::new("sort_right", &[">"], Msg::SortRight, "sort right"),
-        Binding::new("refresh", &["r"], Msg::Refresh, "refresh"),
-        // `k` is kill here (htop), so up is only the arrow.
-        Binding::new("down", &["j", "down"], Action::Nav(Nav::Down), "down"),
-        Binding::new("up", &["up"], Action::Nav(Nav::Up), "up"),
-        Binding::new("page_down", &["pgdn", "ctrl-d"], Action::Nav(Nav::PageDown), "page down"),
-        Binding::new("page_up", &["pgup", "ctrl-u"], Action::Nav(Nav::PageUp), "page up"),
-        Binding::new("top", &["g", "home"], Action::Nav(Nav::Top), "first"),
-        Binding::new("bottom", &["G", "end"], Action::Nav(Nav::Bottom), "last"),
-    ]
-}
-
-/// The fixed keys of the panel's own popups and its pattern/user line (not in the keymap:
-/// their hints are drawn in the popups themselves).
-pub fn popup_table(mode: PanelMode) -> Vec<Binding> {
-    let quit = || Binding::new("quit", &["ctrl-c"], Action::Quit, "quit");
-    match mode {
-        PanelMode::Browse => Vec::new(),
-        PanelMode::Edit => vec![
-            Binding::new("apply", &["enter"], Msg::SubmitEdit, "apply"),
-            Binding::new("cancel", &["esc"], Msg::CancelEdit, "cancel"),
-            Binding::new("clear", &["ctrl-u"], Msg::Edit(TextEdit::Clear), "clear"),
-            quit(),
-        ],
-        PanelMode::SignalMenu => vec![
-            Binding::new("choose", &["enter"], Msg::ChooseSignal, "choose"),
-            Binding::new("cancel", &["esc", "q"], Msg::Cancel, "cancel"),
-            Binding::new("down", &["down", "j"], Msg::MenuDown, "down"),
-            Binding::new("up", &["up", "k"], Msg::MenuUp, "up"),
-            quit(),
-        ],
-        PanelMode::Confirm => {
-            vec![
-                Binding::new("send", &["enter"], Msg::Confirm, "send the signal"),
-                Binding::new("cancel", &["esc", "q", "n"], Msg::Cancel, "cancel"),
-                quit(),
-            ]
-        }
-        PanelMode::Results => vec![Binding::new("close", &["esc", "enter", "q"], Msg::Cancel, "close"), quit()],
-    }
 }
 
 /// A popup or the pattern/user line, on top of the table.
@@ -582,250 +511,6 @@ impl ProcessesPanel {
             Nav::Bottom => self.select(usize::MAX),
         }
     }
-
-    fn open_editor(&mut self, field: Field) {
-        let text = match field {
-            Field::Pattern => &self.query.pattern,
-            Field::User => &self.query.user,
-        };
-        self.overlay = Overlay::Editing { field, input: TextInput::new(text), error: None };
-    }
-
-    fn submit_edit(&mut self) -> Option<Action> {
-        let Overlay::Editing { field, input, error } = &mut self.overlay else { return None };
-        let text = input.text().trim().to_string();
-        if let Err(e) = check_field(*field, &text) {
-            *error = Some(e);
-            return None;
-        }
-        let changed = match field {
-            Field::Pattern => std::mem::replace(&mut self.query.pattern, text.clone()) != text,
-            Field::User => std::mem::replace(&mut self.query.user, text.clone()) != text,
-        };
-        self.overlay = Overlay::None;
-        // Enter on the query in force lists again, as a refresh.
-        if changed { self.new_query() } else { self.list_now() }
-    }
-
-    /// The query changed: the rows on screen answer the old one, so they go (with their tags),
-    /// and a list goes out at once, or as soon as the panel is shown.
-    fn new_query(&mut self) -> Option<Action> {
-        self.query_from = self.next_seq;
-        self.listing = Arc::new(Listing::default());
-        self.order.clear();
-        self.sort_keys = table::SortKeys::default();
-        self.totals = Totals::default();
-        self.tagged.clear();
-        self.selected = 0;
-        self.listed_at = None;
-        self.list_error = None;
-        // A list still out answers the old query: it is not waited for (its answer is dropped).
-        self.in_flight = None;
-        if self.shown {
-            self.list_now()
-        } else {
-            self.last_sent = None;
-            None
-        }
-    }
-
-    fn list_if_due(&mut self) -> Option<Action> {
-        if !self.shown {
-            return None;
-        }
-        let now = self.now.unwrap_or_else(SystemTime::now);
-        if let Some((seq, since)) = self.in_flight {
-            // A clock that went backwards counts as time passed, so the table never stalls.
-            if now.duration_since(since).map_or(true, |d| d < LIST_LOST_AFTER) {
-                return None;
-            }
-            tracing::warn!(seq, "a process list never came back; sending another");
-        }
-        let due = match self.last_sent {
-            None => true,
-            Some(last) => now.duration_since(last).map_or(true, |d| d >= self.refresh_every),
-        };
-        if due { self.list_now() } else { None }
-    }
-
-    fn list_now(&mut self) -> Option<Action> {
-        let now = self.now.unwrap_or_else(SystemTime::now);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.in_flight = Some((seq, now));
-        self.last_sent = Some(now);
-        Some(net(Cmd::List {
-            seq,
-            pattern: self.query.pattern.clone(),
-            zombies: self.query.zombies_only,
-            user: self.query.user.clone(),
-            scope: self.query.scope.clone(),
-            sort: (self.sort, self.descending),
-        }))
-    }
-
-    fn list_returned(&mut self, seq: u64) {
-        if self.in_flight.is_some_and(|(s, _)| s == seq) {
-            self.in_flight = None;
-        }
-    }
-
-    fn on_listed(&mut self, seq: u64, listing: Arc<Listing>) {
-        self.list_returned(seq);
-        if seq < self.query_from {
-            return;
-        }
-        let keep = self.selected().map(ProcKey::of);
-        // Usually made by the network task already; made here when the sort changed meanwhile.
-        let sort = (self.sort, self.descending);
-        let prepared = match &listing.prepared {
-            Some(p) if p.sort == sort => p.clone(),
-            _ => Prepared::of(&listing, sort),
-        };
-        self.sort_keys = prepared.keys;
-        self.totals = prepared.totals;
-        self.widths = prepared.widths;
-        self.order = prepared.order;
-        if !self.tagged.is_empty() {
-            let present: HashSet<(&str, u32, u64)> = listing.procs.iter().map(|p| (p.host.as_str(), p.pid, p.start_time)).collect();
-            self.tagged.retain(|k| present.contains(&(k.host.as_str(), k.pid, k.start_time)));
-        }
-        self.listing = listing;
-        self.listed_at = self.now;
-        self.list_error = None;
-        self.follow(keep);
-    }
-
-    fn set_sort(&mut self, column: Column, descending: bool) {
-        if (column, descending) == (self.sort, self.descending) {
-            return;
-        }
-        let keep = self.selected().map(ProcKey::of);
-        self.sort = column;
-        self.descending = descending;
-        self.resort(keep);
-    }
-
-    /// Rebuilds the display order and puts the selection back on the same process.
-    fn resort(&mut self, keep: Option<ProcKey>) {
-        self.order = table::sorted_order(&self.listing.procs, &self.sort_keys, self.sort, self.descending);
-        self.follow(keep);
-    }
-
-    /// Puts the selection on the process it was on, if it is still listed.
-    fn follow(&mut self, keep: Option<ProcKey>) {
-        if let Some(key) = keep
-            && let Some(at) = self.order.iter().position(|&i| key.is(&self.listing.procs[i as usize]))
-        {
-            self.selected = at;
-        }
-        self.select(self.selected);
-    }
-
-    /// The targets of a kill: the tagged rows in display order, else the selected row. A zombie
-    /// stands for its parent, since only the parent can reap it.
-    pub fn plan_kill(&self) -> KillPlan {
-        let picked: Vec<&Proc> = if self.tagged.is_empty() {
-            self.selected().into_iter().collect()
-        } else {
-            self.rows().filter(|p| self.tagged.contains(&ProcKey::of(p))).collect()
-        };
-        let mut plan = KillPlan::default();
-        let mut seen: HashSet<ProcKey> = HashSet::new();
-        for p in picked {
-            let target = if p.zombie {
-                let (Some(ppid), Some(pstart)) = (p.parent_pid, p.parent_start_time) else {
-                    plan.orphan_zombies.push(format!("{} {}", p.host, p.pid));
-                    continue;
-                };
-                let key = ProcKey { host: p.host.clone(), pid: ppid, start_time: pstart };
-                let listed = self.listing.procs.iter().find(|q| key.is(q));
-                KillTarget {
-                    user: listed.map(|q| q.user.clone()).unwrap_or_else(|| "?".into()),
-                    command: p.parent_cmdline.clone().or_else(|| listed.map(|q| q.cmdline.clone())).unwrap_or_default(),
-                    key,
-                    parent_of_zombie: Some(p.pid),
-                }
-            } else {
-                KillTarget { key: ProcKey::of(p), user: p.user.clone(), command: p.cmdline.clone(), parent_of_zombie: None }
-            };
-            if seen.insert(target.key.clone()) {
-                plan.targets.push(target);
-            }
-        }
-        plan
-    }
-
-    fn open_signal_menu(&mut self) -> Option<Action> {
-        if self.read_only {
-            return Some(Notice::error("read-only mode: kill is disabled"));
-        }
-        let plan = self.plan_kill();
-        if plan.targets.is_empty() {
-            return Some(Notice::error(if plan.orphan_zombies.is_empty() {
-                "nothing to signal: no row selected".to_string()
-            } else {
-                format!("nothing to signal: zombie {} has no parent left to reap it", plan.orphan_zombies.join(", "))
-            }));
-        }
-        let default = if plan.only_zombie_parents() { Signal::Chld } else { Signal::Term };
-        let selected = Signal::MENU.iter().position(|s| *s == default).unwrap_or(0);
-        self.overlay = Overlay::SignalMenu { plan, selected };
-        None
-    }
-
-    fn confirm(&mut self) -> Option<Action> {
-        let Overlay::Confirm { plan, signal } = &self.overlay else { return None };
-        if self.read_only {
-            self.overlay = Overlay::None;
-            return Some(Notice::error("read-only mode: kill is disabled"));
-        }
-        let (plan, signal) = (plan.clone(), *signal);
-        let targets = plan.targets.iter().map(|t| t.key.clone()).collect();
-        self.overlay = Overlay::Results { plan, signal, reports: None };
-        Some(net(Cmd::Kill { targets, signal }))
-    }
-
-    fn on_killed(&mut self, result: Result<Vec<KillReport>, String>) -> Option<Action> {
-        if let Ok(reports) = &result {
-            for r in reports.iter().filter(|r| r.outcome == KillOutcome::Signalled) {
-                self.tagged.remove(&r.key);
-            }
-        }
-        // The table is listed again to show what is left.
-        let list = if self.shown { self.list_now() } else { None };
-        if let Overlay::Results { reports, .. } = &mut self.overlay {
-            *reports = Some(result);
-            return list;
-        }
-        // The results popup was closed before they came: they go to the footer.
-        let notice = match &result {
-            Ok(r) => {
-                let ok = r.iter().filter(|r| r.outcome == KillOutcome::Signalled).count();
-                let text = format!("kill: {ok} signalled, {} not", r.len() - ok);
-                if ok < r.len() { Notice::error(text) } else { Notice::info(text) }
-            }
-            Err(e) => Notice::error(format!("kill failed: {}", first_line(e))),
-        };
-        Some(Action::Batch([Some(notice), list].into_iter().flatten().collect()))
-    }
-
-    /// The key's action in the current mode. A popup or the pattern/user line takes every key,
-    /// so the shell's global keys cannot act behind it; while browsing, keys the panel does not
-    /// bind are left to the shell.
-    pub fn on_key(&self, key: KeyEvent) -> Option<Action> {
-        let mode = self.mode();
-        if mode == PanelMode::Browse {
-            return self.keys.action(Mode::Processes, &key);
-        }
-        let k = Key::of(&key);
-        if let Some(b) = popup_table(mode).into_iter().find(|b| b.keys.contains(&k)) {
-            return Some(b.action);
-        }
-        let edit = if mode == PanelMode::Edit { text_edit(&key) } else { None };
-        // An empty batch: the key is used up and does nothing.
-        Some(edit.map_or(Action::Batch(Vec::new()), |e| Msg::Edit(e).into()))
-    }
 }
 
 impl Component for ProcessesPanel {
@@ -852,28 +537,4 @@ impl Component for ProcessesPanel {
     fn draw(&self, frame: &mut ratatui::Frame, area: ratatui::layout::Rect) {
         self.render(frame, area);
     }
-}
-
-/// Checks a pattern (a regex, as the node compiles it) or a user name (what the agent's DDL
-/// accepts), so a mistake shows while typing instead of as a failed list.
-fn check_field(field: Field, text: &str) -> Result<(), String> {
-    match field {
-        Field::Pattern => regex::RegexBuilder::new(text.trim()).size_limit(1 << 20).build().map(|_| ()).map_err(|e| {
-            let why = e.to_string();
-            let why = why.lines().last().unwrap_or_default().trim();
-            format!("not a valid regex: {}", why.strip_prefix("error: ").unwrap_or(why))
-        }),
-        Field::User => {
-            let text = text.trim();
-            if text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) && text.len() <= 64 {
-                Ok(())
-            } else {
-                Err("a user name has only letters, digits, '_', '.' and '-' (at most 64)".to_string())
-            }
-        }
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or_default()
 }

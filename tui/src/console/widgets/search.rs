@@ -1,11 +1,23 @@
 //! The `/` search of a list: a text line that narrows what the list shows (case-insensitive
-//! substring). Shared by the Discovery grid, the Inventory node list and fact tree, and the Log.
+//! substring), and its key table. Shared by the Discovery grid, the Inventory node list and fact
+//! tree, and the Log; the Xen panel's find line uses the same keys.
 
 use ratatui::text::{Line, Span};
 
-use super::action::SearchEdit;
 use super::input::TextInput;
-use super::theme::Theme;
+use crate::console::action::{Action, SearchEdit, TextEdit};
+use crate::console::keys::{Binding, quit_binding};
+use crate::console::theme::Theme;
+
+/// The keys of a `/` search line (`[search]` in keys.toml); other keys type.
+pub fn key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("accept", &["enter"], Action::Search(SearchEdit::Accept), "keep"),
+        Binding::new("cancel", &["esc"], Action::Search(SearchEdit::Cancel), "drop search"),
+        Binding::new("clear", &["ctrl-u"], Action::Search(SearchEdit::Edit(TextEdit::Clear)), "clear"),
+        quit_binding(),
+    ]
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Search {
@@ -83,7 +95,6 @@ pub fn contains_ci(haystack: &str, needle_lower: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::action::TextEdit;
 
     #[test]
     fn search_narrows_and_cancel_drops_it() {

@@ -1,7 +1,16 @@
-//! A one-line text input (the filter line; later the `:` command line): text, a cursor counted in
-//! characters, and a horizontal window that keeps the cursor visible.
+//! A one-line text input (the discovery filter, the `:` command line, the `/` searches, form
+//! fields): text, a cursor counted in characters, a horizontal window that keeps the cursor
+//! visible, the text edit a key stands for, and the drawing of a prompted input line.
 
-use super::action::TextEdit;
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::console::action::TextEdit;
+use crate::console::keys::Key;
+use crate::console::theme::Theme;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TextInput {
@@ -88,6 +97,38 @@ impl TextInput {
     pub fn visible(&self, scroll: usize, width: usize) -> String {
         self.text.chars().skip(scroll).take(width).collect()
     }
+}
+
+/// The text edit a key stands for in a one-line input, if any.
+pub fn text_edit(key: &KeyEvent) -> Option<TextEdit> {
+    let k = Key::of(key);
+    Some(match k.code {
+        KeyCode::Char(c) if k.is_text() => TextEdit::Insert(c),
+        KeyCode::Backspace => TextEdit::Backspace,
+        KeyCode::Delete => TextEdit::Delete,
+        KeyCode::Left => TextEdit::Left,
+        KeyCode::Right => TextEdit::Right,
+        KeyCode::Home => TextEdit::Home,
+        KeyCode::End => TextEdit::End,
+        _ => return None,
+    })
+}
+
+/// An input line being edited: `prompt`, the visible part of the text padded to the room left,
+/// then `hint`; the terminal cursor goes where the input's cursor is.
+pub fn draw_line(frame: &mut Frame, area: Rect, input: &TextInput, prompt: &str, hint: &str, t: &Theme) {
+    let width = (area.width as usize).saturating_sub(prompt.len() + hint.len());
+    let scroll = input.scroll(width);
+    let visible = input.visible(scroll, width);
+    let pad = width.saturating_sub(visible.chars().count());
+    let line = Line::from(vec![
+        Span::styled(prompt.to_string(), t.label),
+        Span::styled(format!("{visible}{}", " ".repeat(pad)), t.input),
+        Span::styled(hint.to_string(), t.label),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    let x = area.x + (prompt.len() + input.cursor() - scroll) as u16;
+    frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
 }
 
 #[cfg(test)]

@@ -1,0 +1,213 @@
+//! A node's hub links: one per configured hub, each connecting, running the link handshake,
+//! registering, answering requests and beating its heart; a link that fails or goes quiet is
+//! rebuilt with jittered backoff (zmq.rs DEALER does not reconnect by itself).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleet_protocol::Message;
+use fleet_protocol::codec::{Limits, encode_message};
+use fleet_protocol::transport::Link;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::{NodeState, Stats};
+
+fn jittered(base: Duration, jitter: f64) -> Duration {
+    let spread = base.as_secs_f64() * jitter;
+    let offset = if spread > 0.0 { rand::random_range(-spread..spread) } else { 0.0 };
+    Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.01))
+}
+
+/// Runs a node until `shutdown` flips to true: one link task per configured hub.
+pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tasks = Vec::new();
+    for hub in node.config.hubs.clone() {
+        node.set_hub_state(&hub, "connecting");
+        tasks.push(tokio::spawn(link_loop(node.clone(), hub, shutdown.clone())));
+    }
+    let _ = crate::until_set(&mut shutdown).await;
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Keeps one hub link alive: connect, register, serve; rebuild with jittered backoff when it fails
+/// or goes quiet (zmq.rs DEALER does not reconnect by itself).
+async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Receiver<bool>) {
+    let cfg = &node.config;
+    let initial = Duration::from_secs_f64(cfg.retry_initial_delay);
+    let max = Duration::from_secs_f64(cfg.retry_max_delay);
+    let mut delay = initial;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let connect = Link::connect_with(&hub, Duration::from_secs_f64(cfg.connect_timeout), cfg.link_guard);
+        let link = tokio::select! {
+            r = connect => r,
+            _ = crate::until_set(&mut shutdown) => return,
+        };
+        match link {
+            Ok(link) => {
+                node.set_hub_state(&hub, "up");
+                info!(hub = %hub, identity = %node.identity, "attached to hub");
+                let why = serve_link(&node, link, &mut shutdown).await;
+                if *shutdown.borrow() {
+                    return;
+                }
+                warn!(hub = %hub, reason = %why, "hub link lost; rebuilding");
+                node.set_hub_state(&hub, format!("down: {why}"));
+                delay = initial;
+            }
+            Err(e) => {
+                node.set_hub_state(&hub, format!("down: {e}"));
+                debug!(hub = %hub, error = %e, "cannot attach");
+            }
+        }
+        let wait = jittered(delay, cfg.retry_jitter);
+        delay = (delay * 2).min(max);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = crate::until_set(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Receiver<bool>) -> String {
+    let limits = Limits { max_frame: node.config.max_frame, ..Limits::default() };
+    let (mut tx, mut rx) = link.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(1024);
+    let interval = Duration::from_secs_f64(node.config.heartbeat_interval);
+    let quiet_limit = Duration::from_secs_f64(node.config.link_timeout());
+    let mut changed = node.changed.subscribe();
+    let mut down = rx.down_signal();
+    // The Noise handshake: the hub must hold the pinned key, and must know ours.
+    let handshake_wait = Duration::from_secs_f64(node.config.connect_timeout);
+    let (initiator, hello) = match fleet_protocol::noise::Initiator::start(&node.security.key, &node.security.hub_link_key, &node.identity)
+    {
+        Ok(x) => x,
+        Err(e) => return format!("cannot start the link handshake: {e}"),
+    };
+    if let Err(e) = tx.send(Bytes::from(hello)).await {
+        return e.to_string();
+    }
+    let mut hs_down = rx.down_signal();
+    let answer = tokio::select! {
+        r = tokio::time::timeout(handshake_wait, rx.recv()) => r,
+        _ = crate::until_set(&mut hs_down) => return "the hub closed the link during the handshake".into(),
+    };
+    let mut session = match answer {
+        Ok(Ok(reply)) => match initiator.finish(&reply) {
+            Ok(s) => s,
+            Err(e) => return format!("link handshake failed (wrong hub key?): {e}"),
+        },
+        Ok(Err(e)) => return e.to_string(),
+        Err(_) => {
+            return format!(
+                "the hub did not complete the link handshake within {:.0} s: is this node's link key enrolled (noded hub enroll --accept {})?",
+                handshake_wait.as_secs_f64(),
+                node.identity
+            );
+        }
+    };
+    let register = |node: &NodeState| encode_message(&Message::Registration(Box::new(node.registration()))).map(Bytes::from);
+    match register(node) {
+        Ok(f) => match session.seal(&f) {
+            Ok(sealed) => {
+                if let Err(e) = tx.send(Bytes::from(sealed)).await {
+                    return e.to_string();
+                }
+            }
+            Err(e) => return format!("cannot encrypt: {e}"),
+        },
+        Err(e) => return format!("cannot encode registration: {e}"),
+    }
+    let mut last_heard = Instant::now();
+    let mut next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
+    loop {
+        tokio::select! {
+            frame = rx.recv() => {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(e) => return e.to_string(),
+                };
+                let frame = match session.open(&frame) {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        warn!(error = %e, "dropping a frame that does not decrypt");
+                        continue;
+                    }
+                };
+                last_heard = Instant::now();
+                let env = match fleet_protocol::Envelope::from_frame(&frame, &limits) {
+                    Ok(env) => env,
+                    Err(e) => {
+                        warn!(error = %e, "dropping malformed frame from hub");
+                        continue;
+                    }
+                };
+                if env.kind == fleet_protocol::Kind::Request {
+                    tokio::spawn(answer_request(node.clone(), env, limits, out_tx.clone()));
+                    continue;
+                }
+                match env.open(&limits) {
+                    Ok(Message::Ack(_)) => {}
+                    Ok(Message::Error(e)) => warn!(message = %e.message, "hub refused a frame"),
+                    Ok(other) => debug!(kind = ?other.kind(), "ignoring unexpected message from hub"),
+                    Err(e) => warn!(error = %e, "dropping malformed frame from hub"),
+                }
+            }
+            Some(frame) = out_rx.recv() => {
+                let sealed = match session.seal(&frame) {
+                    Ok(s) => s,
+                    Err(e) => return format!("cannot encrypt: {e}"),
+                };
+                if let Err(e) = tx.send(Bytes::from(sealed)).await {
+                    return e.to_string();
+                }
+            }
+            _ = tokio::time::sleep_until(next_beat) => {
+                if last_heard.elapsed() > quiet_limit {
+                    return format!("no word from the hub for {:.1} s", last_heard.elapsed().as_secs_f64());
+                }
+                next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
+                if let Ok(f) = register(node) {
+                    let Ok(sealed) = session.seal(&f) else { return "cannot encrypt".into() };
+                    if let Err(e) = tx.send(Bytes::from(sealed)).await {
+                        return e.to_string();
+                    }
+                }
+            }
+            Ok(()) = changed.changed() => {
+                if let Ok(f) = register(node) {
+                    let Ok(sealed) = session.seal(&f) else { return "cannot encrypt".into() };
+                    if let Err(e) = tx.send(Bytes::from(sealed)).await {
+                        return e.to_string();
+                    }
+                }
+            }
+            _ = crate::until_set(&mut down) => return "hub disconnected".into(),
+            _ = crate::until_set(shutdown) => return "shutting down".into(),
+        }
+    }
+}
+
+/// Handles one request and queues its signed reply, if there is one, for the link to send.
+async fn answer_request(node: Arc<NodeState>, env: fleet_protocol::Envelope, limits: Limits, out: mpsc::Sender<Bytes>) {
+    let Some(reply) = node.handle_envelope(env, &limits).await else { return };
+    let mut env = match fleet_protocol::Envelope::seal(&Message::Reply(Box::new(reply))) {
+        Ok(env) => env,
+        Err(e) => {
+            warn!(error = %e, "cannot encode reply");
+            return;
+        }
+    };
+    env.sign(&node.security.key, &node.identity);
+    if let Ok(frame) = env.to_frame()
+        && out.send(Bytes::from(frame)).await.is_ok()
+    {
+        Stats::bump(&node.stats.replies);
+    }
+}

@@ -1,0 +1,341 @@
+//! Drawing the RPC panel: the agents, the actions of the one selected, the request form (or what
+//! is under the cursor), and the results table with the DDL's aggregates under it.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+use super::{AgentEntry, AgentsState, Focus, ResultRow, RpcPanel};
+use crate::console::action::ReplyRow;
+use crate::console::form::FieldValue;
+use crate::console::keys::Mode;
+use crate::console::record::{RequestRecord, RequestState};
+use crate::console::widgets::block;
+use crate::console::widgets::list::scroll_top;
+use crate::console::widgets::text::{first_line, ms_text};
+use fleet_client::format::compact;
+
+impl RpcPanel {
+    /// Draws the panel in `area` (the Component's `draw`).
+    pub(super) fn render(&self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let pane = block::pane(t, " RPC ", true);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
+        let h = inner.height;
+        let top_h = match (&self.current, self.focus) {
+            (None, _) => h,
+            (Some(_), Focus::Results) => (h / 3).max(5).min(h),
+            (Some(_), _) => (h * 3 / 5).max(6).min(h),
+        };
+        let [top, bottom] = Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(inner);
+        let agents_w = 20.min(top.width / 4);
+        let actions_w = 21.min(top.width / 4);
+        let [a, b, c] = Layout::horizontal([Constraint::Length(agents_w), Constraint::Length(actions_w), Constraint::Min(0)]).areas(top);
+        self.draw_agents(frame, a);
+        self.draw_actions(frame, b);
+        self.draw_form(frame, c);
+        if bottom.height > 0 {
+            self.draw_results(frame, bottom);
+        }
+    }
+
+    fn draw_agents(&self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let focused = self.focus == Focus::Agents;
+        let pane = block::pane(t, " Agents ", focused);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
+        let lines: Vec<Line> = match &self.agents_state {
+            AgentsState::NotAsked | AgentsState::Loading if self.agents.is_empty() => {
+                vec![Line::from(Span::styled("asking the fleet ...", t.label))]
+            }
+            AgentsState::Failed(e) if self.agents.is_empty() => {
+                let r = self.keys.key_text(Mode::Rpc, "refresh");
+                vec![Line::from(Span::styled(e.clone(), t.error)), Line::from(Span::styled(format!("{r} asks again"), t.label))]
+            }
+            _ => self
+                .agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let mark = if i == self.agent_cursor { "> " } else { "  " };
+                    let style = if i == self.agent_cursor && focused { t.row.selected } else { t.text };
+                    let mut spans = vec![
+                        Span::styled(format!("{mark}{}", a.agent.name), style),
+                        Span::styled(format!(" {}", a.agent.version), t.label),
+                    ];
+                    if a.ddl.is_err() {
+                        spans.push(Span::styled(" no DDL", t.error));
+                    }
+                    Line::from(spans)
+                })
+                .collect(),
+        };
+        let top = scroll_top(0, self.agent_cursor, inner.height.max(1) as usize, lines.len());
+        frame.render_widget(Paragraph::new(lines).scroll((top as u16, 0)), inner);
+    }
+
+    fn draw_actions(&self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let focused = self.focus == Focus::Actions;
+        let pane = block::pane(t, " Actions ", focused);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
+        let Some(ddl) = self.ddl() else { return };
+        let lines: Vec<Line> = ddl
+            .actions
+            .iter()
+            .enumerate()
+            .map(|(i, (name, act))| {
+                let mark = if i == self.action_cursor { "> " } else { "  " };
+                let style = if i == self.action_cursor && focused { t.row.selected } else { t.text };
+                let mut spans = vec![Span::styled(format!("{mark}{name}"), style)];
+                if act.destructive {
+                    spans.push(Span::styled(" !", t.error));
+                }
+                Line::from(spans)
+            })
+            .collect();
+        let top = scroll_top(0, self.action_cursor, inner.height.max(1) as usize, lines.len());
+        frame.render_widget(Paragraph::new(lines).scroll((top as u16, 0)), inner);
+    }
+
+    fn form_lines(&self, width: usize) -> (Vec<Line<'static>>, usize) {
+        let t = &self.theme;
+        let mut lines = Vec::new();
+        let mut focus_line = 0;
+        let Some(ddl) = self.ddl() else {
+            let text = match self.agent() {
+                Some(AgentEntry { ddl: Err(e), .. }) => {
+                    vec![Line::from(Span::styled(e.clone(), t.error))]
+                }
+                _ => vec![Line::from(Span::styled("pick an agent", t.label))],
+            };
+            return (text, 0);
+        };
+        let form = self.form.as_ref().filter(|f| f.agent == ddl.metadata.name && matches!(self.focus, Focus::Form | Focus::Results));
+        let Some(form) = form else {
+            // Not in a form yet: describe what is under the cursor.
+            let actions = self.action_names();
+            match (self.focus, actions.get(self.action_cursor).and_then(|a| ddl.action(a).map(|x| (a.clone(), x)))) {
+                (Focus::Actions, Some((name, act))) => {
+                    lines.push(Line::from(Span::styled(format!("{}#{name}", ddl.metadata.name), t.title)));
+                    lines.push(Line::from(Span::styled(act.description.clone(), t.form.help)));
+                    if act.destructive {
+                        lines.push(Line::from(Span::styled("destructive: asks before it runs", t.error)));
+                    }
+                    let inputs: Vec<String> = act
+                        .input
+                        .iter()
+                        .map(|(n, i)| if i.optional || i.default.is_some() { format!("[{n}]") } else { n.clone() })
+                        .collect();
+                    lines.push(Line::from(Span::styled(
+                        if inputs.is_empty() { "no inputs".to_string() } else { format!("inputs: {}", inputs.join(" ")) },
+                        t.label,
+                    )));
+                }
+                _ => {
+                    lines.push(Line::from(Span::styled(format!("{} {}", ddl.metadata.name, ddl.metadata.version), t.title)));
+                    lines.push(Line::from(Span::styled(ddl.metadata.description.clone(), t.form.help)));
+                }
+            }
+            return (lines, 0);
+        };
+        let act = form.action_def();
+        lines.push(Line::from(vec![
+            Span::styled(format!("{}#{}", form.agent, form.action), t.title),
+            Span::styled(format!(" on {}", self.scope.describe()), t.label),
+        ]));
+        if form.fields.is_empty() {
+            lines.push(Line::from(Span::styled("no inputs: enter runs it", t.label)));
+        }
+        let field_width = width.saturating_sub(4).max(8);
+        for (i, f) in form.fields.iter().enumerate() {
+            let focused = i == form.cursor && self.focus == Focus::Form;
+            if focused {
+                focus_line = lines.len();
+            }
+            let mut label =
+                vec![Span::styled(if f.required() { "* " } else { "  " }, t.form.required), Span::styled(f.input.prompt.clone(), t.text)];
+            label.push(Span::styled(format!("  ({})", f.name), t.label));
+            lines.push(Line::from(label));
+            let shown = f.display();
+            let value_style = if focused { t.form.focused } else { t.form.field };
+            let text = if f.is_text() {
+                let visible: String = shown.chars().rev().take(field_width).collect::<Vec<_>>().into_iter().rev().collect();
+                format!("{visible:<field_width$}")
+            } else {
+                format!("< {shown} >")
+            };
+            lines.push(Line::from(vec![Span::raw("  "), Span::styled(text, value_style)]));
+            if let Some(err) = form.shown_error(i) {
+                lines.push(Line::from(Span::styled(format!("  ✗ {err}"), t.form.invalid)));
+            }
+        }
+        if let Some(f) = form.focused().filter(|_| self.focus == Focus::Form) {
+            lines.push(Line::raw(""));
+            lines.push(Line::from(Span::styled(f.input.description.clone(), t.form.help)));
+            lines.push(Line::from(Span::styled(f.rules(), t.form.help)));
+            if !f.is_text() {
+                lines.push(Line::from(Span::styled("space, left and right change the value", t.label)));
+            }
+        }
+        if act.destructive {
+            lines.push(Line::from(Span::styled("destructive: asks before it runs", t.error)));
+        }
+        (lines, focus_line)
+    }
+
+    fn draw_form(&self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let focused = self.focus == Focus::Form;
+        let pane = block::pane(t, " Request ", focused);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
+        let (lines, focus_line) = self.form_lines(inner.width as usize);
+        // Long help and rules wrap; keep the focused field and its value line on screen.
+        let width = inner.width.max(1) as usize;
+        let rows = |l: &Line| l.width().div_ceil(width).max(1);
+        let focus_row: usize = lines.iter().take(focus_line).map(rows).sum();
+        let height = inner.height as usize;
+        let top = (focus_row + 3).saturating_sub(height);
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((top as u16, 0)), inner);
+        if focused
+            && let Some(form) = &self.form
+            && let Some(f) = form.focused()
+            && let FieldValue::Text(input) = &f.value
+        {
+            let field_width = (inner.width as usize).saturating_sub(4).max(8);
+            let len = input.text().chars().count();
+            let offset = len.saturating_sub(field_width);
+            let x = inner.x + 2 + (input.cursor().saturating_sub(offset)).min(field_width) as u16;
+            let y = inner.y + (focus_row + 1).saturating_sub(top) as u16;
+            if y < inner.bottom() && x < inner.right() {
+                frame.set_cursor_position((x, y));
+            }
+        }
+    }
+
+    fn summary_line(&self, rec: &RequestRecord, spinner: bool) -> Line<'static> {
+        let t = &self.theme;
+        let mut spans = vec![Span::styled(rec.what(), t.title), Span::styled(format!(" on {}", rec.scope.describe()), t.label)];
+        if let Some(id) = &rec.request_id {
+            spans.push(Span::styled(format!("  req {}", short_id(id)), t.label));
+        }
+        let targets = rec.target_count().map(|n| n.to_string()).unwrap_or_else(|| "?".into());
+        spans.push(Span::styled(format!("  {} / {targets}", rec.replies.len()), t.text));
+        spans.push(Span::styled(format!("  {} ok", rec.ok_count()), t.status.ok));
+        spans.push(Span::styled(format!("  {} failed", rec.failed_count()), t.status.failed));
+        spans.push(Span::styled(format!("  {} no reply", rec.no_reply.len()), t.status.no_reply));
+        match &rec.state {
+            RequestState::Running if spinner => spans.push(Span::styled("  running ...", t.spinner)),
+            RequestState::Running => {}
+            RequestState::Done { elapsed_ms } => spans.push(Span::styled(format!("  in {elapsed_ms:.0} ms"), t.label)),
+            RequestState::Failed(e) => spans.push(Span::styled(format!("  failed: {}", first_line(e)), t.error)),
+        }
+        Line::from(spans)
+    }
+
+    fn draw_results(&self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let focused = self.focus == Focus::Results;
+        let pane = block::pane(t, " Results ", focused);
+        let inner = pane.inner(area);
+        frame.render_widget(pane, area);
+        let Some(rec) = &self.current else { return };
+        let ddl = fleet_client::ddl::find(&rec.agent).ok();
+        let act = ddl.as_ref().and_then(|d| d.action(&rec.action));
+        let aggregates = act.map(|a| aggregate_lines(a, &rec.replies)).unwrap_or_default();
+        let [summary_area, table_area, agg_area] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(2),
+            Constraint::Length((aggregates.len() as u16).min(inner.height.saturating_sub(4))),
+        ])
+        .areas(inner);
+        frame.render_widget(Paragraph::new(self.summary_line(rec, true)), summary_area);
+        // The columns: the outputs in DDL order, labelled with display_as, as many as fit.
+        let outputs: Vec<(String, String)> =
+            act.map(|a| a.output.iter().map(|(k, o)| (k.clone(), o.display_as.clone())).collect()).unwrap_or_default();
+        let rows = self.result_rows();
+        let name_width = rows.iter().map(|r| r.sender().chars().count()).max().unwrap_or(4).clamp(4, 24) as u16;
+        let fixed = 2 + name_width + 1 + 9 + 1 + 9;
+        let room = table_area.width.saturating_sub(fixed);
+        let per = 14u16;
+        let ncols = if outputs.is_empty() { 1 } else { ((room / per).max(1) as usize).min(outputs.len()) };
+        let mut header = vec![Cell::from(""), Cell::from("NODE"), Cell::from("STATUS")];
+        let mut widths = vec![Constraint::Length(2), Constraint::Length(name_width), Constraint::Length(9)];
+        if outputs.is_empty() {
+            header.push(Cell::from("DATA"));
+            widths.push(Constraint::Fill(1));
+        }
+        for (_, label) in outputs.iter().take(ncols) {
+            header.push(Cell::from(label.clone()));
+            widths.push(Constraint::Fill(1));
+        }
+        header.push(Cell::from(Line::from("TIME").right_aligned()));
+        widths.push(Constraint::Length(9));
+        let visible = (table_area.height as usize).saturating_sub(1).max(1);
+        self.page.set(visible);
+        let cursor = self.result_cursor.min(rows.len().saturating_sub(1));
+        let top = scroll_top(self.result_top.get(), cursor, visible, rows.len());
+        self.result_top.set(top);
+        let body: Vec<Row> = rows
+            .iter()
+            .enumerate()
+            .skip(top)
+            .take(visible)
+            .map(|(i, r)| {
+                let mark = if i == cursor && focused { "> " } else { "  " };
+                let mut cells = vec![Cell::from(mark), Cell::from(r.sender().to_string())];
+                match r {
+                    ResultRow::Reply(rep) => {
+                        let (word, style) = if !rep.expected {
+                            ("unexpected", t.status.unexpected)
+                        } else if rep.status.is_ok() {
+                            ("ok", t.status.ok)
+                        } else {
+                            ("failed", t.status.failed)
+                        };
+                        cells.push(Cell::from(Span::styled(word, style)));
+                        if !rep.status.is_ok() {
+                            let msg =
+                                if rep.message.is_empty() { rep.status.to_string() } else { format!("{}: {}", rep.status, rep.message) };
+                            cells.push(Cell::from(Span::styled(msg, t.status.failed)));
+                            for _ in 1..ncols {
+                                cells.push(Cell::from(""));
+                            }
+                        } else if outputs.is_empty() {
+                            cells.push(Cell::from(compact(&rep.data)));
+                        } else {
+                            for (key, _) in outputs.iter().take(ncols) {
+                                cells.push(Cell::from(compact(&rep.data[key.as_str()])));
+                            }
+                        }
+                        cells.push(Cell::from(Line::from(ms_text(rep.ms)).right_aligned()));
+                    }
+                    ResultRow::Waiting(_) => cells.push(Cell::from(Span::styled("pending", t.status.pending))),
+                    ResultRow::NoReply(_) => cells.push(Cell::from(Span::styled("no reply", t.status.no_reply))),
+                }
+                let row = Row::new(cells);
+                if i == cursor && focused { row.style(t.row.selected) } else { row }
+            })
+            .collect();
+        let table = Table::new(body, widths).header(Row::new(header).style(t.table.header)).column_spacing(1);
+        frame.render_widget(table, table_area);
+        let agg: Vec<Line> = aggregates.into_iter().map(|l| Line::from(Span::styled(l, t.text))).collect();
+        frame.render_widget(Paragraph::new(agg), agg_area);
+    }
+}
+
+/// The first 8 characters of a request id.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// The DDL's aggregates over the ok replies, one line each (`Summary of Value: uk = 2, de = 1`),
+/// computed by the client core as the CLI's are.
+pub fn aggregate_lines(act: &fleet_ddl::Action, replies: &[ReplyRow]) -> Vec<String> {
+    fleet_client::aggregate::compute(act, replies.iter().map(|r| (&r.status, &r.data))).iter().map(|a| a.line()).collect()
+}

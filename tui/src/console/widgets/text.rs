@@ -1,0 +1,58 @@
+//! Text made to fit a width (cut with a mark, padded to a column), and times as the console
+//! shows them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `text` in at most `width` characters; when it does not fit, its end gives way to `mark`.
+pub fn cut(text: &str, width: usize, mark: char) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push(mark);
+    out
+}
+
+/// `text` cut or padded to exactly `w` columns; a cut ends in `…`.
+pub fn fit(text: &str, w: usize) -> String {
+    let text = if w == 0 { String::new() } else { cut(text, w, '…') };
+    format!("{text:<w$}")
+}
+
+/// [`fit`], right-aligned when it is not cut.
+pub fn rfit(text: &str, w: usize) -> String {
+    if text.chars().count() <= w { format!("{text:>w$}") } else { fit(text, w) }
+}
+
+/// A reply's round trip: `12.3 ms`.
+pub fn ms_text(ms: f64) -> String {
+    format!("{ms:.1} ms")
+}
+
+/// The first line of a (possibly multi-line) message.
+pub fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}
+
+/// `HH:MM:SS UTC`. UTC because the local offset cannot be read soundly from a multi-threaded
+/// process without a time-zone database crate.
+pub fn clock_text(now: SystemTime) -> String {
+    let ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    format!("{} UTC", fleet_client::format::utc_time_ms(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_and_fit() {
+        assert_eq!(cut("abcdef", 4, '~'), "abc~");
+        assert_eq!(cut("abc", 4, '~'), "abc");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("ab", 4), "ab  ");
+        assert_eq!(fit("ab", 0), "");
+        assert_eq!(rfit("ab", 4), "  ab");
+        assert_eq!(rfit("abcdef", 4), "abc…");
+    }
+}
