@@ -10,8 +10,10 @@
 //!
 //! No clap, no terminal, no printing and no daemon code: the CLI and the console are faces over it.
 
+pub mod agent_template;
 pub mod aggregate;
 pub mod ddl;
+pub mod diagnose;
 pub mod error;
 pub mod format;
 pub mod link;

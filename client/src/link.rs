@@ -1,16 +1,22 @@
-//! The console's side of a hub link: attach, say hello, discover, send requests and read what
-//! comes back. Used by the CLI commands and, from a background task, by the full-screen console.
+//! The console's side of its hub links: attach to every hub of the list at once, say hello,
+//! discover, send each request through every hub, and read what comes back from any of them.
+//! A hub that dies mid-request costs nothing while another is attached: the nodes are attached to
+//! every hub too, and replies are de-duplicated by sender in the round. Used by the CLI commands
+//! and, from a background task, by the full-screen console.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
 use fleet_protocol::keys::{KeyPair, Keyring};
+use fleet_protocol::noise::Session;
 use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
-use fleet_protocol::{Discover, Envelope, Filter, Hello, Message};
+use fleet_protocol::{Discover, Discovered, DownNode, Envelope, Filter, Hello, Message};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::error::{ClientError, Result};
 use crate::scope::Settings;
@@ -45,6 +51,8 @@ pub struct Credentials {
     pub hub_key: Option<[u8; 32]>,
     /// Node keys, to check the signature on every reply (`$XDG_CONFIG_HOME/fleet/nodes`).
     pub known_nodes: Arc<Keyring>,
+    /// Where the signing key and the hub key were looked for, to say so when one is missing.
+    pub looked_for: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// What the signature on a reply says about its sender.
@@ -59,86 +67,169 @@ pub enum SignatureCheck {
     Bad,
 }
 
-pub struct Client {
-    tx: LinkSender,
-    rx: LinkReceiver,
-    limits: Limits,
+/// One attached hub: where to send, and the link's Noise session (shared with its reader task,
+/// which opens what arrives).
+struct HubLink {
     hub: String,
+    tx: LinkSender,
+    session: Arc<Mutex<Session>>,
+    reader: JoinHandle<()>,
+    alive: bool,
+}
+
+/// What a link's reader task hands over: a decrypted frame, or the link's end.
+enum Inbound {
+    Frame { link: usize, frame: Vec<u8> },
+    Closed { link: usize, why: String },
+}
+
+/// The links to every reachable hub of the list, used as one.
+pub struct Client {
+    links: Vec<HubLink>,
+    inbox: mpsc::UnboundedReceiver<Inbound>,
+    limits: Limits,
     signer: Option<Signer>,
     known_nodes: Arc<Keyring>,
-    session: fleet_protocol::noise::Session,
     /// Signature checks of the replies received, by (request id, sender).
     checks: HashMap<(String, String), SignatureCheck>,
 }
 
-impl Client {
-    /// Attaches to the first reachable hub of the settings' list.
-    pub async fn connect(settings: &Settings, credentials: &Credentials, subscribe: bool) -> Result<Client> {
-        let signer = credentials.signer.clone().ok_or_else(|| {
-            ClientError::Config(
-                "no key: create one with `fleet keygen NAME` (it signs requests and authenticates the link), or set FLEET_KEY".into(),
-            )
-        })?;
-        let hub_key = credentials.hub_key.ok_or_else(|| {
-            ClientError::Config(
-                "no hub key: put the hub's public key in $XDG_CONFIG_HOME/fleet/hub.pub (or set `hub_key` / FLEET_HUB_KEY)".into(),
-            )
-        })?;
-        let timeout = settings.connect_timeout;
-        let mut errors = Vec::new();
-        for hub in &settings.hubs {
-            match Link::connect(hub, timeout).await {
-                Ok(link) => {
-                    let (mut tx, mut rx) = link.split();
-                    let (init, hello) = fleet_protocol::noise::Initiator::start(&signer.key, &hub_key, &signer.caller)
-                        .map_err(|e| ClientError::NoHub(format!("{hub}: cannot start the link handshake: {e}")))?;
-                    if let Err(e) = tx.send(Bytes::from(hello)).await {
-                        errors.push(format!("{hub}: sending the link handshake: {e}"));
-                        continue;
-                    }
-                    let reply = match tokio::time::timeout(timeout, rx.recv()).await {
-                        Ok(Ok(r)) => r,
-                        Ok(Err(e)) => {
-                            errors.push(format!("{hub}: the hub closed the link during the handshake ({e})"));
-                            continue;
-                        }
-                        Err(_) => {
-                            errors.push(format!(
-                                "{hub}: no answer to the link handshake (is this console's key enrolled? noded hub enroll --accept {})",
-                                signer.caller
-                            ));
-                            continue;
-                        }
-                    };
-                    let session = match init.finish(&reply) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            errors.push(format!("{hub}: link handshake failed, wrong hub key? ({e})"));
-                            continue;
-                        }
-                    };
-                    let mut c = Client {
-                        tx,
-                        rx,
-                        limits: Limits::default(),
-                        hub: hub.clone(),
-                        signer: Some(signer.clone()),
-                        known_nodes: credentials.known_nodes.clone(),
-                        session,
-                        checks: Default::default(),
-                    };
-                    let name = format!("fleet-{}", std::process::id());
-                    c.send(&Message::Hello(Hello { name, subscribe })).await?;
-                    return Ok(c);
+impl Drop for Client {
+    fn drop(&mut self) {
+        for l in &self.links {
+            l.reader.abort();
+        }
+    }
+}
+
+/// A link that passed the handshake.
+struct Attached {
+    hub: String,
+    tx: LinkSender,
+    rx: LinkReceiver,
+    session: Session,
+}
+
+/// Attaches to one hub: the transport, then the Noise IK handshake against the pinned hub key.
+/// Errors are in the admin's words.
+async fn attach(hub: String, signer: Signer, hub_key: [u8; 32], timeout: Duration) -> Result<Attached, String> {
+    let link = match Link::connect(&hub, timeout).await {
+        Ok(link) => link,
+        Err(e) => return Err(crate::diagnose::connect_failure(&hub, &e.to_string(), timeout).await),
+    };
+    let (mut tx, mut rx) = link.split();
+    let (init, hello) = fleet_protocol::noise::Initiator::start(&signer.key, &hub_key, &signer.caller)
+        .map_err(|e| format!("{hub}: cannot start the link handshake: {e}"))?;
+    tx.send(Bytes::from(hello)).await.map_err(|e| format!("{hub}: sending the link handshake: {e}"))?;
+    let reply = match tokio::time::timeout(timeout, rx.recv()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => return Err(format!("{hub}: the hub closed the link during the handshake")),
+        Err(_) => {
+            return Err(format!(
+                "{hub}: no answer to the link handshake within {:.0} s: this console's key is not enrolled yet \
+                 (on the hub: noded hub enroll --list, then noded hub enroll --accept {} --role console), \
+                 or the pinned hub key is not this hub's (FLEET_HUB_KEY / hub_key)",
+                timeout.as_secs_f64(),
+                signer.caller
+            ));
+        }
+    };
+    let session = init.finish(&reply).map_err(|e| {
+        format!("{hub}: hub key mismatch: the hub's answer does not match the pinned hub key (FLEET_HUB_KEY / hub_key) ({e})")
+    })?;
+    Ok(Attached { hub, tx, rx, session })
+}
+
+/// Reads one link: opens each frame with the link's session and hands it to the client's inbox.
+fn spawn_reader(link: usize, mut rx: LinkReceiver, session: Arc<Mutex<Session>>, inbox: mpsc::UnboundedSender<Inbound>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let sealed = match rx.recv().await {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = inbox.send(Inbound::Closed { link, why: e.to_string() });
+                    return;
                 }
-                Err(e) => errors.push(e.to_string()),
+            };
+            let opened = session.lock().expect("link session lock").open(&sealed);
+            match opened {
+                Ok(frame) => {
+                    if inbox.send(Inbound::Frame { link, frame }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "dropping a frame that does not decrypt"),
             }
         }
-        Err(ClientError::NoHub(format!("no hub reachable: {}", errors.join("; "))))
+    })
+}
+
+impl Client {
+    /// Attaches to every hub of the settings' list at once. It is enough that one answers; the
+    /// others are named in a warning.
+    pub async fn connect(settings: &Settings, credentials: &Credentials, subscribe: bool) -> Result<Client> {
+        let (key_at, hub_key_at) = match &credentials.looked_for {
+            Some((k, h)) => (format!(" at {}", k.display()), format!(" at {}", h.display())),
+            None => (String::new(), String::new()),
+        };
+        let signer = credentials.signer.clone().ok_or_else(|| {
+            ClientError::Config(format!(
+                "no key{key_at}: create one with `fleet keygen NAME` (it signs requests and authenticates the link), \
+                 or pick one with --caller NAME or FLEET_KEY=FILE"
+            ))
+        })?;
+        let hub_key = credentials.hub_key.ok_or_else(|| {
+            ClientError::Config(format!(
+                "no hub key{hub_key_at}: copy the hub's hub.pub there (or set `hub_key` in the config, or FLEET_HUB_KEY=FILE)"
+            ))
+        })?;
+        if settings.hubs.is_empty() {
+            return Err(ClientError::Config("no hub: set `hubs` in the config, FLEET_HUB, or --hub".into()));
+        }
+        let tasks: Vec<_> =
+            settings.hubs.iter().map(|hub| tokio::spawn(attach(hub.clone(), signer.clone(), hub_key, settings.connect_timeout))).collect();
+        let (inbox_tx, inbox) = mpsc::unbounded_channel();
+        let mut links = Vec::new();
+        let mut errors = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok(Ok(a)) => {
+                    let session = Arc::new(Mutex::new(a.session));
+                    let reader = spawn_reader(links.len(), a.rx, session.clone(), inbox_tx.clone());
+                    links.push(HubLink { hub: a.hub, tx: a.tx, session, reader, alive: true });
+                }
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(format!("attaching: {e}")),
+            }
+        }
+        if links.is_empty() {
+            let all = errors.join("; ");
+            return Err(ClientError::NoHub(if settings.hubs.len() == 1 { all } else { format!("no hub reachable: {all}") }));
+        }
+        for e in &errors {
+            tracing::warn!("hub not attached: {e}");
+        }
+        let mut c = Client {
+            links,
+            inbox,
+            limits: Limits::default(),
+            signer: Some(signer),
+            known_nodes: credentials.known_nodes.clone(),
+            checks: Default::default(),
+        };
+        let name = format!("fleet-{}", std::process::id());
+        c.send(&Message::Hello(Hello { name, subscribe })).await?;
+        Ok(c)
     }
 
-    pub fn hub(&self) -> &str {
-        &self.hub
+    /// The hubs attached and alive, comma separated.
+    pub fn hub(&self) -> String {
+        self.live_hubs().join(", ")
+    }
+
+    /// The hubs attached and alive.
+    pub fn live_hubs(&self) -> Vec<String> {
+        self.links.iter().filter(|l| l.alive).map(|l| l.hub.clone()).collect()
     }
 
     fn check_reply(&self, frame: &[u8], sender: &str) -> SignatureCheck {
@@ -161,8 +252,9 @@ impl Client {
         self.signer.as_ref()
     }
 
-    /// Sends a message. Requests are signed, and their caller is the signing key's name: a node
-    /// refuses any request whose caller and key disagree.
+    /// Sends a message through every live hub. Requests are signed, and their caller is the
+    /// signing key's name: a node refuses any request whose caller and key disagree. An error
+    /// only when no hub took it.
     pub async fn send(&mut self, msg: &Message) -> Result<()> {
         let frame = match (msg, &self.signer) {
             (Message::Request(req), Some(signer)) => {
@@ -179,19 +271,47 @@ impl Client {
             }
             _ => encode_message(msg).map_err(|e| ClientError::input(format!("encoding message: {e}")))?,
         };
-        let frame = self.session.seal(&frame).map_err(|e| ClientError::Hub(format!("encrypting for hub {}: {e}", self.hub)))?;
-        self.tx.send(Bytes::from(frame)).await.map_err(|e| ClientError::Hub(format!("sending to hub {}: {e}", self.hub)))
+        let mut sent = 0;
+        let mut errors = Vec::new();
+        for l in self.links.iter_mut().filter(|l| l.alive) {
+            let sealed = l.session.lock().expect("link session lock").seal(&frame);
+            let result = match sealed {
+                Ok(sealed) => l.tx.send(Bytes::from(sealed)).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    tracing::warn!(hub = %l.hub, error = %e, "hub link lost while sending");
+                    l.alive = false;
+                    errors.push(format!("{}: {e}", l.hub));
+                }
+            }
+        }
+        if sent == 0 {
+            return Err(ClientError::Hub(format!(
+                "hub lost: {}",
+                if errors.is_empty() { "no hub attached".into() } else { errors.join("; ") }
+            )));
+        }
+        Ok(())
     }
 
-    /// The next message from the hub; malformed frames are skipped.
-    pub async fn recv(&mut self) -> Result<Message> {
+    /// The next message from any hub, and which link it came on; malformed frames are skipped.
+    async fn recv_from(&mut self) -> Result<(usize, Message)> {
         loop {
-            let sealed = self.rx.recv().await.map_err(|e| ClientError::Hub(format!("hub {} closed the link ({e})", self.hub)))?;
-            let frame = match self.session.open(&sealed) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(error = %e, "dropping a frame that does not decrypt");
-                    continue;
+            let Some(inbound) = self.inbox.recv().await else {
+                return Err(ClientError::Hub("hub lost: every hub link is closed".into()));
+            };
+            let (link, frame) = match inbound {
+                Inbound::Frame { link, frame } => (link, frame),
+                Inbound::Closed { link, why } => {
+                    self.links[link].alive = false;
+                    tracing::warn!(hub = %self.links[link].hub, %why, "hub link closed");
+                    if self.links.iter().any(|l| l.alive) {
+                        continue;
+                    }
+                    return Err(ClientError::Hub(format!("hub lost: {} closed the link", self.links[link].hub)));
                 }
             };
             match decode_message(&frame, &self.limits) {
@@ -203,13 +323,22 @@ impl Client {
                     if self.checks.len() > 100_000 {
                         self.checks.clear();
                     }
-                    self.checks.insert((r.request_id.clone(), r.sender.clone()), check);
-                    return Ok(Message::Reply(r));
+                    // A reply that came through two hubs keeps the worse check.
+                    let slot = self.checks.entry((r.request_id.clone(), r.sender.clone())).or_insert(check);
+                    if check == SignatureCheck::Bad {
+                        *slot = check;
+                    }
+                    return Ok((link, Message::Reply(r)));
                 }
-                Ok(m) => return Ok(m),
+                Ok(m) => return Ok((link, m)),
                 Err(e) => tracing::warn!(error = %e, "dropping malformed frame from hub"),
             }
         }
+    }
+
+    /// The next message from any hub.
+    pub async fn recv(&mut self) -> Result<Message> {
+        self.recv_from().await.map(|(_, m)| m)
     }
 
     /// Like [`recv`](Self::recv) with a deadline; `None` when it passes.
@@ -220,29 +349,70 @@ impl Client {
         }
     }
 
-    /// Asks the hub's registry which nodes match.
-    pub async fn discover(&mut self, filter: &Filter, collective: &str, timeout: Duration) -> Result<Vec<String>> {
-        self.send(&Message::Discover(Discover { filter: filter.clone(), collective: Some(collective.to_string()) })).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self.recv_until(deadline).await? {
-                Some(Message::Discovered(d)) => return Ok(d.nodes),
-                Some(Message::Error(e)) => return Err(ClientError::Hub(format!("hub refused discovery: {}", e.message))),
-                Some(_) => continue,
-                None => {
-                    return Err(ClientError::Hub(format!(
-                        "hub {} did not answer discovery within {:.1} s",
-                        self.hub,
-                        timeout.as_secs_f64()
-                    )));
-                }
-            }
+    /// Like [`recv_until`](Self::recv_until), also saying which hub link the message came on.
+    pub async fn recv_from_until(&mut self, deadline: tokio::time::Instant) -> Result<Option<(usize, Message)>> {
+        match tokio::time::timeout_at(deadline, self.recv_from()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
         }
     }
-}
 
-impl Client {
-    /// The hub's counters.
+    /// How many hub links are alive.
+    pub fn live_links(&self) -> usize {
+        self.links.iter().filter(|l| l.alive).count()
+    }
+
+    /// Asks every hub's registry which nodes match, and merges the answers: a node live on any
+    /// hub is live; a node down on every hub that knows it is down, since the latest time seen.
+    pub async fn discover_all(&mut self, filter: &Filter, collective: &str, timeout: Duration) -> Result<Discovered> {
+        self.send(&Message::Discover(Discover { filter: filter.clone(), collective: Some(collective.to_string()) })).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut answered: Vec<bool> = vec![false; self.links.len()];
+        let mut nodes = std::collections::BTreeSet::new();
+        let mut down: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut refusal = None;
+        loop {
+            let waiting = self.links.iter().enumerate().any(|(i, l)| l.alive && !answered[i]);
+            if !waiting {
+                break;
+            }
+            let next = match tokio::time::timeout_at(deadline, self.recv_from()).await {
+                Ok(r) => r?,
+                Err(_) => break,
+            };
+            match next {
+                (link, Message::Discovered(d)) => {
+                    answered[link] = true;
+                    nodes.extend(d.nodes);
+                    for n in d.down {
+                        let since = down.entry(n.identity).or_insert(n.since_ms);
+                        *since = (*since).max(n.since_ms);
+                    }
+                }
+                (link, Message::Error(e)) => {
+                    answered[link] = true;
+                    refusal = Some(e.message);
+                }
+                _ => {}
+            }
+        }
+        if !answered.iter().any(|a| *a) {
+            return Err(match refusal {
+                Some(e) => ClientError::Hub(format!("hub refused discovery: {e}")),
+                None => ClientError::Hub(format!("hub {} did not answer discovery within {:.1} s", self.hub(), timeout.as_secs_f64())),
+            });
+        }
+        let down =
+            down.into_iter().filter(|(id, _)| !nodes.contains(id)).map(|(identity, since_ms)| DownNode { identity, since_ms }).collect();
+        Ok(Discovered { nodes: nodes.into_iter().collect(), down })
+    }
+
+    /// The live nodes that match, from every hub's registry.
+    pub async fn discover(&mut self, filter: &Filter, collective: &str, timeout: Duration) -> Result<Vec<String>> {
+        self.discover_all(filter, collective, timeout).await.map(|d| d.nodes)
+    }
+
+    /// The counters of the first hub that answers.
     pub async fn hub_stats(&mut self, timeout: Duration) -> Result<fleet_protocol::HubStats> {
         self.send(&Message::StatsQuery).await?;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -251,7 +421,7 @@ impl Client {
                 Some(Message::HubStats(s)) => return Ok(s),
                 Some(_) => continue,
                 None => {
-                    return Err(ClientError::Hub(format!("hub {} did not answer within {:.0} s", self.hub, timeout.as_secs_f64())));
+                    return Err(ClientError::Hub(format!("hub {} did not answer within {:.0} s", self.hub(), timeout.as_secs_f64())));
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fleet_protocol::{Filter, FilterExpr, Message, Reply, ReplyMode, Request};
+use fleet_protocol::{DownNode, Filter, FilterExpr, Message, Reply, ReplyMode, Request};
 use serde_json::{Map, Value};
 
 use crate::error::{ClientError, Result, exit};
@@ -84,6 +84,13 @@ pub struct Outcome {
     pub discovered: Vec<String>,
     pub replies: Vec<ReplyRecord>,
     pub no_reply: Vec<String>,
+    /// Nodes that match but are down (from the registries), and addressed nodes no hub has a link
+    /// to (`since_ms` 0): they were not waited for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<DownNode>,
+    /// Set when every hub link was lost before the round ended: what came before is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub_lost: Option<String>,
     pub discovery_ms: f64,
     pub elapsed_ms: f64,
 }
@@ -99,11 +106,11 @@ impl Outcome {
     /// MCollective's exit codes: 0 all ok, 1 nothing discovered, 2 some failed or missing,
     /// 3 discovered but no replies. (4, nothing at all, is for errors before anything was sent.)
     pub fn exit_code(&self) -> i32 {
-        if self.discovered.is_empty() && self.replies.is_empty() {
+        if self.discovered.is_empty() && self.replies.is_empty() && self.down.is_empty() {
             exit::NOTHING_DISCOVERED
         } else if self.replies.is_empty() {
             exit::NO_REPLIES
-        } else if self.failed_count() > 0 || !self.no_reply.is_empty() {
+        } else if self.failed_count() > 0 || !self.no_reply.is_empty() || !self.down.is_empty() || self.hub_lost.is_some() {
             exit::SOME_FAILED
         } else {
             exit::OK
@@ -171,8 +178,13 @@ const TARGET_LIST_LIMIT: usize = 32;
 
 /// Discovers the nodes a spec addresses.
 pub async fn discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
+    discover_with_down(client, spec).await.map(|(nodes, _)| nodes)
+}
+
+/// Discovers the nodes a spec addresses, and the matching nodes the registries know are down.
+pub async fn discover_with_down(client: &mut Client, spec: &Spec) -> Result<(Vec<String>, Vec<DownNode>)> {
     if let Some(t) = &spec.targets {
-        return Ok(t.clone());
+        return Ok((t.clone(), Vec::new()));
     }
     if spec.method == DiscoveryMethod::Flatfile || spec.nodes_file.is_some() {
         let Some(path) = &spec.nodes_file else { return Err(ClientError::input("--dm flatfile needs --nodes FILE")) };
@@ -184,16 +196,17 @@ pub async fn discover(client: &mut Client, spec: &Spec) -> Result<Vec<String>> {
             let none = Value::Null;
             nodes.retain(|n| expr.matches(&fleet_protocol::NodeView { identity: n, facts: &none, classes: &[], agents: Vec::new() }));
         }
-        return Ok(nodes);
+        return Ok((nodes, Vec::new()));
     }
     if let Some(direct) = direct_targets(&spec.filter) {
-        return Ok(direct);
+        return Ok((direct, Vec::new()));
     }
     match spec.method {
         DiscoveryMethod::Registry | DiscoveryMethod::Flatfile => {
-            client.discover(&spec.filter, &spec.collective, spec.discovery_timeout).await
+            let d = client.discover_all(&spec.filter, &spec.collective, spec.discovery_timeout).await?;
+            Ok((d.nodes, d.down))
         }
-        DiscoveryMethod::Broadcast => broadcast_discover(client, spec).await,
+        DiscoveryMethod::Broadcast => Ok((broadcast_discover(client, spec).await?, Vec::new())),
     }
 }
 
@@ -224,7 +237,7 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
     let deadline = tokio::time::Instant::now() + spec.timeout;
     // Fail fast on a bad filter, with the parser's column-pointing message.
     let _: FilterExpr = spec.filter.compile()?;
-    let discovered = discover(client, spec).await?;
+    let (discovered, mut down) = discover_with_down(client, spec).await?;
     let discovery_ms = start.elapsed().as_secs_f64() * 1000.0;
     on(&Progress::Discovered(discovered.clone()));
     if discovered.is_empty() {
@@ -233,6 +246,8 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
             discovered,
             replies: Vec::new(),
             no_reply: Vec::new(),
+            down,
+            hub_lost: None,
             discovery_ms,
             elapsed_ms: discovery_ms,
         });
@@ -250,17 +265,36 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
     let id = req.id.clone();
     let sent_at = Instant::now();
     client.send(&Message::Request(Box::new(req))).await?;
+    let sent_through = client.live_links();
     let mut waiting: BTreeSet<String> = discovered.iter().cloned().collect();
     let expected_set: BTreeSet<String> = waiting.clone();
     let mut replies = Vec::new();
     let mut seen: HashMap<String, ()> = HashMap::new();
+    // Targets a hub has no link to, per hub that said so; a target no live hub reaches is down.
+    let mut dispatched: HashMap<usize, BTreeSet<String>> = HashMap::new();
+    // Through two hubs a node gets the request twice and refuses the second copy as a replay;
+    // that refusal stands for the node only if nothing better came.
+    let mut replay_refusals: HashMap<String, Box<Reply>> = HashMap::new();
+    let mut hub_lost = None;
     while !waiting.is_empty() {
-        let Some(msg) = client.recv_until(deadline).await? else { break };
-        match msg {
-            Message::Reply(r) if r.request_id == id => {
-                if seen.insert(r.sender.clone(), ()).is_some() {
-                    continue; // a duplicate through a second path
+        let next = match client.recv_from_until(deadline).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => {
+                hub_lost = Some(e.to_string());
+                break;
+            }
+        };
+        match next {
+            (_, Message::Reply(r)) if r.request_id == id => {
+                if seen.contains_key(&r.sender) {
+                    continue; // a duplicate through a second hub
                 }
+                if sent_through > 1 && is_replay_refusal(&r) {
+                    replay_refusals.insert(r.sender.clone(), r);
+                    continue;
+                }
+                seen.insert(r.sender.clone(), ());
                 let expected = expected_set.contains(&r.sender);
                 waiting.remove(&r.sender);
                 let rtt = sent_at.elapsed();
@@ -268,11 +302,34 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
                 on(&Progress::Reply { reply: r.clone(), expected, rtt, signature });
                 replies.push(ReplyRecord { reply: *r, time_ms: rtt.as_secs_f64() * 1000.0, expected, signature });
             }
-            Message::Dispatched(d) if d.request_id == id => {
+            (link, Message::Dispatched(d)) if d.request_id == id => {
                 on(&Progress::Sent { request_id: id.clone(), unknown: d.unknown.clone() });
+                dispatched.insert(link, d.unknown.into_iter().collect());
+                if dispatched.len() >= client.live_links() {
+                    let mut sets = dispatched.values();
+                    let first = sets.next().cloned().unwrap_or_default();
+                    let unreachable: BTreeSet<String> = sets.fold(first, |acc, s| acc.intersection(s).cloned().collect());
+                    for node in unreachable {
+                        if waiting.remove(&node) {
+                            down.push(DownNode { identity: node, since_ms: 0 });
+                        }
+                    }
+                }
             }
-            Message::Error(e) => return Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
+            (_, Message::Error(e)) => return Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
             _ => {}
+        }
+    }
+    for (sender, r) in replay_refusals {
+        if waiting.remove(&sender) {
+            let rtt = sent_at.elapsed();
+            let signature = client.reply_check(&r.request_id, &r.sender);
+            replies.push(ReplyRecord {
+                reply: *r,
+                time_ms: rtt.as_secs_f64() * 1000.0,
+                expected: expected_set.contains(&sender),
+                signature,
+            });
         }
     }
     Ok(Outcome {
@@ -280,9 +337,17 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
         discovered,
         replies,
         no_reply: waiting.into_iter().collect(),
+        down,
+        hub_lost,
         discovery_ms,
         elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// A node's refusal of a request id it already received (here: the same request through a
+/// second hub).
+fn is_replay_refusal(r: &Reply) -> bool {
+    r.status == fleet_protocol::Status::Denied && r.status_msg.starts_with("replayed request")
 }
 
 /// Sends a fire-and-forget request: no discovery, no replies. Returns the request id.

@@ -77,6 +77,25 @@ impl Scope {
     }
 }
 
+/// The discovery method a scope gets: flatfile with a nodes file; broadcast when the filter has
+/// data functions (`fstat(...)`, `process(...)`), which only the nodes can evaluate, so the hub's
+/// registry would over-count.
+fn method_for(scope: &Scope) -> DiscoveryMethod {
+    if scope.nodes_file.is_some() {
+        DiscoveryMethod::Flatfile
+    } else if scope.method == DiscoveryMethod::Registry && scope.filter.needs_node_evaluation() {
+        DiscoveryMethod::Broadcast
+    } else {
+        scope.method
+    }
+}
+
+/// Why a spec discovers by broadcast though registry discovery was asked for, to tell the admin.
+pub fn broadcast_note(spec: &Spec) -> Option<&'static str> {
+    (spec.method == DiscoveryMethod::Broadcast && spec.filter.needs_node_evaluation())
+        .then_some("the filter has data functions only the nodes can evaluate: discovering by broadcast")
+}
+
 impl Settings {
     /// The request `agent#action` with `args` on `scope`. The round's timeout is the scope's, else
     /// the configured one, else discovery + the action's timeout + 2 s.
@@ -88,7 +107,7 @@ impl Settings {
             args,
             filter: scope.filter.clone(),
             collective: scope.collective.clone().unwrap_or_else(|| self.collective.clone()),
-            method: if scope.nodes_file.is_some() { DiscoveryMethod::Flatfile } else { scope.method },
+            method: method_for(scope),
             nodes_file: scope.nodes_file.clone(),
             targets: scope.targets.clone(),
             timeout,
@@ -121,6 +140,17 @@ mod tests {
         assert_eq!(spec.timeout, Duration::from_secs(30));
         let flat = Scope { nodes_file: Some("/tmp/n".into()), ..Scope::default() };
         assert_eq!(settings.spec("a", "b", Map::new(), &flat, Duration::ZERO).method, DiscoveryMethod::Flatfile);
+    }
+
+    #[test]
+    fn data_functions_discover_by_broadcast() {
+        let f = Filter { compound: vec!["fstat(\"/etc/motd\").present=true and country=uk".into()], ..Filter::default() };
+        let spec = Settings::default().spec("rpcutil", "ping", Map::new(), &Scope::filter(f), Duration::from_secs(5));
+        assert_eq!(spec.method, DiscoveryMethod::Broadcast);
+        assert!(broadcast_note(&spec).is_some());
+        let plain = Filter { compound: vec!["country=uk".into()], ..Filter::default() };
+        let spec = Settings::default().spec("rpcutil", "ping", Map::new(), &Scope::filter(plain), Duration::from_secs(5));
+        assert_eq!((spec.method, broadcast_note(&spec)), (DiscoveryMethod::Registry, None));
     }
 
     #[test]

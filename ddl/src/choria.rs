@@ -12,6 +12,12 @@
 //! - `aggregate` items are `{"function": F, "args": [OUTPUT, {"format": "..."}]}`. `summary`,
 //!   `average` and fleet's `sum` map directly; `boolean_summary` becomes `summary` (its
 //!   `{"true": ..., "false": ...}` labels are accepted but not used: replies show true/false).
+//!   Any other function (a plugin aggregate such as `nagios_states` or `process_summary`, or
+//!   Choria's `chart`) is kept as a [`PluginAggregate`]: the DDL loads with a warning
+//!   ([`Ddl::warnings`]), the aggregate shows as not available and the action runs, as Choria
+//!   skips aggregates it does not know.
+//! - A `validation` naming a validator fleet does not implement (a plugin validator) loads with a
+//!   warning; that input is validated by its type only. A misspelt built-in validator is an error.
 //! - Regexes are Go's RE2 dialect, where a `{` that does not start a repetition is a literal (Choria's
 //!   own `choria_provision` DDL validates with `^{.+}$`); such braces are escaped for Rust's `regex`.
 //! - Defaults are checked for their type only (see [`crate::model::Ddl`]'s `check`).
@@ -31,7 +37,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::locate::{self, FieldPath, Seg, fpath};
-use crate::model::{Action, Aggregate, AggregateFunction, Ddl, DdlError, Dialect, Display, Input, InputType, Metadata, Output};
+use crate::model::{
+    Action, Aggregate, AggregateFunction, Ddl, DdlError, Dialect, Display, Input, InputType, Metadata, Output, PluginAggregate,
+};
 use crate::validate;
 
 /// A conversion failure: where, and what.
@@ -230,17 +238,29 @@ fn convert_action(value: &Value, at: FieldPath) -> Result<(String, Action), Fail
         }
     }
     let mut aggregate = Vec::new();
+    let mut plugin_aggregate = Vec::new();
     match obj.get("aggregate") {
         None => {}
         Some(Value::Array(items)) => {
             for (j, v) in items.iter().enumerate() {
-                aggregate.push(convert_aggregate(v, at.child("aggregate").child(j))?);
+                match convert_aggregate(v, at.child("aggregate").child(j))? {
+                    Converted::Known(a) => aggregate.push(a),
+                    Converted::Plugin(p) => plugin_aggregate.push(p),
+                }
             }
         }
         Some(other) => return fail(at.child("aggregate"), format!("expected an array of aggregates, got {}", describe(other))),
     }
 
-    let action = Action { description, display, destructive: obj.boolean("destructive")?.unwrap_or(false), input, output, aggregate };
+    let action = Action {
+        description,
+        display,
+        destructive: obj.boolean("destructive")?.unwrap_or(false),
+        input,
+        output,
+        aggregate,
+        plugin_aggregate,
+    };
     Ok((name, action))
 }
 
@@ -311,21 +331,24 @@ fn convert_output(value: &Value, at: FieldPath) -> Result<Output, Fail> {
     })
 }
 
-fn convert_aggregate(value: &Value, at: FieldPath) -> Result<Aggregate, Fail> {
+/// An aggregate fleet computes, or a plugin one it keeps but does not.
+enum Converted {
+    Known(Aggregate),
+    Plugin(PluginAggregate),
+}
+
+fn convert_aggregate(value: &Value, at: FieldPath) -> Result<Converted, Fail> {
     let obj = Obj::new(value, at.clone(), "an aggregate")?;
     obj.keys(&["function", "args"])?;
     let name = obj.required_string("function")?;
     let function = match name.as_str() {
-        "summary" | "boolean_summary" => AggregateFunction::Summary,
-        "average" => AggregateFunction::Average,
-        "sum" => AggregateFunction::Sum,
-        "chart" => return fail(at.child("function"), "Choria's 'chart' aggregate is not supported by fleet (use summary or average)"),
-        other => {
-            return fail(
-                at.child("function"),
-                format!("unknown aggregate function '{other}' (expected one of summary, boolean_summary, average, sum)"),
-            );
+        "summary" | "boolean_summary" => Some(AggregateFunction::Summary),
+        "average" => Some(AggregateFunction::Average),
+        "sum" => Some(AggregateFunction::Sum),
+        other if !is_function_name(other) => {
+            return fail(at.child("function"), format!("'{other}' is not an aggregate function name (lowercase a-z, 0-9 and _)"));
         }
+        _ => None,
     };
     let args_at = at.child("args");
     let args = match obj.required("args")? {
@@ -336,6 +359,17 @@ fn convert_aggregate(value: &Value, at: FieldPath) -> Result<Aggregate, Fail> {
         Some(Value::String(s)) => s.clone(),
         Some(other) => return fail(args_at.child(0), format!("expected the name of an output, got {}", describe(other))),
         None => return fail(args_at, "needs the name of the output to aggregate"),
+    };
+    let Some(function) = function else {
+        let options = match args.get(1) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(o)) => o.clone(),
+            Some(other) => return fail(args_at.child(1), format!("expected the aggregate's options (an object), got {}", describe(other))),
+        };
+        if args.len() > 2 {
+            return fail(args_at.child(2), "unexpected argument (an aggregate takes an output name and an optional object of options)");
+        }
+        return Ok(Converted::Plugin(PluginAggregate { function: name, output, options }));
     };
     let format = match args.get(1) {
         None | Some(Value::Null) => None,
@@ -354,7 +388,12 @@ fn convert_aggregate(value: &Value, at: FieldPath) -> Result<Aggregate, Fail> {
     if args.len() > 2 {
         return fail(args_at.child(2), "unexpected argument (an aggregate takes an output name and an optional object of options)");
     }
-    Ok(Aggregate { function, output, format })
+    Ok(Converted::Known(Aggregate { function, output, format }))
+}
+
+fn is_function_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Rewrites a Go (RE2) regex for Rust's `regex`: Go reads a `{` that does not start a counted

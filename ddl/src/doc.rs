@@ -77,13 +77,20 @@ fn text_action(out: &mut String, name: &str, action: &Action) {
         }
     }
 
-    if !action.aggregate.is_empty() {
+    if !action.aggregate.is_empty() || !action.plugin_aggregate.is_empty() {
         out.push_str("\n       AGGREGATES:\n");
         for agg in &action.aggregate {
             let line = match &agg.format {
                 Some(f) => format!("{} of {} (format {})", function_name(agg.function), agg.output, quoted(f)),
                 None => format!("{} of {}", function_name(agg.function), agg.output),
             };
+            push_wrapped(out, "           ", "               ", &line);
+        }
+        for agg in &action.plugin_aggregate {
+            let line = format!(
+                "{} of {}: not available (a plugin aggregate fleet does not implement; the action runs without it)",
+                agg.function, agg.output
+            );
             push_wrapped(out, "           ", "               ", &line);
         }
     }
@@ -101,7 +108,7 @@ fn input_rows(input: &Input) -> Vec<(&'static str, String)> {
         rows.push(("Default", value_text(d)));
     }
     if let Some(v) = &input.validation {
-        rows.push(("Validation", v.clone()));
+        rows.push(("Validation", validation_text(v, input.kind)));
     }
     if input.maxlength > 0 {
         rows.push(("Max length", input.maxlength.to_string()));
@@ -110,6 +117,15 @@ fn input_rows(input: &Input) -> Vec<(&'static str, String)> {
         rows.push(("Values", input.list.join(", ")));
     }
     rows
+}
+
+/// A validation as the help page shows it: a plugin validator says it checks the type only.
+fn validation_text(v: &str, kind: InputType) -> String {
+    if crate::validate::is_plugin_validator(v) {
+        format!("{v} (plugin validator, not available in fleet: checked as a {kind} only)")
+    } else {
+        v.to_string()
+    }
 }
 
 fn output_rows(output: &Output) -> Vec<(&'static str, String)> {
@@ -183,7 +199,7 @@ pub fn render_markdown(ddl: &Ddl) -> String {
         writeln!(out, "{}\n\nDisplay: `{}`\n", one_line(&action.description), display_name(action.display)).ok();
         markdown_inputs(&mut out, name, action);
         markdown_outputs(&mut out, name, action);
-        markdown_aggregates(&mut out, &action.aggregate);
+        markdown_aggregates(&mut out, action);
     }
     // Each section ends with a blank line; the page ends with just one newline.
     out.truncate(out.trim_end().len());
@@ -201,7 +217,13 @@ fn markdown_inputs(out: &mut String, name: &str, action: &Action) {
     out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for (iname, input) in &action.input {
         let default = input.default.as_ref().map(|d| code(&value_text(d))).unwrap_or_default();
-        let validation = input.validation.as_deref().map(code).unwrap_or_default();
+        let validation = match input.validation.as_deref() {
+            Some(v) if crate::validate::is_plugin_validator(v) => {
+                format!("{} (plugin validator, not available in fleet: checked as a {} only)", code(v), input.kind)
+            }
+            Some(v) => code(v),
+            None => String::new(),
+        };
         let maxlength = if input.maxlength > 0 { input.maxlength.to_string() } else { String::new() };
         let values = input.list.iter().map(|v| code(v)).collect::<Vec<_>>().join(", ");
         writeln!(
@@ -233,14 +255,18 @@ fn markdown_outputs(out: &mut String, name: &str, action: &Action) {
     out.push('\n');
 }
 
-fn markdown_aggregates(out: &mut String, aggregates: &[Aggregate]) {
-    if aggregates.is_empty() {
+fn markdown_aggregates(out: &mut String, action: &Action) {
+    let aggregates: &[Aggregate] = &action.aggregate;
+    if aggregates.is_empty() && action.plugin_aggregate.is_empty() {
         return;
     }
     out.push_str("#### Aggregates\n\n| Function | Output | Format |\n|---|---|---|\n");
     for agg in aggregates {
         let format = agg.format.as_deref().map(code).unwrap_or_default();
         writeln!(out, "| {} | {} | {format} |", function_name(agg.function), code(&agg.output)).ok();
+    }
+    for agg in &action.plugin_aggregate {
+        writeln!(out, "| {} (not available: plugin aggregate) | {} | |", cell(&agg.function), code(&agg.output)).ok();
     }
     out.push('\n');
 }

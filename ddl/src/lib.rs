@@ -10,7 +10,10 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::{ValidationError, coerce_cli_value, validate_request};
+pub use validate::{ValidationError, coerce_cli_value, is_plugin_validator, validate_request};
+
+/// Choria's JSON DDL written from the model: [`Ddl::to_choria_json`].
+pub mod export;
 
 /// The DDLs of the built-in agents, compiled in so a node and a console always agree on them.
 pub mod builtin {

@@ -63,6 +63,23 @@ pub struct Action {
     pub output: BTreeMap<String, Output>,
     #[serde(default)]
     pub aggregate: Vec<Aggregate>,
+    /// Aggregates by plugin functions fleet does not implement (`nagios_states`, `process_summary`,
+    /// Choria's `chart`, ...): kept so the DDL exports unchanged, shown as not available, never
+    /// computed. The action runs as usual; only its summary is missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_aggregate: Vec<PluginAggregate>,
+}
+
+/// An aggregate function fleet does not implement, as the DDL declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginAggregate {
+    pub function: String,
+    /// The output the aggregate reads.
+    pub output: String,
+    /// The function's options (Choria's second `args` item, e.g. `{"format": "..."}`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub options: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,14 +162,28 @@ pub struct Aggregate {
     pub format: Option<String>,
 }
 
-/// A DDL that failed to load: names the file, the line and the field when known.
+/// A DDL that failed to load: names the file, the line and the field when known. A line of 0
+/// means the error is about the whole file (it is shown as `FILE: MESSAGE`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[error("{}", self.shown())]
 pub struct DdlError {
     pub file: String,
     pub line: usize,
     pub message: String,
 }
+
+impl DdlError {
+    fn shown(&self) -> String {
+        if self.line == 0 { format!("{}: {}", self.file, self.message) } else { format!("{}:{}: {}", self.file, self.line, self.message) }
+    }
+}
+
+/// What fleet says about a legacy MCollective Ruby DDL (`NAME.ddl`).
+pub const RUBY_DDL_HELP: &str = "this is a legacy MCollective Ruby DDL, which fleet does not execute. \
+fleet reads its own TOML DDL (NAME.toml) and Choria's JSON DDL (NAME.json). To get the JSON: \
+`choria plugin generate ddl NAME.json NAME.ddl` converts this file (Choria ships the JSON beside the \
+.ddl of every agent it packages); with MCollective alone, `mco plugin doc agent/NAME` lists the same \
+metadata, inputs and outputs to write into a TOML DDL, of which `fleet ddl new NAME` writes a skeleton";
 
 /// Which DDL dialect is being checked: fleet's own TOML, or an imported Choria JSON DDL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +233,7 @@ impl Ddl {
         let parse: fn(&str, &str) -> Result<Ddl, DdlError> = match ext.as_deref() {
             Some("toml") => Ddl::from_toml,
             Some("json") => Ddl::from_json,
+            Some("ddl") => return Err(fail(RUBY_DDL_HELP.to_string())),
             Some(other) => return Err(fail(format!("unsupported DDL file extension '.{other}' (expected .toml or .json)"))),
             None => return Err(fail("a DDL file needs the extension .toml or .json".to_string())),
         };
@@ -242,13 +274,17 @@ impl Ddl {
                     if validate::NAMED_VALIDATORS.contains(&v.as_str()) {
                         // a named validator
                     } else if validate::is_validator_name(v) {
-                        return problem(
-                            field.child("validation"),
-                            format!(
-                                "unknown named validator '{v}' (known: {}; anything else must be a regex)",
-                                validate::NAMED_VALIDATORS.join(", ")
-                            ),
-                        );
+                        // A plugin validator (loads with a warning, validates by type), unless it
+                        // is a misspelt built-in one, which would silently weaken the check.
+                        if let Some(near) = validate::near_validator(v) {
+                            return problem(
+                                field.child("validation"),
+                                format!(
+                                    "unknown named validator '{v}': did you mean '{near}'? (known: {}; other names are plugin validators)",
+                                    validate::NAMED_VALIDATORS.join(", ")
+                                ),
+                            );
+                        }
                     } else if let Err(e) = regex::Regex::new(v) {
                         return problem(field.child("validation"), format!("bad regex '{v}': {}", regex_error(&e)));
                     }
@@ -289,6 +325,30 @@ impl Ddl {
 
     pub fn action(&self, name: &str) -> Option<&Action> {
         self.actions.get(name)
+    }
+
+    /// What loads but does not work fully in fleet, one line each: plugin aggregates (not
+    /// computed) and plugin validators (inputs checked by type only). A node logs these when it
+    /// loads the agent, `fleet ddl check` and `fleet ddl doc` print them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (aname, action) in &self.actions {
+            for agg in &action.plugin_aggregate {
+                out.push(format!(
+                    "{}#{aname}: aggregate function '{}' (of output '{}') is a plugin fleet does not implement: not available, the action runs without it",
+                    self.metadata.name, agg.function, agg.output
+                ));
+            }
+            for (iname, input) in &action.input {
+                if let Some(v) = input.validation.as_deref().filter(|v| validate::is_plugin_validator(v)) {
+                    out.push(format!(
+                        "{}#{aname}: input '{iname}' names the validator '{v}', a plugin fleet does not implement: validated by its type ({}) only",
+                        self.metadata.name, input.kind
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// A stable digest of the DDL, so consoles can tell versions apart (FNV-1a of the canonical JSON).

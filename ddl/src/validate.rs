@@ -47,6 +47,30 @@ pub(crate) fn is_validator_name(validation: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Whether `validation` names a validator fleet does not implement (a plugin validator): such an
+/// input is validated by its type only.
+pub fn is_plugin_validator(validation: &str) -> bool {
+    is_validator_name(validation) && !NAMED_VALIDATORS.contains(&validation)
+}
+
+/// The built-in validator `name` is most likely a misspelling of (at most two edits away).
+pub(crate) fn near_validator(name: &str) -> Option<&'static str> {
+    NAMED_VALIDATORS.iter().copied().filter(|k| edit_distance(k, name) <= 2).min_by_key(|k| edit_distance(k, name))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     #[error("agent '{agent}' has no action '{action}' (it has: {known})")]
@@ -171,7 +195,10 @@ fn check_validator(name: &str, rule: &str, s: &str, input: &Input) -> Result<(),
             }
         }
         "typecheck" => Ok(()), // the type was already checked by check_type
-        unknown if is_validator_name(unknown) => Err(invalid(name, format!("names the unknown validator '{unknown}' in the DDL"))),
+        // A misspelt built-in validator (a DDL built in code; loading refuses it) must not pass.
+        unknown if near_validator(unknown).is_some() => Err(invalid(name, format!("names the unknown validator '{unknown}' in the DDL"))),
+        // A plugin validator fleet does not implement: the type was checked, as documented.
+        plugin if is_validator_name(plugin) => Ok(()),
         regex => {
             let re = regex::Regex::new(regex).map_err(|e| invalid(name, format!("has a bad validation regex in the DDL: {e}")))?;
             if re.is_match(s) { Ok(()) } else { Err(invalid(name, format!("does not match the validation /{regex}/ (got '{s}')"))) }
@@ -427,6 +454,8 @@ display_as = "Message"
     fn an_unknown_validator_refuses_rather_than_matching_as_a_regex() {
         // Loading refuses such a DDL; a DDL built in code still must not treat the name as a regex.
         assert_eq!(check("shelsafe", "shelsafe"), Err("input 'v' names the unknown validator 'shelsafe' in the DDL".into()));
+        // A plugin validator (far from every built-in name) checks the type only.
+        assert_eq!(check("nrpe_command", "anything; at all"), Ok(()));
     }
 
     #[test]

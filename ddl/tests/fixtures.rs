@@ -113,7 +113,7 @@ fn every_agent_file_is_a_registered_builtin() {
 #[test]
 fn other_extensions_are_refused_by_name() {
     let e = Ddl::from_path(Path::new("tests/fixtures/agent.yaml")).unwrap_err();
-    assert_eq!(e.to_string(), "tests/fixtures/agent.yaml:0: unsupported DDL file extension '.yaml' (expected .toml or .json)");
+    assert_eq!(e.to_string(), "tests/fixtures/agent.yaml: unsupported DDL file extension '.yaml' (expected .toml or .json)");
     let e = Ddl::from_path(Path::new("tests/fixtures/agent")).unwrap_err();
-    assert_eq!(e.to_string(), "tests/fixtures/agent:0: a DDL file needs the extension .toml or .json");
+    assert_eq!(e.to_string(), "tests/fixtures/agent: a DDL file needs the extension .toml or .json");
 }

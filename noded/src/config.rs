@@ -73,6 +73,8 @@ pub struct NodeConfig {
     pub max_clock_skew: f64,
     /// Longest ttl a request may carry, in seconds; a request asking for more is refused.
     pub max_ttl: u32,
+    /// `[data]`: where the data plugins (`fstat`, `process`, `puppet`, ...) look; see `crate::data`.
+    pub data: crate::data::DataConfig,
     pub hub: HubConfig,
 }
 
@@ -107,6 +109,7 @@ impl Default for NodeConfig {
             audit_keep: 5,
             max_clock_skew: 5.0,
             max_ttl: DEFAULT_MAX_TTL,
+            data: crate::data::DataConfig::default(),
             hub: HubConfig::default(),
         }
     }
@@ -142,6 +145,22 @@ pub struct HubConfig {
     /// Set by `--audit-log off`: no hub audit log at all.
     #[serde(skip)]
     pub audit_off: bool,
+    /// How long the registry keeps a node that left (link closed or heartbeats missed), in
+    /// seconds; discovery lists it as down meanwhile. `noded hub forget NODE` removes one at once.
+    pub keep_down_for: f64,
+    /// Most down nodes kept; past it the ones down longest are dropped first.
+    pub max_down_nodes: usize,
+    /// Most unknown link keys kept under `pending/`; further unknown keys are refused unrecorded.
+    pub max_pending: usize,
+    /// New pending keys recorded per second (a burst of twice this); the rate is global, since the
+    /// transport does not tell the hub a peer's address.
+    pub max_knocks_per_second: f64,
+    /// Most frames queued for one link; past it the oldest replies are dropped and the console told.
+    pub max_link_queue: usize,
+    /// Most bytes queued for one link.
+    pub max_link_queue_bytes: usize,
+    /// Bytes handed to a link's socket but not yet delivered to the client, at most.
+    pub max_link_in_flight: u64,
 }
 
 impl Default for HubConfig {
@@ -159,6 +178,13 @@ impl Default for HubConfig {
             audit_max_bytes: 64 * 1024 * 1024,
             audit_keep: 5,
             audit_off: false,
+            keep_down_for: 24.0 * 3600.0,
+            max_down_nodes: 10_000,
+            max_pending: 1000,
+            max_knocks_per_second: 50.0,
+            max_link_queue: 10_000,
+            max_link_queue_bytes: 16 * 1024 * 1024,
+            max_link_in_flight: 1024 * 1024,
         }
     }
 }
@@ -242,6 +268,15 @@ impl NodeConfig {
         }
         if self.max_ttl == 0 {
             return Err(bad("max_ttl", "must be at least 1 second".into()));
+        }
+        if !(self.hub.keep_down_for.is_finite() && self.hub.keep_down_for >= 0.0) {
+            return Err(bad("hub.keep_down_for", format!("must be a number of seconds, 0 or more (got {})", self.hub.keep_down_for)));
+        }
+        if !(self.hub.max_knocks_per_second.is_finite() && self.hub.max_knocks_per_second > 0.0) {
+            return Err(bad("hub.max_knocks_per_second", format!("must be a positive number (got {})", self.hub.max_knocks_per_second)));
+        }
+        if self.hub.max_link_queue == 0 || self.hub.max_link_queue_bytes == 0 || self.hub.max_link_in_flight == 0 {
+            return Err(bad("hub.max_link_queue", "the link queue limits must be at least 1".into()));
         }
         if self.hub.max_ttl == 0 {
             return Err(bad("hub.max_ttl", "must be at least 1 second".into()));

@@ -1,52 +1,82 @@
 //! Link-key enrollment on the hub, like salt-key: an unknown key that attempts a handshake is
-//! written to `pending/` and refused; an admin accepts it (`noded hub enroll --accept NAME`),
-//! which moves it to `accepted/NAME.pub`, or rejects it. Keys are never accepted silently.
+//! written to `pending/` and refused; an admin accepts it as a node or as a console
+//! (`noded hub enroll --accept NAME --role node|console`), or rejects it. Keys are never accepted
+//! silently, and never without a role.
 //!
 //! Layout of the enrollment directory:
 //! ```text
-//! accepted/<name>.pub     enrolled nodes and consoles; the file name is the peer's proven name
+//! accepted/<name>.pub     enrolled keys; the file name is the peer's proven name, and the line
+//!                         role = "node"     may register as <name> and reply, nothing else
+//!                         role = "console"  may send requests signed by caller <name>, discover
+//!                                           and read stats, nothing else
+//!                         (no role line: enrolled before roles existed; refused until re-enrolled)
 //! pending/<name>.pub      keys that knocked, named after the name they claimed
 //! rejected/<name>.pub     keys an admin refused; they stay refused
+//! forget/<node>           `noded hub forget NODE` asking the running hub to forget a down node
 //! ```
+//!
+//! The hub never touches these files on its routing loop. It looks keys up in an in-memory
+//! [`Snapshot`]; a key it has never seen is handed to the enrollment thread ([`Gate`]), which
+//! looks on disk, records it under `pending/` (bounded in count and in rate), and answers.
+//! The thread rescans the directories once a second, so an admin's accept or reject reaches a
+//! running hub within about a second.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use fleet_protocol::keys::PublicKeys;
 
-/// Accepted link keys: X25519 public key -> enrolled name. Re-read when the directory changes.
-pub struct Enrollment {
-    dir: PathBuf,
-    accepted: HashMap<[u8; 32], String>,
-    stamp: Option<SystemTime>,
+/// What an enrolled link may do at the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Registers and replies.
+    Node,
+    /// Sends requests (signed by the caller it is enrolled as), discovers, reads stats.
+    Console,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Node => "node",
+            Role::Console => "console",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "node" => Ok(Role::Node),
+            "console" | "caller" => Ok(Role::Console),
+            other => Err(format!("unknown role '{other}' (node or console)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Accepted(String),
+    Accepted(String, Role),
     /// Unknown key: recorded under pending/ with this name.
     Pending(String),
     Rejected(String),
-}
-
-fn dir_stamp(dir: &Path) -> Option<SystemTime> {
-    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
+    /// Enrolled before roles existed (`accepted/<name>.pub`): refused until re-enrolled.
+    NoRole(String),
+    /// Unknown key not recorded: the pending list is full, or too many new keys knocked lately.
+    Refused(String),
 }
 
 /// A key file that holds only a link key (what the hub learns from a handshake).
 const LINK_ONLY_FORMAT: &str = "fleet-link-key-v1";
-
-fn read_link_only(path: &Path) -> Option<[u8; 32]> {
-    use base64::Engine as _;
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: toml::Table = toml::from_str(&text).ok()?;
-    if v.get("format")?.as_str()? != LINK_ONLY_FORMAT {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(v.get("link")?.as_str()?).ok()?;
-    bytes.try_into().ok()
-}
 
 fn link_only_text(name: &str, link: &[u8; 32]) -> String {
     use base64::Engine as _;
@@ -56,21 +86,54 @@ fn link_only_text(name: &str, link: &[u8; 32]) -> String {
     )
 }
 
-/// (name, link key) of every key file in `dir`.
-fn read_keys(dir: &Path) -> Vec<(String, [u8; 32])> {
+/// A key file's link key and role line, whichever key format it holds (a full public key file,
+/// or the link-only file the hub writes for a pending key).
+fn read_key_file(path: &Path) -> Result<([u8; 32], Option<Role>), String> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    if text.len() > 64 * 1024 {
+        return Err("larger than 64 KiB; not a key file".into());
+    }
+    let v: toml::Table = toml::from_str(&text).map_err(|e| e.message().trim().to_string())?;
+    let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if format != LINK_ONLY_FORMAT && format != "fleet-public-key-v1" {
+        return Err(format!("format is '{format}', not a fleet public key"));
+    }
+    let link = v.get("link").and_then(|l| l.as_str()).ok_or("no link key")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(link.trim()).map_err(|e| format!("link: {e}"))?;
+    let link: [u8; 32] = bytes.try_into().map_err(|_| "link: a key is 32 bytes".to_string())?;
+    let role = match v.get("role") {
+        None => None,
+        Some(r) => Some(r.as_str().ok_or("role: not a string")?.parse::<Role>()?),
+    };
+    Ok((link, role))
+}
+
+/// (name, link key, role) of every key file in `dir`.
+fn read_keys(dir: &Path) -> Vec<(String, [u8; 32], Option<Role>)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut out = Vec::new();
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        if path.extension().is_none_or(|e| e != "pub") {
+        if path.extension().is_none_or(|e| e != "pub") || !path.is_file() {
             continue;
         }
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-        match PublicKeys::load(&path).map(|k| k.link).or_else(|e| read_link_only(&path).ok_or(e)) {
-            Ok(link) => out.push((name.to_string(), link)),
+        if name.starts_with('.') {
+            continue;
+        }
+        match read_key_file(&path) {
+            Ok((link, role)) => out.push((name.to_string(), link, role)),
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "ignoring enrollment key"),
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Key file text with its role line set to `role` (any old role line removed).
+fn with_role(text: &str, role: Role) -> String {
+    let mut out: String = text.lines().filter(|l| !l.trim_start().starts_with("role")).map(|l| format!("{l}\n")).collect();
+    out.push_str(&format!("role = \"{role}\"\n"));
     out
 }
 
@@ -82,104 +145,424 @@ fn safe_name(claimed: &str) -> String {
     if s.is_empty() { "unnamed".into() } else { s }
 }
 
+/// Writes `text` to `path` through a temp file in the same directory and a rename, so a reader
+/// sees the old file or the whole new one.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let tmp = dir.join(format!(".{name}.{}.{:016x}.tmp", std::process::id(), rand::random::<u64>()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// What the hub knows about link keys, in memory: looked up on every handshake.
+#[derive(Default, Clone)]
+pub struct Snapshot {
+    accepted: HashMap<[u8; 32], (String, Role)>,
+    legacy: HashMap<[u8; 32], String>,
+    rejected: HashMap<[u8; 32], String>,
+    pending: HashMap<[u8; 32], String>,
+}
+
+impl Snapshot {
+    /// The verdict on a key the snapshot knows; `None` for a key never seen.
+    pub fn lookup(&self, link_key: &[u8; 32]) -> Option<Verdict> {
+        if let Some(name) = self.rejected.get(link_key) {
+            return Some(Verdict::Rejected(name.clone()));
+        }
+        if let Some((name, role)) = self.accepted.get(link_key) {
+            return Some(Verdict::Accepted(name.clone(), *role));
+        }
+        if let Some(name) = self.legacy.get(link_key) {
+            return Some(Verdict::NoRole(name.clone()));
+        }
+        self.pending.get(link_key).map(|name| Verdict::Pending(name.clone()))
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Bounds on keys that knock without being enrolled.
+#[derive(Debug, Clone, Copy)]
+pub struct KnockLimits {
+    /// Most keys kept under `pending/`; further unknown keys are refused without a record.
+    pub max_pending: usize,
+    /// New pending records per second, over all sources (a burst of twice this is allowed).
+    /// zmq.rs does not tell the hub a peer's address, so the rate is global.
+    pub per_second: f64,
+}
+
+impl Default for KnockLimits {
+    fn default() -> Self {
+        KnockLimits { max_pending: 1000, per_second: 50.0 }
+    }
+}
+
+/// The enrollment directory on disk. Used by the enrollment thread and by the unit tests.
+pub struct Enrollment {
+    dir: PathBuf,
+    snapshot: Snapshot,
+    stamps: Vec<Option<SystemTime>>,
+    limits: KnockLimits,
+    tokens: f64,
+    refilled: Instant,
+    /// When the pending list was last found full (the warning is logged once a minute).
+    full_warned: Option<Instant>,
+}
+
+fn dir_stamp(dir: &Path) -> Option<SystemTime> {
+    std::fs::metadata(dir).and_then(|m| m.modified()).ok()
+}
+
+const WATCHED: [&str; 3] = ["accepted", "rejected", "pending"];
+
 impl Enrollment {
     pub fn open(dir: &Path) -> std::io::Result<Enrollment> {
-        for sub in ["accepted", "pending", "rejected"] {
+        Self::open_with(dir, KnockLimits::default())
+    }
+
+    pub fn open_with(dir: &Path, limits: KnockLimits) -> std::io::Result<Enrollment> {
+        for sub in WATCHED {
             std::fs::create_dir_all(dir.join(sub))?;
         }
-        let mut e = Enrollment { dir: dir.to_path_buf(), accepted: HashMap::new(), stamp: None };
-        e.refresh();
+        // Whoever may write under accepted/ may enroll keys: refuse such a directory.
+        for d in [dir.to_path_buf(), dir.join("accepted")] {
+            fleet_protocol::keys::check_dir_not_writable_by_others(&d, "enrolled link keys")
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
+        }
+        let mut e = Enrollment {
+            dir: dir.to_path_buf(),
+            snapshot: Snapshot::default(),
+            stamps: Vec::new(),
+            limits,
+            tokens: limits.per_second * 2.0,
+            refilled: Instant::now(),
+            full_warned: None,
+        };
+        e.rescan(true);
+        for name in e.snapshot.legacy.values() {
+            tracing::warn!(
+                key = %name,
+                "link key {name} was enrolled before roles existed and is refused until it is re-enrolled: \
+                 run `noded hub enroll --accept {name} --role node` (or --role console)"
+            );
+        }
         Ok(e)
     }
 
-    fn refresh(&mut self) {
-        let stamp = dir_stamp(&self.dir.join("accepted"));
-        if stamp.is_some() && stamp == self.stamp {
-            return;
-        }
-        self.accepted = read_keys(&self.dir.join("accepted")).into_iter().map(|(n, k)| (k, n)).collect();
-        self.stamp = stamp;
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
     }
 
-    /// Decides on a link key that completed the first half of a handshake.
-    pub fn check(&mut self, link_key: &[u8; 32], claimed: &str) -> Verdict {
-        self.refresh();
-        if !self.accepted.contains_key(link_key) {
-            // The directory's mtime may not have moved within its granularity: look again.
-            self.stamp = None;
-            self.refresh();
+    /// Re-reads the directories when one of them changed (or when `force`). A directory changed
+    /// in the last two seconds is read again even if its stamp looks the same: two changes within
+    /// the file system's timestamp granularity must not hide the second one. True when re-read.
+    pub fn rescan(&mut self, force: bool) -> bool {
+        let stamps: Vec<Option<SystemTime>> = WATCHED.iter().map(|s| dir_stamp(&self.dir.join(s))).collect();
+        let recent = stamps.iter().flatten().any(|t| t.elapsed().map_or(true, |age| age < Duration::from_secs(2)));
+        if !force && !recent && stamps == self.stamps {
+            return false;
         }
-        if let Some(name) = self.accepted.get(link_key) {
-            return Verdict::Accepted(name.clone());
+        let mut s = Snapshot::default();
+        for (name, key, role) in read_keys(&self.dir.join("accepted")) {
+            match role {
+                Some(role) => {
+                    if let Some((other, _)) = s.accepted.get(&key) {
+                        // One key under two names: refuse it rather than guess which.
+                        tracing::error!(key = %name, other = %other, "one link key is enrolled under two names; it is refused");
+                        s.rejected.insert(key, name.clone());
+                    }
+                    s.accepted.insert(key, (name, role));
+                }
+                None => {
+                    s.legacy.insert(key, name);
+                }
+            }
         }
-        if let Some((name, _)) = read_keys(&self.dir.join("rejected")).into_iter().find(|(_, k)| k == link_key) {
-            return Verdict::Rejected(name);
+        for (name, key, _) in read_keys(&self.dir.join("rejected")) {
+            s.rejected.insert(key, name);
         }
-        let pending = read_keys(&self.dir.join("pending"));
-        if let Some((name, _)) = pending.iter().find(|(_, k)| k == link_key) {
-            return Verdict::Pending(name.clone());
+        for (name, key, _) in read_keys(&self.dir.join("pending")) {
+            s.pending.insert(key, name);
         }
+        self.snapshot = s;
+        self.stamps = stamps;
+        true
+    }
+
+    /// Decides on a key the hub's snapshot did not know: looks on disk again (an admin may have
+    /// just enrolled it), else records it under `pending/`, within the count and rate limits.
+    pub fn knock(&mut self, link_key: &[u8; 32], claimed: &str) -> Verdict {
+        self.rescan(false);
+        if let Some(v) = self.snapshot.lookup(link_key) {
+            return v;
+        }
+        if self.snapshot.pending.len() >= self.limits.max_pending {
+            if self.full_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                self.full_warned = Some(Instant::now());
+                tracing::warn!(
+                    max = self.limits.max_pending,
+                    "the pending enrollment list is full: unknown link keys are refused without a record \
+                     (reject or accept some with `noded hub enroll`)"
+                );
+            }
+            return Verdict::Refused("the pending list is full".into());
+        }
+        let now = Instant::now();
+        let rate = self.limits.per_second;
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return Verdict::Refused("too many unknown keys knocking".into());
+        }
+        self.tokens -= 1.0;
         // Record it for an admin to look at. Only the link key is known from the handshake.
         let mut name = safe_name(claimed);
-        if pending.iter().any(|(n, _)| *n == name) || self.accepted.values().any(|n| *n == name) {
+        let taken = |n: &str, s: &Snapshot| {
+            s.pending.values().any(|p| p == n) || s.accepted.values().any(|(a, _)| a == n) || s.legacy.values().any(|a| a == n)
+        };
+        if taken(&name, &self.snapshot) {
             name = format!("{name}-{}", hex8(link_key));
         }
         let path = self.dir.join("pending").join(format!("{name}.pub"));
-        if let Err(e) = std::fs::write(&path, link_only_text(&name, link_key)) {
+        if let Err(e) = write_atomically(&path, &link_only_text(&name, link_key)) {
             tracing::error!(file = %path.display(), error = %e, "cannot record a pending link key");
         }
-        tracing::warn!(claimed, pending = %name, "unknown link key refused; accept it with `noded hub enroll --accept {name}`");
+        self.snapshot.pending.insert(*link_key, name.clone());
+        tracing::warn!(claimed, pending = %name, "unknown link key refused; accept it with `noded hub enroll --accept {name} --role node|console`");
         Verdict::Pending(name)
     }
+}
+
+/// The hub's side of enrollment: the in-memory snapshot it decides from on its loop, and the
+/// enrollment thread it hands unknown keys to. `T` travels with a job and comes back with its
+/// verdict (the hub's peer and half-done handshake).
+pub struct Gate<T> {
+    snapshot: Arc<RwLock<Snapshot>>,
+    jobs: std::sync::mpsc::SyncSender<Job<T>>,
+}
+
+/// What the enrollment thread tells the hub.
+pub struct GateEvents<T> {
+    /// Verdicts on unknown keys, with their context.
+    pub verdicts: tokio::sync::mpsc::UnboundedReceiver<(T, Verdict)>,
+    /// The keys on disk changed (the snapshot was re-read).
+    pub changed: tokio::sync::mpsc::UnboundedReceiver<()>,
+    /// Nodes to forget.
+    pub forget: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+struct Job<T> {
+    link_key: [u8; 32],
+    claimed: String,
+    ctx: T,
+}
+
+/// Unknown keys waiting for the enrollment thread at most; more are refused at once.
+const JOB_QUEUE: usize = 256;
+
+impl<T: Send + 'static> Gate<T> {
+    /// Opens `dir` and starts the enrollment thread. Verdicts on unknown keys arrive on the
+    /// returned receiver, with their context.
+    /// Besides the verdicts, [`GateEvents`] says when the keys on disk changed (an admin accepted
+    /// or rejected one) and which nodes an admin asked the hub to forget (`noded hub forget NODE`,
+    /// a file under `forget/`, read here and removed).
+    pub fn start(dir: &Path, limits: KnockLimits) -> std::io::Result<(Gate<T>, GateEvents<T>)> {
+        let mut enrollment = Enrollment::open_with(dir, limits)?;
+        let forget_dir = dir.join(FORGET_DIR);
+        std::fs::create_dir_all(&forget_dir)?;
+        let (forget_tx, forget_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (changed_tx, changed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let snapshot = Arc::new(RwLock::new(enrollment.snapshot().clone()));
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job<T>>(JOB_QUEUE);
+        let (done, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = snapshot.clone();
+        std::thread::Builder::new().name("enroll".into()).spawn(move || {
+            let publish = |e: &Enrollment| {
+                if let Ok(mut s) = shared.write() {
+                    *s = e.snapshot().clone();
+                }
+            };
+            loop {
+                match job_rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(job) => {
+                        let verdict = enrollment.knock(&job.link_key, &job.claimed);
+                        publish(&enrollment);
+                        if done.send((job.ctx, verdict)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if done.is_closed() {
+                            return;
+                        }
+                        if enrollment.rescan(false) {
+                            publish(&enrollment);
+                            let _ = changed_tx.send(());
+                        }
+                        for name in take_forget_requests(&forget_dir) {
+                            let _ = forget_tx.send(name);
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        })?;
+        Ok((Gate { snapshot, jobs }, GateEvents { verdicts: done_rx, changed: changed_rx, forget: forget_rx }))
+    }
+
+    /// The verdict from memory, if the key is known; no disk, no waiting.
+    pub fn lookup(&self, link_key: &[u8; 32]) -> Option<Verdict> {
+        self.snapshot.read().ok()?.lookup(link_key)
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.snapshot.read().map_or(0, |s| s.pending_count())
+    }
+
+    /// Hands an unknown key to the enrollment thread. `Err` gives the context back when the
+    /// thread is too far behind (the knock is refused).
+    pub fn submit(&self, link_key: [u8; 32], claimed: String, ctx: T) -> Result<(), T> {
+        self.jobs.try_send(Job { link_key, claimed, ctx }).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j.ctx,
+        })
+    }
+}
+
+/// Where `noded hub forget NODE` leaves its requests for the running hub.
+pub const FORGET_DIR: &str = "forget";
+
+/// Asks the hub that uses `dir` to forget a down node for good: a file `forget/NODE`, which
+/// the hub reads (within a second) and removes.
+pub fn request_forget(dir: &Path, node: &str) -> Result<PathBuf, String> {
+    fleet_protocol::keys::check_name(node).map_err(|e| e.to_string())?;
+    let forget = dir.join(FORGET_DIR);
+    std::fs::create_dir_all(&forget).map_err(|e| format!("{}: {e}", forget.display()))?;
+    let path = forget.join(node);
+    write_atomically(&path, "").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn take_forget_requests(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let _ = std::fs::remove_file(&path);
+        if fleet_protocol::keys::check_name(&name).is_ok() {
+            names.push(name);
+        }
+    }
+    names
 }
 
 fn hex8(k: &[u8; 32]) -> String {
     k.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
-/// `noded hub enroll --list`: every key and its state.
-pub fn list(dir: &Path) -> Vec<(String, &'static str, String)> {
+/// One row of `noded hub enroll --list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// `accepted`, `no-role` (accepted before roles existed: refused until re-enrolled),
+    /// `pending` or `rejected`.
+    pub state: &'static str,
+    /// `node`, `console`, or `-`.
+    pub role: &'static str,
+    pub fingerprint: String,
+}
+
+/// `noded hub enroll --list`: every key, its state and its role.
+pub fn list(dir: &Path) -> Vec<Listed> {
     let mut out = Vec::new();
     for (sub, state) in [("accepted", "accepted"), ("pending", "pending"), ("rejected", "rejected")] {
-        for (name, k) in read_keys(&dir.join(sub)) {
-            out.push((name, state, hex8(&k)));
+        for (name, k, role) in read_keys(&dir.join(sub)) {
+            let (state, role) = match (state, role) {
+                ("accepted", None) => ("no-role", "-"),
+                ("accepted", Some(r)) => ("accepted", r.as_str()),
+                (s, _) => (s, "-"),
+            };
+            out.push(Listed { name, state, role, fingerprint: hex8(&k) });
         }
     }
     out
 }
 
-/// Moves `name` from pending (or rejected) to accepted.
-pub fn accept(dir: &Path, name: &str) -> Result<PathBuf, String> {
-    move_key(dir, name, &["pending", "rejected"], "accepted")
+/// Accepts `name` as `role`: from pending or rejected, or gives a role to a key accepted before
+/// roles existed. A key already accepted under the other role is refused (reject it first).
+pub fn accept(dir: &Path, name: &str, role: Role) -> Result<PathBuf, String> {
+    fleet_protocol::keys::check_name(name).map_err(|e| e.to_string())?;
+    let file = format!("{name}.pub");
+    let dst = dir.join("accepted").join(&file);
+    if dst.is_file() {
+        match read_key_file(&dst).map_err(|e| format!("{}: {e}", dst.display()))?.1 {
+            Some(r) if r == role => return Ok(dst),
+            Some(r) => return Err(format!("'{name}' is already enrolled as a {r}; reject it first (`noded hub enroll --reject {name}`)")),
+            None => {}
+        }
+    }
+    for src in [dst.clone(), dir.join("pending").join(&file), dir.join("rejected").join(&file)] {
+        if src.is_file() {
+            let text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+            std::fs::create_dir_all(dir.join("accepted")).map_err(|e| e.to_string())?;
+            write_atomically(&dst, &with_role(&text, role)).map_err(|e| format!("{}: {e}", dst.display()))?;
+            if src != dst {
+                std::fs::remove_file(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+            }
+            return Ok(dst);
+        }
+    }
+    Err(format!("no key named '{name}' in {} (pending, rejected, or accepted without a role)", dir.display()))
 }
 
-/// Moves `name` from pending (or accepted) to rejected.
+/// Moves `name` from pending or accepted to rejected.
 pub fn reject(dir: &Path, name: &str) -> Result<PathBuf, String> {
-    move_key(dir, name, &["pending", "accepted"], "rejected")
-}
-
-/// Enrolls a public key file directly (the admin copied it from the node), as `name`.
-pub fn add(dir: &Path, name: &str, pub_file: &Path) -> Result<PathBuf, String> {
     fleet_protocol::keys::check_name(name).map_err(|e| e.to_string())?;
-    let keys = PublicKeys::load(pub_file).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir.join("accepted")).map_err(|e| e.to_string())?;
-    let to = dir.join("accepted").join(format!("{name}.pub"));
-    std::fs::write(&to, keys.to_file_text(name)).map_err(|e| format!("{}: {e}", to.display()))?;
-    Ok(to)
-}
-
-fn move_key(dir: &Path, name: &str, from: &[&str], to: &str) -> Result<PathBuf, String> {
-    fleet_protocol::keys::check_name(name).map_err(|e| e.to_string())?;
-    for sub in from {
-        let src = dir.join(sub).join(format!("{name}.pub"));
-        if src.exists() {
-            std::fs::create_dir_all(dir.join(to)).map_err(|e| e.to_string())?;
-            let dst = dir.join(to).join(format!("{name}.pub"));
+    let file = format!("{name}.pub");
+    for sub in ["pending", "accepted"] {
+        let src = dir.join(sub).join(&file);
+        if src.is_file() {
+            std::fs::create_dir_all(dir.join("rejected")).map_err(|e| e.to_string())?;
+            let dst = dir.join("rejected").join(&file);
             std::fs::rename(&src, &dst).map_err(|e| format!("{} -> {}: {e}", src.display(), dst.display()))?;
             return Ok(dst);
         }
     }
-    Err(format!("no key named '{name}' in {} ({})", dir.display(), from.join(" or ")))
+    Err(format!("no key named '{name}' in {} (pending or accepted)", dir.display()))
+}
+
+/// Enrolls public keys directly as `name` with `role`, written atomically.
+pub fn enroll_key(dir: &Path, name: &str, keys: &PublicKeys, role: Role) -> Result<PathBuf, String> {
+    fleet_protocol::keys::check_name(name).map_err(|e| e.to_string())?;
+    let to = dir.join("accepted").join(format!("{name}.pub"));
+    if let Ok((_, Some(r))) = read_key_file(&to)
+        && r != role
+    {
+        return Err(format!("'{name}' is already enrolled as a {r}; reject it first (`noded hub enroll --reject {name}`)"));
+    }
+    std::fs::create_dir_all(dir.join("accepted")).map_err(|e| e.to_string())?;
+    write_atomically(&to, &with_role(&keys.to_file_text(name), role)).map_err(|e| format!("{}: {e}", to.display()))?;
+    Ok(to)
+}
+
+/// Enrolls a public key file directly (the admin copied it from the node or the operator).
+pub fn add(dir: &Path, name: &str, pub_file: &Path, role: Role) -> Result<PathBuf, String> {
+    let keys = PublicKeys::load(pub_file).map_err(|e| e.to_string())?;
+    enroll_key(dir, name, &keys, role)
 }
 
 #[cfg(test)]
@@ -192,14 +575,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut e = Enrollment::open(dir.path()).unwrap();
         let node = KeyPair::generate().public();
-        assert_eq!(e.check(&node.link, "web-01"), Verdict::Pending("web-01".into()));
-        assert_eq!(e.check(&node.link, "web-01"), Verdict::Pending("web-01".into()), "still pending");
-        assert_eq!(list(dir.path()), vec![("web-01".to_string(), "pending", hex8(&node.link))]);
-        accept(dir.path(), "web-01").unwrap();
-        assert_eq!(e.check(&node.link, "whatever"), Verdict::Accepted("web-01".into()), "the name comes from enrollment");
+        assert_eq!(e.knock(&node.link, "web-01"), Verdict::Pending("web-01".into()));
+        assert_eq!(e.knock(&node.link, "web-01"), Verdict::Pending("web-01".into()), "still pending");
+        assert_eq!(e.snapshot().lookup(&node.link), Some(Verdict::Pending("web-01".into())), "known in memory");
+        let rows = list(dir.path());
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].name.as_str(), rows[0].state, rows[0].role), ("web-01", "pending", "-"));
+        accept(dir.path(), "web-01", Role::Node).unwrap();
+        assert_eq!(e.knock(&node.link, "whatever"), Verdict::Accepted("web-01".into(), Role::Node), "the name comes from enrollment");
+        assert_eq!(list(dir.path())[0].role, "node");
+        assert!(accept(dir.path(), "web-01", Role::Console).is_err(), "one role per name");
+        assert!(std::fs::read_to_string(dir.path().join("accepted/web-01.pub")).unwrap().contains("role = \"node\""));
         reject(dir.path(), "web-01").unwrap();
-        assert_eq!(e.check(&node.link, "web-01"), Verdict::Rejected("web-01".into()));
-        assert!(accept(dir.path(), "nope").is_err());
-        assert!(accept(dir.path(), "../etc").is_err());
+        assert_eq!(e.knock(&node.link, "web-01"), Verdict::Rejected("web-01".into()));
+        assert!(accept(dir.path(), "nope", Role::Node).is_err());
+        assert!(accept(dir.path(), "../etc", Role::Node).is_err());
+    }
+
+    #[test]
+    fn keys_enrolled_before_roles_are_refused_until_re_enrolled() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().public();
+        std::fs::create_dir_all(dir.path().join("accepted")).unwrap();
+        std::fs::write(dir.path().join("accepted").join("old.pub"), key.to_file_text("old")).unwrap();
+        let mut e = Enrollment::open(dir.path()).unwrap();
+        assert_eq!(e.knock(&key.link, "old"), Verdict::NoRole("old".into()));
+        assert_eq!(list(dir.path())[0].state, "no-role");
+        accept(dir.path(), "old", Role::Console).unwrap();
+        assert_eq!(e.knock(&key.link, "old"), Verdict::Accepted("old".into(), Role::Console));
+    }
+
+    #[test]
+    fn pending_keys_are_bounded_in_count_and_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 5, per_second: 1000.0 }).unwrap();
+        let keys: Vec<_> = (0..8).map(|_| KeyPair::generate().public().link).collect();
+        let verdicts: Vec<_> = keys.iter().map(|k| e.knock(k, "x")).collect();
+        assert_eq!(verdicts.iter().filter(|v| matches!(v, Verdict::Pending(_))).count(), 5);
+        assert!(matches!(verdicts[7], Verdict::Refused(_)));
+        assert_eq!(std::fs::read_dir(dir.path().join("pending")).unwrap().count(), 5);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 1000, per_second: 2.0 }).unwrap();
+        let recorded = (0..20).filter(|_| matches!(e.knock(&KeyPair::generate().public().link, "y"), Verdict::Pending(_))).count();
+        assert!((4..=5).contains(&recorded), "a burst of twice the rate: {recorded}");
     }
 }

@@ -3,11 +3,17 @@
 //! console that asked, and tells consoles when nodes join, leave or change. It never runs anything.
 //!
 //! This file holds the hub's state, its loop and its links; `registry.rs` handles registrations,
-//! consoles and discovery, and `requests.rs` admission, fan-out and replies.
+//! consoles, down nodes and discovery, `requests.rs` admission, fan-out and replies, and
+//! `outbox.rs` each link's bounded outbound queue.
+//!
+//! Every link is enrolled with a role (see enroll.rs): node links may send only Registration,
+//! Reply and Ping; console links only Hello, Discover, Request, StatsQuery and Ping, and a console's
+//! requests must be signed by the caller its link is enrolled as. Anything else is dropped,
+//! counted and audited.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,14 +23,21 @@ use fleet_protocol::{Event, HubStats, Message};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::audit::Audit;
+use crate::audit::{Audit, AuditDecision, AuditRecord};
 use crate::config::HubConfig;
+use crate::enroll::{Gate, GateEvents, KnockLimits, Role, Verdict};
 
+mod outbox;
 mod registry;
 mod requests;
 
-use registry::{ConsoleEntry, NodeEntry};
+use outbox::{Outbox, OutboxLimits, OutboxTotals};
+use registry::{ConsoleEntry, DownNodes, NodeEntry};
 use requests::{Origin, Route, RoutedIds};
+
+/// Handshakes of pending keys held at most, and for how long.
+const PARKED_MAX: usize = 256;
+const PARKED_FOR: Duration = Duration::from_secs(5);
 
 /// Counters the hub exposes (`fleet` can ask for them; the bad-input tests read them).
 #[derive(Default)]
@@ -59,18 +72,29 @@ pub struct Hub {
     callers: Option<fleet_protocol::keys::Keyring>,
     /// The hub's key pair: its link key is what nodes and consoles pin.
     key: fleet_protocol::keys::KeyPair,
-    /// Which link keys may attach, and under which name.
-    enrollment: crate::enroll::Enrollment,
+    /// Which link keys may attach, under which name and role: decided in memory; unknown keys go
+    /// to the enrollment thread, whose verdicts come back on `enrolled`.
+    gate: Gate<(Peer, fleet_protocol::noise::Responder)>,
+    enrolled: GateEvents<(Peer, fleet_protocol::noise::Responder)>,
+    /// Handshakes of keys waiting under `pending/`, held a few seconds in case an admin accepts
+    /// the key meanwhile (bounded; no disk involved).
+    parked: std::collections::VecDeque<(Instant, Peer, fleet_protocol::noise::Responder)>,
+    /// Nodes that left, kept for `keep_down_for`.
+    down: DownNodes,
+    outbox_totals: Arc<OutboxTotals>,
     /// Established Noise sessions, per peer, with the peer's enrolled name.
     sessions: HashMap<Peer, LinkSession>,
     /// One line per request the hub refuses, in the nodes' audit format.
     audit: Audit,
 }
 
-/// An encrypted link and the name its key was enrolled under (the peer's proven name).
+/// An encrypted link, the name and role its key was enrolled under (the peer's proven name),
+/// and its outbound queue.
 struct LinkSession {
-    session: fleet_protocol::noise::Session,
+    session: Arc<Mutex<fleet_protocol::noise::Session>>,
     name: String,
+    role: Role,
+    outbox: Outbox,
 }
 
 impl Hub {
@@ -88,7 +112,8 @@ impl Hub {
         };
         let key = fleet_protocol::keys::KeyPair::load_private(&config.key_file)
             .map_err(|e| anyhow::anyhow!("hub.key_file: {e} (create it with `noded keygen --out {}`)", config.key_file.display()))?;
-        let enrollment = crate::enroll::Enrollment::open(&config.enroll_dir)
+        let knock = KnockLimits { max_pending: config.max_pending, per_second: config.max_knocks_per_second };
+        let (gate, enrolled) = Gate::start(&config.enroll_dir, knock)
             .map_err(|e| anyhow::anyhow!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display()))?;
         let audit = match config.audit_path() {
             Some(path) => Audit::open(&path, config.audit_max_bytes, config.audit_keep)
@@ -117,7 +142,11 @@ impl Hub {
                 started: Instant::now(),
                 callers,
                 key,
-                enrollment,
+                gate,
+                enrolled,
+                parked: Default::default(),
+                down: DownNodes::default(),
+                outbox_totals: Arc::new(OutboxTotals::default()),
                 sessions: HashMap::new(),
                 audit,
             },
@@ -136,6 +165,10 @@ impl Hub {
             // Links the frame guard cut for oversized frames count as dropped frames too.
             dropped_frames: g(&self.counters.dropped_frames) + self.sock.guard_refusals(),
             uptime_s: self.started.elapsed().as_secs(),
+            queued_bytes: g(&self.outbox_totals.queued_bytes),
+            dropped_replies: g(&self.outbox_totals.dropped),
+            pending_keys: self.gate.pending_count() as u64,
+            down_nodes: self.down.len() as u64,
         }
     }
 
@@ -157,6 +190,9 @@ impl Hub {
                     }
                 },
                 Some(PeerEvent::Disconnected(peer)) = self.peer_events.recv() => self.on_disconnect(&peer, "link closed").await,
+                Some(((peer, responder), verdict)) = self.enrolled.verdicts.recv() => self.on_verdict(peer, responder, verdict).await,
+                Some(()) = self.enrolled.changed.recv() => self.unpark().await,
+                Some(node) = self.enrolled.forget.recv() => self.forget_node(&node).await,
                 _ = tick.tick() => self.expire().await,
                 _ = crate::until_set(&mut shutdown) => {
                     info!("hub shutting down");
@@ -173,27 +209,33 @@ impl Hub {
         }
     }
 
-    /// Encrypts a frame for one peer's link and sends it. Peers without a session get nothing.
+    /// Queues a frame for one peer's link (encrypted when it is sent). Peers without a session
+    /// get nothing. Never waits on the peer.
     async fn send_frame(&mut self, peer: &Peer, plaintext: &[u8]) {
-        let Some(link) = self.sessions.get_mut(peer) else { return };
-        match link.session.seal(plaintext) {
-            Ok(sealed) => {
-                if let Err(e) = self.sender.send(peer, Bytes::from(sealed)).await {
-                    debug!(peer = %peer.short(), error = %e, "send failed");
-                }
-            }
-            Err(e) => warn!(peer = %peer.short(), error = %e, "cannot encrypt a frame"),
+        if let Some(link) = self.sessions.get(peer) {
+            link.outbox.push(Bytes::copy_from_slice(plaintext), false);
+        }
+    }
+
+    /// Queues a node's reply for a console: the first thing dropped when that console is slow.
+    fn send_reply_frame(&mut self, peer: &Peer, plaintext: &Bytes) {
+        if let Some(link) = self.sessions.get(peer) {
+            link.outbox.push(plaintext.clone(), true);
         }
     }
 
     /// Sends one plaintext frame to many peers, each encrypted for its own link.
     async fn send_frame_many(&mut self, peers: &[Peer], plaintext: &[u8]) {
+        let frame = Bytes::copy_from_slice(plaintext);
         for p in peers {
-            self.send_frame(p, plaintext).await;
+            if let Some(link) = self.sessions.get(p) {
+                link.outbox.push(frame.clone(), false);
+            }
         }
     }
 
-    /// First frame of a Noise handshake: answer only enrolled keys.
+    /// First frame of a Noise handshake: answered only for enrolled keys. Known keys are decided
+    /// from memory; a key never seen goes to the enrollment thread, off this loop.
     async fn on_handshake(&mut self, peer: Peer, frame: &[u8]) {
         let responder = match fleet_protocol::noise::Responder::read(&self.key, frame) {
             Ok(r) => r,
@@ -203,23 +245,101 @@ impl Hub {
                 return;
             }
         };
-        match self.enrollment.check(&responder.remote_static, &responder.claimed_name) {
-            crate::enroll::Verdict::Accepted(name) => match responder.accept() {
-                Ok((session, reply)) => {
-                    // A reconnect from the same peer handle is a new session.
-                    self.sessions.insert(peer.clone(), LinkSession { session, name: name.clone() });
-                    debug!(peer = %peer.short(), name = %name, "link established");
-                    if let Err(e) = self.sender.send(&peer, Bytes::from(reply)).await {
-                        debug!(error = %e, "handshake reply failed");
-                    }
+        match self.gate.lookup(&responder.remote_static) {
+            Some(verdict) => self.on_verdict(peer, responder, verdict).await,
+            None => {
+                let claimed = responder.claimed_name.clone();
+                let key = responder.remote_static;
+                if self.gate.submit(key, claimed, (peer, responder)).is_err() {
+                    self.counters.dropped();
+                    debug!("enrollment is busy; a handshake from an unknown key was refused");
                 }
-                Err(e) => warn!(error = %e, "handshake failed"),
-            },
-            crate::enroll::Verdict::Pending(name) | crate::enroll::Verdict::Rejected(name) => {
-                self.counters.dropped();
-                warn!(peer = %peer.short(), key = %name, "link key not enrolled; attach refused");
             }
         }
+    }
+
+    /// The keys on disk changed: held handshakes whose key was accepted meanwhile complete now.
+    async fn unpark(&mut self) {
+        let parked = std::mem::take(&mut self.parked);
+        for (at, peer, responder) in parked {
+            match self.gate.lookup(&responder.remote_static) {
+                Some(Verdict::Pending(_)) => self.parked.push_back((at, peer, responder)),
+                Some(v @ Verdict::Accepted(..)) => self.on_verdict(peer, responder, v).await,
+                _ => {}
+            }
+        }
+    }
+
+    /// Finishes or refuses a handshake once enrollment has decided.
+    async fn on_verdict(&mut self, peer: Peer, responder: fleet_protocol::noise::Responder, verdict: Verdict) {
+        let (name, role) = match verdict {
+            Verdict::Accepted(name, role) => (name, role),
+            Verdict::NoRole(name) => {
+                self.counters.dropped();
+                warn!(
+                    key = %name,
+                    "link key {name} was enrolled before roles existed; attach refused. Re-enroll it: \
+                     noded hub enroll --accept {name} --role node (or --role console)"
+                );
+                return;
+            }
+            Verdict::Pending(name) => {
+                self.counters.dropped();
+                debug!(peer = %peer.short(), key = %name, "link key waits for enrollment; its handshake is held a few seconds");
+                self.parked.retain(|(_, p, _)| *p != peer);
+                if self.parked.len() >= PARKED_MAX {
+                    self.parked.pop_front();
+                }
+                self.parked.push_back((Instant::now(), peer, responder));
+                return;
+            }
+            Verdict::Rejected(name) => {
+                self.counters.dropped();
+                debug!(peer = %peer.short(), key = %name, "link key rejected; attach refused");
+                return;
+            }
+            Verdict::Refused(why) => {
+                self.counters.dropped();
+                debug!(peer = %peer.short(), reason = %why, "unknown link key refused without a record");
+                return;
+            }
+        };
+        let (session, answer) = match responder.accept() {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(error = %e, "handshake failed");
+                return;
+            }
+        };
+        let session = Arc::new(Mutex::new(session));
+        let answer = Bytes::from(answer);
+        match self.sessions.get_mut(&peer) {
+            // A reconnect on the same connection is a new session, queued behind what was sent.
+            Some(link) => {
+                link.outbox.rekey(session.clone(), answer);
+                link.session = session;
+                link.name = name.clone();
+                link.role = role;
+            }
+            None => {
+                let limits = OutboxLimits {
+                    max_frames: self.config.max_link_queue,
+                    max_bytes: self.config.max_link_queue_bytes,
+                    max_in_flight: self.config.max_link_in_flight,
+                };
+                let outbox = Outbox::start(
+                    peer.clone(),
+                    session.clone(),
+                    answer,
+                    self.sender.clone(),
+                    self.sock.delivered(&peer),
+                    limits,
+                    self.outbox_totals.clone(),
+                );
+                self.sessions.insert(peer.clone(), LinkSession { session, name: name.clone(), role, outbox });
+            }
+        }
+        debug!(peer = %peer.short(), name = %name, %role, "link established");
     }
 
     async fn notify_consoles(&mut self, event: Event) {
@@ -239,7 +359,7 @@ impl Hub {
             return self.on_handshake(peer, &frame).await;
         }
         let received = Instant::now();
-        let Some((frame, link)) = self.open_link_frame(&peer, &frame) else { return };
+        let Some((frame, link, role)) = self.open_link_frame(&peer, &frame) else { return };
         let env = match fleet_protocol::Envelope::from_frame(&frame, &self.limits) {
             Ok(env) => env,
             Err(e) => {
@@ -248,7 +368,12 @@ impl Hub {
                 return;
             }
         };
-        let mut origin = Origin { peer, link, signer: None, received };
+        let mut origin = Origin { peer, link, role, signer: None, received };
+        // Requests are checked for the role after their signature and id (see requests.rs), so
+        // the audit line of a refused request names it.
+        if env.kind != fleet_protocol::Kind::Request && !role_may_send(role, env.kind) {
+            return self.refuse_role(&origin, role, &env).await;
+        }
         // Requests are checked over their raw bytes before anything in them is decoded.
         if env.kind == fleet_protocol::Kind::Request {
             match self.verify_request(&origin, &env).await {
@@ -267,7 +392,7 @@ impl Hub {
         let peer = origin.peer.clone();
         match msg {
             Message::Registration(reg) => self.on_registration(peer, &origin.link, *reg).await,
-            Message::Reply(reply) => self.on_reply(peer, &reply, &frame).await,
+            Message::Reply(reply) => self.on_reply(peer, &reply, &frame),
             Message::Hello(hello) => self.on_hello(peer, hello).await,
             Message::Discover(discover) => self.on_discover(peer, discover).await,
             Message::Request(req) => self.on_request(origin, *req, frame).await,
@@ -284,15 +409,17 @@ impl Hub {
     }
 
     /// Decrypts a frame of an established link. Returns the plaintext and the link's enrolled
-    /// name; `None` (counted) when the peer has no link or the frame does not decrypt.
-    fn open_link_frame(&mut self, peer: &Peer, frame: &[u8]) -> Option<(Bytes, String)> {
+    /// name and role; `None` (counted) when the peer has no link or the frame does not decrypt.
+    fn open_link_frame(&mut self, peer: &Peer, frame: &[u8]) -> Option<(Bytes, String, Role)> {
         let Some(link) = self.sessions.get_mut(peer) else {
             self.counters.dropped();
             debug!(peer = %peer.short(), "frame from a peer without a link session dropped");
             return None;
         };
-        match link.session.open(frame) {
-            Ok(plain) => Some((Bytes::from(plain), link.name.clone())),
+        let opened =
+            link.session.lock().map_err(|_| fleet_protocol::noise::NoiseError::Malformed("poisoned")).and_then(|mut s| s.open(frame));
+        match opened {
+            Ok(plain) => Some((Bytes::from(plain), link.name.clone(), link.role)),
             Err(e) => {
                 self.counters.dropped();
                 debug!(peer = %peer.short(), error = %e, "undecryptable frame dropped");
@@ -302,22 +429,66 @@ impl Hub {
     }
 
     async fn on_disconnect(&mut self, peer: &Peer, reason: &str) {
-        self.sessions.remove(peer);
+        if let Some(link) = self.sessions.remove(peer)
+            && link.outbox.high_water() > 1024 * 1024
+        {
+            drop(link);
+            outbox::release_memory();
+        }
         self.consoles.remove(peer);
         self.routes.retain(|_, r| r.console != *peer);
         if let Some(identity) = self.node_by_peer.remove(peer)
             && self.nodes.get(&identity).is_some_and(|n| n.peer == *peer)
         {
-            self.nodes.remove(&identity);
-            info!(node = %identity, reason, "node left");
-            self.notify_consoles(Event::NodeLeft { identity, reason: reason.to_string() }).await;
+            self.node_down(&identity, reason).await;
         }
     }
 
     async fn expire(&mut self) {
         let now = Instant::now();
+        while self.parked.front().is_some_and(|(at, _, _)| now.duration_since(*at) > PARKED_FOR) {
+            self.parked.pop_front();
+        }
         self.routes.retain(|_, r| r.deadline > now);
         self.routed.forget_expired(now);
         self.expire_nodes(now).await;
+        self.down.expire(Duration::from_secs_f64(self.config.keep_down_for));
+    }
+
+    /// Drops, counts and audits a frame its link's role may not send, and tells the sender.
+    async fn refuse_role(&mut self, origin: &Origin, role: Role, env: &fleet_protocol::Envelope) {
+        self.counters.dropped();
+        let why = format!(
+            "a {role} link ('{}') may not send {:?}; {}",
+            origin.link,
+            env.kind,
+            if role == Role::Node {
+                "node links send only Registration, Reply and Ping"
+            } else {
+                "console links send only Hello, Discover, Request, StatsQuery and Ping"
+            }
+        );
+        warn!(peer = %origin.peer.short(), link = %origin.link, %role, kind = ?env.kind, "frame refused for the link's role");
+        self.audit.log(AuditRecord {
+            request_id: "-".into(),
+            caller: env.signer.clone().unwrap_or_else(|| "-".into()),
+            agent: "-".into(),
+            action: "-".into(),
+            args_digest: "-".into(),
+            decision: AuditDecision::Rejected,
+            reason: why.clone(),
+            duration: origin.received.elapsed(),
+        });
+        let message = format!("refused by the hub: {why}");
+        self.send(&origin.peer, &Message::Error(fleet_protocol::ErrorNotice { message })).await;
+    }
+}
+
+/// What each role may send to the hub.
+fn role_may_send(role: Role, kind: fleet_protocol::Kind) -> bool {
+    use fleet_protocol::Kind;
+    match role {
+        Role::Node => matches!(kind, Kind::Registration | Kind::Reply | Kind::Ping),
+        Role::Console => matches!(kind, Kind::Hello | Kind::Discover | Kind::Request | Kind::StatsQuery | Kind::Ping),
     }
 }

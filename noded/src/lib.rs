@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod data;
 pub mod enroll;
 pub mod facts;
 pub mod hub;

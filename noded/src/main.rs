@@ -104,20 +104,33 @@ struct NodeFlags {
 
 #[derive(Subcommand, Debug)]
 enum HubCommand {
-    /// Manage the link keys allowed to attach, like salt-key: list, accept, reject, add.
+    /// Manage the link keys allowed to attach, like salt-key: list, accept, reject, add. Every
+    /// accepted key has a role: node (registers and replies) or console (sends requests signed by
+    /// the caller of the same name).
     Enroll {
-        /// List accepted, pending and rejected keys.
+        /// List accepted, pending and rejected keys, with their roles.
         #[arg(long)]
         list: bool,
-        /// Accept a pending key under its name.
+        /// Accept a pending key under its name (default role: node, since nodes knock). Also gives
+        /// a role to a key enrolled before roles existed.
         #[arg(long, value_name = "NAME")]
         accept: Option<String>,
         /// Reject a pending (or accepted) key.
         #[arg(long, value_name = "NAME")]
         reject: Option<String>,
-        /// Enroll a public key file directly: --add NAME FILE.pub
+        /// Enroll a public key file directly: --add NAME FILE.pub (default role: console, since
+        /// this is how an admin adds a caller).
         #[arg(long, num_args = 2, value_names = ["NAME", "FILE"])]
         add: Option<Vec<String>>,
+        /// The role of the key accepted or added: node or console.
+        #[arg(long, value_parser = ["node", "console"])]
+        role: Option<String>,
+    },
+    /// Forget a down node for good (a decommissioned host): the running hub drops it from its
+    /// list of down nodes within a second. Asked through a file in the enrollment directory.
+    Forget {
+        /// The node's identity.
+        node: String,
     },
 }
 
@@ -151,7 +164,7 @@ enum Command {
         /// Identity prefix of the simulated nodes.
         #[arg(long, default_value = "sim-")]
         prefix: String,
-        /// Write every simulated node's public key into DIR/accepted (a hub enrollment directory).
+        /// Enroll every simulated node's public key, as a node, in DIR (a hub enrollment directory).
         #[arg(long, value_name = "DIR")]
         enroll_into: Option<PathBuf>,
     },
@@ -307,27 +320,55 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         }
         let (private, public) = fleet_protocol::keys::KeyPair::generate().save(dir, name)?;
         println!("wrote {} (private, mode 0600) and {}", private.display(), public.display());
-        println!("enroll the node's link key on each hub: noded hub enroll --accept {name} (see SECURITY.md)");
+        println!("enroll the node's link key on each hub: noded hub enroll --accept {name} --role node (see SECURITY.md)");
         return Ok(());
     }
     let shutdown = shutdown_signal()?;
     match cli.command {
         Some(Command::Keygen { .. }) => unreachable!("handled above"),
-        Some(Command::Hub { enroll: Some(HubCommand::Enroll { list, accept, reject, add }), .. }) => {
+        Some(Command::Hub { enroll: Some(HubCommand::Forget { node }), .. }) => {
             let dir = &cfg.hub.enroll_dir;
+            let path = noded::enroll::request_forget(dir, &node).map_err(|e| anyhow::anyhow!(e))?;
+            // The hub takes the request within a second and removes the file; say whether it did.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while path.exists() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if path.exists() {
+                println!("asked the hub to forget {node} ({}); no running hub has taken the request yet", path.display());
+            } else {
+                println!("the hub forgot {node}");
+            }
+        }
+        Some(Command::Hub { enroll: Some(HubCommand::Enroll { list, accept, reject, add, role }), .. }) => {
+            use noded::enroll::Role;
+            let dir = &cfg.hub.enroll_dir;
+            let role_or = |default: Role| -> Role { role.as_deref().map_or(default, |r| r.parse().unwrap_or(default)) };
             let result = if let Some(name) = accept {
-                noded::enroll::accept(dir, &name).map(|p| format!("accepted {name} ({})", p.display()))
+                let role = role_or(Role::Node);
+                noded::enroll::accept(dir, &name, role).map(|p| format!("accepted {name} as a {role} ({})", p.display()))
             } else if let Some(name) = reject {
                 noded::enroll::reject(dir, &name).map(|p| format!("rejected {name} ({})", p.display()))
             } else if let Some(pair) = add {
-                noded::enroll::add(dir, &pair[0], std::path::Path::new(&pair[1])).map(|p| format!("enrolled {} ({})", pair[0], p.display()))
+                let role = role_or(Role::Console);
+                noded::enroll::add(dir, &pair[0], std::path::Path::new(&pair[1]), role)
+                    .map(|p| format!("enrolled {} as a {role} ({})", pair[0], p.display()))
             } else {
                 let _ = list;
                 let rows = noded::enroll::list(dir);
                 if rows.is_empty() {
                     Ok(format!("no keys in {}", dir.display()))
                 } else {
-                    Ok(rows.iter().map(|(n, st, fp)| format!("{st:<9} {n:<40} {fp}")).collect::<Vec<_>>().join("\n"))
+                    let mut text: Vec<String> =
+                        rows.iter().map(|r| format!("{:<9} {:<8} {:<40} {}", r.state, r.role, r.name, r.fingerprint)).collect();
+                    if rows.iter().any(|r| r.state == "no-role") {
+                        text.push(
+                            "keys marked no-role were enrolled before roles existed and are refused: \
+                             noded hub enroll --accept NAME --role node|console"
+                                .into(),
+                        );
+                    }
+                    Ok(text.join("\n"))
                 }
             };
             match result {
@@ -356,10 +397,10 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
             let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).context("hub_key")?;
             let built = noded::sim::build(nodes, &cfg, &callers, hub.link, prefix);
             if let Some(dir) = enroll_into {
-                let accepted = dir.join("accepted");
-                std::fs::create_dir_all(&accepted)?;
+                let accepted = dir.join("accepted").join("node");
                 for (n, key) in &built {
-                    std::fs::write(accepted.join(format!("{}.pub", n.identity)), key.public().to_file_text(&n.identity))?;
+                    noded::enroll::enroll_key(dir, &n.identity, &key.public(), noded::enroll::Role::Node)
+                        .map_err(|e| anyhow::anyhow!(e))?;
                 }
                 info!(dir = %accepted.display(), "enrolled the simulated nodes' link keys");
             }

@@ -11,9 +11,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use bytes::Bytes;
 use fleet_protocol::{DaemonStats, Registration};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::agents::{AgentContext, AgentSet};
@@ -69,9 +70,36 @@ pub struct NodeState {
     /// Bumped whenever facts, classes or agents change, so every link re-registers.
     changed: watch::Sender<u64>,
     pub security: Security,
+    /// The outbound queue of every hub link that passed its handshake, by link number. A reply
+    /// goes out through all of them, so a console attached to several hubs gets it even when the
+    /// hub the request came through dies before forwarding it.
+    reply_paths: Mutex<BTreeMap<u64, mpsc::Sender<Bytes>>>,
 }
 
 impl NodeState {
+    /// Registers a hub link's outbound queue for replies; the returned number unregisters it.
+    pub fn add_reply_path(&self, out: mpsc::Sender<Bytes>) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.reply_paths.lock().expect("reply paths lock").insert(id, out);
+        id
+    }
+
+    pub fn remove_reply_path(&self, id: u64) {
+        self.reply_paths.lock().expect("reply paths lock").remove(&id);
+    }
+
+    /// Queues a signed reply on every live hub link, waiting for room in each queue (a link that
+    /// stays full for 5 s is skipped); true when at least one took it.
+    pub async fn send_reply(&self, frame: Bytes) -> bool {
+        let paths: Vec<mpsc::Sender<Bytes>> = self.reply_paths.lock().expect("reply paths lock").values().cloned().collect();
+        let mut sent = false;
+        for out in paths {
+            sent |= matches!(tokio::time::timeout(std::time::Duration::from_secs(5), out.send(frame.clone())).await, Ok(Ok(())));
+        }
+        sent
+    }
+
     pub fn new(
         identity: String,
         config: NodeConfig,
@@ -92,6 +120,7 @@ impl NodeState {
             hubs: Mutex::new(BTreeMap::new()),
             changed,
             security,
+            reply_paths: Mutex::new(BTreeMap::new()),
         })
     }
 

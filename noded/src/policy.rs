@@ -11,12 +11,29 @@
 //! deny    *               kill            environment=production and not /maintenance/
 //! ```
 //! A rule is `allow|deny <callers> <actions> <facts> <classes>`. `*` alone is a wildcard in every
-//! field. Callers and actions are space-separated lists of exact names. Facts are space-separated
+//! field. Actions are space-separated lists of exact names. Callers are space-separated caller
+//! ids, `/regex/`es matched against the caller id, or names of groups from the groups file (see
+//! below). Facts are space-separated
 //! terms `key=value` (or `key=/regex/`, `key!=v`, `key>=3`, ... as in `-F` filters), all of which
 //! must hold. Classes are space-separated class names or `/regex/`, all of which the node must
 //! have. A facts or classes field that is a compound expression (a token `and`, `or` or `not`, or
 //! a token starting with `!` or `(`, or ending with `)`) is parsed as a `-S` filter expression;
 //! when both fields are given, both must hold.
+//!
+//! # Data functions
+//! The facts field (alone or in a compound expression) may use MCollective's data functions,
+//! evaluated on the node by its data plugins (`crate::data`): `puppet().enabled=false`,
+//! `fstat("/etc/hosts").size>10`, `process("nginx").exists=true`, `fact("os.family")=Debian`... A
+//! data function that fails on the node (unknown plugin, missing field) is false, so its rule does
+//! not match; other rules are unaffected.
+//!
+//! # Caller groups
+//! `<policy_dir>/groups` (e.g. `/etc/fleet/policies/groups`), as the MCollective/Choria
+//! action-policy plugin's groups file: one group per line, `NAME MEMBER MEMBER ...`, members being
+//! caller ids or `/regex/`es; `#` comments and blank lines are ignored. A name in a rule's callers
+//! field matches the caller itself or, when a group has that name, any of its members. The file is
+//! re-read when it changes; a groups file that fails to parse denies every request (as a broken
+//! policy does), naming the file, line and column.
 //!
 //! # How fields are split
 //! - A line containing a tab is split on tabs, as MCollective writes policies: exactly 5 fields,
@@ -30,8 +47,9 @@
 //!   terms need tabs (or `a=1 and b=2`).
 //!
 //! Unlike MCollective, a line that cannot be parsed is an error, never skipped: a policy file with
-//! an error denies everything for its agent (see [`PolicySet`]). A file without a
-//! `policy default` line defaults to deny.
+//! an error denies everything for its agent (see [`PolicySet`]), and the error (in the node's log
+//! and in `fleet policy check`) names the file, the line, the column and what was expected. A file
+//! without a `policy default` line defaults to deny.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,19 +60,23 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use fleet_protocol::NodeView;
-use fleet_protocol::filter::{FilterError, FilterExpr, parse_compound, parse_fact_term};
+use fleet_protocol::filter::{DataSource, FilterError, FilterExpr, parse_compound};
+use regex::Regex;
 
 /// Extension of a policy file.
 pub const POLICY_EXT: &str = "policy";
+/// The caller groups file, in the policy directory.
+pub const GROUPS_FILE: &str = "groups";
 /// A policy file larger than this is refused (and so denies everything).
 const MAX_POLICY_FILE: u64 = 1024 * 1024;
 
-/// A policy file error: the file, the 1-based line, and what is wrong.
+/// A policy file error: the file, the 1-based line and column, and what is wrong (what was expected).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[error("{file}:{line}:{column}: {message}")]
 pub struct PolicyError {
     pub file: String,
     pub line: usize,
+    pub column: usize,
     pub message: String,
 }
 
@@ -88,13 +110,112 @@ impl Names {
     }
 }
 
+/// A caller id, a group name, or a `/regex/`.
+#[derive(Debug, Clone)]
+enum CallerPattern {
+    Name(String),
+    Regex(Regex),
+}
+
+/// Who a rule is for.
+#[derive(Debug, Clone)]
+enum Callers {
+    Any,
+    List(Vec<CallerPattern>),
+}
+
+impl Callers {
+    fn contains(&self, caller: &str, groups: &Groups) -> bool {
+        match self {
+            Callers::Any => true,
+            Callers::List(list) => list.iter().any(|p| match p {
+                CallerPattern::Name(n) => n == caller || groups.has_member(n, caller),
+                CallerPattern::Regex(r) => r.is_match(caller),
+            }),
+        }
+    }
+}
+
+/// The caller groups (`<policy_dir>/groups`): group name -> members.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    groups: HashMap<String, Vec<CallerPattern>>,
+}
+
+impl Groups {
+    /// Parses a groups file: `NAME MEMBER MEMBER ...` per line; members are caller ids or `/regex/`.
+    pub fn parse(text: &str, file: &str) -> Result<Groups, PolicyError> {
+        let mut groups: HashMap<String, Vec<CallerPattern>> = HashMap::new();
+        for (i, raw) in text.lines().enumerate() {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let mut words = trimmed.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            let err = |word: &str, message: String| PolicyError { file: file.into(), line: i + 1, column: column_of(raw, word), message };
+            if name.starts_with('/') || name == "*" {
+                return Err(err(name, format!("expected a group name (then its members), found '{name}'")));
+            }
+            let members = groups.entry(name.to_string()).or_default();
+            for w in words {
+                members.push(parse_caller(w).map_err(|m| err(w, m))?);
+            }
+        }
+        Ok(Groups { groups })
+    }
+
+    fn has_member(&self, group: &str, caller: &str) -> bool {
+        self.groups.get(group).is_some_and(|members| {
+            members.iter().any(|m| match m {
+                CallerPattern::Name(n) => n == caller,
+                CallerPattern::Regex(r) => r.is_match(caller),
+            })
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+fn parse_caller(word: &str) -> Result<CallerPattern, String> {
+    if word.len() >= 2 && word.starts_with('/') && word.ends_with('/') {
+        let re = &word[1..word.len() - 1];
+        return regex::RegexBuilder::new(re).size_limit(1 << 20).build().map(CallerPattern::Regex).map_err(|e| {
+            format!(
+                "caller '{word}': bad regex /{re}/: {}",
+                e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ")
+            )
+        });
+    }
+    if word.starts_with('/') {
+        return Err(format!("caller '{word}': expected a closing '/' to end the regex"));
+    }
+    Ok(CallerPattern::Name(word.to_string()))
+}
+
+/// The 1-based column (in characters) where `part` starts in `line`, when `part` is a slice of it.
+fn column_of(line: &str, part: &str) -> usize {
+    let start = line.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    if at < start || at > start + line.len() {
+        return 1;
+    }
+    line[..at - start].chars().count() + 1
+}
+
 #[derive(Debug, Clone)]
 struct Rule {
     line: usize,
     /// The line as written, whitespace runs collapsed, for decisions and logs.
     text: String,
     allow: bool,
-    callers: Names,
+    callers: Callers,
     actions: Names,
     /// `None` is `*`.
     facts: Option<FilterExpr>,
@@ -102,11 +223,11 @@ struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, caller: &str, action: &str, node: &NodeView<'_>) -> bool {
-        self.callers.contains(caller)
+    fn matches(&self, caller: &str, action: &str, node: &NodeView<'_>, groups: &Groups, data: &dyn DataSource) -> bool {
+        self.callers.contains(caller, groups)
             && self.actions.contains(action)
-            && self.facts.as_ref().is_none_or(|e| e.matches(node))
-            && self.classes.as_ref().is_none_or(|e| e.matches(node))
+            && self.facts.as_ref().is_none_or(|e| e.matches_with(node, data))
+            && self.classes.as_ref().is_none_or(|e| e.matches_with(node, data))
     }
 }
 
@@ -125,7 +246,7 @@ impl Policy {
         let mut rules = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
-            let err = |message: String| PolicyError { file: file.to_string(), line, message };
+            let err = |(column, message): (usize, String)| PolicyError { file: file.to_string(), line, column, message };
             let trimmed = raw.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
@@ -137,23 +258,31 @@ impl Policy {
                     ["policy", "default", "allow"] => true,
                     ["policy", "default", "deny"] => false,
                     _ => {
-                        return Err(err(format!("expected 'policy default allow' or 'policy default deny', found '{trimmed}'")));
+                        let col = column_of(raw, trimmed);
+                        return Err(err((col, format!("expected 'policy default allow' or 'policy default deny', found '{trimmed}'"))));
                     }
                 };
                 if let Some((_, earlier)) = default {
-                    return Err(err(format!("a second 'policy default' line (the first is on line {earlier})")));
+                    let col = column_of(raw, trimmed);
+                    return Err(err((col, format!("a second 'policy default' line (the first is on line {earlier})"))));
                 }
                 default = Some((allow, line));
                 continue;
             }
-            rules.push(parse_rule(trimmed, line).map_err(err)?);
+            rules.push(parse_rule(raw, trimmed, line).map_err(err)?);
         }
         Ok(Policy { file: file.to_string(), default_allow: default.is_some_and(|(allow, _)| allow), rules })
     }
 
-    /// The first rule that matches decides; without one, the policy's default does.
+    /// The first rule that matches decides; without one, the policy's default does. Data
+    /// functions are answered by this node's data plugins; no caller groups.
     pub fn decide(&self, caller: &str, action: &str, node: &NodeView<'_>) -> Decision {
-        match self.rules.iter().find(|r| r.matches(caller, action, node)) {
+        self.decide_with(caller, action, node, &Groups::default(), &*crate::data::NodeData::current())
+    }
+
+    /// [`decide`](Self::decide) with caller groups and the data plugins to use.
+    pub fn decide_with(&self, caller: &str, action: &str, node: &NodeView<'_>, groups: &Groups, data: &dyn DataSource) -> Decision {
+        match self.rules.iter().find(|r| r.matches(caller, action, node, groups, data)) {
             Some(r) => Decision { allowed: r.allow, rule: format!("{}:{}: {}", self.file, r.line, r.text) },
             None => Decision { allowed: self.default_allow, rule: format!("default {} ({})", allow_word(self.default_allow), self.file) },
         }
@@ -190,22 +319,31 @@ fn split_token(s: &str) -> (&str, &str) {
     }
 }
 
-fn parse_rule(line_text: &str, line: usize) -> Result<Rule, String> {
+/// A rule's problem: the column it starts at and what is wrong.
+type Problem = (usize, String);
+
+fn parse_rule(raw: &str, line_text: &str, line: usize) -> Result<Rule, Problem> {
     let (verb, _) = split_token(line_text);
+    let col = |part: &str| column_of(raw, part);
     let allow = match verb {
         "allow" => true,
         "deny" => false,
-        other => return Err(format!("expected 'allow', 'deny' or 'policy default ...', found '{other}'")),
+        other => return Err((col(verb), format!("expected 'allow', 'deny' or 'policy default ...', found '{other}'"))),
     };
-    let (callers, actions, facts, classes) = if line_text.contains('\t') { split_tabbed(line_text)? } else { split_spaced(line_text)? };
+    let (callers, actions, facts, classes) = if line_text.contains('\t') {
+        split_tabbed(line_text).map_err(|m| (col(line_text), m))?
+    } else {
+        split_spaced(line_text).map_err(|(part, m)| (part.map_or(col(line_text), col), m))?
+    };
+    let at = |part: &str, (offset, m): (usize, String)| (col(part) + offset, m);
     Ok(Rule {
         line,
         text: line_text.split_whitespace().collect::<Vec<_>>().join(" "),
         allow,
-        callers: parse_names(callers, "callers")?,
-        actions: parse_names(actions, "actions")?,
-        facts: parse_facts(facts)?,
-        classes: parse_classes(classes)?,
+        callers: parse_callers(callers).map_err(|p| at(callers, p))?,
+        actions: parse_names(actions, "actions").map_err(|m| (col(actions), m))?,
+        facts: parse_facts(facts).map_err(|p| at(facts, p))?,
+        classes: parse_classes(classes).map_err(|p| at(classes, p))?,
     })
 }
 
@@ -223,13 +361,13 @@ fn split_tabbed(line_text: &str) -> Result<Fields<'_>, String> {
     }
 }
 
-fn split_spaced(line_text: &str) -> Result<Fields<'_>, String> {
+fn split_spaced(line_text: &str) -> Result<Fields<'_>, (Option<&str>, String)> {
     let (_, rest) = split_token(line_text);
     let (callers, rest) = split_token(rest);
     let (actions, rest) = split_token(rest);
     let rest = rest.trim();
     if callers.is_empty() || actions.is_empty() || rest.is_empty() {
-        return Err("expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)".into());
+        return Err((None, "expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)".into()));
     }
     if is_compound(rest) {
         let (head, tail) = split_token(rest);
@@ -244,10 +382,13 @@ fn split_spaced(line_text: &str) -> Result<Fields<'_>, String> {
     let tokens: Vec<&str> = rest.split_whitespace().collect();
     match tokens.as_slice() {
         [facts, classes] => Ok((callers, actions, facts, classes)),
-        [_] => Err("expected a classes field after the facts field (use * for any)".into()),
-        _ => Err(format!(
-            "too many fields in '{rest}': separate the fields with tabs when a list has several entries, \
-             or write several facts as a compound expression (a=1 and b=2)"
+        [only] => Err((Some(only), "expected a classes field after the facts field (use * for any)".into())),
+        _ => Err((
+            Some(rest),
+            format!(
+                "too many fields in '{rest}': separate the fields with tabs when a list has several entries, \
+                 or write several facts as a compound expression (a=1 and b=2)"
+            ),
         )),
     }
 }
@@ -272,37 +413,72 @@ fn parse_names(field: &str, what: &str) -> Result<Names, String> {
     Ok(Names::List(list))
 }
 
-fn filter_error(what: &str, field: &str, e: FilterError) -> String {
-    format!("{what} '{field}': {} (column {})", e.message, e.column)
+/// Callers: `*`, or caller ids, group names and `/regex/`es. Errors give the column within the field.
+fn parse_callers(field: &str) -> Result<Callers, Problem> {
+    if field == "*" {
+        return Ok(Callers::Any);
+    }
+    let mut list = Vec::new();
+    for word in field.split_whitespace() {
+        let offset = column_of(field, word) - 1;
+        if word == "*" {
+            return Err((offset, "callers: '*' must stand alone, it already means any".into()));
+        }
+        list.push(parse_caller(word).map_err(|m| (offset, m))?);
+    }
+    Ok(Callers::List(list))
 }
 
-fn parse_facts(field: &str) -> Result<Option<FilterExpr>, String> {
+fn filter_error(what: &str, field: &str, e: FilterError) -> Problem {
+    (e.column.saturating_sub(1), format!("{what} '{field}': {}", e.message))
+}
+
+fn parse_facts(field: &str) -> Result<Option<FilterExpr>, Problem> {
     if field == "*" {
         return Ok(None);
     }
     if is_compound(field) {
         return parse_compound(field).map(Some).map_err(|e| filter_error("facts", field, e));
     }
-    let terms =
-        field.split_whitespace().map(|t| parse_fact_term(t).map_err(|e| filter_error("fact", t, e))).collect::<Result<Vec<_>, _>>()?;
+    let mut terms = Vec::new();
+    for t in field.split_whitespace() {
+        let offset = column_of(field, t) - 1;
+        let shift = |(c, m): Problem| (c + offset, m);
+        match parse_compound(t) {
+            Ok(e @ (FilterExpr::Fact { .. } | FilterExpr::Data(_))) => terms.push(e),
+            Ok(_) => {
+                return Err(shift((
+                    0,
+                    format!(
+                        "fact '{t}': expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=), or a data function such as fstat(\"/etc/motd\").present=true"
+                    ),
+                )));
+            }
+            Err(e) => return Err(shift(filter_error("fact", t, e))),
+        }
+    }
     Ok(Some(FilterExpr::And(terms)))
 }
 
-fn parse_classes(field: &str) -> Result<Option<FilterExpr>, String> {
+fn parse_classes(field: &str) -> Result<Option<FilterExpr>, Problem> {
     if field == "*" {
         return Ok(None);
     }
     if is_compound(field) {
         return parse_compound(field).map(Some).map_err(|e| filter_error("classes", field, e));
     }
-    let classes = field
-        .split_whitespace()
-        .map(|t| match parse_compound(t) {
-            Ok(e @ FilterExpr::Class(_)) => Ok(e),
-            Ok(_) => Err(format!("class '{t}': expected a class name or /regex/ (facts go in the facts field)")),
-            Err(e) => Err(filter_error("class", t, e)),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut classes = Vec::new();
+    for t in field.split_whitespace() {
+        let offset = column_of(field, t) - 1;
+        match parse_compound(t) {
+            Ok(e @ FilterExpr::Class(_)) => classes.push(e),
+            Ok(_) => return Err((offset, format!("class '{t}': expected a class name or /regex/ (facts go in the facts field)"))),
+            Err(e) => {
+                let (c, m) = filter_error("class", t, e);
+                return Err((c + offset, m));
+            }
+        }
+    }
     Ok(Some(FilterExpr::And(classes)))
 }
 
@@ -349,12 +525,14 @@ pub struct PolicySet {
     dir: PathBuf,
     default_allow: bool,
     cache: Mutex<HashMap<String, Cached>>,
+    /// The groups file as last read, and the stamp it was read at.
+    groups: Mutex<Option<(Option<Stamp>, Arc<Result<Groups, String>>)>>,
 }
 
 impl PolicySet {
     /// Nothing is read yet; each agent's file is read when first needed.
     pub fn load(dir: impl Into<PathBuf>, default_allow: bool) -> PolicySet {
-        PolicySet { dir: dir.into(), default_allow, cache: Mutex::new(HashMap::new()) }
+        PolicySet { dir: dir.into(), default_allow, cache: Mutex::new(HashMap::new()), groups: Mutex::new(None) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -381,9 +559,48 @@ impl PolicySet {
                 allowed: self.default_allow,
                 rule: format!("default {} (no {}; node default)", allow_word(self.default_allow), path.display()),
             },
-            Loaded::Parsed(policy) => policy.decide(caller, action, node),
+            Loaded::Parsed(policy) => match &*self.groups() {
+                Ok(groups) => policy.decide_with(caller, action, node, groups, &*crate::data::NodeData::current()),
+                Err(why) => Decision::deny(why.clone()),
+            },
             Loaded::Broken(why) => Decision::deny(why.clone()),
         }
+    }
+
+    /// Where the caller groups live: `<policy_dir>/groups`.
+    pub fn groups_path(&self) -> PathBuf {
+        self.dir.join(GROUPS_FILE)
+    }
+
+    /// The caller groups, re-read when the file changes. No file is no groups; a file that cannot
+    /// be read or parsed is an error that denies every request.
+    fn groups(&self) -> Arc<Result<Groups, String>> {
+        let path = self.groups_path();
+        let stamp = std::fs::metadata(&path).ok().map(|m| Stamp::of(&m));
+        if let Some((s, g)) = &*self.groups.lock().expect("groups lock")
+            && *s == stamp
+        {
+            return g.clone();
+        }
+        let shown = path.display().to_string();
+        let loaded = match stamp {
+            None => Ok(Groups::default()),
+            Some(_) => match std::fs::read_to_string(&path) {
+                Ok(text) if text.len() as u64 <= MAX_POLICY_FILE => {
+                    Groups::parse(&text, &shown).map_err(|e| format!("caller groups file failed to parse: {e}"))
+                }
+                Ok(_) => Err(format!("caller groups file cannot be read: {shown}: larger than {MAX_POLICY_FILE} bytes")),
+                Err(e) => Err(format!("caller groups file cannot be read: {shown}: {e}")),
+            },
+        };
+        match &loaded {
+            Ok(g) if stamp.is_some() => tracing::info!(file = %shown, groups = g.len(), "caller groups loaded"),
+            Ok(_) => {}
+            Err(why) => tracing::error!(file = %shown, error = %why, "denying every request that a policy decides"),
+        }
+        let loaded = Arc::new(loaded);
+        *self.groups.lock().expect("groups lock") = Some((stamp, loaded.clone()));
+        loaded
     }
 
     /// The cached policy if the file is unchanged, else a fresh read. The lock is never held

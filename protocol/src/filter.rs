@@ -9,17 +9,31 @@
 //! unary := ("not" | "!") unary | "(" expr ")" | term
 //! term  := KEY OP VALUE        fact comparison; OP is = == != =~ < <= > >=
 //!        | identity=VALUE | class=VALUE | agent=VALUE | fact=KEY...
+//!        | PLUGIN(ARG).FIELD OP VALUE   a data function, as in MCollective (`fstat("/etc/motd").present=true`)
 //!        | VALUE               a bare word or /regex/ is a class, as in MCollective
 //! VALUE := word | "quoted" | /regex/
+//! ARG   := "quoted" | word | /regex/ | nothing (`puppet().enabled=false`)
 //! ```
 //! `=` with a `/regex/` value matches the regex; `< <= > >=` compare numerically when both sides
 //! are numbers and as strings otherwise. Several `-I` are or-ed; all other flags are and-ed.
+//!
+//! # Data functions
+//! A data term (`fstat("/etc/hosts").size>10`, `process("nginx").exists=true`, `puppet().enabled=false`)
+//! asks a data plugin that runs on the node. The function name must be written right before its
+//! `(`, and the `.FIELD` right after its `)`. Only a node can answer such a term, so evaluation is
+//! three-valued ([`FilterExpr::eval`]): without a [`DataSource`] a data term is *unknown*, `and`,
+//! `or` and `not` follow Kleene's logic, and [`FilterExpr::matches`] includes a node whose answer
+//! is unknown. That is what the hub's registry does (it narrows the candidates, the nodes decide);
+//! a node evaluates with its data plugins ([`FilterExpr::matches_with`], or the source installed
+//! with [`install_data_source`]) and a term that fails (an unknown plugin, a missing field) is false.
+//! [`Filter::needs_node_evaluation`] tells a client that registry discovery cannot answer a filter.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Filter flags as the user typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +76,14 @@ impl Filter {
             all.push(parse_compound(s).map_err(|e| e.with_flag("-S"))?);
         }
         Ok(FilterExpr::And(all))
+    }
+
+    /// Whether the filter holds a data function (`fstat(...)`, `process(...)`, ...): only the nodes
+    /// can evaluate those, so discovery from the hub's registry would over-count; a client should
+    /// discover by broadcast instead (and say so). An invalid filter gives `false` (compiling it
+    /// reports the error).
+    pub fn needs_node_evaluation(&self) -> bool {
+        self.compile().is_ok_and(|e| e.has_data_terms())
     }
 
     /// One line for logs and the console's top bar.
@@ -178,7 +200,50 @@ pub enum FilterExpr {
     Identity(Matcher),
     Class(Matcher),
     Agent(Matcher),
-    Fact { key: String, op: Op, value: FactValue },
+    Fact {
+        key: String,
+        op: Op,
+        value: FactValue,
+    },
+    /// A data function: `PLUGIN(ARG).FIELD OP VALUE`, answered by the node's data plugins.
+    Data(DataTerm),
+}
+
+/// `fstat("/etc/motd").present=true`: which plugin, with what argument, which of its fields, and
+/// the comparison (the same operators and values as a fact term).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataTerm {
+    pub plugin: String,
+    pub arg: Option<String>,
+    pub field: String,
+    pub op: Op,
+    pub value: FactValue,
+}
+
+impl fmt::Display for DataTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arg = self.arg.as_deref().map(|a| format!("{a:?}")).unwrap_or_default();
+        write!(f, "{}({arg}).{}", self.plugin, self.field)
+    }
+}
+
+/// The data plugins of a node: `query("fstat", Some("/etc/motd"), node)` gives the plugin's fields
+/// for that argument (`present`, `size`, ...), or why it cannot (unknown plugin, bad argument).
+pub trait DataSource: Send + Sync {
+    fn query(&self, plugin: &str, arg: Option<&str>, node: &NodeView<'_>) -> Result<Map<String, Value>, String>;
+}
+
+static INSTALLED: RwLock<Option<Arc<dyn DataSource>>> = RwLock::new(None);
+
+/// Installs the data plugins [`FilterExpr::matches`] uses in this process: a node daemon installs
+/// its own when it starts, a hub installs none (data terms are then unknown, so included).
+pub fn install_data_source(source: Arc<dyn DataSource>) {
+    *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
+}
+
+/// The data plugins installed in this process, if any.
+pub fn installed_data_source() -> Option<Arc<dyn DataSource>> {
+    INSTALLED.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,23 +283,88 @@ pub fn fact_text(v: &Value) -> Option<String> {
 }
 
 impl FilterExpr {
+    /// Whether the node matches. Data terms are answered by the data source installed in this
+    /// process ([`install_data_source`]); without one they are unknown and the node is included
+    /// unless the rest of the filter excludes it (the hub's registry narrows, the node decides).
     pub fn matches(&self, node: &NodeView<'_>) -> bool {
+        let source = if self.has_data_terms() { installed_data_source() } else { None };
+        self.eval(node, source.as_deref()) != Some(false)
+    }
+
+    /// Whether the node matches, data terms answered by `data`: what a node decides for itself.
+    pub fn matches_with(&self, node: &NodeView<'_>, data: &dyn DataSource) -> bool {
+        self.eval(node, Some(data)) == Some(true)
+    }
+
+    /// Three-valued evaluation: `None` when the answer depends on a data term and there is no
+    /// `data` to ask. With `data`, the answer is always known.
+    pub fn eval(&self, node: &NodeView<'_>, data: Option<&dyn DataSource>) -> Option<bool> {
         match self {
-            FilterExpr::And(list) => list.iter().all(|e| e.matches(node)),
-            FilterExpr::Or(list) => list.iter().any(|e| e.matches(node)),
-            FilterExpr::Not(e) => !e.matches(node),
-            FilterExpr::Identity(m) => m.matches(node.identity),
-            FilterExpr::Class(m) => node.classes.iter().any(|c| m.matches(c)),
-            FilterExpr::Agent(m) => node.agents.iter().any(|a| m.matches(a)),
-            FilterExpr::Fact { key, op, value } => match lookup_fact(node.facts, key) {
-                None => *op == Op::Ne,
-                Some(Value::Array(items)) => {
-                    let hit = items.iter().filter_map(fact_text).any(|t| compare(&t, *op, value));
-                    hit
+            FilterExpr::And(list) => {
+                let mut known = true;
+                for e in list {
+                    match e.eval(node, data) {
+                        Some(false) => return Some(false),
+                        None => known = false,
+                        Some(true) => {}
+                    }
                 }
-                Some(v) => fact_text(v).is_some_and(|t| compare(&t, *op, value)),
-            },
+                known.then_some(true)
+            }
+            FilterExpr::Or(list) => {
+                let mut known = true;
+                for e in list {
+                    match e.eval(node, data) {
+                        Some(true) => return Some(true),
+                        None => known = false,
+                        Some(false) => {}
+                    }
+                }
+                known.then_some(false)
+            }
+            FilterExpr::Not(e) => e.eval(node, data).map(|b| !b),
+            FilterExpr::Identity(m) => Some(m.matches(node.identity)),
+            FilterExpr::Class(m) => Some(node.classes.iter().any(|c| m.matches(c))),
+            FilterExpr::Agent(m) => Some(node.agents.iter().any(|a| m.matches(a))),
+            FilterExpr::Fact { key, op, value } => Some(value_matches(lookup_fact(node.facts, key), *op, value)),
+            FilterExpr::Data(term) => {
+                let data = data?;
+                Some(match data.query(&term.plugin, term.arg.as_deref(), node) {
+                    Ok(fields) => value_matches(lookup_fact(&Value::Object(fields), &term.field), term.op, &term.value),
+                    Err(_) => false,
+                })
+            }
         }
+    }
+
+    /// Whether any term is a data function.
+    pub fn has_data_terms(&self) -> bool {
+        match self {
+            FilterExpr::And(list) | FilterExpr::Or(list) => list.iter().any(FilterExpr::has_data_terms),
+            FilterExpr::Not(e) => e.has_data_terms(),
+            FilterExpr::Data(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Every data term, in the order written.
+    pub fn data_terms(&self) -> Vec<&DataTerm> {
+        match self {
+            FilterExpr::And(list) | FilterExpr::Or(list) => list.iter().flat_map(FilterExpr::data_terms).collect(),
+            FilterExpr::Not(e) => e.data_terms(),
+            FilterExpr::Data(t) => vec![t],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A fact's (or a data field's) value compared: absent matches only `!=`, an array matches when
+/// any of its items does.
+fn value_matches(actual: Option<&Value>, op: Op, value: &FactValue) -> bool {
+    match actual {
+        None => op == Op::Ne,
+        Some(Value::Array(items)) => items.iter().filter_map(fact_text).any(|t| compare(&t, op, value)),
+        Some(v) => fact_text(v).is_some_and(|t| compare(&t, op, value)),
     }
 }
 
@@ -502,6 +632,11 @@ impl<'a> Parser<'a> {
         let col = self.col();
         let first = self.toks[self.pos].1.clone();
         self.pos += 1;
+        if let (Tok::Word(name), Some((lcol, Tok::LParen))) = (&first, self.toks.get(self.pos))
+            && *lcol == col + name.chars().count()
+        {
+            return self.data_term(name.clone(), col);
+        }
         let key = match first {
             Tok::Regex(r) => return Ok(FilterExpr::Class(Matcher::Regex(compile_regex(&r, self.input, col + 1)?))),
             Tok::Word(w) | Tok::Quoted(w) => w,
@@ -542,6 +677,54 @@ impl<'a> Parser<'a> {
         }
         Ok(FilterExpr::Fact { key, op, value })
     }
+}
+
+impl Parser<'_> {
+    /// `PLUGIN(ARG).FIELD OP VALUE`, the name already read and the `(` next.
+    fn data_term(&mut self, plugin: String, col: usize) -> Result<FilterExpr, FilterError> {
+        if !is_plugin_name(&plugin) {
+            return Err(FilterError::new(self.input, col, format!("'{plugin}' is not a data function name (lowercase a-z, 0-9 and _)")));
+        }
+        self.pos += 1; // (
+        let arg = match self.peek().cloned() {
+            Some(Tok::Quoted(a)) | Some(Tok::Word(a)) => {
+                self.pos += 1;
+                Some(a)
+            }
+            Some(Tok::Regex(r)) => {
+                self.pos += 1;
+                Some(format!("/{r}/"))
+            }
+            _ => None,
+        };
+        if self.peek() != Some(&Tok::RParen) {
+            return Err(self.err(format!("expected ')' to close {plugin}(, e.g. {plugin}(\"ARGUMENT\")")));
+        }
+        let rparen_col = self.col();
+        self.pos += 1;
+        let example = "e.g. fstat(\"/etc/motd\").present=true";
+        let field = match self.toks.get(self.pos) {
+            Some((c, Tok::Word(w))) if *c == rparen_col + 1 && w.starts_with('.') && w.len() > 1 => w[1..].to_string(),
+            _ => return Err(self.err(format!("expected .FIELD right after {plugin}(...) ({example})"))),
+        };
+        self.pos += 1;
+        let Some(Tok::Op(op, tilde)) = self.peek().cloned() else {
+            return Err(self.err(format!("expected an operator after {plugin}(...).{field} ({example})")));
+        };
+        self.pos += 1;
+        let vcol = self.col();
+        let value = match (tilde, self.value()?) {
+            (true, FactValue::Text(t)) => FactValue::Regex(Matcher::Regex(compile_regex(&t, self.input, vcol)?)),
+            (_, v) => v,
+        };
+        Ok(FilterExpr::Data(DataTerm { plugin, arg, field, op, value }))
+    }
+}
+
+/// A data function's name: lowercase letters, digits and `_`, starting with a letter.
+fn is_plugin_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Parses a compound (`-S`) expression.
@@ -647,6 +830,82 @@ mod tests {
         assert!(e.message.contains("nested deeper"));
         let s = "not ".repeat(10_000) + "a=1";
         assert!(parse_compound(&s).is_err());
+    }
+
+    /// A data source answering `fstat` for two paths and `puppet()`.
+    struct Fake;
+    impl DataSource for Fake {
+        fn query(&self, plugin: &str, arg: Option<&str>, _node: &NodeView<'_>) -> Result<Map<String, Value>, String> {
+            let v = match (plugin, arg) {
+                ("fstat", Some("/etc/motd")) => json!({"present": true, "size": 42, "type": "file"}),
+                ("fstat", Some(_)) => json!({"present": false}),
+                ("puppet", None) => json!({"enabled": false, "since_lastrun": 90}),
+                _ => return Err(format!("no data plugin {plugin}")),
+            };
+            Ok(v.as_object().unwrap().clone())
+        }
+    }
+
+    #[test]
+    fn data_functions_parse_and_evaluate_three_valued() {
+        let e = parse_compound(r#"fstat("/etc/motd").present=true and country=uk"#).unwrap();
+        let FilterExpr::And(parts) = &e else { panic!("{e:?}") };
+        assert_eq!(
+            parts[0],
+            FilterExpr::Data(DataTerm {
+                plugin: "fstat".into(),
+                arg: Some("/etc/motd".into()),
+                field: "present".into(),
+                op: Op::Eq,
+                value: FactValue::Text("true".into())
+            })
+        );
+        assert!(e.has_data_terms());
+        let facts = json!({"country": "uk"});
+        let n = node("web-01", &facts, &[]);
+        // Without data plugins: unknown, so included unless the rest excludes.
+        assert_eq!(e.eval(&n, None), None);
+        assert!(e.matches(&n));
+        assert!(!parse_compound(r#"fstat("/etc/motd").present=true and country=us"#).unwrap().matches(&n));
+        assert!(parse_compound(r#"not fstat("/etc/motd").present=true"#).unwrap().matches(&n), "not unknown is unknown");
+        assert_eq!(parse_compound(r#"fstat("/x").present=true or country=uk"#).unwrap().eval(&n, None), Some(true));
+        // With them: known.
+        assert!(e.matches_with(&n, &Fake));
+        let m = |s: &str| parse_compound(s).unwrap_or_else(|e| panic!("{e}")).matches_with(&n, &Fake);
+        assert!(m(r#"fstat("/etc/motd").size>10"#));
+        assert!(!m(r#"fstat("/etc/motd").size>100"#));
+        assert!(m(r#"fstat('/etc/motd').type=/fi/"#));
+        assert!(m(r#"fstat("/etc/nope").present=false"#));
+        assert!(m("puppet().enabled=false and puppet().since_lastrun < 3600"));
+        assert!(!m(r#"nosuch("x").a=1"#), "a plugin that fails is false on the node");
+        assert!(!m(r#"fstat("/etc/motd").nofield=1"#));
+        assert!(m(r#"fstat("/etc/motd").nofield!=1"#));
+        // As MCollective writes it in -S, parenthesised and mixed with classes.
+        assert!(parse_compound(r#"(puppet().enabled=false and apache) or process("nginx").exists=true"#).is_ok());
+        assert!(parse_compound(r#"process(/ngin.x/).count>=1"#).is_ok());
+    }
+
+    #[test]
+    fn data_function_errors_say_what_was_expected() {
+        let e = parse_compound(r#"fstat("/etc/motd")=true"#).unwrap_err();
+        assert!(e.message.contains("expected .FIELD"), "{e}");
+        assert_eq!(e.column, 19);
+        let e = parse_compound(r#"fstat("/etc/motd".present=true"#).unwrap_err();
+        assert!(e.message.contains("expected ')'"), "{e}");
+        let e = parse_compound(r#"fstat("/etc/motd").present"#).unwrap_err();
+        assert!(e.message.contains("expected an operator"), "{e}");
+        let e = parse_compound(r#"Fstat("/x").present=true"#).unwrap_err();
+        assert!(e.message.contains("not a data function name"), "{e}");
+        // A class followed by a group is still a syntax error, not a data function.
+        assert!(parse_compound("apache (country=uk)").is_err());
+    }
+
+    #[test]
+    fn filters_with_data_functions_need_the_nodes() {
+        let s = |e: &str| Filter { compound: vec![e.into()], ..Default::default() };
+        assert!(s(r#"fstat("/etc/motd").present=true and country=uk"#).needs_node_evaluation());
+        assert!(!s("country=uk").needs_node_evaluation());
+        assert!(!Filter::default().needs_node_evaluation());
     }
 
     proptest! {

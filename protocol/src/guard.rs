@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::tcp::ReadHalf;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -82,6 +82,8 @@ pub enum Refusal {
     MessageTooBig { claimed: u64, limit: u64 },
     #[error("multi-part message has more than {limit} parts")]
     TooManyParts { limit: u32 },
+    #[error("the first command is not a well-formed READY")]
+    NotReady,
 }
 
 impl Refusal {
@@ -104,8 +106,8 @@ enum State {
     Flags,
     /// Inside the length field: 1 byte, or 8 big-endian bytes when the LONG flag is set.
     Length { flags: u8, got: u8, length: [u8; 8] },
-    /// Inside a body, `remaining` bytes still to pass.
-    Body { remaining: u64 },
+    /// Inside a body, `remaining` bytes still to pass; `message` for a message (not command) frame.
+    Body { remaining: u64, message: bool },
 }
 
 /// Follows the client->hub half of a ZMTP 3.x stream chunk by chunk and says whether each chunk
@@ -118,11 +120,28 @@ pub struct ZmtpInspector {
     message_bytes: u64,
     /// Parts already passed of the current multi-part message.
     message_parts: u32,
+    /// Body bytes of message frames (not commands) passed so far.
+    message_body_bytes: u64,
 }
 
 impl ZmtpInspector {
     pub fn new(limits: GuardLimits) -> ZmtpInspector {
-        ZmtpInspector { limits, state: State::Greeting { seen: 0 }, message_bytes: 0, message_parts: 0 }
+        ZmtpInspector { limits, state: State::Greeting { seen: 0 }, message_bytes: 0, message_parts: 0, message_body_bytes: 0 }
+    }
+
+    /// An inspector for a stream whose greeting and first command the caller already checked.
+    pub fn after_greeting(limits: GuardLimits) -> ZmtpInspector {
+        ZmtpInspector { state: State::Flags, ..ZmtpInspector::new(limits) }
+    }
+
+    /// An inspector that refuses nothing and only counts (the hub-to-client direction).
+    fn counting() -> ZmtpInspector {
+        ZmtpInspector::new(GuardLimits { max_frame: u64::MAX, max_command: u64::MAX, max_parts: u32::MAX })
+    }
+
+    /// Body bytes of the message frames (not commands) passed so far.
+    pub fn message_body_bytes(&self) -> u64 {
+        self.message_body_bytes
     }
 
     /// Checks the next chunk of the stream. `Ok` means every byte of it may go on to the hub; after
@@ -158,9 +177,12 @@ impl ZmtpInspector {
                         self.begin_frame(flags, claimed)?;
                     }
                 }
-                State::Body { remaining } => {
+                State::Body { remaining, message } => {
                     let take = (bytes.len() as u64).min(*remaining);
                     *remaining -= take;
+                    if *message {
+                        self.message_body_bytes += take;
+                    }
                     if *remaining == 0 {
                         self.state = State::Flags;
                     }
@@ -197,7 +219,7 @@ impl ZmtpInspector {
                 self.message_parts = 0;
             }
         }
-        self.state = if claimed == 0 { State::Flags } else { State::Body { remaining: claimed } };
+        self.state = if claimed == 0 { State::Flags } else { State::Body { remaining: claimed, message: flags & FLAG_COMMAND == 0 } };
         Ok(())
     }
 }
@@ -213,22 +235,43 @@ fn check_greeting_byte(index: u8, value: u8) -> Result<(), Refusal> {
     }
 }
 
+/// Where a front door relays its clients: the ROUTER's own listener. On the hub it is an `ipc://`
+/// socket in a directory only the hub's user can enter (see `transport.rs`), so nothing reaches
+/// the ROUTER without passing the guard.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+/// Per-link delivery counters a front door keeps for its owner, by the routing id the guard gave
+/// the link: how many message-body bytes went out to that client's socket. The hub compares
+/// them with what it queued, and so knows how far behind a client is without trusting it.
+pub type Deliveries = Arc<std::sync::Mutex<std::collections::HashMap<bytes::Bytes, Arc<AtomicU64>>>>;
+
 /// A listening front door that relays every accepted connection to `upstream` through a
 /// [`ZmtpInspector`]. Dropping it stops the listener and every relay it started.
 pub struct FrameGuard {
     local_addr: SocketAddr,
+    /// The Unix socket of an outbound guard, in `_dir`.
+    local_path: Option<std::path::PathBuf>,
+    _dir: Option<PrivateDir>,
     refused: Arc<AtomicU64>,
+    deliveries: Deliveries,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl FrameGuard {
-    /// Listens on `public` and relays each client to the ZMTP listener at `upstream`.
-    pub async fn bind(public: impl ToSocketAddrs, upstream: SocketAddr, limits: GuardLimits) -> std::io::Result<FrameGuard> {
+    /// Listens on `public` and relays each client to the ZMTP listener at `upstream`. Each client
+    /// gets a routing id chosen by the guard (any `Identity` it asks for in its READY is replaced),
+    /// so no client can take over another's route.
+    pub async fn bind(public: impl ToSocketAddrs, upstream: Upstream, limits: GuardLimits) -> std::io::Result<FrameGuard> {
         let listener = TcpListener::bind(public).await?;
         let local_addr = listener.local_addr()?;
         let refused = Arc::new(AtomicU64::new(0));
-        let accept = tokio::spawn(accept_loop(listener, upstream, limits, refused.clone()));
-        Ok(FrameGuard { local_addr, refused, accept })
+        let deliveries: Deliveries = Default::default();
+        let accept = tokio::spawn(accept_loop(listener, upstream, limits, refused.clone(), deliveries.clone()));
+        Ok(FrameGuard { local_addr, local_path: None, _dir: None, refused, deliveries, accept })
     }
 
     /// The address actually listened on (with the real port when bound to port 0).
@@ -245,6 +288,16 @@ impl FrameGuard {
     pub fn refusal_counter(&self) -> Arc<AtomicU64> {
         self.refused.clone()
     }
+
+    /// The shared delivery counters, by routing id.
+    pub fn deliveries(&self) -> Deliveries {
+        self.deliveries.clone()
+    }
+
+    /// The delivery counter of the link with routing id `id`, while it lives.
+    pub fn delivered(&self, id: &[u8]) -> Option<Arc<AtomicU64>> {
+        self.deliveries.lock().ok()?.get(id).cloned()
+    }
 }
 
 /// Which way the guard inspects: frames coming from the accepted client (a hub's front door), or
@@ -257,31 +310,47 @@ enum Inspect {
 }
 
 impl FrameGuard {
-    /// A loopback listener for one outgoing link: the local DEALER connects to it, and every
+    /// A local door for one outgoing link: a Unix socket in a directory only this user can enter.
+    /// The local DEALER connects to it (`ipc://`, see [`FrameGuard::ipc_endpoint`]), and every
     /// connection is relayed to `upstream` (host and port) with the upstream's frames inspected.
     pub async fn bind_outbound(upstream_host: String, upstream_port: u16, limits: GuardLimits) -> std::io::Result<FrameGuard> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let local_addr = listener.local_addr()?;
+        let dir = PrivateDir::create("fleet-link-")?;
+        let path = dir.path().join("link.sock");
+        let listener = tokio::net::UnixListener::bind(&path)?;
         let refused = Arc::new(AtomicU64::new(0));
         let accept = tokio::spawn(outbound_accept_loop(listener, upstream_host, upstream_port, limits, refused.clone()));
-        Ok(FrameGuard { local_addr, refused, accept })
+        Ok(FrameGuard {
+            local_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            local_path: Some(path),
+            _dir: Some(dir),
+            refused,
+            deliveries: Default::default(),
+            accept,
+        })
+    }
+
+    /// The `ipc://` endpoint of an outbound guard's local socket.
+    pub fn ipc_endpoint(&self) -> Option<String> {
+        self.local_path.as_ref().map(|p| format!("ipc://{}", p.display()))
     }
 }
 
-async fn outbound_accept_loop(listener: TcpListener, host: String, port: u16, limits: GuardLimits, refused: Arc<AtomicU64>) {
+async fn outbound_accept_loop(listener: tokio::net::UnixListener, host: String, port: u16, limits: GuardLimits, refused: Arc<AtomicU64>) {
     let mut relays = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((client, peer)) => {
-                    // Only this process should use the loopback door; anything else is refused.
-                    if !peer.ip().is_loopback() {
-                        continue;
-                    }
+                Ok((mut client, _)) => {
                     let (host, refused) = (host.clone(), refused.clone());
                     relays.spawn(async move {
                         match TcpStream::connect((host.as_str(), port)).await {
-                            Ok(up) => relay_streams(client, up, peer, limits, refused, Inspect::FromUpstream).await,
+                            Ok(mut up) => {
+                                let _ = up.set_nodelay(true);
+                                let peer = up.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)));
+                                let (cr, cw) = client.split();
+                                let (r, w) = up.split();
+                                relay_streams(cr, cw, r, w, peer, limits, refused, Inspect::FromUpstream, None).await
+                            }
                             Err(e) => debug!(%host, port, error = %e, "cannot reach the hub"),
                         }
                     });
@@ -296,6 +365,49 @@ async fn outbound_accept_loop(listener: TcpListener, host: String, port: u16, li
     }
 }
 
+/// A directory only this process's user can enter (mode 0700), removed when dropped. The
+/// guards' local sockets live in one, so no other local user can connect to them.
+pub struct PrivateDir(std::path::PathBuf);
+
+impl PrivateDir {
+    pub fn create(prefix: &str) -> std::io::Result<PrivateDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base =
+            std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).filter(|d| d.is_dir()).unwrap_or_else(std::env::temp_dir);
+        sweep_stale(&base, prefix);
+        let path = base.join(format!("{prefix}{}-{:012x}", std::process::id(), rand::random::<u64>() >> 16));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(PrivateDir(path))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+/// Removes the private directories that processes killed without a chance to clean up left
+/// behind: `{prefix}{pid}-*` whose process is gone, owned by this user.
+fn sweep_stale(base: &std::path::Path, prefix: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let mine = entry.metadata().is_ok_and(|m| m.is_dir() && Some(m.uid()) == uid);
+        if mine && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for FrameGuard {
     fn drop(&mut self) {
         // The relays live in the accept task's JoinSet, which aborts them when it is dropped.
@@ -303,13 +415,13 @@ impl Drop for FrameGuard {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>) {
+async fn accept_loop(listener: TcpListener, upstream: Upstream, limits: GuardLimits, refused: Arc<AtomicU64>, deliveries: Deliveries) {
     let mut relays = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
-                    relays.spawn(relay(client, peer, upstream, limits, refused.clone()));
+                    relays.spawn(relay(client, peer, upstream.clone(), limits, refused.clone(), deliveries.clone()));
                 }
                 Err(e) => {
                     // Usually out of file descriptors; back off rather than spin.
@@ -329,37 +441,196 @@ enum PumpEnd {
     Refused(Refusal),
 }
 
-async fn relay(client: TcpStream, peer: SocketAddr, upstream: SocketAddr, limits: GuardLimits, refused: Arc<AtomicU64>) {
-    let hub = match TcpStream::connect(upstream).await {
-        Ok(hub) => hub,
-        Err(e) => {
-            warn!(%peer, error = %e, "frame guard cannot reach the hub's socket; closing the client");
-            return;
+/// Removes a link's delivery counter when its relay ends.
+struct Registered(Deliveries, bytes::Bytes);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&self.1);
         }
-    };
-    relay_streams(client, hub, peer, limits, refused, Inspect::FromClient).await
+    }
 }
 
-async fn relay_streams(
+async fn relay(
     mut client: TcpStream,
-    mut hub: TcpStream,
+    peer: SocketAddr,
+    upstream: Upstream,
+    limits: GuardLimits,
+    refused: Arc<AtomicU64>,
+    deliveries: Deliveries,
+) {
+    let id = bytes::Bytes::from(format!("g{:016x}", rand::random::<u64>()));
+    let counter = Arc::new(AtomicU64::new(0));
+    if let Ok(mut m) = deliveries.lock() {
+        m.insert(id.clone(), counter.clone());
+    }
+    let _registered = Registered(deliveries, id.clone());
+    let link = Some(ClientLink { id, delivered: counter });
+    match upstream {
+        Upstream::Tcp(addr) => match TcpStream::connect(addr).await {
+            Ok(mut hub) => {
+                let _ = hub.set_nodelay(true);
+                let _ = client.set_nodelay(true);
+                let (cr, cw) = client.split();
+                let (r, w) = hub.split();
+                relay_streams(cr, cw, r, w, peer, limits, refused, Inspect::FromClient, link).await
+            }
+            Err(e) => warn!(%peer, error = %e, "frame guard cannot reach the hub's socket; closing the client"),
+        },
+        Upstream::Unix(path) => match tokio::net::UnixStream::connect(&path).await {
+            Ok(mut hub) => {
+                // Small frames (pings, replies) must not wait for Nagle.
+                let _ = client.set_nodelay(true);
+                let (cr, cw) = client.split();
+                let (r, w) = hub.split();
+                relay_streams(cr, cw, r, w, peer, limits, refused, Inspect::FromClient, link).await
+            }
+            Err(e) => warn!(%peer, error = %e, "frame guard cannot reach the hub's socket; closing the client"),
+        },
+    }
+}
+
+/// What the hub's front door knows about one client link: the routing id it gave it, and the
+/// message bytes delivered to it.
+struct ClientLink {
+    id: bytes::Bytes,
+    delivered: Arc<AtomicU64>,
+}
+
+/// The read side of a stream, TCP or Unix.
+trait ReadSide {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    fn try_read_buf(&self, buf: &mut Vec<u8>) -> std::io::Result<usize>;
+}
+
+macro_rules! read_side {
+    ($t:ty) => {
+        impl ReadSide for $t {
+            fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> {
+                <$t>::readable(self)
+            }
+            fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                <$t>::try_read(self, buf)
+            }
+            fn try_read_buf(&self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+                <$t>::try_read_buf(self, buf)
+            }
+        }
+    };
+}
+read_side!(ReadHalf<'_>);
+read_side!(tokio::net::unix::ReadHalf<'_>);
+
+/// Reads exactly `buf.len()` bytes; `Err` on EOF or failure.
+async fn read_exact(from: &impl ReadSide, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        from.readable().await?;
+        match from.try_read(&mut buf[got..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The client's greeting and its READY, checked; the READY is passed on with the routing id the
+/// guard chose in place of any `Identity` the client asked for.
+async fn client_prelude<W: tokio::io::AsyncWrite + Unpin>(
+    from: &impl ReadSide,
+    to: &mut W,
+    limits: GuardLimits,
+    id: &[u8],
+) -> Result<(), PumpEnd> {
+    let mut greeting = [0u8; GREETING_LEN as usize];
+    read_exact(from, &mut greeting).await.map_err(PumpEnd::Io)?;
+    let mut check = ZmtpInspector::new(limits);
+    check.inspect(&greeting).map_err(PumpEnd::Refused)?;
+    to.write_all(&greeting).await.map_err(PumpEnd::Io)?;
+    let mut flags = [0u8; 1];
+    read_exact(from, &mut flags).await.map_err(PumpEnd::Io)?;
+    let len = if flags[0] & FLAG_LONG != 0 {
+        let mut l = [0u8; 8];
+        read_exact(from, &mut l).await.map_err(PumpEnd::Io)?;
+        u64::from_be_bytes(l)
+    } else {
+        let mut l = [0u8; 1];
+        read_exact(from, &mut l).await.map_err(PumpEnd::Io)?;
+        u64::from(l[0])
+    };
+    if flags[0] & FLAG_COMMAND == 0 || len > limits.max_command {
+        return Err(PumpEnd::Refused(Refusal::CommandTooBig { claimed: len, limit: limits.max_command }));
+    }
+    let mut body = vec![0u8; len as usize];
+    read_exact(from, &mut body).await.map_err(PumpEnd::Io)?;
+    let body = rewrite_ready(&body, id).ok_or(PumpEnd::Refused(Refusal::NotReady))?;
+    let mut frame = vec![FLAG_COMMAND | FLAG_LONG];
+    frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&body);
+    to.write_all(&frame).await.map_err(PumpEnd::Io)
+}
+
+/// A READY command with its `Identity` property (if any) replaced by `id`. `None` when `body` is
+/// not a well-formed READY.
+fn rewrite_ready(body: &[u8], id: &[u8]) -> Option<Vec<u8>> {
+    let rest = body.strip_prefix(b"\x05READY")?;
+    let mut out = b"\x05READY".to_vec();
+    let mut at = 0;
+    while at < rest.len() {
+        let name_len = usize::from(rest[at]);
+        let name = rest.get(at + 1..at + 1 + name_len)?;
+        at += 1 + name_len;
+        let value_len = u32::from_be_bytes(rest.get(at..at + 4)?.try_into().ok()?) as usize;
+        let value = rest.get(at + 4..at + 4 + value_len)?;
+        at += 4 + value_len;
+        if !name.eq_ignore_ascii_case(b"Identity") {
+            out.push(name_len as u8);
+            out.extend_from_slice(name);
+            out.extend_from_slice(&(value_len as u32).to_be_bytes());
+            out.extend_from_slice(value);
+        }
+    }
+    out.push(8);
+    out.extend_from_slice(b"Identity");
+    out.extend_from_slice(&(id.len() as u32).to_be_bytes());
+    out.extend_from_slice(id);
+    Some(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn relay_streams<CR: ReadSide, CW: tokio::io::AsyncWrite + Unpin, R: ReadSide, W: tokio::io::AsyncWrite + Unpin>(
+    client_rx: CR,
+    client_tx: CW,
+    hub_rx: R,
+    mut hub_tx: W,
     peer: SocketAddr,
     limits: GuardLimits,
     refused: Arc<AtomicU64>,
     inspect: Inspect,
+    link: Option<ClientLink>,
 ) {
-    // Small frames (pings, replies) must not wait for Nagle on either hop.
-    let _ = client.set_nodelay(true);
-    let _ = hub.set_nodelay(true);
-    let (client_rx, client_tx) = client.split();
-    let (hub_rx, hub_tx) = hub.split();
-    // The inspected direction is the one from the side not yet trusted; the other is copied as is.
-    let (client_inspector, hub_inspector) = match inspect {
-        Inspect::FromClient => (Some(ZmtpInspector::new(limits)), None),
-        Inspect::FromUpstream => (None, Some(ZmtpInspector::new(limits))),
+    // The inspected direction is the one from the side not yet trusted; the other is copied as is
+    // (and, on the hub's front door, counted).
+    let from_client = async {
+        match (inspect, &link) {
+            (Inspect::FromClient, Some(l)) => {
+                if let Err(end) = client_prelude(&client_rx, &mut hub_tx, limits, &l.id).await {
+                    return end;
+                }
+                pump(client_rx, hub_tx, Some(ZmtpInspector::after_greeting(limits)), None).await
+            }
+            (Inspect::FromClient, None) => pump(client_rx, hub_tx, Some(ZmtpInspector::new(limits)), None).await,
+            (Inspect::FromUpstream, _) => pump(client_rx, hub_tx, None, None).await,
+        }
     };
-    let from_client = pump(client_rx, hub_tx, client_inspector);
-    let from_hub = pump(hub_rx, client_tx, hub_inspector);
+    let from_hub = match inspect {
+        Inspect::FromClient => pump(hub_rx, client_tx, Some(ZmtpInspector::counting()), link.as_ref().map(|l| l.delivered.clone())),
+        Inspect::FromUpstream => pump(hub_rx, client_tx, Some(ZmtpInspector::new(limits)), None),
+    };
     // Whichever direction ends first (EOF, error or refusal) ends the relay; dropping both streams
     // then closes both, so the ROUTER sees its peer go as promptly as it would without the guard.
     let (end, side) = tokio::select! {
@@ -377,8 +648,14 @@ async fn relay_streams(
 }
 
 /// Copies `from` to `to` until EOF or an error, passing each chunk through `inspector` (when
-/// there is one) before any of it is written.
-async fn pump(from: ReadHalf<'_>, mut to: WriteHalf<'_>, mut inspector: Option<ZmtpInspector>) -> PumpEnd {
+/// there is one) before any of it is written. `delivered` (when given) follows the inspector's
+/// count of message-body bytes written.
+async fn pump<R: ReadSide, W: tokio::io::AsyncWrite + Unpin>(
+    from: R,
+    mut to: W,
+    mut inspector: Option<ZmtpInspector>,
+    delivered: Option<Arc<AtomicU64>>,
+) -> PumpEnd {
     // Each burst is read into `small` first: pings, requests and most replies fit, and never touch
     // the heap. Only a burst that fills it (a bulk transfer) gets a PUMP_BUFFER, for as long as the
     // burst lasts, so idle links hold no large buffer.
@@ -407,6 +684,9 @@ async fn pump(from: ReadHalf<'_>, mut to: WriteHalf<'_>, mut inspector: Option<Z
             }
             if let Err(e) = to.write_all(chunk).await {
                 return PumpEnd::Io(e);
+            }
+            if let (Some(d), Some(i)) = (&delivered, &inspector) {
+                d.store(i.message_body_bytes(), Ordering::Relaxed);
             }
             if bulk.capacity() == 0 && n == SMALL_READ {
                 bulk = Vec::with_capacity(PUMP_BUFFER);

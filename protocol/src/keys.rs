@@ -67,6 +67,29 @@ pub enum KeyError {
     Exists { path: PathBuf },
     #[error("cannot read callers directory {}: {source}", path.display())]
     ReadDir { path: PathBuf, source: std::io::Error },
+    #[error(
+        "refusing {what} in {}: the directory's mode is {mode:04o}, which lets the group or others replace what is in it (run: chmod go-w {})",
+        dir.display(),
+        dir.display()
+    )]
+    LooseDirectory { what: &'static str, dir: PathBuf, mode: u32 },
+}
+
+/// Refuses a directory that the group or others may write to: whoever can write there can swap
+/// a key file, or add one. `what` says what was to be read from it.
+pub fn check_dir_not_writable_by_others(dir: &Path, what: &'static str) -> Result<(), KeyError> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let meta = fs::metadata(dir).map_err(|source| KeyError::Read { path: dir.to_path_buf(), source })?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(KeyError::LooseDirectory { what, dir: dir.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+/// The directory a key file is in.
+fn parent_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Why a signature was not accepted by a [`Keyring`].
@@ -186,6 +209,7 @@ impl KeyPair {
         if mode & 0o077 != 0 {
             return Err(KeyError::LoosePermissions { path: path.to_path_buf(), mode });
         }
+        check_dir_not_writable_by_others(parent_of(path), "a private key")?;
         let text = read_limited(file, path)?;
         let parsed: PrivateFile = toml::from_str(&text).map_err(|e| format_err(path, e.message().trim()))?;
         if parsed.format != PRIVATE_FORMAT {
@@ -251,6 +275,7 @@ impl PublicKeys {
 
     pub fn load(path: &Path) -> Result<PublicKeys, KeyError> {
         let file = File::open(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+        check_dir_not_writable_by_others(parent_of(path), "a public key")?;
         let text = read_limited(file, path)?;
         PublicKeys::parse(&text, path)
     }
@@ -274,6 +299,7 @@ impl Keyring {
     /// every caller out. A missing or unreadable directory is an error.
     pub fn load(dir: &Path) -> Result<Keyring, KeyError> {
         let entries = fs::read_dir(dir).map_err(|source| KeyError::ReadDir { path: dir.to_path_buf(), source })?;
+        check_dir_not_writable_by_others(dir, "the trusted callers")?;
         let mut ring = Keyring::default();
         let mut paths: Vec<PathBuf> =
             entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == PUBLIC_EXT)).collect();
@@ -475,6 +501,23 @@ mod tests {
         let keys = dir.path().join("keys");
         KeyPair::generate().save(&keys, "hub").unwrap();
         assert_eq!(fs::metadata(&keys).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn keys_in_a_directory_others_may_write_are_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = KeyPair::generate().save(&dir.path().join("keys"), "k").unwrap();
+        let keys = dir.path().join("keys");
+        for mode in [0o777, 0o775, 0o1777, 0o757] {
+            chmod(&keys, mode);
+            let e = load_private(&private).unwrap_err();
+            assert!(matches!(e, KeyError::LooseDirectory { .. }), "{mode:o}: {e:?}");
+            assert!(e.to_string().contains(&keys.display().to_string()) && e.to_string().contains("chmod go-w"), "{e}");
+            assert!(matches!(load_public(&public), Err(KeyError::LooseDirectory { .. })));
+            assert!(matches!(Keyring::load(&keys), Err(KeyError::LooseDirectory { .. })));
+        }
+        chmod(&keys, 0o755);
+        assert!(load_private(&private).is_ok() && load_public(&public).is_ok() && Keyring::load(&keys).is_ok());
     }
 
     #[test]

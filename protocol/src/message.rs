@@ -292,7 +292,20 @@ pub struct Discover {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Discovered {
+    /// Live nodes that match.
     pub nodes: Vec<String>,
+    /// Nodes that match but are down: their link closed or they missed their heartbeats. The hub
+    /// keeps them for a while (a node that dies is never silently forgotten).
+    #[serde(default)]
+    pub down: Vec<DownNode>,
+}
+
+/// A node the registry knew and has lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownNode {
+    pub identity: String,
+    /// When it was last heard from (ms since the epoch).
+    pub since_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,6 +334,18 @@ pub struct HubStats {
     pub late_replies: u64,
     pub dropped_frames: u64,
     pub uptime_s: u64,
+    /// Bytes waiting in the hub's per-link outbound queues.
+    #[serde(default)]
+    pub queued_bytes: u64,
+    /// Frames the hub dropped from slow links' queues (the console is told how many).
+    #[serde(default)]
+    pub dropped_replies: u64,
+    /// Link keys waiting under `pending/` for an admin.
+    #[serde(default)]
+    pub pending_keys: u64,
+    /// Nodes the registry keeps as down (link closed or heartbeats missed).
+    #[serde(default)]
+    pub down_nodes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

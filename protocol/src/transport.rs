@@ -6,9 +6,12 @@
 //! zmq.rs DEALER sockets do not reconnect by themselves, so a [`Link`] reports `Down` when its
 //! peer disconnects and the owner rebuilds it (see noded's link loop).
 //!
-//! On `tcp://` the hub's ROUTER is never exposed directly: it listens on an internal loopback port
-//! behind a [`FrameGuard`], which cuts a client whose frame header claims more than twice the frame
-//! limit before zmq.rs can reserve memory for it (see guard.rs).
+//! On `tcp://` the hub's ROUTER is never exposed directly: it listens on an `ipc://` socket in a
+//! directory only the hub's user can enter (mode 0700), behind a [`FrameGuard`], which cuts a
+//! client whose frame header claims more than twice the frame limit before zmq.rs can reserve
+//! memory for it, and gives each client its routing id (see guard.rs). A node's or console's
+//! outbound guard is likewise a Unix socket in a private directory. No local socket of fleet is
+//! reachable by another local user.
 
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use zeromq::util::PeerIdentity;
 use zeromq::{DealerSocket, RouterSocket, SocketEvent, SocketOptions, ZmqMessage};
 
 use crate::codec::DEFAULT_MAX_FRAME;
-use crate::guard::{FrameGuard, GuardLimits};
+use crate::guard::{FrameGuard, GuardLimits, PrivateDir, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -58,6 +61,8 @@ pub struct HubSocket {
     _monitor: AbortOnDrop,
     /// The front door on `tcp://` endpoints; dropping it stops its listener and relays.
     guard: Option<FrameGuard>,
+    /// The private directory of the ROUTER's inner `ipc://` socket (tcp:// only); removed on drop.
+    _inner_dir: Option<PrivateDir>,
     endpoint: String,
 }
 
@@ -85,14 +90,24 @@ impl HubSocket {
         max_frame: usize,
     ) -> Result<(HubSocket, tokio::sync::mpsc::UnboundedReceiver<PeerEvent>), TransportError> {
         let bind_error = |source: zeromq::ZmqError| TransportError::Bind { endpoint: endpoint.to_string(), source };
+        let io_error = |e: std::io::Error| bind_error(zeromq::ZmqError::Network(e));
         let public = endpoint.parse::<zeromq::Endpoint>().map_err(|e| bind_error(e.into()))?;
-        let inner = if matches!(public, zeromq::Endpoint::Tcp(..)) { "tcp://127.0.0.1:0" } else { endpoint };
+        // On tcp:// the ROUTER itself listens on a Unix socket in a 0700 directory: only the guard
+        // (this process) and this user can reach it.
+        let inner_dir = match public {
+            zeromq::Endpoint::Tcp(..) => Some(PrivateDir::create("fleet-hub-").map_err(io_error)?),
+            _ => None,
+        };
+        let inner = match &inner_dir {
+            Some(dir) => format!("ipc://{}", dir.path().join("router.sock").display()),
+            None => endpoint.to_string(),
+        };
         let mut sock = RouterSocket::new();
         let mut monitor = sock.monitor();
-        let bound = sock.bind(inner).await.map_err(bind_error)?;
-        let (guard, endpoint) = match (public, &bound) {
-            (zeromq::Endpoint::Tcp(host, port), zeromq::Endpoint::Tcp(_, inner_port)) => {
-                let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], *inner_port));
+        sock.bind(&inner).await.map_err(bind_error)?;
+        let (guard, endpoint) = match (public, &inner_dir) {
+            (zeromq::Endpoint::Tcp(host, port), Some(dir)) => {
+                let upstream = Upstream::Unix(dir.path().join("router.sock"));
                 let guard = FrameGuard::bind((host.to_string(), port), upstream, GuardLimits::for_max_frame(max_frame))
                     .await
                     .map_err(|e| bind_error(e.into()))?;
@@ -100,7 +115,7 @@ impl HubSocket {
                 let resolved = zeromq::Endpoint::Tcp(host, guard.local_addr().port()).to_string();
                 (Some(guard), resolved)
             }
-            _ => (None, bound.to_string()),
+            _ => (None, inner.clone()),
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let forward = tokio::spawn(async move {
@@ -115,7 +130,7 @@ impl HubSocket {
             }
         });
         let (send, recv) = sock.split();
-        Ok((HubSocket { send, recv, _monitor: AbortOnDrop(forward), guard, endpoint }, rx))
+        Ok((HubSocket { send, recv, _monitor: AbortOnDrop(forward), guard, _inner_dir: inner_dir, endpoint }, rx))
     }
 
     /// The resolved endpoint (with the real port when bound to port 0).
@@ -126,6 +141,17 @@ impl HubSocket {
     /// Client links the frame guard has cut (oversized or malformed framing); 0 on `ipc://`.
     pub fn guard_refusals(&self) -> u64 {
         self.guard.as_ref().map_or(0, FrameGuard::refusals)
+    }
+
+    /// Message bytes the front door has delivered to `peer`'s socket so far (the body bytes of
+    /// the frames sent to it), while its link lives; `None` without a guard (`ipc://`).
+    pub fn delivered(&self, peer: &Peer) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        self.guard.as_ref()?.delivered(&peer.0)
+    }
+
+    /// A handle on the delivery counters, for tasks that outlive a borrow of the socket.
+    pub fn deliveries(&self) -> Option<crate::guard::Deliveries> {
+        self.guard.as_ref().map(FrameGuard::deliveries)
     }
 
     /// The frame guard's shared refusal counter, when there is a guard.
@@ -210,14 +236,15 @@ impl Link {
         opts.connect_timeout(timeout);
         let mut sock = DealerSocket::with_options(opts);
         let mut monitor = sock.monitor();
-        // tcp:// links go through a local frame guard; ipc:// stays on this host and is direct.
+        // tcp:// links go through a local frame guard, reached over a Unix socket in a private
+        // directory; ipc:// stays on this host and is direct.
         let (guard, target) = match endpoint.parse::<zeromq::Endpoint>() {
             Ok(zeromq::Endpoint::Tcp(host, port)) if guarded => {
                 let host = host.to_string().trim_start_matches('[').trim_end_matches(']').to_string();
                 let guard = FrameGuard::bind_outbound(host, port, GuardLimits::default())
                     .await
                     .map_err(|e| TransportError::Connect { endpoint: endpoint.to_string(), reason: format!("frame guard: {e}") })?;
-                let target = format!("tcp://127.0.0.1:{}", guard.local_addr().port());
+                let target = guard.ipc_endpoint().expect("an outbound guard listens on a Unix socket");
                 (Some(guard), target)
             }
             _ => (None, endpoint.to_string()),

@@ -104,13 +104,35 @@ pub fn enroll_dir_of(endpoint: &str) -> Option<PathBuf> {
     enroll_dirs().lock().unwrap().get(endpoint).cloned()
 }
 
-/// Enrolls a link key (a `.pub` file) on the test hub at `endpoint` under `name`.
+/// Enrolls a node's link key (a `.pub` file) on the test hub at `endpoint` under `name`: its link
+/// may register as `name` and reply, nothing else.
 pub fn enroll_on(endpoint: &str, name: &str, public_key_file: &Path) {
+    enroll_as(endpoint, name, public_key_file, "node");
+}
+
+/// Enrolls a console's link key on the test hub at `endpoint` under `name`: its link may send
+/// requests signed by caller `name`, discover and read stats, nothing else.
+pub fn enroll_console_on(endpoint: &str, name: &str, public_key_file: &Path) {
+    enroll_as(endpoint, name, public_key_file, "console");
+}
+
+/// Enrolls a link key on the test hub at `endpoint` under `name` with `role` (`node` or
+/// `console`), as `noded hub enroll --add NAME FILE --role ROLE` would.
+pub fn enroll_as(endpoint: &str, name: &str, public_key_file: &Path, role: &str) {
     if let Some(dir) = enroll_dir_of(endpoint) {
-        let accepted = dir.join("accepted");
-        std::fs::create_dir_all(&accepted).expect("accepted dir");
-        std::fs::copy(public_key_file, accepted.join(format!("{name}.pub"))).expect("enroll key");
+        enroll_in(&dir, name, public_key_file, role);
     }
+}
+
+/// Enrolls a link key in the enrollment directory `dir` under `name` with `role`: the `.pub`
+/// file's text plus its role line, in `accepted/NAME.pub`, written atomically.
+pub fn enroll_in(dir: &Path, name: &str, public_key_file: &Path, role: &str) {
+    let accepted = dir.join("accepted");
+    std::fs::create_dir_all(&accepted).expect("accepted dir");
+    let text = std::fs::read_to_string(public_key_file).unwrap_or_else(|e| panic!("{}: {e}", public_key_file.display()));
+    let tmp = accepted.join(format!(".{name}.pub.tmp"));
+    std::fs::write(&tmp, format!("{text}role = {role:?}\n")).expect("enroll key");
+    std::fs::rename(&tmp, accepted.join(format!("{name}.pub"))).expect("enroll key");
 }
 
 /// Signs a request as the test caller and encodes it.
@@ -265,8 +287,7 @@ impl Hub {
         let requested = args.iter().position(|a| *a == "--hub").and_then(|i| args.get(i + 1)).map(|s| s.to_string());
         let enroll = requested.as_deref().and_then(enroll_dir_of).unwrap_or_else(|| {
             let d = tempfile::Builder::new().prefix("fleet-enroll-").tempdir().expect("tempdir").keep();
-            std::fs::create_dir_all(d.join("accepted")).expect("accepted dir");
-            std::fs::copy(TestKeys::get().dir.join("keys").join("e2e.pub"), d.join("accepted").join("e2e.pub")).expect("enroll e2e");
+            enroll_in(&d, "e2e", &TestKeys::get().dir.join("keys").join("e2e.pub"), "console");
             d
         });
         if !config_toml.contains("key_file") && !args.contains(&"--hub-key-file") {
@@ -703,9 +724,15 @@ pub struct RawPeer {
 impl RawPeer {
     /// Attaches and runs the link handshake as the test console (enrolled on every test hub).
     pub fn connect(hub: &str) -> RawPeer {
+        Self::connect_as(hub, &TestKeys::get().key, "e2e")
+    }
+
+    /// Attaches and runs the link handshake with `key`, claiming `name` (the key must be enrolled
+    /// on the hub; a console's requests must be signed by the caller it is enrolled as).
+    pub fn connect_as(hub: &str, key: &fleet_protocol::keys::KeyPair, name: &str) -> RawPeer {
         let mut peer = Self::connect_plain(hub);
         let keys = TestKeys::get();
-        let (init, hello) = fleet_protocol::noise::Initiator::start(&keys.key, &keys.hub.public().link, "e2e").expect("handshake");
+        let (init, hello) = fleet_protocol::noise::Initiator::start(key, &keys.hub.public().link, name).expect("handshake");
         peer.send_raw_frame(hello);
         let reply = peer.recv_frames(Duration::from_secs(10)).expect("no answer to the link handshake");
         peer.session = Some(init.finish(reply.last().expect("frame")).expect("link handshake"));

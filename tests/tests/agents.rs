@@ -375,7 +375,7 @@ fn kill_needs_the_right_start_time_and_pkill_needs_confirmation() {
 
     // pkill without --yes and without a typed confirmation kills nothing.
     let out = fleet(hub.endpoint(), &["pkill", "^sleep 4242.5$", "-I", "alpha"]);
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(4), "a cancelled confirmation sent nothing: {out}");
     assert!(out.stderr.contains("nothing was killed") && out.stderr.contains(&pid.to_string()), "it showed the exact target: {out}");
     assert!(is_alive(pid));
 

@@ -106,7 +106,7 @@ fn find_migrate_and_see_the_domu_on_the_other_dom0() {
 
     // Without --yes the admin must type the name; an empty stdin cancels and nothing moves.
     let out = dom0s.fleet(&["xen", "migrate", "web1", XEN_B]);
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(4), "a cancelled confirmation sent nothing: {out}");
     assert!(out.stderr.contains("This will live-migrate one domU:"), "{out}");
     assert!(out.stderr.contains("from   xen-a") && out.stderr.contains("to     xen-b"), "{out}");
     assert!(out.stderr.contains("cancelled; nothing was migrated"), "{out}");

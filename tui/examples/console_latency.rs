@@ -68,7 +68,8 @@ fn main() {
                     }
                     std::thread::sleep(BURST_EVERY);
                 }
-                let _ = tx.send(Action::Round { round, event: RequestEvent::Finished { no_reply: vec![], elapsed_ms: 500.0 } });
+                let _ =
+                    tx.send(Action::Round { round, event: RequestEvent::Finished { no_reply: vec![], down: vec![], elapsed_ms: 500.0 } });
                 streaming.store(false, Ordering::SeqCst);
             })
         };

@@ -102,8 +102,16 @@ fn main() {
 
     let now = SystemTime::now();
     let procs = synthetic(rows, now.duration_since(UNIX_EPOCH).unwrap().as_secs());
-    let mut listing =
-        Listing { procs, hosts_asked: rows / 100, hosts_answered: rows / 100, failed: Vec::new(), no_reply: Vec::new(), prepared: None };
+    let mut listing = Listing {
+        found: fleet_client::process::Listing {
+            procs,
+            hosts_asked: rows / 100,
+            hosts_answered: rows / 100,
+            failed: Vec::new(),
+            no_reply: Vec::new(),
+        },
+        prepared: None,
+    };
 
     let ctx = PanelContext { theme: Theme::default_theme(), keys: Default::default(), read_only: false, scope: Scope::default() };
     let mut panel = ProcessesPanel::new(&ctx).with_refresh_every(Duration::from_secs(2));

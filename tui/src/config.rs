@@ -91,8 +91,18 @@ impl ClientConfig {
         if let Some(p) = &self.key_file {
             return Some(p.clone());
         }
-        let name = self.caller.clone().unwrap_or_else(login_name);
-        Self::keys_dir().map(|d| d.join(format!("{name}.key")))
+        let dir = Self::keys_dir()?;
+        if let Some(name) = &self.caller {
+            return Some(dir.join(format!("{name}.key")));
+        }
+        // `fleet keygen NAME` made one key: that is the caller, whatever the login name.
+        let keys: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "key")).collect())
+            .unwrap_or_default();
+        match keys.as_slice() {
+            [only] => Some(only.clone()),
+            _ => Some(dir.join(format!("{}.key", login_name()))),
+        }
     }
 
     pub fn hub_key_path(&self) -> Option<PathBuf> {
@@ -149,6 +159,9 @@ impl ClientConfig {
         if let Some(path) = self.key_path().filter(|p| p.exists()) {
             creds.signer = Some(fleet_client::Signer::load(&path)?);
         }
+        if let (Some(k), Some(h)) = (self.key_path(), self.hub_key_path()) {
+            creds.looked_for = Some((k, h));
+        }
         Ok(creds)
     }
 
@@ -180,5 +193,5 @@ mod tests {
 
 /// The login name, for the default caller id.
 pub fn login_name() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "admin".into())
+    ["USER", "LOGNAME"].iter().filter_map(|v| std::env::var(v).ok()).find(|name| !name.trim().is_empty()).unwrap_or_else(|| "admin".into())
 }

@@ -31,6 +31,13 @@ impl DemoSecurity {
     /// agent by an explicit policy file (the default stays deny).
     pub fn create(caller: &str) -> Result<DemoSecurity> {
         let dir = tempfile::Builder::new().prefix("fleet-demo-").tempdir().context("creating the demo's key directory")?;
+        // Only this user may enter: it holds the hub's and the caller's private keys. Set before
+        // anything is written into it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                .context("making the demo's key directory private")?;
+        }
         let key = KeyPair::generate();
         let (private, public) = key.save(&dir.path().join("keys"), caller)?;
         std::fs::create_dir_all(dir.path().join("callers"))?;
@@ -48,7 +55,7 @@ impl DemoSecurity {
         // The hub's key, and the console's link key enrolled on it.
         let hub_key = KeyPair::generate();
         hub_key.save(dir.path(), "hub")?;
-        noded::enroll::add(&dir.path().join("enroll"), caller, &public).map_err(|e| anyhow::anyhow!(e))?;
+        noded::enroll::add(&dir.path().join("enroll"), caller, &public, noded::enroll::Role::Console).map_err(|e| anyhow::anyhow!(e))?;
         Ok(DemoSecurity { dir, signer, callers, hub_key })
     }
 
@@ -61,11 +68,10 @@ impl DemoSecurity {
         }
     }
 
-    /// Enrolls a node's link key on the hub, under its identity.
+    /// Enrolls a node's link key on the hub, under its identity, as a node.
     pub fn enroll(&self, identity: &str, key: &KeyPair) -> Result<()> {
-        let accepted = self.dir.path().join("enroll").join("accepted");
-        std::fs::create_dir_all(&accepted)?;
-        std::fs::write(accepted.join(format!("{identity}.pub")), key.public().to_file_text(identity))?;
+        noded::enroll::enroll_key(&self.dir.path().join("enroll"), identity, &key.public(), noded::enroll::Role::Node)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(())
     }
 
@@ -75,6 +81,7 @@ impl DemoSecurity {
             signer: Some(self.signer.clone()),
             hub_key: Some(self.hub_key.public().link),
             known_nodes: Arc::new(Keyring::load(&self.dir.path().join("nodes")).unwrap_or_default()),
+            looked_for: None,
         }
     }
 

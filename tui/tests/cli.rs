@@ -49,3 +49,35 @@ fn bad_config_names_file_and_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:2:", path.display())) && err.contains("hubz"), "{err}");
 }
+
+#[test]
+fn usage_errors_exit_4_and_help_exits_0() {
+    let out = fleet().args(["ping", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    let out = fleet().args(["ping", "--timeout=-3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a positive number of seconds"));
+    let out = fleet().args(["ping", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn an_unreachable_hub_is_named_in_words() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let out = fleet().args(["keygen", "alice", "--dir"]).arg(&keys).output().unwrap();
+    assert!(out.status.success());
+    let out = fleet()
+        .env("FLEET_KEY", keys.join("alice.key"))
+        .env("FLEET_HUB_KEY", keys.join("alice.pub"))
+        .args(["--hub", &format!("tcp://127.0.0.1:{port}"), "ping"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connection refused: nothing listens on 127.0.0.1:"), "{err}");
+}

@@ -28,6 +28,8 @@ fn outcome(replies: Vec<ReplyRecord>, no_reply: &[&str]) -> Outcome {
         discovered,
         replies,
         no_reply: no_reply.iter().map(|s| s.to_string()).collect(),
+        down: Vec::new(),
+        hub_lost: None,
         discovery_ms: 1.0,
         elapsed_ms: 10.0,
     }

@@ -2,9 +2,21 @@
 //! node writes the request as JSON to a file, runs the executable with the request path, the reply
 //! path and the protocol name as arguments (and in `CHORIA_EXTERNAL_*` environment variables), and
 //! reads the JSON reply the agent wrote. The agents directory holds `NAME` (executable) beside
-//! `NAME.toml` or `NAME.json` (its DDL). An activation check at load decides whether the agent is
-//! active on this node. A missing, crashing, hanging or garbage-writing agent gets a clear error
-//! reply; the daemon keeps running.
+//! `NAME.toml` or `NAME.json` (its DDL); a Choria agent's Ruby `NAME.ddl` beside them is ignored.
+//! An activation check at load decides whether the agent is active on this node. A missing,
+//! crashing, hanging or garbage-writing agent gets a clear error reply; the daemon keeps running.
+//!
+//! As Choria does:
+//! - the request file carries `$schema`, `protocol`, `agent`, `action`, `requestid`, `senderid`
+//!   (this node), `callerid`, `collective`, `ttl`, `msgtime` (seconds; also as `time`) and `data`
+//!   (the validated inputs); fleet's earlier `request_id`, `sender` and `caller` are also kept;
+//! - the environment has `CHORIA_EXTERNAL_REQUEST`, `CHORIA_EXTERNAL_REPLY`,
+//!   `CHORIA_EXTERNAL_PROTOCOL`, `CHORIA_EXTERNAL_FACTS` (a JSON file of the node's facts) and
+//!   `CHORIA_EXTERNAL_CONFIG` (the agent's configuration file, `NAME.cfg` in the agents directory,
+//!   fleet's `plugin.d`; the variable is set whether or not the file exists);
+//! - an activation reply without `"activate": true` means inactive (an agent that writes no reply
+//!   file at all and exits 0 is active, so a plain script needs no activation code);
+//! - a failed reply (`statuscode` other than 0) keeps the `data` the agent returned.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +38,8 @@ pub const ACTIVATION_PROTOCOL: &str = "io.choria.mcorpc.external.v1.activation_r
 pub struct ExternalAgent {
     ddl: Ddl,
     executable: PathBuf,
+    /// `CHORIA_EXTERNAL_CONFIG`: `NAME.cfg` beside the agent.
+    config: PathBuf,
 }
 
 /// Why an agent in the directory was not loaded.
@@ -69,6 +83,9 @@ pub async fn scan(dir: &Path, only: Option<&str>) -> (Vec<Arc<ExternalAgent>>, V
 
 async fn load_one(ddl_path: &Path, stem: &str) -> Result<ExternalAgent, String> {
     let ddl = Ddl::from_file(ddl_path).map_err(|e| format!("invalid DDL: {e}"))?;
+    for w in ddl.warnings() {
+        warn!(agent = %stem, file = %ddl_path.display(), "{w}");
+    }
     if ddl.metadata.name != stem {
         return Err(format!("DDL {} declares agent '{}', expected '{stem}'", ddl_path.display(), ddl.metadata.name));
     }
@@ -80,7 +97,8 @@ async fn load_one(ddl_path: &Path, stem: &str) -> Result<ExternalAgent, String> 
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(format!("{} is not an executable file", executable.display()));
     }
-    let agent = ExternalAgent { ddl, executable };
+    let config = ddl_path.with_file_name(format!("{stem}.cfg"));
+    let agent = ExternalAgent { ddl, executable, config };
     match agent.activation_check().await {
         Ok(true) => {
             info!(agent = %stem, "external agent loaded");
@@ -98,13 +116,23 @@ impl ExternalAgent {
             "protocol": ACTIVATION_PROTOCOL,
             "agent": self.ddl.metadata.name,
         });
-        let reply = self.invoke(ACTIVATION_PROTOCOL, &request, Duration::from_secs(5)).await?;
-        // An agent that does not implement the check (writes no reply) is active, as in Choria.
-        Ok(reply.get("activate").and_then(Value::as_bool).unwrap_or(true))
+        match self.invoke(ACTIVATION_PROTOCOL, &request, Duration::from_secs(5), None).await? {
+            // No reply file and a clean exit: an agent without activation code is active.
+            None => Ok(true),
+            // A reply decides, and without `"activate": true` the agent is inactive, as in Choria.
+            Some(reply) => Ok(reply.get("activate").and_then(Value::as_bool).unwrap_or(false)),
+        }
     }
 
-    /// Runs the executable once; returns the parsed reply file (an empty object when none was written).
-    async fn invoke(&self, protocol: &str, request: &Value, timeout: Duration) -> Result<Value, ActionError> {
+    /// Runs the executable once; returns the parsed reply file (None when none was written and
+    /// the agent exited cleanly).
+    async fn invoke(
+        &self,
+        protocol: &str,
+        request: &Value,
+        timeout: Duration,
+        facts: Option<&Value>,
+    ) -> Result<Option<Value>, ActionError> {
         let name = self.ddl.metadata.name.clone();
         let dir = tempfile::Builder::new()
             .prefix("fleet-ext-")
@@ -112,15 +140,23 @@ impl ExternalAgent {
             .map_err(|e| ActionError::new(Status::UnknownError, format!("cannot create a temp dir: {e}")))?;
         let req_path = dir.path().join("request.json");
         let reply_path = dir.path().join("reply.json");
-        std::fs::write(&req_path, serde_json::to_vec(request).unwrap_or_default())
-            .map_err(|e| ActionError::new(Status::UnknownError, format!("cannot write the request file: {e}")))?;
+        let facts_path = dir.path().join("facts.json");
+        let write = |path: &Path, what: &str, value: &Value| {
+            std::fs::write(path, serde_json::to_vec(value).unwrap_or_default())
+                .map_err(|e| ActionError::new(Status::UnknownError, format!("cannot write the {what} file: {e}")))
+        };
+        write(&req_path, "request", request)?;
+        write(&facts_path, "facts", facts.unwrap_or(&Value::Object(Map::new())))?;
         let mut cmd = tokio::process::Command::new(&self.executable);
         cmd.arg(&req_path)
             .arg(&reply_path)
             .arg(protocol)
+            .current_dir(std::env::temp_dir())
             .env("CHORIA_EXTERNAL_REQUEST", &req_path)
             .env("CHORIA_EXTERNAL_REPLY", &reply_path)
             .env("CHORIA_EXTERNAL_PROTOCOL", protocol)
+            .env("CHORIA_EXTERNAL_FACTS", &facts_path)
+            .env("CHORIA_EXTERNAL_CONFIG", &self.config)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -164,7 +200,7 @@ impl ExternalAgent {
         let tail = stderr_tail.lock().expect("stderr tail").trim().to_string();
         let text = match std::fs::read_to_string(&reply_path) {
             Ok(t) => t,
-            Err(_) if status.success() => return Ok(Value::Object(Map::new())),
+            Err(_) if status.success() => return Ok(None),
             Err(_) => {
                 return Err(ActionError::new(
                     Status::UnknownError,
@@ -175,7 +211,7 @@ impl ExternalAgent {
                 ));
             }
         };
-        serde_json::from_str::<Value>(&text).map_err(|e| {
+        serde_json::from_str::<Value>(&text).map(Some).map_err(|e| {
             let shown: String = text.chars().take(80).collect();
             ActionError::new(Status::UnknownError, format!("agent wrote an invalid JSON reply ({e}): {shown:?}"))
         })
@@ -222,27 +258,34 @@ impl Agent for ExternalAgent {
             "protocol": RPC_PROTOCOL,
             "agent": self.ddl.metadata.name,
             "action": action,
-            "request_id": meta.id,
-            "sender": node.identity(),
-            "caller": meta.caller,
+            "requestid": meta.id,
+            "senderid": node.identity(),
+            "callerid": meta.caller,
             "collective": meta.collective,
             "ttl": meta.ttl,
             "msgtime": meta.msgtime / 1000,
+            "time": meta.msgtime / 1000,
             "data": Value::Object(args),
+            // fleet's earlier names, kept for agents written against them.
+            "request_id": meta.id,
+            "sender": node.identity(),
+            "caller": meta.caller,
         });
-        let this = ExternalAgent { ddl: self.ddl.clone(), executable: self.executable.clone() };
+        let facts = node.facts();
+        let this = ExternalAgent { ddl: self.ddl.clone(), executable: self.executable.clone(), config: self.config.clone() };
         // The node applies the DDL timeout around this future; the inner one is a backstop so a
         // hung agent's process group is killed even if the caller forgets.
         let timeout = Duration::from_secs(self.ddl.metadata.timeout + 1);
         Box::pin(async move {
-            let reply = this.invoke(RPC_PROTOCOL, &request, timeout).await?;
+            let reply = this.invoke(RPC_PROTOCOL, &request, timeout, Some(&facts)).await?.unwrap_or_else(|| Value::Object(Map::new()));
             let code = reply.get("statuscode").and_then(Value::as_i64).unwrap_or(0);
             let msg = reply.get("statusmsg").and_then(Value::as_str).unwrap_or("").to_string();
             let data = reply.get("data").cloned().unwrap_or(Value::Object(Map::new()));
             if code == 0 {
                 Ok(data)
             } else {
-                Err(ActionError::new(status_from_code(code), if msg.is_empty() { format!("agent failed with status {code}") } else { msg }))
+                let msg = if msg.is_empty() { format!("agent failed with status {code}") } else { msg };
+                Err(ActionError::new(status_from_code(code), msg).with_data(data))
             }
         })
     }

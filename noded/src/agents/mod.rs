@@ -24,11 +24,18 @@ pub mod xen;
 pub struct ActionError {
     pub status: Status,
     pub message: String,
+    /// What the action returned along with its failure (an external agent's `data`); null if nothing.
+    pub data: Value,
 }
 
 impl ActionError {
     pub fn new(status: Status, message: impl Into<String>) -> Self {
-        ActionError { status, message: message.into() }
+        ActionError { status, message: message.into(), data: Value::Null }
+    }
+    /// The failure, keeping the data the action returned with it.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = data;
+        self
     }
     pub fn aborted(message: impl Into<String>) -> Self {
         Self::new(Status::Aborted, message)
@@ -119,6 +126,8 @@ impl AgentSet {
     /// [`for_config`](Self::for_config) without xen, for simulated nodes: they share one host,
     /// whose xl is not theirs.
     pub fn without_xen(config: &NodeConfig) -> AgentSet {
+        // The node's data plugins answer data functions in filters evaluated in this process.
+        crate::data::NodeData::install(config);
         Self::with_echo(echo::Echo::failing(config.echo_failure_share))
     }
 

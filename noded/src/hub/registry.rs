@@ -1,11 +1,13 @@
 //! The hub's registry of live nodes and attached consoles: registrations (under the link's
-//! enrolled name only), heartbeats and their expiry, console attachment, and discovery answered
-//! from the registry.
+//! enrolled name only), heartbeats and their expiry, console attachment, nodes that went down
+//! (kept for `hub.keep_down_for`, bounded in count, until they come back or an admin forgets
+//! them), and discovery answered from the registry.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use fleet_protocol::transport::Peer;
-use fleet_protocol::{Ack, Discover, Discovered, ErrorNotice, Event, Hello, Message, Registration, Welcome};
+use fleet_protocol::{Ack, Discover, Discovered, DownNode, ErrorNotice, Event, Hello, Message, Registration, Welcome};
 use tracing::{debug, info, warn};
 
 use super::Hub;
@@ -14,6 +16,63 @@ pub(super) struct NodeEntry {
     pub peer: Peer,
     pub registration: Registration,
     pub last_seen: Instant,
+}
+
+/// A node the registry lost: its last registration (facts to match discovery filters on) and
+/// since when it is down.
+pub(super) struct DownEntry {
+    registration: Registration,
+    since_ms: u64,
+    since: Instant,
+}
+
+/// Nodes that went down, oldest first out when over the count limit or past `keep_down_for`.
+#[derive(Default)]
+pub(super) struct DownNodes {
+    by_name: HashMap<String, DownEntry>,
+    by_age: BTreeSet<(Instant, String)>,
+}
+
+impl DownNodes {
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    fn insert(&mut self, registration: Registration, max: usize) {
+        let identity = registration.identity.clone();
+        self.remove(&identity);
+        let since = Instant::now();
+        self.by_age.insert((since, identity.clone()));
+        self.by_name.insert(identity, DownEntry { registration, since_ms: fleet_protocol::now_ms(), since });
+        while self.by_name.len() > max.max(1) {
+            let Some((_, oldest)) = self.by_age.pop_first() else { break };
+            self.by_name.remove(&oldest);
+        }
+    }
+
+    pub fn remove(&mut self, identity: &str) -> bool {
+        match self.by_name.remove(identity) {
+            Some(e) => {
+                self.by_age.remove(&(e.since, identity.to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets nodes down for longer than `keep`.
+    pub fn expire(&mut self, keep: Duration) {
+        let now = Instant::now();
+        while let Some((since, _)) = self.by_age.first() {
+            if now.duration_since(*since) <= keep {
+                break;
+            }
+            if let Some((_, name)) = self.by_age.pop_first() {
+                self.by_name.remove(&name);
+                info!(node = %name, "a node down for longer than hub.keep_down_for is no longer listed");
+            }
+        }
+    }
 }
 
 pub(super) struct ConsoleEntry {
@@ -78,7 +137,11 @@ impl Hub {
                 changed.then(|| Event::NodeChanged { identity: identity.clone() })
             }
             None => {
-                info!(node = %identity, "node joined");
+                if self.down.remove(&identity) {
+                    info!(node = %identity, "node is back");
+                } else {
+                    info!(node = %identity, "node joined");
+                }
                 self.nodes.insert(identity.clone(), NodeEntry { peer: peer.clone(), registration: reg, last_seen: now });
                 Some(Event::NodeJoined { identity: identity.clone() })
             }
@@ -111,7 +174,16 @@ impl Hub {
                     .map(|n| n.registration.identity.clone())
                     .collect();
                 nodes.sort();
-                Message::Discovered(Discovered { nodes })
+                let mut down: Vec<DownNode> = self
+                    .down
+                    .by_name
+                    .values()
+                    .filter(|d| discover.collective.as_ref().is_none_or(|c| d.registration.collectives.contains(c)))
+                    .filter(|d| expr.matches(&d.registration.view()))
+                    .map(|d| DownNode { identity: d.registration.identity.clone(), since_ms: d.since_ms })
+                    .collect();
+                down.sort_by(|a, b| a.identity.cmp(&b.identity));
+                Message::Discovered(Discovered { nodes, down })
             }
             Err(e) => Message::Error(ErrorNotice { message: e.to_string() }),
         };
@@ -132,9 +204,27 @@ impl Hub {
             .collect();
         for (identity, peer) in stale {
             self.node_by_peer.remove(&peer);
-            self.nodes.remove(&identity);
-            info!(node = %identity, "node expired after {missed} missed heartbeats");
-            self.notify_consoles(Event::NodeLeft { identity, reason: format!("{missed} heartbeats missed") }).await;
+            self.node_down(&identity, &format!("{missed} heartbeats missed")).await;
+        }
+    }
+
+    /// A node left: out of the live registry, into the down list, and the consoles told.
+    pub(super) async fn node_down(&mut self, identity: &str, reason: &str) {
+        if let Some(entry) = self.nodes.remove(identity) {
+            self.down.insert(entry.registration, self.config.max_down_nodes);
+        }
+        info!(node = %identity, reason, "node left; listed as down");
+        self.notify_consoles(Event::NodeLeft { identity: identity.to_string(), reason: reason.to_string() }).await;
+    }
+
+    /// `noded hub forget NODE`: a down node is no longer listed. A live node is left alone.
+    pub(super) async fn forget_node(&mut self, identity: &str) {
+        if self.down.remove(identity) {
+            info!(node = %identity, "down node forgotten at an admin's request");
+        } else if self.nodes.contains_key(identity) {
+            warn!(node = %identity, "asked to forget a node that is up; it stays (stop it first)");
+        } else {
+            info!(node = %identity, "asked to forget a node the registry does not list");
         }
     }
 }

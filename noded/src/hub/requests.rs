@@ -27,6 +27,7 @@ const ROUTED_ID_MARGIN: Duration = Duration::from_secs(60);
 pub(super) struct Origin {
     pub peer: Peer,
     pub link: String,
+    pub role: crate::enroll::Role,
     pub signer: Option<String>,
     pub received: Instant,
 }
@@ -35,6 +36,8 @@ pub(super) struct Origin {
 pub(super) struct Route {
     pub console: Peer,
     pub deadline: Instant,
+    /// The nodes the request went to: only their replies are forwarded.
+    sent: HashSet<String>,
     expected: HashSet<String>,
 }
 
@@ -115,14 +118,6 @@ impl Hub {
     /// The checks a request passes before it is routed; `Err` says why it is refused. Returns the
     /// filter to pick nodes by, for `Fanout::RegistryMatch`.
     fn admit(&mut self, origin: &Origin, req: &Request) -> Result<Option<FilterExpr>, String> {
-        let rate = self.config.max_requests_per_second;
-        if !self.console(&origin.peer).take(rate) {
-            return Err(format!("over the limit of {rate} requests per second per console"));
-        }
-        let max_ttl = self.config.max_ttl;
-        if req.ttl > max_ttl {
-            return Err(format!("ttl of {} s is over the hub's max_ttl of {max_ttl} s", req.ttl));
-        }
         // The same link sending its own request again is passed on: the nodes' replay caches refuse
         // and audit it, and its replies can only go back to that link.
         let route_owner = self.routes.get(&req.id).map(|r| &r.console);
@@ -130,6 +125,23 @@ impl Hub {
             || self.routed.owner(&req.id).is_some_and(|link| link != origin.link);
         if taken_by_other {
             return Err(format!("request id {} was already routed for another link; not sent again", req.id));
+        }
+        // Only consoles send requests, and each carries only its own caller's.
+        if origin.role != crate::enroll::Role::Console {
+            return Err(format!("a {} link ('{}') may not send requests; only console links may", origin.role, origin.link));
+        }
+        if let Some(signer) = &origin.signer
+            && *signer != origin.link
+        {
+            return Err(format!("signed by caller '{signer}', but this console link is enrolled as '{}'", origin.link));
+        }
+        let rate = self.config.max_requests_per_second;
+        if !self.console(&origin.peer).take(rate) {
+            return Err(format!("over the limit of {rate} requests per second per console"));
+        }
+        let max_ttl = self.config.max_ttl;
+        if req.ttl > max_ttl {
+            return Err(format!("ttl of {} s is over the hub's max_ttl of {max_ttl} s", req.ttl));
         }
         // Compiled once: here to refuse a filter that does not parse, then to pick the nodes.
         let expr = req.filter.compile().map_err(|e| format!("bad filter: {e}"))?;
@@ -164,13 +176,14 @@ impl Hub {
         let wait = if req.timeout_ms == 0 { Duration::from_secs(10) } else { Duration::from_millis(req.timeout_ms) }.min(max_wait);
         self.routed.record(&req.id, &origin.link, origin.received + ttl.max(wait) + ROUTED_ID_MARGIN);
         if req.reply == ReplyMode::Normal && !self.routes.contains_key(&req.id) {
-            let route = Route { console: origin.peer.clone(), deadline: Instant::now() + wait, expected: sent.iter().cloned().collect() };
+            let sent: HashSet<String> = sent.iter().cloned().collect();
+            let route = Route { console: origin.peer.clone(), deadline: Instant::now() + wait, expected: sent.clone(), sent };
             self.routes.insert(req.id.clone(), route);
         }
     }
 
     /// A node's reply: forwarded to the console the route points at, while the route lives.
-    pub(super) async fn on_reply(&mut self, peer: Peer, reply: &Reply, frame: &[u8]) {
+    pub(super) fn on_reply(&mut self, peer: Peer, reply: &Reply, frame: &Bytes) {
         let Some(identity) = self.node_by_peer.get(&peer).cloned() else {
             self.counters.dropped();
             return;
@@ -184,6 +197,11 @@ impl Hub {
             n.last_seen = Instant::now();
         }
         match self.routes.get_mut(&reply.request_id) {
+            // A node answering a request it was not sent (a compromised node guessing ids) is dropped.
+            Some(route) if !route.sent.contains(&identity) => {
+                self.counters.dropped();
+                warn!(request = %reply.request_id, sender = %identity, "reply from a node the request was not sent to; dropped");
+            }
             Some(route) if route.deadline > Instant::now() => {
                 let console = route.console.clone();
                 route.expected.remove(&identity);
@@ -191,8 +209,9 @@ impl Hub {
                     self.routes.remove(&reply.request_id);
                 }
                 self.counters.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // Forward the node's own bytes: its reply signature stays intact.
-                self.send_frame(&console, frame).await;
+                // Forward the node's own bytes: its reply signature stays intact. Queued for the
+                // console, first to go if it reads too slowly.
+                self.send_reply_frame(&console, frame);
             }
             _ => {
                 self.counters.late_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

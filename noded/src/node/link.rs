@@ -112,6 +112,8 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
             );
         }
     };
+    // From here on replies of any request may leave through this link too.
+    let _reply_path = ReplyPath { node: node.clone(), id: node.add_reply_path(out_tx.clone()) };
     let register = |node: &NodeState| encode_message(&Message::Registration(Box::new(node.registration()))).map(Bytes::from);
     match register(node) {
         Ok(f) => match session.seal(&f) {
@@ -149,7 +151,7 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
                     }
                 };
                 if env.kind == fleet_protocol::Kind::Request {
-                    tokio::spawn(answer_request(node.clone(), env, limits, out_tx.clone()));
+                    tokio::spawn(answer_request(node.clone(), env, limits));
                     continue;
                 }
                 match env.open(&limits) {
@@ -194,9 +196,29 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
     }
 }
 
-/// Handles one request and queues its signed reply, if there is one, for the link to send.
-async fn answer_request(node: Arc<NodeState>, env: fleet_protocol::Envelope, limits: Limits, out: mpsc::Sender<Bytes>) {
+/// A link's place among the node's reply paths, given up when the link ends.
+struct ReplyPath {
+    node: Arc<NodeState>,
+    id: u64,
+}
+
+impl Drop for ReplyPath {
+    fn drop(&mut self) {
+        self.node.remove_reply_path(self.id);
+    }
+}
+
+/// Handles one request and queues its signed reply, if there is one, on every hub link: the
+/// console may be attached to several hubs, and the one this request came through may be gone by
+/// the time the reply is ready.
+async fn answer_request(node: Arc<NodeState>, env: fleet_protocol::Envelope, limits: Limits) {
     let Some(reply) = node.handle_envelope(env, &limits).await else { return };
+    // Attached to several hubs, a node gets each request once per hub a console sent it through.
+    // The first copy's reply leaves through every hub; a refusal of a later copy (audited all the
+    // same) would only race it, and a hub forwards one reply per node and request.
+    if reply.status == fleet_protocol::Status::Denied && reply.status_msg.starts_with("replayed request") && node.config.hubs.len() > 1 {
+        return;
+    }
     let mut env = match fleet_protocol::Envelope::seal(&Message::Reply(Box::new(reply))) {
         Ok(env) => env,
         Err(e) => {
@@ -206,7 +228,7 @@ async fn answer_request(node: Arc<NodeState>, env: fleet_protocol::Envelope, lim
     };
     env.sign(&node.security.key, &node.identity);
     if let Ok(frame) = env.to_frame()
-        && out.send(Bytes::from(frame)).await.is_ok()
+        && node.send_reply(Bytes::from(frame)).await
     {
         Stats::bump(&node.stats.replies);
     }

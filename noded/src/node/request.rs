@@ -255,7 +255,7 @@ impl NodeState {
         }
         let (status, message, data) = match outcome {
             Ok(Ok(data)) => (Status::Ok, "OK".to_string(), data),
-            Ok(Err(e)) => (e.status, e.message, Value::Null),
+            Ok(Err(e)) => (e.status, e.message, e.data),
             Err(_) => (Status::Aborted, format!("timed out after {} s", timeout.as_secs()), Value::Null),
         };
         Some(self.reply(&req, status, message, data, started))

@@ -215,53 +215,53 @@ fn parse_errors_name_file_line_and_problem() {
     let err = |text: &str| Policy::parse(text, "policies/process.policy").unwrap_err().to_string();
     assert_eq!(
         err("policy default deny\npolicy default allow\n"),
-        "policies/process.policy:2: a second 'policy default' line (the first is on line 1)"
+        "policies/process.policy:2:1: a second 'policy default' line (the first is on line 1)"
     );
     assert_eq!(
         err("policy default maybe\n"),
-        "policies/process.policy:1: expected 'policy default allow' or 'policy default deny', found 'policy default maybe'"
+        "policies/process.policy:1:1: expected 'policy default allow' or 'policy default deny', found 'policy default maybe'"
     );
     assert_eq!(
         err("# ok\nalow alice * * *\n"),
-        "policies/process.policy:2: expected 'allow', 'deny' or 'policy default ...', found 'alow'"
+        "policies/process.policy:2:1: expected 'allow', 'deny' or 'policy default ...', found 'alow'"
     );
     assert_eq!(
         err("allow alice *\n"),
-        "policies/process.policy:1: expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)"
+        "policies/process.policy:1:1: expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)"
     );
     assert_eq!(
         err("allow alice * customer=acme\n"),
-        "policies/process.policy:1: expected a classes field after the facts field (use * for any)"
+        "policies/process.policy:1:15: expected a classes field after the facts field (use * for any)"
     );
-    assert!(err("allow alice * a=1 b=2 web\n").starts_with("policies/process.policy:1: too many fields in 'a=1 b=2 web'"));
+    assert!(err("allow alice * a=1 b=2 web\n").starts_with("policies/process.policy:1:15: too many fields in 'a=1 b=2 web'"));
     assert_eq!(
         err("allow\talice\t*\t*\n"),
-        "policies/process.policy:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 4"
+        "policies/process.policy:1:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 4"
     );
     assert_eq!(
         err("allow\talice\t*\t*\t*\t*\n"),
-        "policies/process.policy:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 6"
+        "policies/process.policy:1:1: expected 5 tab-separated fields (allow|deny, callers, actions, facts, classes), found 6"
     );
     assert_eq!(
         err("allow alice\t*\t*\t*\n"),
-        "policies/process.policy:1: this line separates fields with tabs, so 'allow alice' needs a tab after 'allow'"
+        "policies/process.policy:1:1: this line separates fields with tabs, so 'allow alice' needs a tab after 'allow'"
     );
-    assert_eq!(err("allow\talice *\t*\t*\t*\n"), "policies/process.policy:1: callers: '*' must stand alone, it already means any");
+    assert_eq!(err("allow\talice *\t*\t*\t*\n"), "policies/process.policy:1:13: callers: '*' must stand alone, it already means any");
     assert_eq!(
         err("allow alice * customer *\n"),
-        "policies/process.policy:1: fact 'customer': expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=) (column 1)"
+        "policies/process.policy:1:15: fact 'customer': expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=), or a data function such as fstat(\"/etc/motd\").present=true"
     );
     assert_eq!(
         err("allow alice * * customer=acme\n"),
-        "policies/process.policy:1: class 'customer=acme': expected a class name or /regex/ (facts go in the facts field)"
+        "policies/process.policy:1:17: class 'customer=acme': expected a class name or /regex/ (facts go in the facts field)"
     );
     assert_eq!(
         err("\n\nallow alice * customer=/ac(/ *\n"),
-        "policies/process.policy:3: fact 'customer=/ac(/': bad regex /ac(/: unclosed group (column 11)"
+        "policies/process.policy:3:25: fact 'customer=/ac(/': bad regex /ac(/: unclosed group"
     );
     assert_eq!(
         err("allow alice * (customer=acme or *\n"),
-        "policies/process.policy:1: facts '(customer=acme or': expected a filter term (column 18)"
+        "policies/process.policy:1:32: facts '(customer=acme or': expected a filter term"
     );
     // A compound followed by a classes token needs tabs to be told apart.
     assert!(err("allow alice * (a=1 or a=2) web\n").contains("missing 'and'/'or'"));
@@ -301,7 +301,7 @@ fn broken_file_denies_everything_even_with_default_allow() {
         assert_eq!(
             d.rule,
             format!(
-                "policy file failed to parse: {}:3: expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)",
+                "policy file failed to parse: {}:3:1: expected 'allow|deny <callers> <actions> <facts> <classes>' (use * for any)",
                 dir.path().join("process.policy").display()
             )
         );
@@ -361,4 +361,91 @@ fn agent_names_cannot_escape_the_directory() {
         let d = set.decide(agent, "alice", "x", &n.view());
         assert!(!d.allowed && d.rule.starts_with("invalid agent name"), "{agent:?}: {}", d.rule);
     }
+}
+
+// -----------------------------------------------------------------------------------------
+// Compatibility with the MCollective/Choria action-policy plugin
+
+#[test]
+fn regex_callers_and_groups() {
+    let groups = Groups::parse("# ops team\nsysadmin alice /^oncall-/\n\nauditors  carol\n", "policies/groups").unwrap();
+    assert_eq!(groups.len(), 2);
+    let p = Policy::parse(
+        "policy default deny\nallow\t/^deploy-[0-9]+$/\tstatus\t*\t*\nallow\tsysadmin auditors\t*\t*\t*\ndeny\t/.*/\t*\t*\t*\n",
+        "p",
+    )
+    .unwrap();
+    let n = &nodes()[0];
+    let data = crate::data::NodeData::default();
+    let d = |caller: &str, action: &str| p.decide_with(caller, action, &n.view(), &groups, &data);
+    assert!(d("deploy-12", "status").allowed);
+    assert!(!d("deploy-12", "kill").allowed, "{}", d("deploy-12", "kill").rule);
+    assert!(!d("deploy-x", "status").allowed);
+    assert!(d("alice", "kill").allowed, "a member of sysadmin");
+    assert!(d("oncall-bob", "kill").allowed, "a member by regex");
+    assert!(d("carol", "kill").allowed, "a member of auditors");
+    assert!(d("sysadmin", "kill").allowed, "the name itself is also a caller id");
+    let mallory = d("mallory", "status");
+    assert!(!mallory.allowed && mallory.rule == "p:4: deny /.*/ * * *", "{}", mallory.rule);
+    // Without the groups, group names match only themselves.
+    assert!(!p.decide_with("alice", "kill", &n.view(), &Groups::default(), &data).allowed);
+    let e = Groups::parse("ok a b\nbad /x(/\n", "policies/groups").unwrap_err();
+    assert_eq!(e.to_string(), "policies/groups:2:5: caller '/x(/': bad regex /x(/: unclosed group");
+}
+
+#[test]
+fn data_functions_in_the_facts_field_are_evaluated_here() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::write(root.path().join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    let data = crate::data::NodeData {
+        config: crate::data::DataConfig { rootfs: root.path().into(), ..Default::default() },
+        ..Default::default()
+    };
+    let text = "policy default deny\n\
+        allow\talice\t*\tfstat(\"/etc/hosts\").size>10\t*\n\
+        allow\tbob\t*\tfstat(\"/etc/motd\").present=true\t*\n\
+        allow carol * (puppet().enabled=true and customer=acme) or environment=production\n\
+        allow dave * process(\"no-such-process-xyz\").exists=false *\n\
+        allow erin status * *\n";
+    let p = Policy::parse(text, "p").unwrap_or_else(|e| panic!("{e}"));
+    let nodes = nodes();
+    let d = |caller: &str, node: &Node| p.decide_with(caller, "status", &node.view(), &Groups::default(), &data).allowed;
+    assert!(d("alice", &nodes[0]));
+    assert!(!d("bob", &nodes[0]), "no /etc/motd under this root");
+    assert!(d("carol", &nodes[0]), "acme, and puppet is enabled (no lock file)");
+    assert!(!d("carol", &nodes[2]), "globex in development");
+    assert!(d("carol", &nodes[3]), "production");
+    assert!(d("dave", &nodes[0]));
+    assert!(d("erin", &nodes[0]), "rules without data functions are unaffected");
+    std::fs::write(root.path().join("etc/hosts"), "x").unwrap();
+    assert!(!d("alice", &nodes[0]), "size is read at decision time");
+}
+
+#[test]
+fn a_broken_file_names_line_column_and_what_was_expected() {
+    let e = Policy::parse("policy default deny\nallow\talice\t*\tfstat(\"/etc/hosts\").size\t*\n", "policies/echo.policy").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "policies/echo.policy:2:39: fact 'fstat(\"/etc/hosts\").size': expected an operator after fstat(...).size (e.g. fstat(\"/etc/motd\").present=true)"
+    );
+    assert_eq!((e.line, e.column), (2, 39), "where the operator was expected");
+    let e = Policy::parse("allow /x(/ * * *\n", "p").unwrap_err();
+    assert_eq!(e.to_string(), "p:1:7: caller '/x(/': bad regex /x(/: unclosed group");
+}
+
+#[test]
+fn the_groups_file_lives_in_the_policy_dir_and_a_broken_one_denies() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = &nodes()[0];
+    write(&dir.path().join("process.policy"), "policy default deny\nallow ops * * *\n");
+    let set = PolicySet::load(dir.path(), false);
+    assert_eq!(set.groups_path(), dir.path().join("groups"));
+    assert!(!set.decide("process", "alice", "status", &n.view()).allowed);
+    write(&dir.path().join("groups"), "ops alice bob\n");
+    assert!(set.decide("process", "alice", "status", &n.view()).allowed);
+    write(&dir.path().join("groups"), "ops alice /b(/\n");
+    let d = set.decide("process", "alice", "status", &n.view());
+    assert!(!d.allowed);
+    assert!(d.rule.starts_with("caller groups file failed to parse: ") && d.rule.contains("groups:1:11:"), "{}", d.rule);
 }

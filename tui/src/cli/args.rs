@@ -32,9 +32,14 @@ pub struct GlobalArgs {
     /// Config file (default $XDG_CONFIG_HOME/fleet/config.toml).
     #[arg(long, global = true, value_name = "FILE", env = "FLEET_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Hub endpoint, repeatable; the first reachable is used. Also FLEET_HUB (comma separated).
+    /// Hub endpoint, repeatable; every reachable one is attached and each request goes through all
+    /// of them (replies de-duplicated). Also FLEET_HUB (comma separated).
     #[arg(long = "hub", global = true, value_name = "ENDPOINT", env = "FLEET_HUB", value_delimiter = ',')]
     pub hubs: Vec<String>,
+    /// Caller id: signs with $XDG_CONFIG_HOME/fleet/keys/NAME.key (default: the config's `caller`,
+    /// the only key in that directory, or the login name). FLEET_KEY names a key file instead.
+    #[arg(long, global = true, value_name = "NAME", env = "FLEET_CALLER")]
+    pub caller: Option<String>,
     /// Console theme.
     #[arg(long, global = true)]
     pub theme: Option<String>,
@@ -180,6 +185,9 @@ pub enum Command {
         /// Match the pattern against the process name instead of the command line.
         #[arg(long = "name")]
         match_name: bool,
+        /// Print only the exact targets, one HOST:PID@START_TIME per line, for `fleet kill`.
+        #[arg(long, conflicts_with_all = ["json", "jsonl"])]
+        targets: bool,
         #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]
@@ -227,6 +235,11 @@ pub enum Command {
     Ddl {
         #[command(subcommand)]
         what: DdlCommand,
+    },
+    /// Write a new external agent (executable and DDL), as Choria's `plugin generate`.
+    Agent {
+        #[command(subcommand)]
+        what: AgentCommand,
     },
     /// Xen dom0s and domUs: list, find, migrate, and balance load across dom0s.
     Xen {
@@ -283,8 +296,25 @@ pub enum PolicyCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Write DIR/NAME (an external agent speaking Choria's protocol) and DIR/NAME.toml (its DDL).
+    New {
+        name: String,
+        /// python or shell.
+        #[arg(long, default_value = "python")]
+        lang: String,
+        /// Where to write (default: the current directory; a node's agents_dir loads it on reload).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum DdlCommand {
-    /// Render an agent's help page from its DDL (built-in, or NAME.toml/NAME.json in FLEET_DDL_PATH or /etc/fleet/agents).
+    /// Render an agent's help page from its DDL: a FILE (.toml, .json), or a NAME (built-in, or NAME.toml/NAME.json in FLEET_DDL_PATH or /etc/fleet/agents).
     Doc {
         agent: String,
         /// Markdown instead of the terminal page.
@@ -293,6 +323,22 @@ pub enum DdlCommand {
     },
     /// Validate a DDL file (TOML or Choria JSON); errors name the file, the line and the field.
     Check { file: PathBuf },
+    /// Write an agent's DDL (NAME or FILE) as Choria's JSON DDL on stdout.
+    Export {
+        agent: String,
+        /// Choria's JSON DDL (the only format written; accepted for clarity in scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write DIR/NAME.toml: a new DDL with one action, a validated input and outputs.
+    New {
+        name: String,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,16 +8,22 @@ use super::Ctx;
 pub async fn run(ctx: &Ctx, headless: bool, log_level: Option<String>) -> Result<i32> {
     let fleet = crate::demo::start().await?;
     if headless {
+        wait_for_nodes(&fleet).await;
+        // Shell lines another terminal (or `. ./demo.env`) can source; then plain `fleet ping` works.
         let dir = fleet.security.dir.path();
-        println!("demo hub listening on {}", fleet.endpoint);
-        println!(
-            "try: FLEET_KEY={} FLEET_HUB_KEY={} FLEET_NODES_DIR={} fleet --hub {} ping",
-            dir.join("keys").join("demo.key").display(),
-            dir.join("hub.pub").display(),
-            dir.join("nodes").display(),
-            fleet.endpoint
-        );
-        tokio::signal::ctrl_c().await?;
+        println!("# demo hub listening on {}", fleet.endpoint);
+        println!("export FLEET_HUB={}", fleet.endpoint);
+        println!("export FLEET_KEY={}", dir.join("keys").join("demo.key").display());
+        println!("export FLEET_HUB_KEY={}", dir.join("hub.pub").display());
+        println!("export FLEET_NODES_DIR={}", dir.join("nodes").display());
+        println!("# the demo runs until ctrl-c or SIGTERM");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
         fleet.stop();
         return Ok(0);
     }
@@ -28,4 +34,19 @@ pub async fn run(ctx: &Ctx, headless: bool, log_level: Option<String>) -> Result
     let r = crate::console::run(opts).await;
     fleet.stop();
     r.map(|_| 0)
+}
+
+/// Waits (up to 10 s) until the registry lists every demo node, so the first command after the
+/// demo says it is ready sees them all.
+async fn wait_for_nodes(fleet: &crate::demo::EmbeddedFleet) {
+    let settings = fleet_client::Settings { hubs: vec![fleet.endpoint.clone()], ..Default::default() };
+    let Ok(mut client) = fleet_client::Client::connect(&settings, &fleet.security.credentials(), false).await else { return };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        match client.discover(&fleet_protocol::Filter::default(), &settings.collective, settings.discovery_timeout).await {
+            Ok(nodes) if nodes.len() >= fleet.nodes.len() => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(_) => return,
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod output;
 
+mod agent;
 mod ddl;
 mod demo;
 mod discover;
@@ -18,9 +19,10 @@ mod xen;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
+
 use fleet_client::{Client, ClientError, Credentials, Scope, Settings, exit};
 
-use args::{BenchCommand, DdlCommand, PolicyCommand};
+use args::{AgentCommand, BenchCommand, DdlCommand, PolicyCommand};
 pub use args::{Cli, Command, FilterArgs, OutputArgs};
 
 use crate::config::ClientConfig;
@@ -59,6 +61,9 @@ fn load_config(cli: &Cli) -> Result<ClientConfig> {
     if !cli.global.hubs.is_empty() {
         cfg.hubs = cli.global.hubs.iter().filter(|h| !h.trim().is_empty()).cloned().collect();
     }
+    if let Some(c) = &cli.global.caller {
+        cfg.caller = Some(c.clone());
+    }
     if let Some(t) = &cli.global.theme {
         cfg.theme = t.clone();
     }
@@ -95,7 +100,17 @@ fn report(e: &anyhow::Error) -> i32 {
 
 /// Entry point of the `fleet` binary; returns the process exit code.
 pub fn main_entry() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are answers, not errors; a usage error sends nothing: exit 4.
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
+                _ => exit::NOTHING_SENT,
+            };
+        }
+    };
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -147,9 +162,9 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Rpc { agent, action, inputs, filter, output, no_reply, display }) => {
             rpc::run(&ctx, &rpc::Call { agent, action, inputs, no_reply, display }, &filter, &output).await
         }
-        Some(Command::Pgrep { pattern, zombies, user, match_name, filter, output }) => {
+        Some(Command::Pgrep { pattern, zombies, user, match_name, targets, filter, output }) => {
             let query = fleet_client::process::ListQuery { pattern, zombies, user, match_name };
-            pgrep::run(&ctx, &query, &filter, &output).await
+            pgrep::run(&ctx, &query, targets, &filter, &output).await
         }
         Some(Command::Kill { targets, signal, output }) => kill::run(&ctx, &targets, &signal, &output).await,
         Some(Command::Pkill { pattern, zombies, parents, user, match_name, signal, yes, filter, output }) => {
@@ -158,6 +173,9 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         }
         Some(Command::Ddl { what: DdlCommand::Doc { agent, markdown } }) => ddl::doc(&agent, markdown),
         Some(Command::Ddl { what: DdlCommand::Check { file } }) => ddl::check(&file),
+        Some(Command::Ddl { what: DdlCommand::Export { agent, json: _ } }) => ddl::export(&agent),
+        Some(Command::Ddl { what: DdlCommand::New { name, dir, force } }) => ddl::new(&name, &dir, force),
+        Some(Command::Agent { what: AgentCommand::New { name, lang, dir, force } }) => agent::new(&name, &lang, &dir, force),
         Some(Command::Xen { cmd }) => xen::run(&ctx, cmd).await,
         Some(Command::HubStats { output }) => inventory::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,

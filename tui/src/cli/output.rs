@@ -68,7 +68,7 @@ pub fn progress_line(p: &Progress) {
 pub fn summary_json(o: &Outcome) -> Value {
     json!({
         "request_id": o.request_id, "discovered": o.discovered.len(), "replies": o.replies.len(),
-        "ok": o.ok_count(), "failed": o.failed_count(), "no_reply": o.no_reply,
+        "ok": o.ok_count(), "failed": o.failed_count(), "no_reply": o.no_reply, "down": o.down, "hub_lost": o.hub_lost,
         "discovery_ms": o.discovery_ms, "elapsed_ms": o.elapsed_ms, "exit_code": o.exit_code(),
     })
 }
@@ -77,8 +77,24 @@ pub fn full_json(o: &Outcome) -> Value {
     json!({
         "request_id": o.request_id, "discovered": o.discovered,
         "replies": o.replies.iter().map(|r| reply_json(&r.reply, r.time_ms, r.expected, r.signature)).collect::<Vec<_>>(),
-        "no_reply": o.no_reply, "summary": summary_json(o),
+        "no_reply": o.no_reply, "down": o.down, "summary": summary_json(o),
     })
+}
+
+/// Prints what a round ends with when nothing more is to be said: the whole document (`--json`),
+/// the summary line (`--jsonl`, whose replies were printed as they came), or that nothing matched.
+/// Returns true when it printed, false when the caller prints the replies.
+pub fn ended_early(o: &Outcome, out: &super::OutputArgs, filter: &fleet_protocol::Filter) -> anyhow::Result<bool> {
+    if out.json {
+        json_doc(&full_json(o))?;
+    } else if out.jsonl {
+        jsonl_line(&json!({ "summary": summary_json(o) }));
+    } else if o.discovered.is_empty() {
+        println!("No nodes matched {}", filter.describe());
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// What to say after a reply's sender: a bad signature, or a node that was not discovered.
@@ -90,7 +106,8 @@ pub fn reply_mark(expected: bool, signature: SignatureCheck) -> &'static str {
     }
 }
 
-/// MCollective's closing list of the nodes that did not reply, four to a line.
+/// MCollective's closing list of the nodes that did not reply, four to a line; then the nodes
+/// that are down, and a hub lost during the request, named as such.
 pub fn print_no_reply(o: &Outcome) {
     if !o.no_reply.is_empty() {
         println!("\nNo response from:\n");
@@ -98,6 +115,21 @@ pub fn print_no_reply(o: &Outcome) {
             let line: Vec<String> = chunk.iter().map(|n| format!("{n:<30}")).collect();
             println!("   {}", line.join(" ").trim_end());
         }
+    }
+    if !o.down.is_empty() {
+        println!("\nDown:\n");
+        let w = o.down.iter().map(|d| d.identity.len()).max().unwrap_or(0);
+        for d in &o.down {
+            let when = if d.since_ms == 0 {
+                "not connected to any hub".to_string()
+            } else {
+                format!("last heard {}", fleet_client::format::utc_datetime(d.since_ms / 1000))
+            };
+            println!("   {:<w$}  {when}", d.identity);
+        }
+    }
+    if let Some(lost) = &o.hub_lost {
+        eprintln!("fleet: {lost}; {} repl{} received before", o.replies.len(), if o.replies.len() == 1 { "y" } else { "ies" });
     }
 }
 

@@ -19,10 +19,14 @@ pub async fn list(ctx: &Ctx, f: &FilterArgs, query: &ListQuery, bar: bool) -> Re
     Ok(r?)
 }
 
-pub async fn run(ctx: &Ctx, query: &ListQuery, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
-    let (o, listing) = list(ctx, f, query, !out.json && !out.jsonl).await?;
+pub async fn run(ctx: &Ctx, query: &ListQuery, targets: bool, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+    let (o, listing) = list(ctx, f, query, !out.json && !out.jsonl && !targets).await?;
     let procs = &listing.procs;
-    if out.json {
+    if targets {
+        for p in procs.iter().filter(|p| !p.zombie) {
+            println!("{}:{}@{}", p.host, p.pid, p.start_time);
+        }
+    } else if out.json {
         let failed: Vec<_> = o
             .replies
             .iter()

@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use fleet_client::{Outcome, Spec, round};
-use serde_json::{Map, json};
+use serde_json::Map;
 
-use super::output::{Bar, full_json, jsonl_line, print_no_reply, progress_line, reply_mark, summary_json};
+use super::output::{Bar, ended_early, print_no_reply, progress_line, reply_mark};
 use super::{Ctx, FilterArgs, OutputArgs};
 
 /// The ping action's own timeout.
@@ -12,6 +12,9 @@ const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs `spec` with the progress bar, and JSON lines as replies arrive when asked.
 pub async fn with_progress(ctx: &Ctx, spec: &Spec, out: &OutputArgs) -> Result<Outcome> {
+    if let Some(note) = fleet_client::scope::broadcast_note(spec) {
+        eprintln!("fleet: {note}");
+    }
     let mut client = ctx.client().await?;
     let bar = Bar::new(!out.json && !out.jsonl);
     let jsonl = out.jsonl;
@@ -29,16 +32,7 @@ pub async fn with_progress(ctx: &Ctx, spec: &Spec, out: &OutputArgs) -> Result<O
 pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
     let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &ctx.scope(f), PING_TIMEOUT);
     let o = with_progress(ctx, &spec, out).await?;
-    if out.json {
-        println!("{}", serde_json::to_string_pretty(&full_json(&o))?);
-        return Ok(o.exit_code());
-    }
-    if out.jsonl {
-        jsonl_line(&json!({ "summary": summary_json(&o) }));
-        return Ok(o.exit_code());
-    }
-    if o.discovered.is_empty() {
-        println!("No nodes matched {}", spec.filter.describe());
+    if ended_early(&o, out, &spec.filter)? {
         return Ok(o.exit_code());
     }
     let mut sorted: Vec<_> = o.replies.iter().collect();

@@ -77,8 +77,8 @@ pub async fn run(ctx: &Ctx, query: &ListQuery, opts: &Options, f: &FilterArgs, o
     }
     // A pipe may carry the typed count too; an empty or closed stdin cancels.
     if !opts.yes && !confirm(targets.len()) {
-        eprintln!("fleet: cancelled; nothing was killed");
-        return Ok(exit::NOTHING_DISCOVERED);
+        eprintln!("fleet: cancelled; nothing was sent, nothing was killed");
+        return Ok(exit::NOTHING_SENT);
     }
     let keys: Vec<ProcKey> = targets.into_iter().map(|t| t.key).collect();
     let mut client = ctx.client().await?;

@@ -7,9 +7,9 @@ use fleet_client::format::value_text;
 use fleet_client::{Outcome, aggregate, round};
 use fleet_ddl::Display;
 use fleet_protocol::Status;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::output::{aggregates_text, jsonl_line, print_no_reply, reply_mark, summary_json};
+use super::output::{aggregates_text, print_no_reply, reply_mark};
 use super::{Ctx, FilterArgs, OutputArgs};
 
 /// One call as typed.
@@ -35,16 +35,7 @@ pub async fn run(ctx: &Ctx, call: &Call, f: &FilterArgs, out: &OutputArgs) -> Re
         return Ok(0);
     }
     let o = super::ping::with_progress(ctx, &spec, out).await?;
-    if out.json {
-        println!("{}", serde_json::to_string_pretty(&super::output::full_json(&o))?);
-        return Ok(o.exit_code());
-    }
-    if out.jsonl {
-        jsonl_line(&json!({ "summary": summary_json(&o) }));
-        return Ok(o.exit_code());
-    }
-    if o.discovered.is_empty() {
-        println!("No nodes matched {}", spec.filter.describe());
+    if super::output::ended_early(&o, out, &spec.filter)? {
         return Ok(o.exit_code());
     }
     let display = match call.display.as_deref() {

@@ -31,6 +31,8 @@ fn cli_and_rpc_panel_print_the_same_aggregates() {
             })
             .collect(),
         no_reply: Vec::new(),
+        down: Vec::new(),
+        hub_lost: None,
         discovery_ms: 0.0,
         elapsed_ms: 1.0,
     };

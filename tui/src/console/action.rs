@@ -209,6 +209,9 @@ pub enum RequestEvent {
     Reply(Box<ReplyRow>),
     Finished {
         no_reply: Vec<String>,
+        /// Matching nodes that are down: identity and when they were last heard (ms since the
+        /// epoch; 0 for a node no hub has a link to).
+        down: Vec<(String, u64)>,
         elapsed_ms: f64,
     },
     Failed(String),

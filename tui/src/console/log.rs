@@ -257,7 +257,7 @@ mod tests {
         p.update(Action::RunDiscovery { round: 1, filter: "role=web".into() });
         p.update(Action::Round { round: 1, event: RequestEvent::Discovered(vec!["a".into(), "b".into()]) });
         p.update(Action::Round { round: 1, event: RequestEvent::Reply(Box::new(ReplyRow::new("a", Status::Ok, "", 1.0))) });
-        p.update(Action::Round { round: 1, event: RequestEvent::Finished { no_reply: vec!["b".into()], elapsed_ms: 5.0 } });
+        p.update(Action::Round { round: 1, event: RequestEvent::Finished { no_reply: vec!["b".into()], down: vec![], elapsed_ms: 5.0 } });
         let info = RequestInfo {
             id: 1,
             agent: "echo".into(),

@@ -371,7 +371,8 @@ async fn run_spec(pool: &Pool, spec: &Spec, report: impl Fn(RequestEvent)) -> Re
     match outcome {
         Ok(o) => {
             pool.give(client);
-            report(RequestEvent::Finished { no_reply: o.no_reply.clone(), elapsed_ms: o.elapsed_ms });
+            let down = o.down.iter().map(|d| (d.identity.clone(), d.since_ms)).collect();
+            report(RequestEvent::Finished { no_reply: o.no_reply.clone(), down, elapsed_ms: o.elapsed_ms });
             Ok(o)
         }
         Err(e) => {

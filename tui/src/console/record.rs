@@ -75,7 +75,7 @@ impl RequestRecord {
                     self.replies.push((**row).clone());
                 }
             },
-            RequestEvent::Finished { no_reply, elapsed_ms } => {
+            RequestEvent::Finished { no_reply, elapsed_ms, .. } => {
                 self.no_reply = no_reply.clone();
                 self.state = RequestState::Done { elapsed_ms: *elapsed_ms };
             }
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!((r.ok_count(), r.failed_count(), r.replies.len()), (1, 1, 2), "a repeated sender replaces its reply");
         assert_eq!(r.reply("a").unwrap().ms, 1.5);
         assert!(r.running());
-        r.apply(&RequestEvent::Finished { no_reply: vec!["c".into()], elapsed_ms: 9.0 });
+        r.apply(&RequestEvent::Finished { no_reply: vec!["c".into()], down: vec![], elapsed_ms: 9.0 });
         assert_eq!(r.state, RequestState::Done { elapsed_ms: 9.0 });
         assert_eq!((r.target_count(), r.request_id.as_deref(), r.no_reply.len()), (Some(3), Some("r-1"), 1));
     }

@@ -63,8 +63,8 @@ pub async fn run(ctx: &Ctx, name: &str, dest: &str, yes: bool, f: &FilterArgs, o
         eprintln!("  to     {dest}  (the address comes from {from}'s xen_host_map, else the name itself)\n");
     }
     if !yes && !confirm_name(name) {
-        eprintln!("fleet: cancelled; nothing was migrated");
-        return Ok(exit::NOTHING_DISCOVERED);
+        eprintln!("fleet: cancelled; nothing was migrated (nothing was sent)");
+        return Ok(exit::NOTHING_SENT);
     }
     if !out.json {
         eprintln!("migrating {name} from {from} to {dest} ...");

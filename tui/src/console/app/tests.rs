@@ -83,7 +83,10 @@ fn demo_app() -> App {
 
 fn finished_demo() -> App {
     let mut app = demo_app();
-    send(&mut app, Action::Round { round: 1, event: RequestEvent::Finished { no_reply: vec!["xen-01".into()], elapsed_ms: 7012.0 } });
+    send(
+        &mut app,
+        Action::Round { round: 1, event: RequestEvent::Finished { no_reply: vec!["xen-01".into()], down: vec![], elapsed_ms: 7012.0 } },
+    );
     app
 }
 
@@ -182,7 +185,10 @@ fn get_fact_results() -> App {
     for (node, country, ms) in [("web-01", "uk", 1.1), ("web-02", "us", 1.4), ("db-01", "uk", 1.2), ("xen-01", "us", 2.2)] {
         send(&mut app, Action::Request { id, event: reply(node, Status::Ok, "", ms, json!({ "fact": "country", "value": country })) });
     }
-    send(&mut app, Action::Request { id, event: RequestEvent::Finished { no_reply: vec!["cache-01".into()], elapsed_ms: 5003.0 } });
+    send(
+        &mut app,
+        Action::Request { id, event: RequestEvent::Finished { no_reply: vec!["cache-01".into()], down: vec![], elapsed_ms: 5003.0 } },
+    );
     app
 }
 
@@ -574,7 +580,10 @@ fn redraw_only_when_something_changed() {
 fn statuses_follow_the_round() {
     let mut app = demo_app();
     assert_eq!(app.discovery().row("xen-01").unwrap().status, NodeStatus::Pending);
-    send(&mut app, Action::Round { round: 1, event: RequestEvent::Finished { no_reply: vec!["xen-01".into()], elapsed_ms: 7000.0 } });
+    send(
+        &mut app,
+        Action::Round { round: 1, event: RequestEvent::Finished { no_reply: vec!["xen-01".into()], down: vec![], elapsed_ms: 7000.0 } },
+    );
     assert_eq!(app.discovery().row("xen-01").unwrap().status, NodeStatus::NoReply);
     assert_eq!(app.discovery().row("web-01").unwrap().status, NodeStatus::Ok { ms: 1.24 });
     let screen = render(&app, 80, 24);

@@ -89,6 +89,9 @@ impl Discovery {
                     Span::raw("  "),
                     Span::styled(format!("{} no reply", tally.no_reply), t.status.no_reply),
                 ];
+                if tally.down > 0 {
+                    summary.push(Span::styled(format!("  {} down", tally.down), t.status.failed));
+                }
                 if tally.unexpected > 0 {
                     summary.push(Span::styled(format!("  +{} unexpected", tally.unexpected), t.status.unexpected));
                 }
@@ -121,6 +124,10 @@ impl Discovery {
                 (t.status.failed, ms_text(*ms), detail)
             }
             NodeStatus::NoReply => (t.status.no_reply, String::new(), String::new()),
+            NodeStatus::Down { since_ms: 0 } => (t.status.failed, String::new(), "not connected to any hub".to_string()),
+            NodeStatus::Down { since_ms } => {
+                (t.status.failed, String::new(), format!("down since {}", fleet_client::format::utc_datetime(since_ms / 1000)))
+            }
             NodeStatus::Joined => {
                 let rerun = self.keys.key_text(Mode::Discovery, "rerun");
                 (t.status.joined, String::new(), format!("matched after the round; {rerun} pings it"))

@@ -91,6 +91,10 @@ pub enum NodeStatus {
     },
     /// Discovered but silent until the round's timeout.
     NoReply,
+    /// Known to the hub but down since then (ms since the epoch; 0: no hub has a link to it).
+    Down {
+        since_ms: u64,
+    },
     /// Matched the filter after the round ran; not pinged yet.
     Joined,
 }
@@ -124,6 +128,7 @@ impl NodeRow {
             NodeStatus::Ok { .. } => "ok",
             NodeStatus::Failed { .. } => "failed",
             NodeStatus::NoReply => "no reply",
+            NodeStatus::Down { .. } => "down",
             NodeStatus::Joined => "joined",
         }
     }
@@ -139,7 +144,7 @@ impl NodeRow {
     fn rank(&self) -> u8 {
         match (&self.status, self.unexpected()) {
             (NodeStatus::Failed { .. }, false) => 0,
-            (NodeStatus::NoReply, _) => 1,
+            (NodeStatus::NoReply | NodeStatus::Down { .. }, _) => 1,
             (_, true) => 2,
             (NodeStatus::Pending, _) => 3,
             (NodeStatus::Joined, _) => 4,
@@ -156,6 +161,7 @@ pub struct Tally {
     pub ok: usize,
     pub failed: usize,
     pub no_reply: usize,
+    pub down: usize,
     /// Replies from nodes that were not discovered.
     pub unexpected: usize,
 }
@@ -318,6 +324,7 @@ impl Discovery {
                     t.failed += 1;
                 }
                 (NodeStatus::NoReply, _) => t.no_reply += 1,
+                (NodeStatus::Down { .. }, _) => t.down += 1,
                 _ => {}
             }
         }

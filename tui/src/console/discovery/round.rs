@@ -63,8 +63,18 @@ impl Discovery {
                 }
                 self.restale();
             }
-            RequestEvent::Finished { no_reply, elapsed_ms } => {
+            RequestEvent::Finished { no_reply, down, elapsed_ms } => {
                 round.phase = Phase::Done { elapsed_ms };
+                for (identity, since_ms) in down {
+                    let status = NodeStatus::Down { since_ms };
+                    match self.index.get(&identity) {
+                        Some(&i) => self.rows[i].status = status,
+                        None => {
+                            self.index.insert(identity.clone(), self.rows.len());
+                            self.rows.push(NodeRow { identity, status, expected: true, left: false });
+                        }
+                    }
+                }
                 for row in self.rows.iter_mut() {
                     if row.status == NodeStatus::Pending || no_reply.contains(&row.identity) {
                         row.status = NodeStatus::NoReply;

@@ -90,8 +90,8 @@ fn grid_state_transitions() {
     assert_eq!(p.row("web-01").unwrap().status, NodeStatus::Ok { ms: 1.5 });
     assert_eq!(p.row("web-02").unwrap().status, NodeStatus::Pending);
     assert_eq!(p.row("stray-01").unwrap().status_word(), "unexpected");
-    assert_eq!(p.tally(), Tally { replied: 2, ok: 1, failed: 1, no_reply: 0, unexpected: 1 });
-    p.update(Action::Round { round, event: RequestEvent::Finished { no_reply: vec!["web-02".into()], elapsed_ms: 7000.0 } });
+    assert_eq!(p.tally(), Tally { replied: 2, ok: 1, failed: 1, no_reply: 0, down: 0, unexpected: 1 });
+    p.update(Action::Round { round, event: RequestEvent::Finished { no_reply: vec!["web-02".into()], down: vec![], elapsed_ms: 7000.0 } });
     assert_eq!(p.row("web-02").unwrap().status, NodeStatus::NoReply);
     assert_eq!(p.row("db-01").unwrap().status, NodeStatus::Failed { status: Status::Aborted, message: "disk full".into(), ms: 3.0 });
     assert_eq!(p.round().unwrap().phase, Phase::Done { elapsed_ms: 7000.0 });
@@ -109,7 +109,7 @@ fn nodes_joining_after_the_round_are_listed_but_not_counted() {
     assert_eq!(p.rows().len(), 2);
     p.update(Action::Round { round, event: reply("a", Status::Ok, "", 1.0) });
     p.update(Action::Round { round, event: reply("b", Status::Ok, "", 1.0) });
-    p.update(Action::Round { round, event: RequestEvent::Finished { no_reply: vec![], elapsed_ms: 3.0 } });
+    p.update(Action::Round { round, event: RequestEvent::Finished { no_reply: vec![], down: vec![], elapsed_ms: 3.0 } });
     p.update(Action::Members { filter: "role=x".into(), nodes: vec![] });
     assert_eq!(p.rows().len(), 2, "another filter's members are ignored");
     p.update(Action::Members { filter: String::new(), nodes: vec!["a".into(), "c".into()] });
@@ -130,7 +130,7 @@ fn finished_round(p: &mut Discovery) -> u64 {
     p.update(Action::Round { round, event: reply("b", Status::Aborted, "x", 1.0) });
     p.update(Action::Round { round, event: reply("c", Status::Ok, "", 2.0) });
     p.update(Action::Round { round, event: reply("d", Status::Denied, "policy", 3.0) });
-    p.update(Action::Round { round, event: RequestEvent::Finished { no_reply: vec!["e".into()], elapsed_ms: 10.0 } });
+    p.update(Action::Round { round, event: RequestEvent::Finished { no_reply: vec!["e".into()], down: vec![], elapsed_ms: 10.0 } });
     round
 }
 

@@ -39,14 +39,7 @@ async fn list(
 ) -> fleet_client::Result<Listing> {
     let query = ListQuery { pattern, zombies, user: Some(user), match_name: false };
     let (_, found) = process::list(client, settings, &scope.client(), &query, |_| {}).await?;
-    Ok(Listing {
-        procs: found.procs,
-        hosts_asked: found.hosts_asked,
-        hosts_answered: found.hosts_answered,
-        failed: found.failed,
-        no_reply: found.no_reply,
-        prepared: None,
-    })
+    Ok(Listing { found, prepared: None })
 }
 
 /// Sorts and measures the rows on a blocking thread: with 50,000 rows that is tens of

@@ -52,21 +52,22 @@ const LIST_LOST_AFTER: Duration = Duration::from_secs(60);
 /// Rows a page key moves before the first draw has measured the table.
 const DEFAULT_PAGE: usize = 20;
 
-/// One list round's result: the rows and who answered.
+/// One list round's result as the client core gives it (the rows and who answered), and what the
+/// table derives from it. Reads through to the core's listing (`listing.procs`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Listing {
-    pub procs: Vec<Proc>,
-    /// Hosts the list was sent to (discovered).
-    pub hosts_asked: usize,
-    /// Hosts that replied, OK or not.
-    pub hosts_answered: usize,
-    /// Hosts that replied with an error: `(host, "status: message")`.
-    pub failed: Vec<(String, String)>,
-    pub no_reply: Vec<String>,
+    pub found: fleet_client::process::Listing,
     /// What the table derives from the rows, made by [`execute`] off the UI thread for the sort
     /// the list was asked with; the panel computes it itself when this is `None` or the sort has
     /// changed meanwhile.
     pub prepared: Option<Prepared>,
+}
+
+impl std::ops::Deref for Listing {
+    type Target = fleet_client::process::Listing;
+    fn deref(&self) -> &Self::Target {
+        &self.found
+    }
 }
 
 /// What the panel asks of the network task (as `NetCommand::Processes`).

@@ -85,7 +85,9 @@ fn fleet_procs() -> Vec<Proc> {
 }
 
 fn listing(procs: Vec<Proc>) -> Arc<Listing> {
-    Arc::new(Listing { procs, hosts_asked: 4, hosts_answered: 3, failed: Vec::new(), no_reply: vec!["cache-01".into()], prepared: None })
+    let found =
+        fleet_client::process::Listing { procs, hosts_asked: 4, hosts_answered: 3, failed: Vec::new(), no_reply: vec!["cache-01".into()] };
+    Arc::new(Listing { found, prepared: None })
 }
 
 fn ctx(read_only: bool) -> PanelContext {

@@ -114,7 +114,7 @@ fn a_destructive_action_asks_first_and_read_only_refuses_it() {
 fn reopen_shows_a_past_record() {
     let mut p = panel(false);
     let mut rec = RequestRecord::new(RequestKey::Rpc(7), "echo", "echo", Default::default(), Scope::default(), SystemTime::UNIX_EPOCH);
-    rec.apply(&RequestEvent::Finished { no_reply: vec!["db-01".into()], elapsed_ms: 3.0 });
+    rec.apply(&RequestEvent::Finished { no_reply: vec!["db-01".into()], down: vec![], elapsed_ms: 3.0 });
     p.update(Action::Reopen(Box::new(rec)));
     assert_eq!(p.focus(), Focus::Results);
     assert_eq!(p.result_rows().len(), 1);

@@ -1,0 +1,239 @@
+//! One outbound queue per link. The hub's loop only pushes plaintext frames here and never waits
+//! on a peer; a task per link seals them in order and hands them to the socket, at most
+//! `max_in_flight` bytes ahead of what the front door has delivered to that client. A client that
+//! stops reading therefore holds at most its queue (bounded in frames and bytes) plus that much;
+//! past the bound the oldest replies are dropped, and the console is told how many before the next
+//! frame it gets. When the link goes, the queue and its task go with it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fleet_protocol::codec::encode_message;
+use fleet_protocol::noise::Session;
+use fleet_protocol::transport::{HubSender, Peer};
+use fleet_protocol::{ErrorNotice, Message};
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+/// Bounds of one link's outbound queue.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OutboxLimits {
+    pub max_frames: usize,
+    pub max_bytes: usize,
+    /// Bytes handed to the socket but not yet delivered to the client, at most.
+    pub max_in_flight: u64,
+}
+
+enum Out {
+    /// A plaintext frame, sealed when it is sent. Replies are `droppable`.
+    Frame { plain: Bytes, droppable: bool },
+    /// A new session for this link (a re-handshake) and its handshake answer, sent as is.
+    Rekey { session: Arc<Mutex<Session>>, answer: Bytes },
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        match self {
+            Out::Frame { plain, .. } => plain.len(),
+            Out::Rekey { answer, .. } => answer.len(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Out>,
+    bytes: usize,
+    /// Frames dropped since the console was last told.
+    dropped: u64,
+    /// The most bytes ever queued at once.
+    high_water: usize,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+/// Totals over every link, for the hub's stats.
+#[derive(Default)]
+pub(super) struct OutboxTotals {
+    pub queued_bytes: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+pub(super) struct Outbox {
+    shared: Arc<Shared>,
+    limits: OutboxLimits,
+    totals: Arc<OutboxTotals>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Outbox {
+    /// Starts the link's sending task. `answer` (the handshake's second message) goes first, as is.
+    pub fn start(
+        peer: Peer,
+        session: Arc<Mutex<Session>>,
+        answer: Bytes,
+        sender: HubSender,
+        delivered: Option<Arc<AtomicU64>>,
+        limits: OutboxLimits,
+        totals: Arc<OutboxTotals>,
+    ) -> Outbox {
+        let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), wake: Notify::new() });
+        let task = tokio::spawn(run(peer, session, answer, sender, delivered, limits, shared.clone(), totals.clone()));
+        Outbox { shared, limits, totals, task }
+    }
+
+    /// Queues a frame; never waits. Past the limits the oldest droppable frames go (the oldest of
+    /// any kind when none is droppable).
+    pub fn push(&self, plain: Bytes, droppable: bool) {
+        self.push_item(Out::Frame { plain, droppable });
+    }
+
+    /// A re-handshake on the same connection: frames queued after this go under `session`.
+    pub fn rekey(&self, session: Arc<Mutex<Session>>, answer: Bytes) {
+        self.push_item(Out::Rekey { session, answer });
+    }
+
+    /// The most bytes this link ever had queued at once.
+    pub fn high_water(&self) -> usize {
+        self.shared.queue.lock().map_or(0, |q| q.high_water)
+    }
+
+    fn push_item(&self, item: Out) {
+        let Ok(mut q) = self.shared.queue.lock() else { return };
+        let len = item.len();
+        q.bytes += len;
+        q.high_water = q.high_water.max(q.bytes);
+        q.items.push_back(item);
+        self.totals.queued_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        while q.items.len() > self.limits.max_frames || q.bytes > self.limits.max_bytes {
+            let victim = q
+                .items
+                .iter()
+                .position(|o| matches!(o, Out::Frame { droppable: true, .. }))
+                .or_else(|| q.items.iter().position(|o| matches!(o, Out::Frame { .. })));
+            let Some(at) = victim else { break };
+            if let Some(gone) = q.items.remove(at) {
+                q.bytes -= gone.len();
+                q.dropped += 1;
+                self.totals.queued_bytes.fetch_sub(gone.len() as u64, Ordering::Relaxed);
+                self.totals.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(q);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Ok(q) = self.shared.queue.lock() {
+            self.totals.queued_bytes.fetch_sub(q.bytes as u64, Ordering::Relaxed);
+        }
+        if let Ok(mut q) = self.shared.queue.lock() {
+            q.items.clear();
+            q.bytes = 0;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    peer: Peer,
+    mut session: Arc<Mutex<Session>>,
+    answer: Bytes,
+    mut sender: HubSender,
+    delivered: Option<Arc<AtomicU64>>,
+    limits: OutboxLimits,
+    shared: Arc<Shared>,
+    totals: Arc<OutboxTotals>,
+) {
+    // Message bytes handed to the socket for this link (the front door counts the same bytes as
+    // it delivers them). Starts from what was delivered before this outbox existed.
+    let mut sent: u64 = delivered.as_ref().map_or(0, |d| d.load(Ordering::Relaxed));
+    let send = async |sender: &mut HubSender, sent: &mut u64, frame: Bytes| {
+        if let Some(d) = &delivered {
+            // Wait while the client is too far behind; the queue keeps taking (and dropping).
+            while sent.saturating_sub(d.load(Ordering::Relaxed)) > limits.max_in_flight {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let len = frame.len() as u64;
+        if let Err(e) = sender.send(&peer, frame).await {
+            debug!(peer = %peer.short(), error = %e, "send failed");
+        }
+        *sent += len;
+    };
+    send(&mut sender, &mut sent, answer).await;
+    loop {
+        let (item, dropped) = loop {
+            let next = {
+                let Ok(mut q) = shared.queue.lock() else { return };
+                q.items.pop_front().map(|item| {
+                    q.bytes -= item.len();
+                    totals.queued_bytes.fetch_sub(item.len() as u64, Ordering::Relaxed);
+                    (item, std::mem::take(&mut q.dropped))
+                })
+            };
+            match next {
+                Some(n) => break n,
+                None => shared.wake.notified().await,
+            }
+        };
+        if dropped > 0 {
+            warn!(peer = %peer.short(), dropped, "a slow link: its oldest queued replies were dropped");
+            let message = format!(
+                "the hub dropped {dropped} repl{} queued for this console: it was not reading fast enough",
+                if dropped == 1 { "y" } else { "ies" }
+            );
+            if let Ok(frame) = encode_message(&Message::Error(ErrorNotice { message }))
+                && let Some(sealed) = seal(&session, &frame)
+            {
+                send(&mut sender, &mut sent, sealed).await;
+            }
+        }
+        match item {
+            Out::Frame { plain, .. } => {
+                if let Some(sealed) = seal(&session, &plain) {
+                    send(&mut sender, &mut sent, sealed).await;
+                }
+            }
+            Out::Rekey { session: new, answer } => {
+                session = new;
+                send(&mut sender, &mut sent, answer).await;
+            }
+        }
+    }
+}
+
+/// Hands freed heap back to the system after a large queue went away (glibc keeps it otherwise,
+/// and a hub that once had a slow console would look as big as it was then, for ever).
+pub(super) fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+fn seal(session: &Arc<Mutex<Session>>, plain: &[u8]) -> Option<Bytes> {
+    let mut s = session.lock().ok()?;
+    match s.seal(plain) {
+        Ok(sealed) => Some(Bytes::from(sealed)),
+        Err(e) => {
+            warn!(error = %e, "cannot encrypt a frame");
+            None
+        }
+    }
+}
