@@ -82,18 +82,7 @@ pub fn thousands(n: u64) -> String {
 
 const DAY: u64 = 86_400;
 
-/// Civil date (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
+pub use fleet_protocol::civil_from_days as civil;
 
 /// `hh:mm:ss` of a second count within its day.
 fn clock(secs: u64) -> String {

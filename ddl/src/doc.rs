@@ -271,7 +271,8 @@ fn markdown_aggregates(out: &mut String, action: &Action) {
     out.push('\n');
 }
 
-fn display_name(d: Display) -> &'static str {
+/// The DDL word for a display mode.
+pub(crate) fn display_name(d: Display) -> &'static str {
     match d {
         Display::Ok => "ok",
         Display::Failed => "failed",

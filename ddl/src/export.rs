@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{Action, AggregateFunction, Ddl, Display, Input, InputType, Output};
+use crate::model::{Action, AggregateFunction, Ddl, Input, InputType, Output};
 
 pub const CHORIA_AGENT_SCHEMA: &str = "https://choria.io/schemas/mcorpc/ddl/v1/agent.json";
 
@@ -40,20 +40,11 @@ impl Ddl {
     }
 }
 
-fn display_name(d: Display) -> &'static str {
-    match d {
-        Display::Ok => "ok",
-        Display::Failed => "failed",
-        Display::Always => "always",
-        Display::Flatten => "flatten",
-    }
-}
-
 fn action_json(name: &str, action: &Action) -> Value {
     let mut obj = Map::new();
     obj.insert("action".into(), json!(name));
     obj.insert("description".into(), json!(action.description));
-    obj.insert("display".into(), json!(display_name(action.display)));
+    obj.insert("display".into(), json!(crate::doc::display_name(action.display)));
     if action.destructive {
         obj.insert("destructive".into(), json!(true));
     }

@@ -10,7 +10,7 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::{ValidationError, coerce_cli_value, is_plugin_validator, validate_request};
+pub use validate::{ValidationError, coerce_cli_value, is_plugin_validator, json_type, validate_request};
 
 /// Choria's JSON DDL written from the model: [`Ddl::to_choria_json`].
 pub mod export;

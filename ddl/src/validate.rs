@@ -206,7 +206,8 @@ fn check_validator(name: &str, rule: &str, s: &str, input: &Input) -> Result<(),
     }
 }
 
-fn json_type(v: &Value) -> &'static str {
+/// The DDL type name of a JSON value (`string`, `integer`, `float`, `boolean`, `array`, `hash`, `null`).
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

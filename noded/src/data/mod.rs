@@ -239,16 +239,7 @@ fn fact(node: &NodeView<'_>, name: &str) -> Value {
     match lookup_fact(node.facts, name) {
         None => json!({"exists": false}),
         Some(v) => {
-            let kind = match v {
-                Value::Null => "null",
-                Value::Bool(_) => "boolean",
-                Value::Number(n) if n.is_f64() => "float",
-                Value::Number(_) => "integer",
-                Value::String(_) => "string",
-                Value::Array(_) => "array",
-                Value::Object(_) => "hash",
-            };
-            json!({"exists": true, "value": v, "type": kind})
+            json!({"exists": true, "value": v, "type": fleet_ddl::json_type(v)})
         }
     }
 }

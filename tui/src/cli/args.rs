@@ -275,6 +275,9 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Check this console's set-up (keys, hub key, enrollment, caller known to hub and nodes,
+    /// policies, node keys, clock skew) and print each problem with its fix. Exit 0: no problem.
+    Doctor,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).

@@ -8,6 +8,7 @@ mod agent;
 mod ddl;
 mod demo;
 mod discover;
+mod doctor;
 mod inventory;
 mod keygen;
 mod kill;
@@ -119,7 +120,7 @@ pub fn main_entry() -> i32 {
         }
     };
     // Keys are read once; commands that send requests refuse to run without them.
-    let needs_keys = !matches!(cli.command, Some(Command::Demo { .. }) | Some(Command::Keygen { .. }));
+    let needs_keys = !matches!(cli.command, Some(Command::Demo { .. } | Command::Keygen { .. } | Command::Doctor));
     let credentials = if needs_keys {
         match config.credentials() {
             Ok(c) => c,
@@ -193,6 +194,7 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
             rpc::run(&ctx, &call, &filter, &output).await
         }
         Some(Command::Keygen { name, dir }) => keygen::run(&name, dir),
+        Some(Command::Doctor) => doctor::run(&ctx).await,
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "fleet", &mut std::io::stdout());
             Ok(0)

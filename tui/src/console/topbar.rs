@@ -94,7 +94,11 @@ impl TopBar {
         let (hub, link) = match &self.link {
             LinkState::Connecting => (self.hubs.as_str(), Span::styled("connecting", t.label)),
             LinkState::Connected { hub } => (hub.as_str(), Span::styled("connected", t.link.up)),
-            LinkState::Disconnected { .. } => (self.hubs.as_str(), Span::styled("disconnected, retrying", t.link.down)),
+            // The last link error, in words, so the admin sees why without opening the log.
+            LinkState::Disconnected { reason } => {
+                let why = reason.lines().next().unwrap_or_default();
+                (self.hubs.as_str(), Span::styled(format!("down ({why}), retrying"), t.link.down))
+            }
         };
         let nodes = match self.nodes() {
             Some((alive, seen)) => format!("{alive}/{seen}"),
