@@ -397,7 +397,7 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
             let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).context("hub_key")?;
             let built = noded::sim::build(nodes, &cfg, &callers, hub.link, prefix);
             if let Some(dir) = enroll_into {
-                let accepted = dir.join("accepted").join("node");
+                let accepted = dir.join("accepted");
                 for (n, key) in &built {
                     noded::enroll::enroll_key(dir, &n.identity, &key.public(), noded::enroll::Role::Node)
                         .map_err(|e| anyhow::anyhow!(e))?;

@@ -374,7 +374,14 @@ impl PrivateDir {
         use std::os::unix::fs::DirBuilderExt;
         let base =
             std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).filter(|d| d.is_dir()).unwrap_or_else(std::env::temp_dir);
-        sweep_stale(&base, prefix);
+        // Once per process: a sim opens hundreds of links, and the temp directory may be large.
+        static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        if let Ok(mut swept) = SWEPT.lock()
+            && !swept.iter().any(|p| p == prefix)
+        {
+            swept.push(prefix.to_string());
+            sweep_stale(&base, prefix);
+        }
         let path = base.join(format!("{prefix}{}-{:012x}", std::process::id(), rand::random::<u64>() >> 16));
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         Ok(PrivateDir(path))

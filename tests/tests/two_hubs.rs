@@ -29,8 +29,18 @@ fn copy_enrollment(from: &str, to: &str) {
     }
 }
 
+/// A child process killed when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `noded sim` attached to both hubs, its keys enrolled on the first.
-fn start_sim(dir: &Path, a: &str, b: &str) -> std::process::Child {
+fn start_sim(dir: &Path, a: &str, b: &str) -> KillOnDrop {
     let keys = TestKeys::get();
     let config = dir.join("sim.toml");
     std::fs::write(
@@ -52,6 +62,7 @@ fn start_sim(dir: &Path, a: &str, b: &str) -> std::process::Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(KillOnDrop)
         .unwrap()
 }
 
@@ -68,7 +79,7 @@ fn a_hub_killed_mid_request_loses_no_reply() {
         })
         .collect();
     let work = tempfile::tempdir().unwrap();
-    let mut sim = start_sim(work.path(), &a, &b);
+    let _sim = start_sim(work.path(), &a, &b);
     // The sim writes its keys into the first hub's enrollment, then they are copied to the second.
     let enrolled = || {
         let dir = enroll_dir_of(&a).unwrap().join("accepted");
@@ -105,6 +116,4 @@ fn a_hub_killed_mid_request_loses_no_reply() {
     let out = fleet_raw(&["--hub", &format!("{a},{b}"), "ping", "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.json()["replies"].as_array().unwrap().len(), all, "one reply per node, de-duplicated: {out}");
-    let _ = sim.kill();
-    let _ = sim.wait();
 }
