@@ -338,10 +338,11 @@ fn a_console_that_stops_reading_holds_a_bounded_queue_and_its_memory_goes_when_i
     );
     assert!(last.dropped_replies > 0, "the slow console's queue overflowed and dropped its oldest: {last:?}");
     assert!(last.queued_bytes <= 4 * 1024 * 1024 + 64 * 1024, "the queue stays within its byte limit: {last:?}");
-    // Unbounded, the hub would hold every reply (about 1.3 KB each) on top of what the traffic
-    // costs anyway; bounded, it holds the queue (4 MiB) and what is in flight (1 MiB).
+    // Unbounded, the hub would hold every reply (about 1.3 KB each, ~40 MiB for these 30,000) on
+    // top of what the traffic costs anyway; bounded, it holds the queue (4 MiB) and what is in
+    // flight (1 MiB), plus the allocator's fragmentation (measured 1-17 MiB over runs).
     assert!(
-        peak - reading_peak.max(baseline) < 16.0,
+        peak - reading_peak.max(baseline) < 24.0,
         "hub memory grew by {:.1} MiB more for a console that stops reading than for one that reads",
         peak - reading_peak.max(baseline)
     );
