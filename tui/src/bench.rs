@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use hdrhistogram::Histogram;
 use serde_json::Map;
 use tokio::sync::watch;
@@ -34,17 +34,7 @@ async fn fleet_of(nodes: usize) -> Result<(watch::Sender<bool>, Client)> {
     }
     let settings = bench_settings(&endpoint);
     let mut client = Client::connect(&settings, &security.credentials(), false).await?;
-    let all = fleet_protocol::Filter::default();
-    loop {
-        let found = client.discover(&all, "fleet", Duration::from_secs(5)).await?.len();
-        if found >= nodes {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            bail!("only {found} of {nodes} nodes registered within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::demo::wait_for_registry(&mut client, &settings.collective, nodes, Duration::from_secs(120)).await?;
     eprintln!("{nodes} nodes registered in {:.2} s", started.elapsed().as_secs_f64());
     // The security dir must outlive the fleet; it is removed when the process exits.
     std::mem::forget(security);

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use fleet_protocol::codec::Limits;
@@ -13,7 +14,7 @@ use noded::{HubConfig, NodeConfig, NodeState};
 use serde_json::json;
 use tokio::sync::watch;
 
-use fleet_client::{Credentials, Signer};
+use fleet_client::{Client, Credentials, Signer};
 
 /// Keys, trusted callers, policies and audit logs of an embedded fleet, in a temp dir, so the
 /// demo and the benchmarks run the same secure path as a real fleet: signed requests, verified
@@ -251,4 +252,20 @@ pub async fn start_in(collective: &str) -> Result<EmbeddedFleet> {
         tokio::spawn(noded::node::run(n.clone(), rx.clone()));
     }
     Ok(EmbeddedFleet { endpoint, nodes, security, shutdown: tx })
+}
+
+/// Polls the registry of `client`'s hubs until it lists at least `count` nodes of `collective`;
+/// returns how long that took, or says how many had registered when `timeout` passed.
+pub async fn wait_for_registry(client: &mut Client, collective: &str, count: usize, timeout: Duration) -> Result<Duration> {
+    let started = std::time::Instant::now();
+    loop {
+        let found = client.discover(&fleet_protocol::Filter::default(), collective, timeout).await?.len();
+        if found >= count {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            anyhow::bail!("only {found} of {count} nodes registered within {:.0} s", timeout.as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -213,12 +213,6 @@ impl Drop for ReplyPath {
 /// the time the reply is ready.
 async fn answer_request(node: Arc<NodeState>, env: fleet_protocol::Envelope, limits: Limits) {
     let Some(reply) = node.handle_envelope(env, &limits).await else { return };
-    // Attached to several hubs, a node gets each request once per hub a console sent it through.
-    // The first copy's reply leaves through every hub; a refusal of a later copy (audited all the
-    // same) would only race it, and a hub forwards one reply per node and request.
-    if reply.status == fleet_protocol::Status::Denied && reply.status_msg.starts_with("replayed request") && node.config.hubs.len() > 1 {
-        return;
-    }
     let mut env = match fleet_protocol::Envelope::seal(&Message::Reply(Box::new(reply))) {
         Ok(env) => env,
         Err(e) => {

@@ -23,6 +23,8 @@ enum Stop {
     NotForThisNode,
     /// Refused: audited, and answered when the caller wants a reply.
     Refused { status: Status, message: String, decision: AuditDecision, reason: String },
+    /// Refused and audited, but not answered.
+    Unanswered { decision: AuditDecision, reason: String },
 }
 
 impl Stop {
@@ -84,6 +86,10 @@ impl NodeState {
         match self.admit(&mut req, &caller) {
             Ok((agent, rule)) => self.run(agent, req, &caller, rule, started).await,
             Err(Stop::NotForThisNode) => None,
+            Err(Stop::Unanswered { decision, reason }) => {
+                self.audit(Some(&req), &caller, decision, reason, started);
+                None
+            }
             Err(Stop::Refused { status, message, decision, reason }) => {
                 self.audit(Some(&req), &caller, decision, reason, started);
                 (req.reply == ReplyMode::Normal).then(|| self.reply(&req, status, message, Value::Null, started))
@@ -178,6 +184,12 @@ impl NodeState {
         }
         let why = "replayed request: this request id was already received".to_string();
         warn!(request = %req.id, caller = %caller, "{why}");
+        // Attached to several hubs, a node gets each request once per hub a console sent it
+        // through. The first copy's reply leaves through every hub; a refusal of a later copy would
+        // only race it, and a hub forwards one reply per node and request.
+        if self.config.hubs.len() > 1 {
+            return Err(Stop::Unanswered { decision: AuditDecision::Rejected, reason: why });
+        }
         Err(Stop::rejected(Status::Denied, why))
     }
 

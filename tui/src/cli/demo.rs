@@ -1,6 +1,8 @@
 //! `fleet demo`: the embedded fleet, then the console on it (or, headless, the paths to use it
 //! from another terminal).
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use super::Ctx;
@@ -37,16 +39,12 @@ pub async fn run(ctx: &Ctx, headless: bool, log_level: Option<String>) -> Result
 }
 
 /// Waits (up to 10 s) until the registry lists every demo node, so the first command after the
-/// demo says it is ready sees them all.
+/// demo says it is ready sees them all. A demo that is slow to fill still runs.
 async fn wait_for_nodes(fleet: &crate::demo::EmbeddedFleet) {
     let settings = fleet_client::Settings { hubs: vec![fleet.endpoint.clone()], ..Default::default() };
     let Ok(mut client) = fleet_client::Client::connect(&settings, &fleet.security.credentials(), false).await else { return };
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while tokio::time::Instant::now() < deadline {
-        match client.discover(&fleet_protocol::Filter::default(), &settings.collective, settings.discovery_timeout).await {
-            Ok(nodes) if nodes.len() >= fleet.nodes.len() => return,
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            Err(_) => return,
-        }
+    let waited = crate::demo::wait_for_registry(&mut client, &settings.collective, fleet.nodes.len(), Duration::from_secs(10)).await;
+    if let Err(e) = waited {
+        tracing::warn!("demo: {e:#}");
     }
 }

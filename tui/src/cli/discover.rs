@@ -10,7 +10,7 @@ use super::output::jsonl_line;
 use super::{Ctx, FilterArgs, OutputArgs};
 
 pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
-    let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &ctx.scope(f), std::time::Duration::from_secs(5));
+    let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &f.scope(), std::time::Duration::from_secs(5));
     spec.filter.compile().map_err(fleet_client::ClientError::from)?;
     if let Some(note) = fleet_client::scope::broadcast_note(&spec) {
         eprintln!("fleet: {note}");

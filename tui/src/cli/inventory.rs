@@ -13,7 +13,7 @@ use super::{Ctx, FilterArgs, OutputArgs};
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(ctx: &Ctx, node: &str, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
-    let scope = Scope { targets: Some(vec![node.to_string()]), ..ctx.scope(f) };
+    let scope = Scope { targets: Some(vec![node.to_string()]), ..f.scope() };
     let mut client = ctx.client().await?;
     let inv = round::run(&mut client, &ctx.settings.spec("rpcutil", "inventory", Map::new(), &scope, QUERY_TIMEOUT), |_| {}).await?;
     let stats = round::run(&mut client, &ctx.settings.spec("rpcutil", "daemon_stats", Map::new(), &scope, QUERY_TIMEOUT), |_| {}).await?;

@@ -21,7 +21,7 @@ mod xen;
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 
-use fleet_client::{Client, ClientError, Credentials, Scope, Settings, exit};
+use fleet_client::{Client, ClientError, Credentials, Settings, exit};
 
 use args::{AgentCommand, BenchCommand, DdlCommand, PolicyCommand};
 pub use args::{Cli, Command, FilterArgs, OutputArgs};
@@ -44,10 +44,6 @@ impl Ctx {
     /// A link to the first reachable hub.
     pub async fn client(&self) -> Result<Client, ClientError> {
         Client::connect(&self.settings, &self.credentials, false).await
-    }
-
-    pub fn scope(&self, f: &FilterArgs) -> Scope {
-        f.scope()
     }
 }
 

@@ -14,7 +14,7 @@ use super::{Ctx, FilterArgs, OutputArgs};
 pub async fn list(ctx: &Ctx, f: &FilterArgs, query: &ListQuery, bar: bool) -> Result<(fleet_client::Outcome, Listing)> {
     let mut client = ctx.client().await?;
     let bar = Bar::new(bar);
-    let r = process::list(&mut client, &ctx.settings, &ctx.scope(f), query, |p| bar.on(p)).await;
+    let r = process::list(&mut client, &ctx.settings, &f.scope(), query, |p| bar.on(p)).await;
     bar.finish();
     Ok(r?)
 }

@@ -30,7 +30,7 @@ pub async fn with_progress(ctx: &Ctx, spec: &Spec, out: &OutputArgs) -> Result<O
 }
 
 pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
-    let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &ctx.scope(f), PING_TIMEOUT);
+    let spec = ctx.settings.spec("rpcutil", "ping", Map::new(), &f.scope(), PING_TIMEOUT);
     let o = with_progress(ctx, &spec, out).await?;
     if ended_early(&o, out, &spec.filter)? {
         return Ok(o.exit_code());

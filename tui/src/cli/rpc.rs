@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, call: &Call, f: &FilterArgs, out: &OutputArgs) -> Re
     let args = fleet_client::ddl::parse_inputs(&ddl, &call.action, &call.inputs)?;
     let act = ddl.action(&call.action).expect("parse_inputs checked the action");
     let timeout = std::time::Duration::from_secs(ddl.metadata.timeout);
-    let spec = ctx.settings.spec(&call.agent, &call.action, args, &ctx.scope(f), timeout);
+    let spec = ctx.settings.spec(&call.agent, &call.action, args, &f.scope(), timeout);
     if call.no_reply {
         let mut client = ctx.client().await?;
         let id = round::fire_and_forget(&mut client, &spec).await?;

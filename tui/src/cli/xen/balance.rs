@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, policy_file: &Path, mode: Mode, opts: &Options, f: &
     }
     let mut obs = Observations { migrations: xen::load_history(opts.history.as_deref())?, ..Observations::default() };
     let mut client = ctx.client().await?;
-    let scope = ctx.scope(f);
+    let scope = f.scope();
     if let Mode::Watch { apply } = mode {
         return watch(ctx, &mut client, &policy, apply, opts, &scope, out, &mut obs).await;
     }

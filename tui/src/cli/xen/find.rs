@@ -6,12 +6,13 @@ use fleet_client::format::mib;
 use fleet_client::xen;
 use serde_json::{Value, json};
 
+use super::super::output::Bar;
 use super::super::{Ctx, FilterArgs, OutputArgs};
 
 pub async fn run(ctx: &Ctx, name: &str, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
     let mut client = ctx.client().await?;
-    let bar = super::bar(!out.json && !out.jsonl);
-    let found = xen::find(&mut client, &ctx.settings, &ctx.scope(f), name, |p| bar.on(p)).await;
+    let bar = Bar::new(!out.json && !out.jsonl);
+    let found = xen::find(&mut client, &ctx.settings, &f.scope(), name, |p| bar.on(p)).await;
     bar.finish();
     let found = found?;
     let o = &found.outcome;

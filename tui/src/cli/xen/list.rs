@@ -5,12 +5,13 @@ use fleet_client::exit;
 use fleet_client::format::mib;
 use fleet_client::xen::{self, PlacedDomu};
 
+use super::super::output::Bar;
 use super::super::{Ctx, FilterArgs, OutputArgs};
 
 pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
     let mut client = ctx.client().await?;
-    let bar = super::bar(!out.json && !out.jsonl);
-    let view = xen::gather(&mut client, &ctx.settings, &ctx.scope(f), |p| bar.on(p)).await;
+    let bar = Bar::new(!out.json && !out.jsonl);
+    let view = xen::gather(&mut client, &ctx.settings, &f.scope(), |p| bar.on(p)).await;
     bar.finish();
     let view = view?;
     let failed = view.dom0s.iter().filter(|d| d.error.is_some()).count();

@@ -8,6 +8,7 @@ use fleet_client::format::{last_line, mib};
 use fleet_client::{Scope, exit, xen};
 use serde_json::json;
 
+use super::super::output::Bar;
 use super::super::{Ctx, FilterArgs, OutputArgs};
 
 /// Reads the confirmation: the admin must type the domU's name.
@@ -26,8 +27,8 @@ pub async fn run(ctx: &Ctx, name: &str, dest: &str, yes: bool, f: &FilterArgs, o
     args.insert("destination".into(), json!(dest));
     fleet_client::ddl::checked("xen", "migrate", &mut args)?;
     let mut client = ctx.client().await?;
-    let bar = super::bar(!out.json);
-    let found = xen::find(&mut client, &ctx.settings, &ctx.scope(f), name, |p| bar.on(p)).await;
+    let bar = Bar::new(!out.json);
+    let found = xen::find(&mut client, &ctx.settings, &f.scope(), name, |p| bar.on(p)).await;
     bar.finish();
     let found = found?;
     let o = &found.outcome;

@@ -10,7 +10,6 @@ use anyhow::Result;
 
 use super::Ctx;
 use super::args::XenCommand;
-use super::output::Bar;
 use balance::Mode;
 
 /// Runs one `fleet xen` command; returns the exit code.
@@ -38,9 +37,4 @@ fn print_failures(failed: &[(String, String)], no_reply: &[String]) {
     if !no_reply.is_empty() {
         println!("   No reply from: {}", no_reply.join(", "));
     }
-}
-
-/// A progress bar that is only drawn when `on` (and stderr is a terminal).
-fn bar(on: bool) -> Bar {
-    Bar::new(on)
 }

@@ -70,11 +70,7 @@ async fn panels_use_the_configured_collective() {
     // Wait for the six nodes to register.
     let settings = fleet_client::Settings { hubs: vec![fleet.endpoint.clone()], collective: "ops".into(), ..Default::default() };
     let mut client = fleet_client::Client::connect(&settings, &fleet.security.credentials(), false).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while client.discover(&Filter::default(), "ops", WAIT).await.unwrap().len() < fleet.nodes.len() {
-        assert!(tokio::time::Instant::now() < deadline, "the demo nodes did not register");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::demo::wait_for_registry(&mut client, "ops", fleet.nodes.len(), WAIT).await.unwrap();
     assert_eq!(hosts_listed(&fleet, "ops").await, fleet.nodes.len());
     // The same fleet through a console configured for another collective finds nobody there.
     assert_eq!(hosts_listed(&fleet, "fleet").await, 0);
