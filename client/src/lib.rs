@@ -5,6 +5,9 @@
 //! - [`scope`]: the one builder from the configured [`Settings`] and a [`Scope`] to a request [`Spec`];
 //! - [`ddl`]: DDL lookup and input coercion; [`aggregate`]: the DDL's aggregates; [`format`]: values
 //!   as people read them;
+//! - [`rollout`]: subsets, batches, canaries and failure limits applied to every round; [`chain`]:
+//!   identities read back from a list or fleet's JSON, a filter on replies, and who was ok, failed
+//!   or silent; [`nodeset`]: compact node sets (`web-[01-07,09]`);
 //! - [`process`] and [`xen`]: the process and Xen operations (with the balancer);
 //! - [`error`]: a typed [`ClientError`] and MCollective's exit codes, in one place.
 //!
@@ -12,17 +15,21 @@
 
 pub mod agent_template;
 pub mod aggregate;
+pub mod chain;
 pub mod ddl;
 pub mod diagnose;
 pub mod error;
 pub mod format;
 pub mod link;
+pub mod nodeset;
 pub mod process;
+pub mod rollout;
 pub mod round;
 pub mod scope;
 pub mod xen;
 
 pub use error::{ClientError, Result, exit};
 pub use link::{Client, Credentials, SignatureCheck, Signer};
+pub use rollout::{Count, Rollout};
 pub use round::{DiscoveryMethod, Outcome, Progress, ReplyRecord, Spec};
 pub use scope::{Scope, Settings};

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ClientError, Result, exit};
 use crate::link::{Client, SignatureCheck};
+use crate::rollout::Rollout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiscoveryMethod {
@@ -55,6 +56,8 @@ pub struct Spec {
     pub timeout: Duration,
     pub discovery_timeout: Duration,
     pub ttl: u32,
+    /// A subset, batches, a canary or a failure limit; `None` asks every node at once.
+    pub rollout: Option<Rollout>,
 }
 
 /// Progress of a round, as it happens.
@@ -93,6 +96,9 @@ pub struct Outcome {
     pub hub_lost: Option<String>,
     pub discovery_ms: f64,
     pub elapsed_ms: f64,
+    /// How a limited or staged round went: the subset, each node's batch, where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Report>,
 }
 
 impl Outcome {
@@ -110,7 +116,12 @@ impl Outcome {
             exit::NOTHING_DISCOVERED
         } else if self.replies.is_empty() {
             exit::NO_REPLIES
-        } else if self.failed_count() > 0 || !self.no_reply.is_empty() || !self.down.is_empty() || self.hub_lost.is_some() {
+        } else if self.failed_count() > 0
+            || !self.no_reply.is_empty()
+            || !self.down.is_empty()
+            || self.hub_lost.is_some()
+            || self.rollout.as_ref().is_some_and(|r| r.stopped.is_some())
+        {
             exit::SOME_FAILED
         } else {
             exit::OK
@@ -139,13 +150,22 @@ pub fn direct_targets(filter: &Filter) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The identities of a nodes file: one per line, or fleet's own `--json`/`--jsonl` output (each
+/// reply's sender); `-` is standard input, read once per process.
 pub fn read_nodes_file(path: &std::path::Path) -> Result<Vec<String>> {
+    if path.as_os_str() == "-" {
+        static STDIN: std::sync::OnceLock<std::result::Result<String, String>> = std::sync::OnceLock::new();
+        let text = STDIN.get_or_init(|| std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string()));
+        return match text {
+            Ok(text) => Ok(crate::chain::identities(text)),
+            Err(e) => Err(ClientError::Input(format!("cannot read node identities from standard input: {e}"))),
+        };
+    }
     let text = std::fs::read_to_string(path).map_err(|e| ClientError::io(format!("cannot read nodes file {}", path.display()), e))?;
-    let nodes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
-    Ok(nodes)
+    Ok(crate::chain::identities(&text))
 }
 
-fn new_request(
+pub(crate) fn new_request(
     spec: &Spec,
     agent: &str,
     action: &str,
@@ -231,30 +251,55 @@ async fn broadcast_discover(client: &mut Client, spec: &Spec) -> Result<Vec<Stri
     Ok(found.into_iter().collect())
 }
 
-/// Runs one round and reports progress as it goes.
+/// Runs one round and reports progress as it goes. A spec with a [`Rollout`] picks its subset of
+/// the discovered nodes and, with batches, a canary or a failure limit, runs as a rollout
+/// ([`crate::rollout`]); otherwise one request goes to every node at once.
 pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)) -> Result<Outcome> {
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + spec.timeout;
     // Fail fast on a bad filter, with the parser's column-pointing message.
     let _: FilterExpr = spec.filter.compile()?;
-    let (discovered, mut down) = discover_with_down(client, spec).await?;
+    let (mut discovered, down) = discover_with_down(client, spec).await?;
     let discovery_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let mut limited = None;
+    if let Some(rollout) = &spec.rollout
+        && spec.targets.is_none()
+    {
+        let matched = discovered.len();
+        discovered = rollout.select(discovered);
+        limited = (discovered.len() < matched).then_some(matched);
+    }
     on(&Progress::Discovered(discovered.clone()));
+    let empty = |discovered: Vec<String>, down: Vec<DownNode>| Outcome {
+        request_id: String::new(),
+        discovered,
+        replies: Vec::new(),
+        no_reply: Vec::new(),
+        down,
+        hub_lost: None,
+        discovery_ms,
+        elapsed_ms: discovery_ms,
+        rollout: None,
+    };
     if discovered.is_empty() {
-        return Ok(Outcome {
-            request_id: String::new(),
-            discovered,
-            replies: Vec::new(),
-            no_reply: Vec::new(),
-            down,
-            hub_lost: None,
-            discovery_ms,
-            elapsed_ms: discovery_ms,
-        });
+        return Ok(empty(discovered, down));
+    }
+    if let Some(rollout) = spec.rollout.as_ref().filter(|r| r.is_staged()) {
+        let mut o = crate::rollout::execute(client, spec, rollout, &discovered, &mut on).await?;
+        o.discovered = discovered;
+        o.down.extend(down);
+        o.discovery_ms = discovery_ms;
+        o.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        if let Some(report) = &mut o.rollout {
+            report.matched = limited;
+            report.seed = limited.map(|_| rollout.seed);
+        }
+        return Ok(o);
     }
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     let by_registry = spec.targets.is_none()
         && spec.nodes_file.is_none()
+        && limited.is_none()
         && spec.method == DiscoveryMethod::Registry
         && direct_targets(&spec.filter).is_none();
     let mut req = new_request(spec, &spec.agent, &spec.action, spec.args.clone(), discovered.clone(), remaining, ReplyMode::Normal);
@@ -263,85 +308,218 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
         req.fanout = fleet_protocol::Fanout::RegistryMatch;
     }
     let id = req.id.clone();
-    let sent_at = Instant::now();
-    client.send(&Message::Request(Box::new(req))).await?;
-    let sent_through = client.live_links();
-    let mut waiting: BTreeSet<String> = discovered.iter().cloned().collect();
-    let expected_set: BTreeSet<String> = waiting.clone();
-    let mut replies = Vec::new();
-    let mut seen: HashMap<String, ()> = HashMap::new();
-    // Targets a hub has no link to, per hub that said so; a target no live hub reaches is down.
-    let mut dispatched: HashMap<usize, BTreeSet<String>> = HashMap::new();
-    // Through two hubs a node gets the request twice and refuses the second copy as a replay;
-    // that refusal stands for the node only if nothing better came.
-    let mut replay_refusals: HashMap<String, Box<Reply>> = HashMap::new();
-    let mut hub_lost = None;
-    while !waiting.is_empty() {
-        let next = match client.recv_from_until(deadline).await {
-            Ok(Some(next)) => next,
-            Ok(None) => break,
-            Err(e) => {
-                hub_lost = Some(e.to_string());
-                break;
-            }
+    let mut collector = Collector::new(&discovered);
+    collector.send(client, req, discovered.clone(), deadline).await?;
+    while collector.waiting() > 0 && collector.hub_lost.is_none() {
+        collector.step(client, deadline, &mut on).await?;
+    }
+    let mut o = collector.finish(client, empty(discovered, down));
+    o.request_id = id;
+    o.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let (Some(matched), Some(rollout)) = (limited, &spec.rollout) {
+        o.rollout = Some(crate::rollout::Report::limited(matched, rollout.seed));
+    }
+    Ok(o)
+}
+
+/// The part of one request a node had, once it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The node replied; `ok` tells whether its status was OK.
+    Replied { node: String, ok: bool },
+    /// No live hub has a link to the node.
+    Down(String),
+    /// The request's time ran out, or every hub link was lost, before the node replied.
+    NoReply(String),
+}
+
+/// One request in flight.
+struct InFlight {
+    waiting: BTreeSet<String>,
+    answered: BTreeSet<String>,
+    sent_at: Instant,
+    deadline: tokio::time::Instant,
+    /// How many hub links it went through.
+    sent_through: usize,
+    /// Targets a hub has no link to, per hub that said so; a target no live hub reaches is down.
+    dispatched: HashMap<usize, BTreeSet<String>>,
+    /// Through two hubs a node gets the request twice and refuses the second copy as a replay;
+    /// that refusal stands for the node only if nothing better came.
+    replay_refusals: HashMap<String, Box<Reply>>,
+}
+
+/// Requests in flight and the replies collected for them, by request id: replies are
+/// de-duplicated across hubs, replay refusals held back, unreachable targets marked down, and a
+/// request whose time ran out gives up on the nodes still waited for. A round sends one request;
+/// a rollout one per node.
+pub(crate) struct Collector {
+    requests: HashMap<String, InFlight>,
+    /// The nodes meant to be asked; a reply from anyone else is marked as not expected.
+    expected: BTreeSet<String>,
+    replies: Vec<ReplyRecord>,
+    no_reply: Vec<String>,
+    down: Vec<DownNode>,
+    /// Set when every hub link was lost.
+    pub hub_lost: Option<String>,
+}
+
+impl Collector {
+    pub fn new(expected: &[String]) -> Collector {
+        Collector {
+            requests: HashMap::new(),
+            expected: expected.iter().cloned().collect(),
+            replies: Vec::new(),
+            no_reply: Vec::new(),
+            down: Vec::new(),
+            hub_lost: None,
+        }
+    }
+
+    /// Sends `req`, waiting for replies from `targets` until `deadline`.
+    pub async fn send(&mut self, client: &mut Client, req: Request, targets: Vec<String>, deadline: tokio::time::Instant) -> Result<()> {
+        let id = req.id.clone();
+        client.send(&Message::Request(Box::new(req))).await?;
+        let flight = InFlight {
+            waiting: targets.into_iter().collect(),
+            answered: BTreeSet::new(),
+            sent_at: Instant::now(),
+            deadline,
+            sent_through: client.live_links(),
+            dispatched: HashMap::new(),
+            replay_refusals: HashMap::new(),
         };
-        match next {
-            (_, Message::Reply(r)) if r.request_id == id => {
-                if seen.contains_key(&r.sender) {
-                    continue; // a duplicate through a second hub
+        self.requests.insert(id, flight);
+        Ok(())
+    }
+
+    /// How many nodes are still waited for.
+    pub fn waiting(&self) -> usize {
+        self.requests.values().map(|r| r.waiting.len()).sum()
+    }
+
+    /// Handles what arrives until one node's part ends or `until` passes, whichever is first;
+    /// requests whose own deadline passed give up on their nodes. Returns the nodes that ended.
+    pub async fn step(&mut self, client: &mut Client, until: tokio::time::Instant, on: &mut impl FnMut(&Progress)) -> Result<Vec<Ended>> {
+        loop {
+            let next_deadline = self.requests.values().map(|r| r.deadline).min();
+            let wait_until = next_deadline.map_or(until, |d| d.min(until));
+            let next = match client.recv_from_until(wait_until).await {
+                Ok(next) => next,
+                Err(e) => {
+                    self.hub_lost = Some(e.to_string());
+                    return Ok(self.give_up(client, |_| true));
                 }
-                if sent_through > 1 && is_replay_refusal(&r) {
-                    replay_refusals.insert(r.sender.clone(), r);
+            };
+            let ended = match next {
+                Some((link, msg)) => self.handle(client, link, msg, on)?,
+                None => {
+                    let now = tokio::time::Instant::now();
+                    let ended = self.give_up(client, |r| r.deadline <= now);
+                    if !ended.is_empty() || now >= until {
+                        return Ok(ended);
+                    }
                     continue;
                 }
-                seen.insert(r.sender.clone(), ());
-                let expected = expected_set.contains(&r.sender);
-                waiting.remove(&r.sender);
-                let rtt = sent_at.elapsed();
+            };
+            if !ended.is_empty() || tokio::time::Instant::now() >= until {
+                return Ok(ended);
+            }
+        }
+    }
+
+    fn handle(&mut self, client: &Client, link: usize, msg: Message, on: &mut impl FnMut(&Progress)) -> Result<Vec<Ended>> {
+        match msg {
+            Message::Reply(r) => {
+                let Some(flight) = self.requests.get_mut(&r.request_id) else { return Ok(Vec::new()) };
+                if flight.answered.contains(&r.sender) {
+                    return Ok(Vec::new()); // a duplicate through a second hub
+                }
+                if flight.sent_through > 1 && is_replay_refusal(&r) {
+                    flight.replay_refusals.insert(r.sender.clone(), r);
+                    return Ok(Vec::new());
+                }
+                flight.answered.insert(r.sender.clone());
+                flight.waiting.remove(&r.sender);
+                let rtt = flight.sent_at.elapsed();
+                let id = r.request_id.clone();
+                let expected = self.expected.contains(&r.sender);
                 let signature = client.reply_check(&r.request_id, &r.sender);
                 on(&Progress::Reply { reply: r.clone(), expected, rtt, signature });
-                replies.push(ReplyRecord { reply: *r, time_ms: rtt.as_secs_f64() * 1000.0, expected, signature });
+                let ended = Ended::Replied { node: r.sender.clone(), ok: r.status.is_ok() };
+                self.replies.push(ReplyRecord { reply: *r, time_ms: rtt.as_secs_f64() * 1000.0, expected, signature });
+                self.retire(&id);
+                Ok(if expected { vec![ended] } else { Vec::new() })
             }
-            (link, Message::Dispatched(d)) if d.request_id == id => {
-                on(&Progress::Sent { request_id: id.clone(), unknown: d.unknown.clone() });
-                dispatched.insert(link, d.unknown.into_iter().collect());
-                if dispatched.len() >= client.live_links() {
-                    let mut sets = dispatched.values();
+            Message::Dispatched(d) => {
+                let Some(flight) = self.requests.get_mut(&d.request_id) else { return Ok(Vec::new()) };
+                on(&Progress::Sent { request_id: d.request_id.clone(), unknown: d.unknown.clone() });
+                flight.dispatched.insert(link, d.unknown.into_iter().collect());
+                let mut ended = Vec::new();
+                if flight.dispatched.len() >= client.live_links() {
+                    let mut sets = flight.dispatched.values();
                     let first = sets.next().cloned().unwrap_or_default();
                     let unreachable: BTreeSet<String> = sets.fold(first, |acc, s| acc.intersection(s).cloned().collect());
                     for node in unreachable {
-                        if waiting.remove(&node) {
-                            down.push(DownNode { identity: node, since_ms: 0 });
+                        if flight.waiting.remove(&node) {
+                            self.down.push(DownNode { identity: node.clone(), since_ms: 0 });
+                            ended.push(Ended::Down(node));
                         }
                     }
                 }
+                self.retire(&d.request_id);
+                Ok(ended)
             }
-            (_, Message::Error(e)) => return Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
-            _ => {}
+            Message::Error(e) => Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
+            _ => Ok(Vec::new()),
         }
     }
-    for (sender, r) in replay_refusals {
-        if waiting.remove(&sender) {
-            let rtt = sent_at.elapsed();
-            let signature = client.reply_check(&r.request_id, &r.sender);
-            replies.push(ReplyRecord {
-                reply: *r,
-                time_ms: rtt.as_secs_f64() * 1000.0,
-                expected: expected_set.contains(&sender),
-                signature,
-            });
+
+    /// Forgets a request nobody is waited for any more.
+    fn retire(&mut self, id: &str) {
+        if self.requests.get(id).is_some_and(|r| r.waiting.is_empty()) {
+            self.requests.remove(id);
         }
     }
-    Ok(Outcome {
-        request_id: id,
-        discovered,
-        replies,
-        no_reply: waiting.into_iter().collect(),
-        down,
-        hub_lost,
-        discovery_ms,
-        elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
-    })
+
+    /// Ends the requests `which` picks: a node with a held replay refusal gets it as its reply,
+    /// every other node still waited for gave no reply.
+    fn give_up(&mut self, client: &Client, which: impl Fn(&InFlight) -> bool) -> Vec<Ended> {
+        let ids: Vec<String> = self.requests.iter().filter(|(_, r)| which(r)).map(|(id, _)| id.clone()).collect();
+        let mut ended = Vec::new();
+        for id in ids {
+            let Some(mut flight) = self.requests.remove(&id) else { continue };
+            for node in std::mem::take(&mut flight.waiting) {
+                match flight.replay_refusals.remove(&node) {
+                    Some(r) => {
+                        ended.push(Ended::Replied { node: node.clone(), ok: r.status.is_ok() });
+                        self.replies.push(ReplyRecord {
+                            signature: client.reply_check(&r.request_id, &r.sender),
+                            time_ms: flight.sent_at.elapsed().as_secs_f64() * 1000.0,
+                            expected: self.expected.contains(&node),
+                            reply: *r,
+                        });
+                    }
+                    None => {
+                        self.no_reply.push(node.clone());
+                        ended.push(Ended::NoReply(node));
+                    }
+                }
+            }
+        }
+        ended
+    }
+
+    /// The replies, silences and down nodes collected, added to `o`; nodes still waited for gave
+    /// no reply.
+    pub fn finish(mut self, client: &Client, mut o: Outcome) -> Outcome {
+        self.give_up(client, |_| true);
+        o.replies = self.replies;
+        o.no_reply = self.no_reply;
+        o.no_reply.sort();
+        o.down.extend(self.down);
+        o.hub_lost = self.hub_lost;
+        o
+    }
 }
 
 /// A node's refusal of a request id it already received (here: the same request through a

@@ -8,6 +8,7 @@ use std::time::Duration;
 use fleet_protocol::Filter;
 use serde_json::{Map, Value};
 
+use crate::rollout::Rollout;
 use crate::round::{DiscoveryMethod, Spec};
 
 /// Slack added to discovery plus the action's own timeout when nothing else sets the round's.
@@ -52,8 +53,12 @@ pub struct Scope {
     pub targets: Option<Vec<String>>,
     /// Another collective than the configured one.
     pub collective: Option<String>,
-    /// A whole-round timeout given for this request alone (`--timeout`).
+    /// A whole-round timeout given for this request alone (`--timeout`); in a staged rollout,
+    /// each node's.
     pub timeout: Option<Duration>,
+    /// A subset of the discovered nodes, batches, a canary, a failure limit (`--limit`,
+    /// `--batch`, `--canary`, `--max-failures`). Explicit `targets` are not limited again.
+    pub rollout: Option<Rollout>,
 }
 
 impl Scope {
@@ -113,6 +118,7 @@ impl Settings {
             timeout,
             discovery_timeout: self.discovery_timeout,
             ttl: self.ttl,
+            rollout: scope.rollout.clone(),
         }
     }
 }

@@ -34,6 +34,7 @@ fn cli_and_rpc_panel_print_the_same_aggregates() {
         down: Vec::new(),
         hub_lost: None,
         discovery_ms: 0.0,
+        rollout: None,
         elapsed_ms: 1.0,
     };
     let rows: Vec<ReplyRow> = replies()
