@@ -30,6 +30,8 @@ pub enum Action {
 
     // --- the shell ---
     Quit,
+    /// `ctrl-z`: give the terminal back and stop until the shell continues the console.
+    Suspend,
     ToggleHelp,
     /// Close the top popup.
     ClosePopup,
@@ -81,6 +83,9 @@ pub enum Action {
     RequestStarted(Box<RequestInfo>),
     /// Reopen a past request's results (the Log panel's `enter`).
     Reopen(Box<super::record::RequestRecord>),
+    /// Something that is over goes into the Log (a kill, a migration), so every destructive
+    /// action leaves a trace there.
+    Logged(Box<super::record::RequestRecord>),
 
     // --- from the network task ---
     Link(LinkState),

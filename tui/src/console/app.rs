@@ -21,7 +21,7 @@ use super::discovery::{self, Discovery, check_filter};
 use super::help::{Help, footer_line, notice_line};
 use super::inventory::Inventory;
 use super::keys::{Keymap, Mode};
-use super::log::LogPanel;
+use super::log::{self, LogPanel, LogStore};
 use super::processes::ProcessesPanel;
 use super::rpc::RpcPanel;
 use super::theme::{self, Theme};
@@ -44,12 +44,23 @@ pub struct AppInit {
     pub theme_dirs: Vec<PathBuf>,
     /// The clock's first reading (injected so snapshots are stable).
     pub now: SystemTime,
+    /// Where the Log panel keeps its history across restarts; `None` keeps it in memory.
+    pub log_history: Option<PathBuf>,
 }
 
 impl AppInit {
     /// Defaults for tests and benchmarks: the default theme and keys, no theme directories.
     pub fn new(hubs: Vec<String>, now: SystemTime) -> AppInit {
-        AppInit { hubs, note: None, read_only: false, theme: Theme::default_theme(), keys: Default::default(), theme_dirs: Vec::new(), now }
+        AppInit {
+            hubs,
+            note: None,
+            read_only: false,
+            theme: Theme::default_theme(),
+            keys: Default::default(),
+            theme_dirs: Vec::new(),
+            now,
+            log_history: None,
+        }
     }
 }
 
@@ -72,6 +83,8 @@ pub struct App {
     confirm: Option<Confirm>,
     notice: Option<Notice>,
     quit: bool,
+    /// `ctrl-z` was pressed; the loop suspends the console ([`take_suspend`](Self::take_suspend)).
+    suspend: bool,
     fatal: Option<String>,
     /// Set by `update` when the screen must be redrawn (gitui's `requires_redraw`).
     dirty: bool,
@@ -87,7 +100,10 @@ impl App {
             inventory: Inventory::new(&ctx),
             xen: XenPanel::new(&ctx),
             rpc: RpcPanel::new(&ctx),
-            log: LogPanel::new(&ctx),
+            log: match &init.log_history {
+                Some(path) => LogPanel::new(&ctx).with_store(LogStore::new(path, log::KEEP)),
+                None => LogPanel::new(&ctx),
+            },
             help: Help::default(),
             cmdline: CommandLine::new(theme::names(&init.theme_dirs)),
             confirm: None,
@@ -99,6 +115,7 @@ impl App {
             keys: init.keys,
             theme_dirs: init.theme_dirs,
             quit: false,
+            suspend: false,
             fatal: None,
             dirty: true,
         };
@@ -123,7 +140,7 @@ impl App {
     fn panel_mode(&self) -> Mode {
         match self.focus {
             PanelId::Discovery => self.discovery.mode(),
-            PanelId::Processes => Mode::Processes,
+            PanelId::Processes => self.processes.mode().keys_mode(),
             PanelId::Inventory => self.inventory.mode(),
             PanelId::Xen => self.xen.mode(),
             PanelId::Rpc => self.rpc.mode(),
@@ -181,6 +198,11 @@ impl App {
 
     pub fn should_quit(&self) -> bool {
         self.quit || self.fatal.is_some()
+    }
+
+    /// Whether the console should suspend now (once per `ctrl-z`).
+    pub fn take_suspend(&mut self) -> bool {
+        std::mem::take(&mut self.suspend)
     }
 
     pub fn fatal(&self) -> Option<&str> {
@@ -303,6 +325,10 @@ impl Component for App {
         if self.notice.take().is_some() {
             self.dirty = true;
         }
+        // Suspending is the terminal's business: it works in every mode, even while typing.
+        if let Some(Action::Suspend) = self.keys.action(Mode::Global, &key) {
+            return Some(Action::Suspend);
+        }
         if self.confirm.is_some() {
             return self.keys.action(Mode::Confirm, &key);
         }
@@ -333,6 +359,10 @@ impl Component for App {
         match action {
             Action::Quit => {
                 self.quit = true;
+                None
+            }
+            Action::Suspend => {
+                self.suspend = true;
                 None
             }
             Action::Fatal(message) => {
@@ -417,6 +447,7 @@ impl Component for App {
             Action::Rpc(_) => self.rpc.update(action),
             Action::Log(_) => self.log.update(action),
             Action::Processes(_) => self.processes.update(action),
+            Action::Logged(_) => self.log.update(action),
             Action::Xen(_) => self.xen.update(action),
             Action::Resize { .. } => None,
             // Everything else is news for the panels: rounds, requests, membership, focus.
@@ -436,8 +467,8 @@ impl Component for App {
             PanelId::Log => self.log.draw(frame, body),
         }
         let line = match &self.notice {
-            Some(n) => notice_line(n, &self.theme),
-            None => footer_line(&self.keys, self.mode(), &self.theme),
+            Some(n) => notice_line(n, &self.theme, footer.width),
+            None => footer_line(&self.keys, self.mode(), &self.theme, footer.width),
         };
         frame.render_widget(Paragraph::new(line), footer);
         self.help.draw(frame, area, &self.keys, &self.theme);

@@ -10,6 +10,7 @@ use super::action::{Action, Nav, Notice};
 use super::keys::{Binding, Keymap, Mode, quit_binding};
 use super::theme::Theme;
 use super::widgets::block;
+use super::widgets::text::fit_line;
 
 /// The help popup's keys (`[help]` in keys.toml).
 pub fn key_table() -> Vec<Binding> {
@@ -23,34 +24,39 @@ pub fn key_table() -> Vec<Binding> {
     ]
 }
 
-/// The footer for `mode`: each binding's first key and its hint, then the global keys when the
-/// mode is a panel's (popups and text lines take every key themselves).
-pub fn footer_line(keys: &Keymap, mode: Mode, theme: &Theme) -> Line<'static> {
-    let mut spans = vec![Span::raw(" ")];
+/// The footer for `mode`: the mode's name, each binding's first key and its hint, with the
+/// global keys around them when the mode is a panel's (popups and text lines take every key
+/// themselves). Cut to `width` with an ellipsis.
+pub fn footer_line(keys: &Keymap, mode: Mode, theme: &Theme, width: u16) -> Line<'static> {
+    let mut spans = vec![Span::styled(format!(" {} ", mode.label()), theme.tab.active), Span::raw(" ")];
     let mut push = |b: &Binding| {
         if let Some(k) = b.keys.first() {
             spans.push(Span::styled(format!(" {k} "), theme.footer.key));
             spans.push(Span::styled(format!(" {}  ", b.hint), theme.footer.text));
         }
     };
+    let global = |name: &str| keys.table(Mode::Global).iter().find(|b| b.name == name);
+    // `?` comes first, so a narrow footer still says where every other key is.
+    if !mode.is_modal()
+        && let Some(b) = global("help")
+    {
+        push(b);
+    }
     for b in keys.table(mode) {
         push(b);
     }
-    let panel_mode = !mode.is_text_entry() && !matches!(mode, Mode::Help | Mode::Confirm | Mode::CommandLine);
-    if panel_mode {
-        for name in ["help", "command", "next_panel", "quit"] {
-            if let Some(b) = keys.table(Mode::Global).iter().find(|b| b.name == name) {
-                push(b);
-            }
+    if !mode.is_modal() {
+        for b in ["command", "next_panel", "quit"].into_iter().filter_map(global) {
+            push(b);
         }
     }
-    Line::from(spans)
+    fit_line(spans, width as usize)
 }
 
-/// A message in the footer instead of the hints.
-pub fn notice_line(notice: &Notice, theme: &Theme) -> Line<'static> {
+/// A message in the footer instead of the hints, cut to `width` with an ellipsis.
+pub fn notice_line(notice: &Notice, theme: &Theme, width: u16) -> Line<'static> {
     let style = if notice.error { theme.footer.error } else { theme.footer.notice };
-    Line::from(Span::styled(format!(" {}", notice.text), style))
+    fit_line(vec![Span::styled(format!(" {}", notice.text), style)], width as usize)
 }
 
 /// The help text: the focused mode's table first, then every other non-empty one.
@@ -138,11 +144,15 @@ mod tests {
         let mut keys = Keymap::defaults();
         keys.apply_user("[discovery]\nrerun = \"R\"\n", "k.toml").unwrap();
         let theme = Theme::mono();
-        let footer: String = footer_line(&keys, Mode::Discovery, &theme).spans.iter().map(|s| s.content.to_string()).collect();
+        let footer: String = footer_line(&keys, Mode::Discovery, &theme, 500).spans.iter().map(|s| s.content.to_string()).collect();
+        assert!(footer.starts_with(" DISCOVERY "), "the mode is named: {footer}");
         assert!(footer.contains(" R  run again"), "{footer}");
         assert!(footer.contains(" ?  help"), "{footer}");
-        let editing: String = footer_line(&keys, Mode::DiscoveryFilter, &theme).spans.iter().map(|s| s.content.to_string()).collect();
+        let editing: String = footer_line(&keys, Mode::DiscoveryFilter, &theme, 500).spans.iter().map(|s| s.content.to_string()).collect();
         assert!(!editing.contains("help"), "text lines take every key: {editing}");
+        let narrow: String = footer_line(&keys, Mode::Discovery, &theme, 40).spans.iter().map(|s| s.content.to_string()).collect();
+        assert_eq!(narrow.chars().count(), 40, "{narrow}");
+        assert!(narrow.ends_with('…'), "a cut footer ends in an ellipsis: {narrow}");
         let help: Vec<String> = help_lines(&keys, Mode::Log, &theme).iter().map(|l| l.to_string()).collect();
         assert_eq!(help[0], "Log", "the focused mode comes first");
         assert!(help.iter().any(|l| l.contains("R") && l.ends_with("run again")), "{help:?}");

@@ -199,6 +199,14 @@ pub enum Mode {
     RpcForm,
     Log,
     Processes,
+    /// Typing in the Processes panel's pattern or user line.
+    ProcessesLine,
+    /// The Processes panel's signal menu.
+    SignalMenu,
+    /// The Processes panel's kill confirmation.
+    KillConfirm,
+    /// Typing in one field of the RPC form (entered with `enter`, left with `enter` or `esc`).
+    RpcField,
     Xen,
     CommandLine,
     Help,
@@ -206,16 +214,20 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 13] = [
+    pub const ALL: [Mode; 17] = [
         Mode::Global,
         Mode::Discovery,
         Mode::DiscoveryFilter,
         Mode::Search,
         Mode::Processes,
+        Mode::ProcessesLine,
+        Mode::SignalMenu,
+        Mode::KillConfirm,
         Mode::Inventory,
         Mode::Xen,
         Mode::Rpc,
         Mode::RpcForm,
+        Mode::RpcField,
         Mode::Log,
         Mode::CommandLine,
         Mode::Help,
@@ -231,8 +243,12 @@ impl Mode {
             Mode::Inventory => "Inventory",
             Mode::Rpc => "RPC",
             Mode::RpcForm => "RPC form",
+            Mode::RpcField => "Editing an RPC form field",
             Mode::Log => "Log",
             Mode::Processes => "Processes",
+            Mode::ProcessesLine => "Editing the process pattern or user",
+            Mode::SignalMenu => "Signal menu",
+            Mode::KillConfirm => "Kill confirmation",
             Mode::Xen => "Xen",
             Mode::CommandLine => "Command line (:)",
             Mode::Help => "Help",
@@ -250,8 +266,12 @@ impl Mode {
             Mode::Inventory => "inventory",
             Mode::Rpc => "rpc",
             Mode::RpcForm => "rpc_form",
+            Mode::RpcField => "rpc_field",
             Mode::Log => "log",
             Mode::Processes => "processes",
+            Mode::ProcessesLine => "processes_line",
+            Mode::SignalMenu => "signal_menu",
+            Mode::KillConfirm => "kill_confirm",
             Mode::Xen => "xen",
             Mode::CommandLine => "command_line",
             Mode::Help => "help",
@@ -259,9 +279,38 @@ impl Mode {
         }
     }
 
+    /// The mode's name in the footer, so the admin always sees which keys are in force.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Global => "GLOBAL",
+            Mode::Discovery => "DISCOVERY",
+            Mode::DiscoveryFilter => "EDIT FILTER",
+            Mode::Search => "SEARCH",
+            Mode::Inventory => "INVENTORY",
+            Mode::Rpc => "RPC",
+            Mode::RpcForm => "RPC FORM",
+            Mode::RpcField => "EDIT FIELD",
+            Mode::Log => "LOG",
+            Mode::Processes => "PROCESSES",
+            Mode::ProcessesLine => "EDIT LINE",
+            Mode::SignalMenu => "SIGNAL MENU",
+            Mode::KillConfirm => "CONFIRM KILL",
+            Mode::Xen => "XEN",
+            Mode::CommandLine => "COMMAND",
+            Mode::Help => "HELP",
+            Mode::Confirm => "CONFIRM",
+        }
+    }
+
     /// Modes where plain characters are text, so a table may not bind them.
     pub fn is_text_entry(self) -> bool {
-        matches!(self, Mode::DiscoveryFilter | Mode::Search | Mode::RpcForm | Mode::CommandLine)
+        matches!(self, Mode::DiscoveryFilter | Mode::Search | Mode::RpcField | Mode::ProcessesLine | Mode::CommandLine)
+    }
+
+    /// Modes that take every key (popups and text lines): the global keys do not apply, so the
+    /// footer does not offer them.
+    pub fn is_modal(self) -> bool {
+        self.is_text_entry() || matches!(self, Mode::Help | Mode::Confirm | Mode::SignalMenu | Mode::KillConfirm)
     }
 
     fn index(self) -> usize {
@@ -284,6 +333,7 @@ pub fn quit_binding() -> Binding {
 fn global_table() -> Vec<Binding> {
     let mut t = vec![
         Binding::new("quit", &["q", "ctrl-c"], Action::Quit, "quit"),
+        Binding::new("suspend", &["ctrl-z"], Action::Suspend, "suspend (fg resumes)"),
         Binding::new("help", &["?"], Action::ToggleHelp, "help"),
         Binding::new("command", &[":"], Action::OpenCommandLine, "command"),
         Binding::new("next_panel", &["tab"], Action::NextPanel, "next panel"),
@@ -308,8 +358,12 @@ fn default_table(mode: Mode) -> Vec<Binding> {
         Mode::Inventory => inventory::key_table(),
         Mode::Rpc => rpc::key_table(),
         Mode::RpcForm => rpc::form_key_table(),
+        Mode::RpcField => rpc::field_key_table(),
         Mode::Log => log::key_table(),
         Mode::Processes => processes::key_table(),
+        Mode::ProcessesLine => processes::line_key_table(),
+        Mode::SignalMenu => processes::signal_menu_key_table(),
+        Mode::KillConfirm => processes::kill_confirm_key_table(),
         Mode::Xen => xen::key_table(),
         Mode::CommandLine => cmdline::key_table(),
         Mode::Help => help::key_table(),

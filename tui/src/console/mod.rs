@@ -138,6 +138,7 @@ pub async fn run(opts: Options) -> Result<()> {
         keys,
         theme_dirs,
         now: SystemTime::now(),
+        log_history: state_dir().map(|d| d.join(log::FILE_NAME)),
     });
 
     let result = event_loop(&mut screen, &mut app, &mut inbox, &net_tx).await;
@@ -173,6 +174,9 @@ async fn event_loop(
         }
         if app.should_quit() {
             return Ok(());
+        }
+        if app.take_suspend() {
+            screen.suspend()?;
         }
         if redraw {
             screen.draw(app)?;
@@ -231,25 +235,39 @@ struct Screen {
 /// Whether a [`Screen`] is up, so the panic hook only touches a terminal the console changed.
 static SCREEN_ACTIVE: AtomicBool = AtomicBool::new(false);
 
+/// Gives the terminal back: the alternate screen cleared (so no fragment of a frame drawn
+/// before a resize can show through on terminals that keep it) and left, the cursor shown, raw
+/// mode off.
 fn restore_terminal() {
     if !SCREEN_ACTIVE.swap(false, Ordering::SeqCst) {
         return;
     }
+    let _ = execute!(
+        std::io::stdout(),
+        terminal::Clear(terminal::ClearType::All),
+        cursor::MoveTo(0, 0),
+        terminal::LeaveAlternateScreen,
+        cursor::Show
+    );
     let _ = terminal::disable_raw_mode();
-    let _ = execute!(std::io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+}
+
+/// Raw mode, the alternate screen cleared, the cursor hidden.
+fn take_terminal() -> Result<()> {
+    terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+    SCREEN_ACTIVE.store(true, Ordering::SeqCst);
+    execute!(std::io::stdout(), terminal::EnterAlternateScreen, terminal::Clear(terminal::ClearType::All), cursor::Hide)?;
+    Ok(())
 }
 
 impl Screen {
     fn enter() -> Result<Screen> {
         install_panic_hook();
-        terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
-        SCREEN_ACTIVE.store(true, Ordering::SeqCst);
         // From here on, any failure must give the terminal back.
         let setup = || -> Result<Terminal<CrosstermBackend<Stdout>>> {
-            let mut out = std::io::stdout();
-            execute!(out, terminal::EnterAlternateScreen, terminal::Clear(terminal::ClearType::All), cursor::Hide)?;
+            take_terminal()?;
             // Full screen: ratatui never asks the terminal where the cursor is.
-            Ok(Terminal::new(CrosstermBackend::new(out))?)
+            Ok(Terminal::new(CrosstermBackend::new(std::io::stdout()))?)
         };
         match setup() {
             Ok(terminal) => Ok(Screen { terminal }),
@@ -262,6 +280,21 @@ impl Screen {
 
     fn draw(&mut self, app: &App) -> Result<()> {
         self.terminal.draw(|f| app.draw(f, f.area())).context("cannot draw the screen")?;
+        Ok(())
+    }
+
+    /// `ctrl-z`: gives the terminal back and stops the process as the shell's job control
+    /// expects (SIGTSTP); when the shell continues it (`fg`), takes the terminal again and
+    /// forgets what was on screen, so the next draw is a full one.
+    fn suspend(&mut self) -> Result<()> {
+        restore_terminal();
+        // SAFETY: raise only sends a signal to this process; the default action stops it until
+        // SIGCONT. A process group without a job-control shell ignores it and simply goes on.
+        unsafe {
+            libc::raise(libc::SIGTSTP);
+        }
+        take_terminal().context("cannot take the terminal back after a suspend")?;
+        self.terminal.clear().context("cannot clear the screen after a suspend")?;
         Ok(())
     }
 }
@@ -331,12 +364,20 @@ impl InputReader {
     }
 }
 
-/// Where the console logs: `$XDG_STATE_HOME/fleet/console.log` (usually
-/// `~/.local/state/fleet/console.log`), else `/tmp/fleet-console-<uid>.log`.
+/// The console's state directory (its log and the Log panel's history): `$FLEET_STATE_DIR`
+/// when set, else `$XDG_STATE_HOME/fleet` (usually `~/.local/state/fleet`); created if missing.
+pub fn state_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("FLEET_STATE_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => directories::BaseDirs::new().and_then(|b| b.state_dir().map(|d| d.join("fleet")))?,
+    };
+    std::fs::create_dir_all(&dir).is_ok().then_some(dir)
+}
+
+/// Where the console logs: `console.log` in the [`state_dir`], else
+/// `/tmp/fleet-console-<uid>.log`.
 pub fn log_path() -> PathBuf {
-    if let Some(dir) = directories::BaseDirs::new().and_then(|b| b.state_dir().map(|d| d.join("fleet")))
-        && std::fs::create_dir_all(&dir).is_ok()
-    {
+    if let Some(dir) = state_dir() {
         return dir.join("console.log");
     }
     let uid = {

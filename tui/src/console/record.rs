@@ -15,6 +15,9 @@ pub enum RequestKey {
     Round(u64),
     /// An RPC panel request.
     Rpc(u64),
+    /// A record that came in finished: a kill, a migration, or one kept from an earlier run.
+    /// The Log panel numbers them.
+    Done(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +84,19 @@ impl RequestRecord {
             }
             RequestEvent::Failed(message) => self.state = RequestState::Failed(message.clone()),
         }
+    }
+
+    /// Fills in a request that is over: its replies (every sender was a target), or why it
+    /// failed, and how long it took.
+    pub fn finish(&mut self, replies: Vec<ReplyRow>, failed: Option<&str>, elapsed_ms: f64) {
+        self.apply(&RequestEvent::Discovered(replies.iter().map(|r| r.sender.clone()).collect()));
+        for r in replies {
+            self.apply(&RequestEvent::Reply(Box::new(r)));
+        }
+        self.state = match failed {
+            Some(e) => RequestState::Failed(e.to_string()),
+            None => RequestState::Done { elapsed_ms },
+        };
     }
 
     pub fn reply(&self, sender: &str) -> Option<&ReplyRow> {

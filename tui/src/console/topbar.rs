@@ -1,6 +1,7 @@
 //! The top bar: hub endpoint and link state, nodes alive / seen, a spinner while requests are in
-//! flight, the clock; then the filter and scope the next request goes to, the note (e.g. that
-//! this is the demo); then the panel tabs.
+//! flight, the clock; then the filter and what the next request is aimed at (the tagged nodes,
+//! until `U` in Discovery clears them), the note (e.g. that this is the demo); then the panel
+//! tabs. On a narrow terminal items give way in a fixed order, never overlapping.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -14,7 +15,7 @@ use ratatui::widgets::Paragraph;
 use super::action::{Action, LinkState, PanelId, Scope};
 use super::discovery::describe_filter;
 use super::theme::Theme;
-use super::widgets::text::clock_text;
+use super::widgets::text::{clock_text, fit_line};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -91,58 +92,100 @@ impl TopBar {
     pub fn draw(&self, frame: &mut Frame, area: Rect, focus: PanelId, in_flight: usize) {
         let t = &self.theme;
         let [first, second, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        frame.render_widget(Paragraph::new(self.status_line(first.width as usize, in_flight)).style(t.topbar), first);
+        frame.render_widget(Paragraph::new(self.scope_line(second.width as usize)).style(t.topbar), second);
+
+        let mut spans = vec![Span::raw(" ")];
+        for p in PanelId::ALL {
+            let style = if p == focus { t.tab.active } else { t.tab.inactive };
+            // Narrow terminals get the tab numbers only.
+            let label = if tabs.width >= 60 { format!(" {} {} ", p.index() + 1, p.title()) } else { format!(" {} ", p.index() + 1) };
+            spans.push(Span::styled(label, style));
+            spans.push(Span::raw(" "));
+        }
+        frame.render_widget(Paragraph::new(fit_line(spans, tabs.width as usize)), tabs);
+    }
+
+    /// The first line: hub, link, nodes, spinner, read-only on the left, the clock on the right.
+    /// What does not fit gives way in a fixed order (spinner, clock, link state, nodes,
+    /// read-only), so nothing overlaps; the hub address is cut with an ellipsis last of all.
+    fn status_line(&self, width: usize, in_flight: usize) -> Line<'static> {
+        let t = &self.theme;
         let (hub, link) = match &self.link {
-            LinkState::Connecting => (self.hubs.as_str(), Span::styled("connecting", t.label)),
-            LinkState::Connected { hub } => (hub.as_str(), Span::styled("connected", t.link.up)),
+            LinkState::Connecting => (self.hubs.as_str(), Span::styled(" connecting", t.label)),
+            LinkState::Connected { hub } => (hub.as_str(), Span::styled(" connected", t.link.up)),
             // The last link error, in words, so the admin sees why without opening the log.
             LinkState::Disconnected { reason } => {
                 let why = reason.lines().next().unwrap_or_default();
-                (self.hubs.as_str(), Span::styled(format!("down ({why}), retrying"), t.link.down))
+                (self.hubs.as_str(), Span::styled(format!(" down ({why}), retrying"), t.link.down))
             }
         };
         let nodes = match self.nodes() {
             Some((alive, seen)) => format!("{alive}/{seen}"),
             None => "-".into(),
         };
-        let mut left = vec![
-            Span::styled(" fleet ", t.title),
-            Span::styled(" hub ", t.label),
-            Span::styled(hub.to_string(), t.topbar),
-            Span::raw(" "),
-            link,
-            Span::styled("  nodes ", t.label),
-            Span::styled(nodes, t.topbar),
+        // (priority: lower stays longer, spans); the clock is the last item, drawn on the right.
+        let mut items: Vec<(u8, Vec<Span<'static>>)> = vec![
+            (0, vec![Span::styled(" fleet ", t.title), Span::styled(" hub ", t.label), Span::styled(hub.to_string(), t.topbar)]),
+            (3, vec![link]),
+            (2, vec![Span::styled("  nodes ", t.label), Span::styled(nodes, t.topbar)]),
         ];
         if in_flight > 0 {
-            left.push(Span::styled(format!("  {} {in_flight} running", SPINNER[self.ticks % SPINNER.len()]), t.spinner));
+            items.push((5, vec![Span::styled(format!("  {} {in_flight} running", SPINNER[self.ticks % SPINNER.len()]), t.spinner)]));
         }
         if self.read_only {
-            left.push(Span::styled("  read-only", t.note));
+            items.push((1, vec![Span::styled("  read-only", t.note)]));
         }
-        let clock = format!("{} ", self.clock);
-        let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(clock.len() as u16)]).areas(first);
-        frame.render_widget(Paragraph::new(Line::from(left)).style(t.topbar), l);
-        frame.render_widget(Paragraph::new(Span::styled(clock, t.topbar)).style(t.topbar), r);
+        let clock = (4, vec![Span::styled(format!(" {} ", self.clock), t.topbar)]);
+        let width_of = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+        let mut shown: Vec<bool> = vec![true; items.len() + 1];
+        let total = |shown: &[bool]| {
+            items.iter().zip(shown).filter(|(_, s)| **s).map(|((_, sp), _)| width_of(sp)).sum::<usize>()
+                + if shown[items.len()] { width_of(&clock.1) } else { 0 }
+        };
+        for drop in (1..=5u8).rev() {
+            if total(&shown) <= width {
+                break;
+            }
+            if clock.0 == drop {
+                shown[items.len()] = false;
+            }
+            for (i, (prio, _)) in items.iter().enumerate() {
+                if *prio == drop {
+                    shown[i] = false;
+                }
+            }
+        }
+        let mut left: Vec<Span<'static>> = items.iter().zip(&shown).filter(|(_, s)| **s).flat_map(|((_, sp), _)| sp.clone()).collect();
+        if shown[items.len()] {
+            let pad = width.saturating_sub(width_of(&left) + width_of(&clock.1));
+            left.push(Span::styled(" ".repeat(pad), t.topbar));
+            left.extend(clock.1);
+        }
+        fit_line(left, width)
+    }
 
-        let mut filter = vec![Span::styled(" filter ", t.label), Span::styled(describe_filter(&self.scope.filter), t.topbar)];
+    /// The second line: the filter, what the next request is aimed at, and the note (which gives
+    /// way first).
+    fn scope_line(&self, width: usize) -> Line<'static> {
+        let t = &self.theme;
+        let mut spans = vec![Span::styled(" filter ", t.label), Span::styled(describe_filter(&self.scope.filter), t.topbar)];
         if let Some(targets) = &self.scope.targets {
-            filter.push(Span::styled(format!("  aimed at {} tagged node(s)", targets.len()), t.row.tagged));
+            let n = targets.len();
+            spans.push(Span::styled(
+                format!("  aimed at {n} tagged node{} (U in Discovery clears)", if n == 1 { "" } else { "s" }),
+                t.row.tagged,
+            ));
         }
-        // The note gives way when the filter and scope need the room.
-        let filter_width: usize = filter.iter().map(|s| s.width()).sum();
-        let note = self.note.as_deref().map(|n| format!("{n} ")).unwrap_or_default();
-        let note = if filter_width + 1 + note.chars().count() <= second.width as usize { note } else { String::new() };
-        let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(note.chars().count() as u16)]).areas(second);
-        frame.render_widget(Paragraph::new(Line::from(filter)).style(t.topbar), l);
-        frame.render_widget(Paragraph::new(Span::styled(note, t.note)).style(t.topbar), r);
-
-        let mut spans = vec![Span::raw(" ")];
-        for p in PanelId::ALL {
-            let style = if p == focus { t.tab.active } else { t.tab.inactive };
-            spans.push(Span::styled(format!(" {} {} ", p.index() + 1, p.title()), style));
-            spans.push(Span::raw(" "));
+        let used: usize = spans.iter().map(Span::width).sum();
+        if let Some(note) = &self.note
+            && used + 2 + note.chars().count() < width
+        {
+            let pad = width - used - note.chars().count() - 1;
+            spans.push(Span::raw(" ".repeat(pad)));
+            spans.push(Span::styled(format!("{note} "), t.note));
         }
-        frame.render_widget(Paragraph::new(Line::from(spans)), tabs);
+        fit_line(spans, width)
     }
 }
 

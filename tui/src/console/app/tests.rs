@@ -54,6 +54,15 @@ fn type_text(app: &mut App, text: &str) -> Vec<NetCommand> {
     text.chars().flat_map(|c| send(app, ch(c))).collect()
 }
 
+/// In the RPC form: `enter` into the field under the cursor, type `text`, `enter` out of it.
+fn fill_field(app: &mut App, text: &str) {
+    send(app, key(KeyCode::Enter));
+    assert_eq!(app.mode(), Mode::RpcField, "enter starts typing in the field");
+    assert!(type_text(app, text).is_empty());
+    send(app, key(KeyCode::Enter));
+    assert_eq!(app.mode(), Mode::RpcForm, "enter leaves the field");
+}
+
 fn reply(sender: &str, status: Status, message: &str, ms: f64, data: Value) -> RequestEvent {
     let mut r = ReplyRow::new(sender, status, message, ms);
     r.data = data;
@@ -176,8 +185,8 @@ fn get_fact_form() -> App {
 /// get_fact country answered by the demo nodes.
 fn get_fact_results() -> App {
     let mut app = get_fact_form();
-    type_text(&mut app, "country");
-    let net = send(&mut app, key(KeyCode::Enter));
+    fill_field(&mut app, "country");
+    let net = send(&mut app, ch('r'));
     let [NetCommand::Rpc(info)] = &net[..] else { panic!("{net:?}") };
     let id = info.id;
     send(&mut app, Action::Request { id, event: RequestEvent::Discovered(NODES.map(String::from).to_vec()) });
@@ -291,6 +300,7 @@ fn inventory_classes_and_stats_160x48() {
 #[test]
 fn rpc_form_with_an_error_80x24() {
     let mut app = get_fact_form();
+    send(&mut app, key(KeyCode::Enter));
     type_text(&mut app, "bad fact");
     insta::assert_snapshot!(render(&app, 80, 24));
 }
@@ -298,7 +308,7 @@ fn rpc_form_with_an_error_80x24() {
 #[test]
 fn rpc_form_with_an_error_160x48() {
     let mut app = get_fact_form();
-    type_text(&mut app, "bad fact");
+    fill_field(&mut app, "bad fact");
     insta::assert_snapshot!(render(&app, 160, 48));
 }
 
@@ -321,8 +331,8 @@ fn rpc_destructive_confirmation_80x24() {
     send(&mut app, ch('j'));
     send(&mut app, key(KeyCode::Enter));
     send(&mut app, key(KeyCode::Enter));
-    type_text(&mut app, "1234@1700000000");
-    let net = send(&mut app, key(KeyCode::Enter));
+    fill_field(&mut app, "1234@1700000000");
+    let net = send(&mut app, ch('r'));
     assert!(net.is_empty(), "nothing goes out before the answer");
     assert_eq!(app.mode(), Mode::Confirm);
     insta::assert_snapshot!(render(&app, 80, 24));
@@ -353,6 +363,7 @@ fn renders_every_panel_at_any_size_without_panicking() {
     send(&mut help, ch('?'));
     apps.push(help);
     let mut form = get_fact_form();
+    send(&mut form, key(KeyCode::Enter));
     type_text(&mut form, "bad fact");
     apps.push(form);
     for app in &mut apps {
@@ -501,12 +512,12 @@ fn tagged_nodes_become_the_targets_of_the_next_rpc() {
     assert_eq!(app.focus(), PanelId::Rpc);
     assert_eq!(app.scope(), &Scope { filter: String::new(), targets: Some(vec!["cache-01".into(), "xen-01".into()]) });
     assert!(matches!(&net[..], [NetCommand::FleetAgents { scope }] if scope.targets.as_ref().map(Vec::len) == Some(2)), "{net:?}");
-    assert!(render(&app, 80, 24).contains("aimed at 2 tagged node(s)"));
+    assert!(render(&app, 80, 24).contains("aimed at 2 tagged nodes"));
     send(&mut app, fleet_agents());
     send(&mut app, key(KeyCode::Enter));
     send(&mut app, key(KeyCode::Enter));
-    type_text(&mut app, "hello");
-    let net = send(&mut app, key(KeyCode::Enter));
+    fill_field(&mut app, "hello");
+    let net = send(&mut app, ch('r'));
     let [NetCommand::Rpc(info)] = &net[..] else { panic!("{net:?}") };
     assert_eq!((info.agent.as_str(), info.action.as_str()), ("echo", "echo"));
     assert_eq!(info.scope.targets.as_deref(), Some(&["cache-01".to_string(), "xen-01".to_string()][..]));
@@ -527,12 +538,12 @@ fn a_confirmation_runs_on_y_and_not_on_n() {
     send(&mut app, ch('j'));
     send(&mut app, key(KeyCode::Enter));
     send(&mut app, key(KeyCode::Enter));
-    type_text(&mut app, "1@2");
-    send(&mut app, key(KeyCode::Enter));
+    fill_field(&mut app, "1@2");
+    send(&mut app, ch('r'));
     assert!(app.confirm().is_some());
     assert!(send(&mut app, ch('n')).is_empty());
     assert!(app.confirm().is_none());
-    send(&mut app, key(KeyCode::Enter));
+    send(&mut app, ch('r'));
     assert!(send(&mut app, ch('x')).is_empty(), "other keys do nothing");
     let net = send(&mut app, ch('y'));
     assert!(matches!(&net[..], [NetCommand::Rpc(info)] if info.action == "kill"), "{net:?}");

@@ -20,7 +20,7 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("tag_failed", &["F"], Action::Discovery(D::TagFailed), "tag failed"),
         Binding::new("tag_no_reply", &["N"], Action::Discovery(D::TagNoReply), "tag no reply"),
         Binding::new("tag_all", &["A"], Action::Discovery(D::TagAll), "tag all shown"),
-        Binding::new("untag_all", &["U"], Action::Discovery(D::UntagAll), "untag all"),
+        Binding::new("untag_all", &["U"], Action::Discovery(D::UntagAll), "untag all, stop aiming"),
         Binding::new("sort", &["s", "F6"], Action::Discovery(D::CycleSort), "sort"),
         Binding::new("reverse", &["S"], Action::Discovery(D::ReverseSort), "reverse"),
         Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),

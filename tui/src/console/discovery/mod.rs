@@ -205,6 +205,8 @@ pub struct Discovery {
     /// identity -> index in `rows`.
     index: HashMap<String, usize>,
     tagged: BTreeSet<String>,
+    /// Whether the shell's scope is narrowed to tagged nodes (`enter`); `U` clears it.
+    aimed: bool,
     sort: SortKey,
     descending: bool,
     search: Search,
@@ -235,6 +237,7 @@ impl Discovery {
             rows: Vec::new(),
             index: HashMap::new(),
             tagged: BTreeSet::new(),
+            aimed: false,
             sort: SortKey::Name,
             descending: false,
             search: Search::default(),
@@ -444,6 +447,7 @@ impl Component for Discovery {
             Action::Round { round, event } if self.round.as_ref().is_some_and(|r| r.id == round) => self.on_round_event(event),
             Action::Members { filter, nodes } => self.on_members(&filter, &nodes),
             Action::Link(state) => self.link_up = matches!(state, LinkState::Connected { .. }),
+            Action::ScopeChanged(scope) => self.aimed = scope.targets.is_some(),
             Action::Nav(nav) => self.move_cursor(nav),
             Action::Search(edit) if self.search.apply(edit) => self.restale(),
             Action::ThemeChanged(theme) => self.theme = *theme,
@@ -504,7 +508,15 @@ impl Discovery {
             }
             Msg::TagNoReply => return self.tag_where(|r| r.status == NodeStatus::NoReply),
             Msg::TagAll => return self.tag_where(|_| true),
-            Msg::UntagAll => self.tagged.clear(),
+            Msg::UntagAll => {
+                self.tagged.clear();
+                if self.aimed {
+                    // Untagging everything also stops aiming requests at the tags.
+                    let scope = Scope::filter(&self.active_filter);
+                    let note = Notice::info(format!("untagged: the next request goes to {}", scope.describe()));
+                    return Some(Action::Batch(vec![Action::ScopeChanged(scope), note]));
+                }
+            }
             Msg::CycleSort => {
                 self.sort = self.sort.next();
                 self.descending = false;

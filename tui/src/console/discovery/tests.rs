@@ -195,6 +195,22 @@ fn tagging_and_aiming() {
 }
 
 #[test]
+fn untag_all_stops_aiming_at_the_tags() {
+    let mut p = panel();
+    finished_round(&mut p);
+    assert_eq!(p.update(d(Msg::UntagAll)), None, "not aimed: nothing to clear");
+    p.update(d(Msg::TagFailed));
+    let Some(Action::Batch(actions)) = p.update(d(Msg::Enter)) else { panic!() };
+    // The shell broadcasts the new scope back to every panel.
+    p.update(actions[0].clone());
+    let Some(Action::Batch(cleared)) = p.update(d(Msg::UntagAll)) else { panic!("U clears the aim") };
+    assert_eq!(cleared[0], Action::ScopeChanged(Scope::filter("")));
+    assert!(matches!(&cleared[1], Action::Notify(n) if n.text == "untagged: the next request goes to every node"), "{cleared:?}");
+    p.update(cleared[0].clone());
+    assert_eq!(p.update(d(Msg::UntagAll)), None, "cleared once");
+}
+
+#[test]
 fn the_cursor_follows_its_node_through_a_resort() {
     let mut p = panel();
     finished_round(&mut p);

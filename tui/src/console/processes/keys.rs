@@ -1,22 +1,23 @@
-//! The Processes panel's keys: the browsing table (`[processes]` in keys.toml) and the fixed keys
-//! of its popups and pattern/user line, which take every key while open.
+//! The Processes panel's key tables: the browsing table (`[processes]` in keys.toml), the
+//! pattern/user line (`[processes_line]`), the signal menu (`[signal_menu]`) and the kill
+//! confirmation (`[kill_confirm]`). Kill is `K`, `x` or `F9`: `k` and `j` always move, as in
+//! every other list, so a vim user's `k` never opens a signal menu.
 
 use crossterm::event::KeyEvent;
 
 use super::{Msg, PanelMode, ProcessesPanel};
 use crate::console::action::{Action, TextEdit};
-use crate::console::keys::{Binding, Key, Mode, quit_binding};
+use crate::console::keys::{Binding, Mode, quit_binding};
 use crate::console::widgets::input::text_edit;
-use crate::console::widgets::list::nav_bindings_with_up;
+use crate::console::widgets::list::nav_bindings;
 
-/// The browsing keys: `Mode::Processes` of the shell's keymap (rebindable by name in
-/// `keys.toml` under `[processes]`; the footer and `?` show them). The shell's global keys
-/// (`q`, `?`, `:`, `tab`, `1`-`6`, `esc`) stay free.
+/// The browsing keys: `Mode::Processes` of the shell's keymap. The shell's global keys (`q`,
+/// `?`, `:`, `tab`, `1`-`6`, `esc`) stay free.
 pub fn key_table() -> Vec<Binding> {
     let mut t = vec![
         Binding::new("edit_pattern", &["/"], Msg::EditPattern, "pattern"),
         Binding::new("tag", &["space"], Msg::ToggleTag, "tag"),
-        Binding::new("kill", &["k", "F9"], Msg::Kill, "kill"),
+        Binding::new("kill", &["K", "x", "F9"], Msg::Kill, "kill"),
         Binding::new("zombies", &["z"], Msg::ToggleZombies, "zombies only"),
         Binding::new("user", &["u"], Msg::EditUser, "user"),
         Binding::new("sort", &["F6"], Msg::NextSortColumn, "sort"),
@@ -26,52 +27,61 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("sort_right", &[">"], Msg::SortRight, "sort right"),
         Binding::new("refresh", &["r"], Msg::Refresh, "refresh"),
     ];
-    // `k` is kill here (htop), so up is only the arrow.
-    t.extend(nav_bindings_with_up(&["up"]));
+    t.extend(nav_bindings());
     t
 }
 
-/// The fixed keys of the panel's own popups and its pattern/user line (not in the keymap:
-/// their hints are drawn in the popups themselves).
-pub fn popup_table(mode: PanelMode) -> Vec<Binding> {
-    match mode {
-        PanelMode::Browse => Vec::new(),
-        PanelMode::Edit => vec![
-            Binding::new("apply", &["enter"], Msg::SubmitEdit, "apply"),
-            Binding::new("cancel", &["esc"], Msg::CancelEdit, "cancel"),
-            Binding::new("clear", &["ctrl-u"], Msg::Edit(TextEdit::Clear), "clear"),
-            quit_binding(),
-        ],
-        PanelMode::SignalMenu => vec![
-            Binding::new("choose", &["enter"], Msg::ChooseSignal, "choose"),
-            Binding::new("cancel", &["esc", "q"], Msg::Cancel, "cancel"),
-            Binding::new("down", &["down", "j"], Msg::MenuDown, "down"),
-            Binding::new("up", &["up", "k"], Msg::MenuUp, "up"),
-            quit_binding(),
-        ],
-        PanelMode::Confirm => {
-            vec![
-                Binding::new("send", &["enter"], Msg::Confirm, "send the signal"),
-                Binding::new("cancel", &["esc", "q", "n"], Msg::Cancel, "cancel"),
-                quit_binding(),
-            ]
+/// The pattern or user line: other keys type.
+pub fn line_key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("apply", &["enter"], Msg::SubmitEdit, "apply"),
+        Binding::new("cancel", &["esc"], Msg::CancelEdit, "cancel"),
+        Binding::new("clear", &["ctrl-u"], Msg::Edit(TextEdit::Clear), "clear"),
+        quit_binding(),
+    ]
+}
+
+/// The signal menu.
+pub fn signal_menu_key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("choose", &["enter"], Msg::ChooseSignal, "choose"),
+        Binding::new("cancel", &["esc", "q"], Msg::Cancel, "cancel"),
+        Binding::new("down", &["down", "j"], Msg::MenuDown, "down"),
+        Binding::new("up", &["up", "k"], Msg::MenuUp, "up"),
+        quit_binding(),
+    ]
+}
+
+/// The confirmation that lists the exact targets.
+pub fn kill_confirm_key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("send", &["enter"], Msg::Confirm, "send the signal"),
+        Binding::new("cancel", &["esc", "q", "n"], Msg::Cancel, "cancel"),
+        quit_binding(),
+    ]
+}
+
+impl PanelMode {
+    /// The shell's key table for this state of the panel.
+    pub fn keys_mode(self) -> Mode {
+        match self {
+            PanelMode::Browse => Mode::Processes,
+            PanelMode::Edit => Mode::ProcessesLine,
+            PanelMode::SignalMenu => Mode::SignalMenu,
+            PanelMode::Confirm => Mode::KillConfirm,
         }
-        PanelMode::Results => vec![Binding::new("close", &["esc", "enter", "q"], Msg::Cancel, "close"), quit_binding()],
     }
 }
 
 impl ProcessesPanel {
-    /// The key's action in the current mode. A popup or the pattern/user line takes every key,
-    /// so the shell's global keys cannot act behind it; while browsing, keys the panel does not
-    /// bind are left to the shell.
+    /// The key's action in the current mode. The signal menu, the confirmation and the
+    /// pattern/user line take every key (their name is in the footer; `esc` leaves them); while
+    /// browsing, keys the panel does not bind are left to the shell.
     pub fn on_key(&self, key: KeyEvent) -> Option<Action> {
         let mode = self.mode();
-        if mode == PanelMode::Browse {
-            return self.keys.action(Mode::Processes, &key);
-        }
-        let k = Key::of(&key);
-        if let Some(b) = popup_table(mode).into_iter().find(|b| b.keys.contains(&k)) {
-            return Some(b.action);
+        let action = self.keys.action(mode.keys_mode(), &key);
+        if mode == PanelMode::Browse || action.is_some() {
+            return action;
         }
         let edit = if mode == PanelMode::Edit { text_edit(&key) } else { None };
         // An empty batch: the key is used up and does nothing.

@@ -1,10 +1,16 @@
 //! Killing processes: exactly which `(host, pid, start_time)` a kill goes to (a zombie stands for
-//! its parent), the signal menu, the confirmation and the per-target results.
+//! its parent), the signal menu, the confirmation, and the trace every kill leaves: the outcome
+//! on the panel's status line and in the footer, and a record in the Log panel.
 
 use std::collections::HashSet;
+use std::time::SystemTime;
+
+use fleet_protocol::Status;
+use serde_json::{Map, Value, json};
 
 use super::{Cmd, Overlay, ProcessesPanel, net};
-use crate::console::action::{Action, Notice};
+use crate::console::action::{Action, Notice, ReplyRow, Scope};
+use crate::console::record::{RequestKey, RequestRecord};
 use crate::console::widgets::text::first_line;
 use fleet_client::process::{KillOutcome, KillReport, Proc, ProcKey, Signal};
 
@@ -31,6 +37,87 @@ impl KillPlan {
     /// Whether every target stands in for a zombie, so CHLD is the sensible first signal.
     pub fn only_zombie_parents(&self) -> bool {
         !self.targets.is_empty() && self.targets.iter().all(|t| t.parent_of_zombie.is_some())
+    }
+}
+
+/// A kill that was sent: what to, and its outcome once the nodes answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KillStatus {
+    pub plan: KillPlan,
+    pub signal: Signal,
+    pub sent_at: SystemTime,
+    /// `None` until the nodes answer; `Err` when the kill could not be sent at all.
+    pub outcome: Option<Result<Vec<KillReport>, String>>,
+}
+
+impl KillStatus {
+    /// One line for the status line and the footer: `SIGTERM: 3 signalled, 1 already gone`.
+    /// Whether it went wholly well is the second value.
+    pub fn summary(&self) -> (String, bool) {
+        let signal = self.signal;
+        match &self.outcome {
+            None => {
+                let n = self.plan.targets.len();
+                (format!("{signal} to {n} process{}: sending ...", if n == 1 { "" } else { "es" }), true)
+            }
+            Some(Err(e)) => (format!("{signal} not sent: {}", first_line(e)), false),
+            Some(Ok(reports)) => {
+                let count = |f: fn(&KillOutcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
+                let signalled = count(|o| *o == KillOutcome::Signalled);
+                let gone = count(|o| matches!(o, KillOutcome::NoSuchProcess | KillOutcome::PidReused));
+                let denied = count(|o| *o == KillOutcome::PermissionDenied);
+                let other: Vec<String> = reports
+                    .iter()
+                    .filter(|r| matches!(r.outcome, KillOutcome::Other(_)))
+                    .map(|r| format!("{} {}: {}", r.key.host, r.key.pid, first_line(&r.outcome.to_string())))
+                    .collect();
+                let mut parts = vec![format!("{signalled} signalled")];
+                if gone > 0 {
+                    parts.push(format!("{gone} already gone"));
+                }
+                if denied > 0 {
+                    parts.push(format!("{denied} permission denied"));
+                }
+                if !other.is_empty() {
+                    parts.push(format!("{} failed ({})", other.len(), other.join("; ")));
+                }
+                (format!("{signal}: {}", parts.join(", ")), signalled + gone == reports.len())
+            }
+        }
+    }
+
+    /// The kill as the Log panel keeps it: one reply per target, so reopening it lists each
+    /// target's outcome.
+    pub fn record(&self, now: SystemTime) -> RequestRecord {
+        let targets: Vec<Value> =
+            self.plan.targets.iter().map(|t| json!(format!("{} {}@{}", t.key.host, t.key.pid, t.key.start_time))).collect();
+        let args = Map::from_iter([("signal".to_string(), json!(self.signal.to_string())), ("targets".to_string(), Value::Array(targets))]);
+        let mut hosts: Vec<String> = self.plan.targets.iter().map(|t| t.key.host.clone()).collect();
+        hosts.sort();
+        hosts.dedup();
+        let scope = Scope { filter: String::new(), targets: Some(hosts) };
+        let elapsed_ms = now.duration_since(self.sent_at).unwrap_or_default().as_secs_f64() * 1000.0;
+        let replies = match &self.outcome {
+            Some(Ok(reports)) => reports
+                .iter()
+                .map(|r| ReplyRow {
+                    sender: format!("{} {}", r.key.host, r.key.pid),
+                    status: if r.outcome == KillOutcome::Signalled { Status::Ok } else { Status::Aborted },
+                    message: r.outcome.to_string(),
+                    data: serde_json::to_value(r).unwrap_or_default(),
+                    ms: elapsed_ms,
+                    expected: true,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let failed = match &self.outcome {
+            Some(Err(e)) => Some(e.as_str()),
+            _ => None,
+        };
+        let mut record = RequestRecord::new(RequestKey::Done(0), "process", "kill", args, scope, self.sent_at);
+        record.finish(replies, failed, elapsed_ms);
+        record
     }
 }
 
@@ -95,7 +182,10 @@ impl ProcessesPanel {
         }
         let (plan, signal) = (plan.clone(), *signal);
         let targets = plan.targets.iter().map(|t| t.key.clone()).collect();
-        self.overlay = Overlay::Results { plan, signal, reports: None };
+        // The popup closes at once: the outcome comes to the status line, and the keys are the
+        // table's (and the shell's) again.
+        self.overlay = Overlay::None;
+        self.kill_status = Some(KillStatus { plan, signal, sent_at: self.now.unwrap_or(SystemTime::UNIX_EPOCH), outcome: None });
         Some(net(Cmd::Kill { targets, signal }))
     }
 
@@ -107,19 +197,11 @@ impl ProcessesPanel {
         }
         // The table is listed again to show what is left.
         let list = if self.shown { self.list_now() } else { None };
-        if let Overlay::Results { reports, .. } = &mut self.overlay {
-            *reports = Some(result);
-            return list;
-        }
-        // The results popup was closed before they came: they go to the footer.
-        let notice = match &result {
-            Ok(r) => {
-                let ok = r.iter().filter(|r| r.outcome == KillOutcome::Signalled).count();
-                let text = format!("kill: {ok} signalled, {} not", r.len() - ok);
-                if ok < r.len() { Notice::error(text) } else { Notice::info(text) }
-            }
-            Err(e) => Notice::error(format!("kill failed: {}", first_line(e))),
-        };
-        Some(Action::Batch([Some(notice), list].into_iter().flatten().collect()))
+        let status = self.kill_status.as_mut()?;
+        status.outcome = Some(result);
+        let (text, ok) = status.summary();
+        let notice = if ok { Notice::info(text) } else { Notice::error(text) };
+        let logged = Action::Logged(Box::new(status.record(self.now.unwrap_or(status.sent_at))));
+        Some(Action::Batch([Some(notice), Some(logged), list].into_iter().flatten().collect()))
     }
 }

@@ -39,8 +39,8 @@ use super::widgets::text::first_line;
 pub use fleet_client::process::{KillOutcome, KillReport, Proc, ProcKey, Signal};
 
 pub use exec::execute;
-pub use keys::{key_table, popup_table};
-pub use kill::{KillPlan, KillTarget};
+pub use keys::{key_table, kill_confirm_key_table, line_key_table, signal_menu_key_table};
+pub use kill::{KillPlan, KillStatus, KillTarget};
 pub use table::{Column, Prepared, SortKeys, TextWidths, Totals};
 
 use query::check_field;
@@ -119,7 +119,8 @@ pub enum Msg {
     ToggleTag,
     /// `U`
     UntagAll,
-    /// `k` / `F9`: the signal menu for the tagged rows, or the selected one when none is tagged.
+    /// `K` / `x` / `F9`: the signal menu for the tagged rows, or the selected one when none is
+    /// tagged.
     Kill,
     MenuUp,
     MenuDown,
@@ -127,7 +128,7 @@ pub enum Msg {
     ChooseSignal,
     /// Enter in the confirmation: the kill goes out.
     Confirm,
-    /// Esc in the menu or the confirmation (nothing is sent), or closing the results.
+    /// Esc in the menu or the confirmation: nothing is sent.
     Cancel,
 
     // --- from the network task ---
@@ -163,39 +164,22 @@ pub enum Field {
 }
 
 /// What has the keys: the table (the shell's `Mode::Processes`), or one of the panel's popups
-/// or its pattern/user line, which take every key while open.
+/// or its pattern/user line, which take every key while open ([`PanelMode::keys_mode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PanelMode {
     Browse,
     Edit,
     SignalMenu,
     Confirm,
-    Results,
 }
 
 /// A popup or the pattern/user line, on top of the table.
 #[derive(Debug, Clone, PartialEq)]
 enum Overlay {
     None,
-    Editing {
-        field: Field,
-        input: TextInput,
-        error: Option<String>,
-    },
-    SignalMenu {
-        plan: KillPlan,
-        selected: usize,
-    },
-    Confirm {
-        plan: KillPlan,
-        signal: Signal,
-    },
-    /// Sent; `reports` is `None` until the nodes answer.
-    Results {
-        plan: KillPlan,
-        signal: Signal,
-        reports: Option<Result<Vec<KillReport>, String>>,
-    },
+    Editing { field: Field, input: TextInput, error: Option<String> },
+    SignalMenu { plan: KillPlan, selected: usize },
+    Confirm { plan: KillPlan, signal: Signal },
 }
 
 /// The query in force.
@@ -244,6 +228,8 @@ pub struct ProcessesPanel {
     selected: usize,
     tagged: HashSet<ProcKey>,
     overlay: Overlay,
+    /// The last kill and its outcome, shown on the panel's status line until the next one.
+    kill_status: Option<KillStatus>,
     // --- view caches: only drawing knows the table's height ---
     scroll_top: std::cell::Cell<usize>,
     page: std::cell::Cell<usize>,
@@ -277,6 +263,7 @@ impl ProcessesPanel {
             selected: 0,
             tagged: HashSet::new(),
             overlay: Overlay::None,
+            kill_status: None,
             scroll_top: std::cell::Cell::new(0),
             page: std::cell::Cell::new(DEFAULT_PAGE),
         }
@@ -296,7 +283,6 @@ impl ProcessesPanel {
             Overlay::Editing { .. } => PanelMode::Edit,
             Overlay::SignalMenu { .. } => PanelMode::SignalMenu,
             Overlay::Confirm { .. } => PanelMode::Confirm,
-            Overlay::Results { .. } => PanelMode::Results,
         }
     }
 
@@ -364,28 +350,33 @@ impl ProcessesPanel {
         self.in_flight.is_some()
     }
 
-    /// The targets of the open signal menu, confirmation or results.
+    /// The targets of the open signal menu or confirmation, else of the last kill.
     pub fn kill_plan(&self) -> Option<&KillPlan> {
         match &self.overlay {
-            Overlay::SignalMenu { plan, .. } | Overlay::Confirm { plan, .. } | Overlay::Results { plan, .. } => Some(plan),
-            _ => None,
+            Overlay::SignalMenu { plan, .. } | Overlay::Confirm { plan, .. } => Some(plan),
+            _ => self.kill_status.as_ref().map(|k| &k.plan),
         }
     }
 
-    /// The signal highlighted in the menu, or chosen for the confirmation and results.
+    /// The signal highlighted in the menu, or chosen for the confirmation, else of the last kill.
     pub fn signal(&self) -> Option<Signal> {
         match &self.overlay {
             Overlay::SignalMenu { selected, .. } => Some(Signal::MENU[*selected]),
-            Overlay::Confirm { signal, .. } | Overlay::Results { signal, .. } => Some(*signal),
-            _ => None,
+            Overlay::Confirm { signal, .. } => Some(*signal),
+            _ => self.kill_status.as_ref().map(|k| k.signal),
         }
+    }
+
+    /// The last kill: what was sent and, once in, its outcome.
+    pub fn kill_status(&self) -> Option<&KillStatus> {
+        self.kill_status.as_ref()
     }
 
     /// The per-target outcomes of the last kill, once they are in.
     pub fn kill_reports(&self) -> Option<&[KillReport]> {
-        match &self.overlay {
-            Overlay::Results { reports: Some(Ok(r)), .. } => Some(r),
-            _ => None,
+        match self.kill_status.as_ref()?.outcome.as_ref()? {
+            Ok(r) => Some(r),
+            Err(_) => None,
         }
     }
 
@@ -469,11 +460,8 @@ impl ProcessesPanel {
             }
             Msg::Confirm => return self.confirm(),
             Msg::Cancel => {
-                let cancelled = matches!(self.overlay, Overlay::SignalMenu { .. } | Overlay::Confirm { .. });
-                if !matches!(self.overlay, Overlay::Editing { .. }) {
+                if matches!(self.overlay, Overlay::SignalMenu { .. } | Overlay::Confirm { .. }) {
                     self.overlay = Overlay::None;
-                }
-                if cancelled {
                     return Some(Notice::info("cancelled: nothing was sent"));
                 }
             }

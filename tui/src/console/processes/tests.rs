@@ -457,7 +457,7 @@ fn signal_menu_then_confirmation_sends_exactly_the_tagged_targets() {
     select_pid(&mut p, 2301);
     press(&mut p, key(KeyCode::Char(' ')));
     // The selection is elsewhere now: the tags, not the selection, are the targets.
-    assert_eq!(press(&mut p, key(KeyCode::Char('k'))), None);
+    assert_eq!(press(&mut p, shifted('K')), None);
     assert_eq!(p.mode(), PanelMode::SignalMenu);
     assert!(p.captures_input());
     assert_eq!(p.signal(), Some(Signal::Term), "TERM is the default");
@@ -482,18 +482,31 @@ fn signal_menu_then_confirmation_sends_exactly_the_tagged_targets() {
 
     let cmd = press(&mut p, key(KeyCode::Enter));
     assert_eq!(cmd, Some(Cmd::Kill { targets: vec![db.clone(), web.clone()], signal: Signal::Kill }));
-    assert_eq!(p.mode(), PanelMode::Results);
+    // Sent: the popup is gone and the keys are the table's and the shell's again.
+    assert_eq!(p.mode(), PanelMode::Browse);
+    assert!(!p.captures_input());
+    assert_eq!(p.handle_key(key(KeyCode::Char('1'))), None, "1 is the shell's");
     assert_eq!(p.kill_reports(), None, "waiting for the nodes");
-    // The results come per target, and a fresh list follows.
+    assert_eq!(p.kill_status().unwrap().summary(), ("SIGKILL to 2 processes: sending ...".to_string(), true));
+    // The results come per target: in the footer, on the status line and in the Log; a fresh
+    // list follows.
+    p.update(Action::Tick(at(12, 34, 57)));
     let reports = vec![
         KillReport { key: db.clone(), outcome: KillOutcome::Signalled },
         KillReport { key: web.clone(), outcome: KillOutcome::PidReused },
     ];
-    assert!(matches!(apply(&mut p, Msg::Killed(reports.clone())), Some(Cmd::List { .. })));
+    let out = p.apply(Msg::Killed(reports.clone()));
+    assert_eq!(notice_of(&out), Some(Notice { text: "SIGKILL: 1 signalled, 1 already gone".into(), error: false }));
+    let Some(Action::Batch(actions)) = &out else { panic!("{out:?}") };
+    let Some(Action::Logged(record)) = actions.iter().find(|a| matches!(a, Action::Logged(_))) else { panic!("{out:?}") };
+    assert_eq!(record.what(), "process#kill");
+    assert_eq!((record.ok_count(), record.failed_count()), (1, 1));
+    assert_eq!(record.replies[1].message, "pid reused");
+    assert_eq!(record.state, crate::console::record::RequestState::Done { elapsed_ms: 1000.0 });
+    assert!(matches!(cmd_of(out), Some(Cmd::List { .. })));
     assert_eq!(p.kill_reports(), Some(&reports[..]));
     assert!(!p.tagged().contains(&db), "signalled: untagged");
-    press(&mut p, key(KeyCode::Esc));
-    assert_eq!(p.mode(), PanelMode::Browse);
+    assert!(render(&p, 80, 24).contains("last kill 12:34:56 UTC: SIGKILL: 1 signalled, 1 already gone"));
 }
 
 #[test]
@@ -510,12 +523,12 @@ fn without_tags_the_selected_row_is_the_target() {
 fn esc_cancels_the_menu_and_the_confirmation_and_nothing_is_sent() {
     let mut p = listed_panel(false);
     press(&mut p, key(KeyCode::Char(' ')));
-    press(&mut p, key(KeyCode::Char('k')));
+    press(&mut p, shifted('K'));
     let cancelled = press_action(&mut p, key(KeyCode::Esc));
     assert_eq!(cmd_of(cancelled.clone()), None);
     assert_eq!(notice_of(&cancelled).unwrap().text, "cancelled: nothing was sent");
     assert_eq!(p.mode(), PanelMode::Browse);
-    press(&mut p, key(KeyCode::Char('k')));
+    press(&mut p, key(KeyCode::Char('x')));
     press(&mut p, key(KeyCode::Enter));
     assert_eq!(p.mode(), PanelMode::Confirm);
     assert_eq!(press(&mut p, key(KeyCode::Esc)), None);
@@ -523,7 +536,7 @@ fn esc_cancels_the_menu_and_the_confirmation_and_nothing_is_sent() {
     assert_eq!(p.tagged().len(), 1, "cancelling keeps the tags");
     // Keys the confirmation does not bind are used up, so the shell's global keys (tab, 1-6)
     // cannot act behind it; ctrl-c still quits.
-    press(&mut p, key(KeyCode::Char('k')));
+    press(&mut p, key(KeyCode::F(9)));
     press(&mut p, key(KeyCode::Enter));
     for k in [key(KeyCode::Char('y')), key(KeyCode::Char('2')), key(KeyCode::Tab)] {
         assert_eq!(p.handle_key(k), Some(Action::Batch(Vec::new())), "{k:?}");
@@ -539,7 +552,7 @@ fn a_zombie_is_never_a_target_its_parent_is_offered_instead() {
     let mut p = listed_panel(false);
     select_pid(&mut p, 3177);
     assert!(p.selected().unwrap().zombie);
-    press(&mut p, key(KeyCode::Char('k')));
+    press(&mut p, shifted('K'));
     assert_eq!(p.signal(), Some(Signal::Chld), "for zombie parents CHLD comes first");
     let plan = p.kill_plan().unwrap();
     assert_eq!(plan.targets.len(), 1);
@@ -578,7 +591,7 @@ fn a_zombie_is_never_a_target_its_parent_is_offered_instead() {
 fn read_only_disables_kill() {
     let mut p = listed_panel(true);
     press(&mut p, key(KeyCode::Char(' ')));
-    for k in [key(KeyCode::Char('k')), key(KeyCode::F(9))] {
+    for k in [shifted('K'), key(KeyCode::Char('x')), key(KeyCode::F(9))] {
         let refused = press_action(&mut p, k);
         assert_eq!(notice_of(&refused), Some(Notice { text: "read-only mode: kill is disabled".into(), error: true }));
         assert_eq!(cmd_of(refused), None);
@@ -598,13 +611,29 @@ fn a_kill_that_could_not_be_sent_says_so() {
     p.apply(Msg::Confirm);
     p.apply(Msg::KillFailed("no hub reachable".into()));
     let screen = render(&p, 80, 24);
-    assert!(screen.contains("SIGTERM not sent") && screen.contains("no hub reachable"), "{screen}");
-    // Results that come after the popup was closed end up in the footer.
-    p.apply(Msg::Cancel);
+    assert!(screen.contains("SIGTERM not sent: no hub reachable"), "{screen}");
+    // A kill the nodes refused is an error in the footer.
+    p.apply(Msg::Kill);
+    p.apply(Msg::ChooseSignal);
+    p.apply(Msg::Confirm);
     let db = key_of(&p, 2301);
     let late = p.apply(Msg::Killed(vec![KillReport { key: db, outcome: KillOutcome::PermissionDenied }]));
-    assert_eq!(notice_of(&late), Some(Notice { text: "kill: 0 signalled, 1 not".into(), error: true }));
+    assert_eq!(notice_of(&late), Some(Notice { text: "SIGTERM: 0 signalled, 1 permission denied".into(), error: true }));
     assert!(matches!(cmd_of(late), Some(Cmd::List { .. })));
+}
+
+#[test]
+fn k_moves_up_and_never_opens_the_signal_menu() {
+    let mut p = listed_panel(false);
+    p.apply(Msg::Nav(Nav::Down));
+    p.apply(Msg::Nav(Nav::Down));
+    for _ in 0..3 {
+        press(&mut p, key(KeyCode::Char('k')));
+    }
+    assert_eq!(p.selected_index(), 0);
+    assert_eq!(p.mode(), PanelMode::Browse);
+    press(&mut p, key(KeyCode::Char('j')));
+    assert_eq!(p.selected_index(), 1);
 }
 
 // --- keys ---
@@ -622,28 +651,22 @@ fn key_tables_are_valid_and_leave_the_global_keys_alone() {
             assert!(taken.is_none(), "{} takes {k} from the global {:?}", b.name, taken.map(|g| g.name));
         }
     }
-    for mode in [PanelMode::Edit, PanelMode::SignalMenu, PanelMode::Confirm, PanelMode::Results] {
-        let table = popup_table(mode);
-        let mut seen = Vec::new();
-        for b in &table {
-            for k in &b.keys {
-                assert!(!seen.contains(k), "{mode:?}: {k} bound twice");
-                assert!(mode != PanelMode::Edit || !k.is_text(), "{mode:?}: {k} would shadow typing");
-                seen.push(*k);
-            }
-        }
+    assert!(Mode::ProcessesLine.is_text_entry(), "the keymap's check keeps characters free for typing");
+    for mode in [PanelMode::Browse, PanelMode::Edit, PanelMode::SignalMenu, PanelMode::Confirm] {
+        assert!(!keys.table(mode.keys_mode()).is_empty(), "{mode:?}");
     }
 }
 
 #[test]
 fn the_keymap_can_rebind_the_panel() {
     let mut keys = Keymap::defaults();
-    keys.apply_user("[processes]\nkill = [\"x\"]\n", "keys.toml").unwrap();
+    keys.apply_user("[processes]\nkill = [\"ctrl-k\"]\n", "keys.toml").unwrap();
     let mut p = ProcessesPanel::new(&PanelContext { keys: Arc::new(keys), ..ctx(false) });
     let seq = list_seq(p.apply(Msg::Shown(true)));
     p.apply(Msg::Listed { seq, listing: listing(fleet_procs()) });
-    assert_eq!(p.handle_key(key(KeyCode::Char('k'))), None);
-    assert_eq!(p.handle_key(key(KeyCode::Char('x'))), Some(Action::Processes(Msg::Kill)));
+    assert_eq!(p.handle_key(key(KeyCode::Char('x'))), None);
+    let ctrl_k = KeyEvent::new_with_kind(KeyCode::Char('k'), KeyModifiers::CONTROL, KeyEventKind::Press);
+    assert_eq!(p.handle_key(ctrl_k), Some(Action::Processes(Msg::Kill)));
 }
 
 #[test]
@@ -726,6 +749,7 @@ fn signal_menu_for_a_zombie_80x24() {
 fn kill_results_80x24() {
     let mut p = confirm_screen();
     let Some(Cmd::Kill { targets, .. }) = apply(&mut p, Msg::Confirm) else { panic!() };
+    p.update(Action::Tick(at(12, 34, 57)));
     let outcomes = [KillOutcome::Signalled, KillOutcome::PermissionDenied, KillOutcome::NoSuchProcess];
     let reports = targets.into_iter().zip(outcomes).map(|(key, outcome)| KillReport { key, outcome }).collect();
     p.apply(Msg::Killed(reports));

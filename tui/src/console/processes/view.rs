@@ -1,5 +1,5 @@
-//! Drawing the panel: the query line, the table (only the rows on screen are built), the totals
-//! footer, and the signal menu, confirmation and results popups. Nothing here changes state
+//! Drawing the panel: the query line, the table (only the rows on screen are built), the last
+//! kill's outcome, the totals footer, and the signal menu and confirmation popups. Nothing here changes state
 //! except the scroll position, a view cache that only the drawing can know.
 
 use ratatui::Frame;
@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Clear, HighlightSpacing, Paragraph, Row, Table, TableState};
 
 use super::table::{Column, compact_bytes, cpu_text, started_text};
-use super::{Field, KillOutcome, KillPlan, KillReport, Overlay, ProcessesPanel, Signal};
+use super::{Field, KillPlan, Overlay, ProcessesPanel, Signal};
 use crate::console::action::Scope;
 use crate::console::theme::Theme;
 use crate::console::widgets::list::scroll_top;
@@ -64,12 +64,13 @@ impl ProcessesPanel {
 
         let edit_error = self.editing().and_then(|(_, _, e)| e.map(str::to_string));
         let problems = self.problems_line();
-        let [query_area, error_area, table_area, list_error_area, problems_area, totals_area] = Layout::vertical([
+        let [query_area, error_area, table_area, list_error_area, problems_area, kill_area, totals_area] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(u16::from(edit_error.is_some())),
             Constraint::Min(0),
             Constraint::Length(u16::from(self.list_error.is_some())),
             Constraint::Length(u16::from(problems.is_some())),
+            Constraint::Length(u16::from(self.kill_status.is_some())),
             Constraint::Length(1),
         ])
         .areas(inner);
@@ -84,12 +85,21 @@ impl ProcessesPanel {
         if let Some(p) = problems {
             frame.render_widget(Paragraph::new(p), problems_area);
         }
+        if let Some(kill) = &self.kill_status {
+            let (text, ok) = kill.summary();
+            let style = match (&kill.outcome, ok) {
+                (None, _) => t.spinner,
+                (Some(_), true) => t.status.ok,
+                (Some(_), false) => t.status.failed,
+            };
+            let text = format!("last kill {}: {text}", clock_text(kill.sent_at));
+            frame.render_widget(Paragraph::new(Span::styled(cut(&text, kill_area.width as usize, '…'), style)), kill_area);
+        }
         frame.render_widget(Paragraph::new(Span::styled(self.totals.text(), t.text)), totals_area);
 
         match &self.overlay {
             Overlay::SignalMenu { plan, selected } => self.draw_signal_menu(frame, area, plan, *selected),
             Overlay::Confirm { plan, signal } => self.draw_confirm(frame, area, plan, *signal),
-            Overlay::Results { plan, signal, reports } => self.draw_results(frame, area, plan, *signal, reports.as_ref()),
             Overlay::None | Overlay::Editing { .. } => {}
         }
     }
@@ -325,55 +335,6 @@ impl ProcessesPanel {
         let title = format!(" Send {signal} to {n} process{plural}? ");
         popup(frame, area, t, &title, lines);
     }
-
-    fn draw_results(
-        &self,
-        frame: &mut Frame,
-        area: Rect,
-        plan: &KillPlan,
-        signal: Signal,
-        reports: Option<&Result<Vec<KillReport>, String>>,
-    ) {
-        let t = &self.theme;
-        let (hw, uw) = target_widths(plan);
-        let (title, mut lines) = match reports {
-            None => (
-                format!(" Sending {signal} ... "),
-                vec![Line::from(Span::styled(format!("waiting for {} host(s)", hosts_of(plan)), t.label))],
-            ),
-            Some(Err(e)) => (format!(" {signal} not sent "), vec![Line::from(Span::styled(e.clone(), t.error))]),
-            Some(Ok(reports)) => {
-                let ok = reports.iter().filter(|r| r.outcome == KillOutcome::Signalled).count();
-                let lines = reports
-                    .iter()
-                    .map(|r| {
-                        let target = plan.targets.iter().find(|x| x.key == r.key);
-                        let user = target.map(|x| x.user.as_str()).unwrap_or("?");
-                        let command = target.map(|x| x.command.as_str()).unwrap_or("");
-                        let style = if r.outcome == KillOutcome::Signalled { t.status.ok } else { t.status.failed };
-                        let head = format!(" {:<hw$}  {:>7}  {:<uw$}  ", r.key.host, r.key.pid, user);
-                        let room_x = (area.width as usize).saturating_sub(6 + 17 + head.chars().count()).max(8);
-                        Line::from(vec![
-                            Span::styled(format!("{:<17}", r.outcome.to_string()), style),
-                            Span::raw(head),
-                            Span::raw(cut(command, room_x, '~')),
-                        ])
-                    })
-                    .collect();
-                (format!(" {signal}: {ok} signalled, {} not ", reports.len() - ok), lines)
-            }
-        };
-        lines.push(Line::raw(""));
-        lines.push(Line::from(vec![Span::styled(" esc ", t.footer.key), Span::styled(" close", t.popup)]));
-        popup(frame, area, t, &title, lines);
-    }
-}
-
-fn hosts_of(plan: &KillPlan) -> usize {
-    let mut hosts: Vec<&str> = plan.targets.iter().map(|x| x.key.host.as_str()).collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    hosts.len()
 }
 
 fn target_widths(plan: &KillPlan) -> (usize, usize) {

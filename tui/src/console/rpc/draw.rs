@@ -149,20 +149,32 @@ impl RpcPanel {
             Span::styled(format!(" on {}", self.scope.describe()), t.label),
         ]));
         if form.fields.is_empty() {
-            lines.push(Line::from(Span::styled("no inputs: enter runs it", t.label)));
+            let run = self.keys.key_text(Mode::RpcForm, "submit");
+            lines.push(Line::from(Span::styled(format!("no inputs: {run} runs it"), t.label)));
         }
         let field_width = width.saturating_sub(4).max(8);
         for (i, f) in form.fields.iter().enumerate() {
             let focused = i == form.cursor && self.focus == Focus::Form;
-            if focused {
-                focus_line = lines.len();
-            }
+            let typing = focused && self.editing.is_some();
             let mut label =
                 vec![Span::styled(if f.required() { "* " } else { "  " }, t.form.required), Span::styled(f.input.prompt.clone(), t.text)];
             label.push(Span::styled(format!("  ({})", f.name), t.label));
             lines.push(Line::from(label));
+            // The field being typed in gets a frame (drawn by draw_form over these blank rows).
+            if typing {
+                lines.push(Line::raw(""));
+            }
+            if focused {
+                focus_line = lines.len();
+            }
             let shown = f.display();
-            let value_style = if focused { t.form.focused } else { t.form.field };
+            let value_style = if typing {
+                t.input
+            } else if focused {
+                t.form.focused
+            } else {
+                t.form.field
+            };
             let text = if f.is_text() {
                 let visible: String = shown.chars().rev().take(field_width).collect::<Vec<_>>().into_iter().rev().collect();
                 format!("{visible:<field_width$}")
@@ -170,6 +182,9 @@ impl RpcPanel {
                 format!("< {shown} >")
             };
             lines.push(Line::from(vec![Span::raw("  "), Span::styled(text, value_style)]));
+            if typing {
+                lines.push(Line::raw(""));
+            }
             if let Some(err) = form.shown_error(i) {
                 lines.push(Line::from(Span::styled(format!("  ✗ {err}"), t.form.invalid)));
             }
@@ -178,8 +193,18 @@ impl RpcPanel {
             lines.push(Line::raw(""));
             lines.push(Line::from(Span::styled(f.input.description.clone(), t.form.help)));
             lines.push(Line::from(Span::styled(f.rules(), t.form.help)));
-            if !f.is_text() {
-                lines.push(Line::from(Span::styled("space, left and right change the value", t.label)));
+            let how = match (self.editing.is_some(), f.is_text()) {
+                (true, _) => {
+                    let done = self.keys.key_text(Mode::RpcField, "done");
+                    let undo = self.keys.key_text(Mode::RpcField, "undo");
+                    format!("typing: {done} keeps it, {undo} undoes")
+                }
+                (false, true) => format!("{} types in this field", self.keys.key_text(Mode::RpcForm, "edit")),
+                (false, false) => "space, left and right change the value".to_string(),
+            };
+            lines.push(Line::from(Span::styled(how, t.label)));
+            if self.editing.is_none() {
+                lines.push(Line::from(Span::styled(format!("{} runs the request", self.keys.key_text(Mode::RpcForm, "submit")), t.label)));
             }
         }
         if act.destructive {
@@ -191,7 +216,11 @@ impl RpcPanel {
     fn draw_form(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let focused = self.focus == Focus::Form;
-        let pane = block::pane(t, " Request ", focused);
+        let title = match (&self.form, &self.editing) {
+            (Some(form), Some(_)) if focused => format!(" Request: typing in {} ", form.focused().map(|f| f.name.as_str()).unwrap_or("")),
+            _ => " Request ".to_string(),
+        };
+        let pane = block::pane(t, title, focused);
         let inner = pane.inner(area);
         frame.render_widget(pane, area);
         let (lines, focus_line) = self.form_lines(inner.width as usize);
@@ -202,16 +231,27 @@ impl RpcPanel {
         let height = inner.height as usize;
         let top = (focus_row + 3).saturating_sub(height);
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((top as u16, 0)), inner);
+        // Only a field being typed in has the terminal cursor, inside a frame of its own.
         if focused
+            && self.editing.is_some()
             && let Some(form) = &self.form
             && let Some(f) = form.focused()
             && let FieldValue::Text(input) = &f.value
         {
             let field_width = (inner.width as usize).saturating_sub(4).max(8);
+            let y = inner.y + focus_row.saturating_sub(top) as u16;
+            let frame_rect = Rect {
+                x: inner.x + 1,
+                y: y.saturating_sub(1),
+                width: (field_width as u16 + 2).min(inner.width.saturating_sub(1)),
+                height: 3,
+            };
+            if frame_rect.y >= inner.y && frame_rect.bottom() <= inner.bottom() {
+                frame.render_widget(ratatui::widgets::Block::bordered().border_style(t.border_focused), frame_rect);
+            }
             let len = input.text().chars().count();
             let offset = len.saturating_sub(field_width);
             let x = inner.x + 2 + (input.cursor().saturating_sub(offset)).min(field_width) as u16;
-            let y = inner.y + (focus_row + 1).saturating_sub(top) as u16;
             if y < inner.bottom() && x < inner.right() {
                 frame.set_cursor_position((x, y));
             }

@@ -31,7 +31,7 @@ use super::theme::Theme;
 use fleet_client::format::value_text;
 
 pub use draw::{aggregate_lines, short_id};
-pub use keys::{form_key_table, key_table};
+pub use keys::{field_key_table, form_key_table, key_table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -46,6 +46,10 @@ pub enum Msg {
     ValueNext,
     ValuePrev,
     Edit(TextEdit),
+    /// `enter` in a field: keep what was typed and go back to moving between fields.
+    FieldDone,
+    /// `esc` in a field: put back what it held before and leave it.
+    FieldUndo,
     Submit,
     /// The confirmation popup said yes to the pending destructive request.
     Confirmed,
@@ -99,6 +103,8 @@ pub struct RpcPanel {
     action_cursor: usize,
     focus: Focus,
     form: Option<Form>,
+    /// While a text field is being typed in: what it held before (for `esc`).
+    editing: Option<String>,
     /// Arguments of a destructive request waiting for its confirmation.
     pending: Option<serde_json::Map<String, Value>>,
     next_id: u64,
@@ -125,6 +131,7 @@ impl RpcPanel {
             action_cursor: 0,
             focus: Focus::Agents,
             form: None,
+            editing: None,
             pending: None,
             next_id: 0,
             current: None,
@@ -137,7 +144,42 @@ impl RpcPanel {
     }
 
     pub fn mode(&self) -> Mode {
-        if self.focus == Focus::Form { Mode::RpcForm } else { Mode::Rpc }
+        match self.focus {
+            Focus::Form if self.editing.is_some() => Mode::RpcField,
+            Focus::Form => Mode::RpcForm,
+            _ => Mode::Rpc,
+        }
+    }
+
+    /// Whether a field of the form is being typed in.
+    pub fn editing_field(&self) -> bool {
+        self.editing.is_some()
+    }
+
+    /// `enter` on the form: a text field is entered for typing, a toggle or picker steps, and a
+    /// form without inputs runs.
+    fn enter_field(&mut self) -> Option<Action> {
+        let form = self.form.as_mut()?;
+        let Some(field) = form.fields.get(form.cursor) else {
+            return self.submit();
+        };
+        if field.is_text() {
+            self.editing = Some(field.display());
+        } else {
+            form.step(true);
+        }
+        None
+    }
+
+    /// Leaves the field being typed in; `undo` puts back what it held before.
+    fn leave_field(&mut self, undo: bool) {
+        let Some(before) = self.editing.take() else { return };
+        if undo && let Some(form) = self.form.as_mut() {
+            form.edit(TextEdit::Clear);
+            for c in before.chars() {
+                form.edit(TextEdit::Insert(c));
+            }
+        }
     }
 
     pub fn focus(&self) -> Focus {
@@ -214,11 +256,13 @@ impl RpcPanel {
         if !same {
             self.form = Form::new(ddl, &action);
         }
+        self.editing = None;
         self.focus = Focus::Form;
         None
     }
 
     fn submit(&mut self) -> Option<Action> {
+        self.leave_field(false);
         let form = self.form.as_mut()?;
         form.tried = true;
         let args = match form.args() {
@@ -317,7 +361,7 @@ impl RpcPanel {
                     }
                 }
                 Focus::Actions => return self.open_form(),
-                Focus::Form => return self.submit(),
+                Focus::Form => return self.enter_field(),
                 Focus::Results => {}
             },
             Msg::Back => {
@@ -336,8 +380,16 @@ impl RpcPanel {
                 }
             }
             Msg::RefreshAgents => return self.ask_agents(),
-            Msg::NextField => self.form.as_mut()?.next_field(),
-            Msg::PrevField => self.form.as_mut()?.prev_field(),
+            Msg::NextField => {
+                self.leave_field(false);
+                self.form.as_mut()?.next_field();
+            }
+            Msg::PrevField => {
+                self.leave_field(false);
+                self.form.as_mut()?.prev_field();
+            }
+            Msg::FieldDone => self.leave_field(false),
+            Msg::FieldUndo => self.leave_field(true),
             Msg::ValueNext => self.form.as_mut()?.step(true),
             Msg::ValuePrev => self.form.as_mut()?.step(false),
             Msg::Edit(e) => self.form.as_mut()?.edit(e),
@@ -390,6 +442,7 @@ impl Component for RpcPanel {
                 }
             }
             Action::Reopen(record) => {
+                self.leave_field(false);
                 self.current = Some(*record);
                 self.result_cursor = 0;
                 self.focus = Focus::Results;

@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ratatui::text::{Line, Span};
+
 /// `text` in at most `width` characters; when it does not fit, its end gives way to `mark`.
 pub fn cut(text: &str, width: usize, mark: char) -> String {
     if text.chars().count() <= width {
@@ -22,6 +24,32 @@ pub fn fit(text: &str, w: usize) -> String {
 /// [`fit`], right-aligned when it is not cut.
 pub fn rfit(text: &str, w: usize) -> String {
     if text.chars().count() <= w { format!("{text:>w$}") } else { fit(text, w) }
+}
+
+/// `spans` as one line of at most `width` characters; when they do not fit, the last one that
+/// does is cut and ends in `…` (the spans after it are dropped).
+pub fn fit_line(spans: Vec<Span<'static>>, width: usize) -> Line<'static> {
+    let total: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    if total <= width {
+        return Line::from(spans);
+    }
+    let mut out = Vec::new();
+    let mut room = width;
+    for span in spans {
+        let n = span.content.chars().count();
+        if n < room {
+            room -= n;
+            out.push(span);
+            continue;
+        }
+        // This span reaches the edge: it ends in the ellipsis.
+        if room > 0 {
+            let kept: String = span.content.chars().take(room - 1).chain(['…']).collect();
+            out.push(Span::styled(kept, span.style));
+        }
+        break;
+    }
+    Line::from(out)
 }
 
 /// A reply's round trip: `12.3 ms`.
@@ -54,5 +82,14 @@ mod tests {
         assert_eq!(fit("ab", 0), "");
         assert_eq!(rfit("ab", 4), "  ab");
         assert_eq!(rfit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn a_line_of_spans_is_cut_with_an_ellipsis() {
+        let spans = || vec![Span::raw("abc"), Span::raw("def"), Span::raw("ghi")];
+        assert_eq!(fit_line(spans(), 9).to_string(), "abcdefghi");
+        assert_eq!(fit_line(spans(), 5).to_string(), "abcd…");
+        assert_eq!(fit_line(spans(), 6).to_string(), "abcde…");
+        assert_eq!(fit_line(spans(), 0).to_string(), "");
     }
 }

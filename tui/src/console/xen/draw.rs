@@ -198,20 +198,26 @@ impl XenPanel {
             let used = d.total_memory.saturating_sub(d.free_memory);
             let (used, free) = if d.total_memory > 0 { (mib(used), mib(d.free_memory)) } else { ("-".into(), "-".into()) };
             let count = if answered || d.domu_count > 0 { d.domu_count.to_string() } else { "-".into() };
-            spans.push(Span::styled(
-                format!("{}  {}  {}  ", rfit(&used, 9), rfit(&free, 9), fit(&format!("{count}/{}", self.max_label()), 6)),
-                base.patch(t.text.style()),
-            ));
+            // `4/10` against a policy's limit; without a policy file there is no limit to show.
+            let domus = match self.max_label() {
+                Some(max) => format!("{count}/{max}"),
+                None => count,
+            };
+            spans.push(Span::styled(format!("{}  {}  {}  ", rfit(&used, 9), rfit(&free, 9), fit(&domus, 6)), base.patch(t.text.style())));
             let flag = if let Some(e) = &d.error {
                 Span::styled(format!("! {e}"), base.patch(t.status.failed.style()))
             } else if no_reply.contains(&d.name) {
                 Span::styled("no reply", base.patch(t.status.no_reply.style()))
             } else if over {
                 let over_for = self.obs.dom0s.get(&d.name).map(|s| over_since(s, self.policy.load_threshold)).unwrap_or(0);
-                Span::styled(
-                    format!("over {} for {}", balancer::fmt_load(self.policy.load_threshold), balancer::fmt_duration(over_for)),
-                    base.patch(t.xen.overloaded.style()),
-                )
+                let threshold = balancer::fmt_load(self.policy.load_threshold);
+                // One sample over says nothing about how long: no `for 0 s`.
+                let text = if over_for < 1000 {
+                    format!("over {threshold}")
+                } else {
+                    format!("over {threshold} for {}", balancer::fmt_duration(over_for))
+                };
+                Span::styled(text, base.patch(t.xen.overloaded.style()))
             } else {
                 Span::styled("", base)
             };
@@ -254,7 +260,7 @@ impl XenPanel {
         let mut title_spans = vec![
             Span::styled("domUs on ", t.label),
             Span::styled(d.name.clone(), t.xen.dom0),
-            Span::styled(format!("  {} of {}", domus.len(), self.max_label()), t.label),
+            Span::styled(format!("  {}", self.of_max(domus.len())), t.label),
         ];
         if self.pane == Pane::Dom0s {
             title_spans.push(Span::styled(format!("   ({} to move in here)", self.key_label("domus")), t.label));

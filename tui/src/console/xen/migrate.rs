@@ -68,22 +68,26 @@ impl XenPanel {
     /// `  (load 0.30, 2 domUs)` for a dom0 of the view.
     pub(super) fn dom0_brief(&self, name: &str) -> String {
         match self.dom0s().iter().find(|d| d.name == name) {
-            Some(d) => format!(
-                "  (load {}, {} of {} domUs, {} free)",
-                balancer::fmt_load(d.load[0]),
-                d.domu_count,
-                self.max_label(),
-                mib(d.free_memory)
-            ),
+            Some(d) => {
+                format!("  (load {}, {} domUs, {} free)", balancer::fmt_load(d.load[0]), self.of_max(d.domu_count), mib(d.free_memory))
+            }
             None => String::new(),
         }
     }
 
-    /// The VM limit when a policy file says it, else `-`.
-    pub(super) fn max_label(&self) -> String {
+    /// `4 of 10` against the policy file's limit, else just `4`.
+    pub(super) fn of_max(&self, count: usize) -> String {
+        match self.max_label() {
+            Some(max) => format!("{count} of {max}"),
+            None => count.to_string(),
+        }
+    }
+
+    /// The policy file's domU limit per dom0; `None` without a policy file.
+    pub(super) fn max_label(&self) -> Option<String> {
         match self.policy_source {
-            PolicySource::File(_) => self.policy.max_vm_per_host.to_string(),
-            _ => "-".to_string(),
+            PolicySource::File(_) => Some(self.policy.max_vm_per_host.to_string()),
+            _ => None,
         }
     }
 

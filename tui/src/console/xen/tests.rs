@@ -452,7 +452,8 @@ fn apply_without_a_plan_says_why() {
     let out = press(&mut p, ch('a'));
     assert!(out.confirm.is_empty());
     assert_eq!(out.notices[0].text, "the balancer plans no migration");
-    assert_eq!(p.max_label(), "-", "no policy file: no VM limit shown");
+    assert_eq!(p.max_label(), None, "no policy file: no VM limit shown");
+    assert_eq!(p.of_max(4), "4");
 }
 
 #[test]

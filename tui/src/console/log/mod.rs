@@ -1,6 +1,11 @@
-//! The Log panel: every request this console sent (discovery rounds and RPCs), newest first, with
-//! its id, time, filter, target count, ok / failed / no reply and duration. `enter` reopens a
-//! request's results in the RPC panel. Its key table is [`key_table`].
+//! The Log panel: every request this console sent (discovery rounds and RPCs) and every kill and
+//! migration, newest first, with its id, time, filter, target count, ok / failed / no reply and
+//! duration. `enter` reopens a request's results in the RPC panel. Its key table is
+//! [`key_table`]. With a [`LogStore`] the history is kept across restarts (`store`).
+
+mod store;
+
+pub use store::{FILE_NAME, LogStore};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,7 +18,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use serde_json::Map;
 
-use super::action::{Action, PanelId, Scope, SearchEdit};
+use super::action::{Action, PanelId, RequestEvent, Scope, SearchEdit};
 use super::component::{Component, PanelContext};
 use super::keys::{Binding, Keymap, Mode};
 use super::record::{RequestKey, RequestRecord, RequestState};
@@ -25,8 +30,8 @@ use super::widgets::list::{nav_bindings, scroll_top};
 use super::widgets::search::Search;
 use super::widgets::text::clock_text;
 
-/// Requests kept; older ones are dropped.
-pub const KEEP: usize = 200;
+/// Requests kept (on screen and on disk); older ones are dropped.
+pub const KEEP: usize = 500;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -54,6 +59,10 @@ pub struct LogPanel {
     now: SystemTime,
     top: std::cell::Cell<usize>,
     page: std::cell::Cell<usize>,
+    /// Where finished records are saved; `None` keeps them in memory only (tests).
+    store: Option<LogStore>,
+    /// The number the next finished-on-arrival record gets (`RequestKey::Done`).
+    next_done: u64,
 }
 
 impl LogPanel {
@@ -67,7 +76,18 @@ impl LogPanel {
             now: SystemTime::UNIX_EPOCH,
             top: Default::default(),
             page: std::cell::Cell::new(10),
+            store: None,
+            next_done: 1,
         }
+    }
+
+    /// Keeps the history in `store`, starting from what it holds (an earlier console's requests).
+    pub fn with_store(mut self, mut store: LogStore) -> LogPanel {
+        let past = store.load();
+        self.next_done = past.len() as u64 + 1;
+        self.records = past.into();
+        self.store = Some(store);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -104,9 +124,22 @@ impl LogPanel {
         self.cursor = 0;
     }
 
-    fn find(&mut self, key: RequestKey) -> Option<&mut RequestRecord> {
+    /// Applies a live request's event; a request that is over is saved.
+    fn follow(&mut self, key: RequestKey, event: &RequestEvent) {
         // Live requests are the newest ones.
-        self.records.iter_mut().rev().find(|r| r.key == key)
+        let Some(r) = self.records.iter_mut().rev().find(|r| r.key == key) else { return };
+        let was_running = r.running();
+        r.apply(event);
+        if was_running && !r.running() {
+            let done = r.clone();
+            self.save(&done);
+        }
+    }
+
+    fn save(&mut self, record: &RequestRecord) {
+        if let Some(store) = &mut self.store {
+            store.append(record, self.records.iter().cloned());
+        }
     }
 
     fn row(&self, r: &RequestRecord, wide: bool) -> Row<'static> {
@@ -166,15 +199,13 @@ impl Component for LogPanel {
                 );
                 self.push(record);
             }
-            Action::Round { round, event } => {
-                if let Some(r) = self.find(RequestKey::Round(round)) {
-                    r.apply(&event);
-                }
-            }
-            Action::Request { id, event } => {
-                if let Some(r) = self.find(RequestKey::Rpc(id)) {
-                    r.apply(&event);
-                }
+            Action::Round { round, event } => self.follow(RequestKey::Round(round), &event),
+            Action::Request { id, event } => self.follow(RequestKey::Rpc(id), &event),
+            Action::Logged(mut record) => {
+                record.key = RequestKey::Done(self.next_done);
+                self.next_done += 1;
+                self.push((*record).clone());
+                self.save(&record);
             }
             Action::Log(Msg::Reopen) => {
                 let record = self.shown().get(self.cursor).map(|r| (*r).clone())?;
@@ -244,7 +275,7 @@ impl Component for LogPanel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::action::{Nav, ReplyRow, RequestEvent, RequestInfo};
+    use crate::console::action::{Nav, ReplyRow, RequestInfo};
     use fleet_protocol::Status;
 
     fn panel() -> LogPanel {
