@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::error::{ClientError, Result};
+use crate::error::Result;
 use crate::link::Client;
 use crate::round::{Collector, Ended, Outcome, Progress, Spec, new_request};
 
@@ -312,16 +312,6 @@ impl Report {
     }
 }
 
-/// Checks the rollout flags together: a canary and batches need something to run on.
-pub fn check(r: &Rollout) -> Result<()> {
-    for (flag, c) in [("--limit", r.limit), ("--batch", r.batch), ("--canary", r.canary)] {
-        if c == Some(Count::Nodes(0)) {
-            return Err(ClientError::input(format!("{flag} 0 would ask no node")));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +373,5 @@ mod tests {
         assert_eq!((no_batch.batches.len(), no_batch.window), (2, 3));
         let only_batches = Rollout { batch: Some(Count::Percent(50.0)), ..Rollout::default() }.plan(&names(5));
         assert_eq!(only_batches.batches.iter().map(Vec::len).collect::<Vec<_>>(), [3, 2]);
-        assert!(check(&Rollout { batch: Some(Count::Nodes(0)), ..Rollout::default() }).is_err());
     }
 }

@@ -15,8 +15,15 @@ pub async fn run(ctx: &Ctx, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
     if let Some(note) = fleet_client::scope::broadcast_note(&spec) {
         eprintln!("fleet: {note}");
     }
+    if spec.rollout.as_ref().is_some_and(fleet_client::Rollout::is_staged) {
+        return Err(fleet_client::ClientError::input("--batch, --canary and --max-failures stage requests; discover sends none").into());
+    }
     let mut client = ctx.client().await?;
-    let nodes = round::discover(&mut client, &spec).await?;
+    let mut nodes = round::discover(&mut client, &spec).await?;
+    // --limit shows the subset a command with the same flags would ask.
+    if let Some(rollout) = &spec.rollout {
+        nodes = rollout.select(nodes);
+    }
     if out.json {
         println!("{}", serde_json::to_string_pretty(&nodes)?);
     } else if out.jsonl {

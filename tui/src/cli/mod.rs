@@ -10,11 +10,13 @@ mod demo;
 mod discover;
 mod doctor;
 mod inventory;
+mod join;
 mod keygen;
 mod kill;
 mod pgrep;
 mod ping;
 mod pkill;
+mod results;
 mod rpc;
 mod xen;
 
@@ -116,7 +118,7 @@ pub fn main_entry() -> i32 {
         }
     };
     // Keys are read once; commands that send requests refuse to run without them.
-    let needs_keys = !matches!(cli.command, Some(Command::Demo { .. } | Command::Keygen { .. } | Command::Doctor));
+    let needs_keys = !matches!(cli.command, Some(Command::Demo { .. } | Command::Keygen { .. } | Command::Doctor | Command::Join { .. }));
     let credentials = if needs_keys {
         match config.credentials() {
             Ok(c) => c,
@@ -153,20 +155,20 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
             let opts = crate::console::Options::new(&ctx.config, ctx.settings.clone(), ctx.credentials.clone(), None, log_level);
             crate::console::run(opts).await.map(|_| 0)
         }
-        Some(Command::Ping { filter, output }) => ping::run(&ctx, &filter, &output).await,
+        Some(Command::Ping { filter, output, results }) => ping::run(&ctx, &filter, &output, &results).await,
         Some(Command::Discover { filter, output }) => discover::run(&ctx, &filter, &output).await,
         Some(Command::Inventory { node, filter, output }) => inventory::run(&ctx, &node, &filter, &output).await,
-        Some(Command::Rpc { agent, action, inputs, filter, output, no_reply, display }) => {
-            rpc::run(&ctx, &rpc::Call { agent, action, inputs, no_reply, display }, &filter, &output).await
+        Some(Command::Rpc { agent, action, inputs, filter, output, no_reply, display, fold, results }) => {
+            rpc::run(&ctx, &rpc::Call { agent, action, inputs, no_reply, display, fold }, &filter, &output, &results).await
         }
-        Some(Command::Pgrep { pattern, zombies, user, match_name, targets, filter, output }) => {
+        Some(Command::Pgrep { pattern, zombies, user, match_name, targets, filter, output, results }) => {
             let query = fleet_client::process::ListQuery { pattern, zombies, user, match_name };
-            pgrep::run(&ctx, &query, targets, &filter, &output).await
+            pgrep::run(&ctx, &query, targets, &filter, &output, &results).await
         }
         Some(Command::Kill { targets, signal, output }) => kill::run(&ctx, &targets, &signal, &output).await,
-        Some(Command::Pkill { pattern, zombies, parents, user, match_name, signal, yes, filter, output }) => {
+        Some(Command::Pkill { pattern, zombies, parents, user, match_name, signal, yes, filter, output, results }) => {
             let query = fleet_client::process::ListQuery { pattern, zombies, user, match_name };
-            pkill::run(&ctx, &query, &pkill::Options { parents, signal, yes }, &filter, &output).await
+            pkill::run(&ctx, &query, &pkill::Options { parents, signal, yes }, &filter, &output, &results).await
         }
         Some(Command::Ddl { what: DdlCommand::Doc { agent, markdown } }) => ddl::doc(&agent, markdown),
         Some(Command::Ddl { what: DdlCommand::Check { file } }) => ddl::check(&file),
@@ -178,7 +180,7 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,
         Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => crate::bench::ping(nodes, rounds).await.map(|_| 0),
         Some(Command::Bench { what: BenchCommand::Pgrep { nodes, rounds } }) => crate::bench::pgrep(nodes, rounds).await.map(|_| 0),
-        Some(Command::Policy { what: PolicyCommand::Check { caller, agent, action, filter, output } }) => {
+        Some(Command::Policy { what: PolicyCommand::Check { caller, agent, action, filter, output, results } }) => {
             let inputs = vec![format!("caller={caller}"), format!("agent={agent}"), format!("check_action={action}")];
             let call = rpc::Call {
                 agent: "rpcutil".into(),
@@ -186,11 +188,13 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
                 inputs,
                 no_reply: false,
                 display: Some("flatten".into()),
+                fold: false,
             };
-            rpc::run(&ctx, &call, &filter, &output).await
+            rpc::run(&ctx, &call, &filter, &output, &results).await
         }
         Some(Command::Keygen { name, dir }) => keygen::run(&name, dir),
         Some(Command::Doctor) => doctor::run(&ctx).await,
+        Some(Command::Join { token }) => join::run(&ctx.config, &token).await,
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "fleet", &mut std::io::stdout());
             Ok(0)

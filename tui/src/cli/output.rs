@@ -1,38 +1,66 @@
 //! What every CLI command prints the same way: the progress bar on stderr, JSON and JSON lines,
 //! the reply marks, the list of nodes that did not reply, and the final aggregates.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
 use fleet_client::aggregate::{Aggregate, AggregateValue};
-use fleet_client::{Outcome, Progress, SignatureCheck};
+use fleet_client::chain::ReplyFilter;
+use fleet_client::{Outcome, Progress, Rollout, SignatureCheck};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-/// The progress bar on stderr, shown only when stderr is a terminal: `[=====>    ] 12 / 20`.
-pub struct Bar(Option<ProgressBar>);
+/// The progress bar on stderr, shown only when stderr is a terminal: `[=====>    ] 12 / 20`, with
+/// the batch of the latest reply in a staged rollout (`batch 2/4`).
+pub struct Bar {
+    pb: Option<ProgressBar>,
+    rollout: Option<Rollout>,
+    /// The batch of each node, and how many batches, once the nodes are known.
+    batches: Mutex<(BTreeMap<String, usize>, usize, bool)>,
+}
 
 impl Bar {
     pub fn new(enabled: bool) -> Bar {
-        if !enabled || !std::io::stderr().is_terminal() {
-            return Bar(None);
-        }
-        let pb = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
-        pb.set_style(ProgressStyle::with_template(" * [{bar:60}] {pos} / {len} {msg}").expect("static template").progress_chars("=> "));
-        Bar(Some(pb))
+        let pb = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let pb = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+            pb.set_style(ProgressStyle::with_template(" * [{bar:60}] {pos} / {len} {msg}").expect("static template").progress_chars("=> "));
+            pb
+        });
+        Bar { pb, rollout: None, batches: Mutex::default() }
+    }
+
+    /// The same bar, showing the batch position of a staged rollout.
+    pub fn staged(mut self, rollout: Option<Rollout>) -> Bar {
+        self.rollout = rollout.filter(Rollout::is_staged);
+        self
     }
 
     pub fn on(&self, p: &Progress) {
-        let Some(pb) = &self.0 else { return };
+        let Some(pb) = &self.pb else { return };
         match p {
-            Progress::Discovered(n) => pb.set_length(n.len() as u64),
-            Progress::Reply { .. } => pb.inc(1),
+            Progress::Discovered(n) => {
+                pb.set_length(n.len() as u64);
+                if let Some(r) = &self.rollout {
+                    let plan = r.plan(n);
+                    *self.batches.lock().expect("bar lock") = (plan.batch_of(), plan.batches.len(), plan.canary);
+                }
+            }
+            Progress::Reply { reply, .. } => {
+                pb.inc(1);
+                let batches = self.batches.lock().expect("bar lock");
+                if let Some(b) = batches.0.get(&reply.sender) {
+                    let canary = if *b == 1 && batches.2 { " (canary)" } else { "" };
+                    pb.set_message(format!("batch {b}/{}{canary}", batches.1));
+                }
+            }
             Progress::Sent { unknown, .. } if !unknown.is_empty() => pb.set_message(format!("({} not connected)", unknown.len())),
             Progress::Sent { .. } => {}
         }
     }
 
     pub fn finish(&self) {
-        if let Some(pb) = &self.0 {
+        if let Some(pb) = &self.pb {
             pb.finish_and_clear();
         }
     }
@@ -58,37 +86,40 @@ pub fn reply_json(r: &fleet_protocol::Reply, time_ms: f64, expected: bool, signa
     })
 }
 
-/// A reply as a JSON line while the round runs.
-pub fn progress_line(p: &Progress) {
-    if let Progress::Reply { reply, expected, rtt, signature } = p {
+/// A reply as a JSON line while the round runs, unless `keep` leaves it out.
+pub fn progress_line(p: &Progress, keep: Option<&ReplyFilter>) {
+    if let Progress::Reply { reply, expected, rtt, signature } = p
+        && keep.is_none_or(|f| f.matches(reply))
+    {
         jsonl_line(&reply_json(reply, rtt.as_secs_f64() * 1000.0, *expected, *signature));
     }
 }
 
-pub fn summary_json(o: &Outcome) -> Value {
+/// The round's summary; `code` is the exit code, taken before `--filter-replies` left replies out.
+pub fn summary_json(o: &Outcome, code: i32) -> Value {
     json!({
         "request_id": o.request_id, "discovered": o.discovered.len(), "replies": o.replies.len(),
         "ok": o.ok_count(), "failed": o.failed_count(), "no_reply": o.no_reply, "down": o.down, "hub_lost": o.hub_lost,
-        "discovery_ms": o.discovery_ms, "elapsed_ms": o.elapsed_ms, "exit_code": o.exit_code(),
+        "discovery_ms": o.discovery_ms, "elapsed_ms": o.elapsed_ms, "exit_code": code, "rollout": o.rollout,
     })
 }
 
-pub fn full_json(o: &Outcome) -> Value {
+pub fn full_json(o: &Outcome, code: i32) -> Value {
     json!({
         "request_id": o.request_id, "discovered": o.discovered,
         "replies": o.replies.iter().map(|r| reply_json(&r.reply, r.time_ms, r.expected, r.signature)).collect::<Vec<_>>(),
-        "no_reply": o.no_reply, "down": o.down, "summary": summary_json(o),
+        "no_reply": o.no_reply, "down": o.down, "rollout": o.rollout, "summary": summary_json(o, code),
     })
 }
 
 /// Prints what a round ends with when nothing more is to be said: the whole document (`--json`),
 /// the summary line (`--jsonl`, whose replies were printed as they came), or that nothing matched.
 /// Returns true when it printed, false when the caller prints the replies.
-pub fn ended_early(o: &Outcome, out: &super::OutputArgs, filter: &fleet_protocol::Filter) -> anyhow::Result<bool> {
+pub fn ended_early(o: &Outcome, code: i32, out: &super::OutputArgs, filter: &fleet_protocol::Filter) -> anyhow::Result<bool> {
     if out.json {
-        json_doc(&full_json(o))?;
+        json_doc(&full_json(o, code))?;
     } else if out.jsonl {
-        jsonl_line(&json!({ "summary": summary_json(o) }));
+        jsonl_line(&json!({ "summary": summary_json(o, code) }));
     } else if o.discovered.is_empty() {
         println!("No nodes matched {}", filter.describe());
     } else {

@@ -7,20 +7,39 @@ use fleet_client::format::human_bytes;
 use fleet_client::process::{self, ListQuery, Listing, Proc};
 use serde_json::json;
 
+use super::args::ResultArgs;
 use super::output::Bar;
 use super::{Ctx, FilterArgs, OutputArgs};
 
-/// Lists with the progress bar when asked for.
-pub async fn list(ctx: &Ctx, f: &FilterArgs, query: &ListQuery, bar: bool) -> Result<(fleet_client::Outcome, Listing)> {
+/// Lists with the progress bar when asked for. The listing keeps the rows of the hosts whose
+/// replies `--filter-replies` matches, and the identity files are written. Returns the round (with
+/// only those replies), its exit code, how many replies were left out, and the listing.
+pub async fn list(
+    ctx: &Ctx,
+    f: &FilterArgs,
+    query: &ListQuery,
+    bar: bool,
+    results: &ResultArgs,
+) -> Result<(fleet_client::Outcome, i32, usize, Listing)> {
+    let keep = results.reply_filter()?;
+    let scope = f.scope();
     let mut client = ctx.client().await?;
-    let bar = Bar::new(bar);
-    let r = process::list(&mut client, &ctx.settings, &f.scope(), query, |p| bar.on(p)).await;
+    let bar = Bar::new(bar).staged(scope.rollout.clone());
+    let r = process::list(&mut client, &ctx.settings, &scope, query, |p| bar.on(p)).await;
     bar.finish();
-    Ok(r?)
+    let (mut o, mut listing) = r?;
+    let code = o.exit_code();
+    let hidden = results.apply(keep.as_ref(), &mut o)?;
+    if hidden > 0 {
+        let kept: std::collections::BTreeSet<&str> = o.replies.iter().map(|r| r.reply.sender.as_str()).collect();
+        listing.procs.retain(|p| kept.contains(p.host.as_str()));
+        listing.failed.retain(|(host, _)| kept.contains(host.as_str()));
+    }
+    Ok((o, code, hidden, listing))
 }
 
-pub async fn run(ctx: &Ctx, query: &ListQuery, targets: bool, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
-    let (o, listing) = list(ctx, f, query, !out.json && !out.jsonl && !targets).await?;
+pub async fn run(ctx: &Ctx, query: &ListQuery, targets: bool, f: &FilterArgs, out: &OutputArgs, results: &ResultArgs) -> Result<i32> {
+    let (o, code, hidden, listing) = list(ctx, f, query, !out.json && !out.jsonl && !targets, results).await?;
     let procs = &listing.procs;
     if targets {
         for p in procs.iter().filter(|p| !p.zombie) {
@@ -35,7 +54,7 @@ pub async fn run(ctx: &Ctx, query: &ListQuery, targets: bool, f: &FilterArgs, ou
             .collect();
         let doc = json!({
             "processes": procs, "hosts_answered": listing.hosts_answered, "hosts_asked": listing.hosts_asked,
-            "no_reply": listing.no_reply, "failed": failed,
+            "no_reply": listing.no_reply, "failed": failed, "rollout": o.rollout,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if out.jsonl {
@@ -48,8 +67,9 @@ pub async fn run(ctx: &Ctx, query: &ListQuery, targets: bool, f: &FilterArgs, ou
         if query.zombies && !procs.is_empty() {
             println!("\n   Zombies are reaped by their parents: fleet pkill -z --parents -s CHLD {:?} (then -s TERM)", query.pattern);
         }
+        super::results::print_rollout(&o, hidden);
     }
-    Ok(o.exit_code())
+    Ok(code)
 }
 
 pub fn print_table(procs: &[Proc]) {

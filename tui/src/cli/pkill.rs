@@ -7,6 +7,7 @@ use anyhow::Result;
 use fleet_client::process::{self, ListQuery, ProcKey, Signal};
 use fleet_client::{ClientError, exit};
 
+use super::args::ResultArgs;
 use super::{Ctx, FilterArgs, OutputArgs};
 
 pub struct Options {
@@ -35,12 +36,12 @@ fn confirm(count: usize) -> bool {
     line.trim() == count.to_string()
 }
 
-pub async fn run(ctx: &Ctx, query: &ListQuery, opts: &Options, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
+pub async fn run(ctx: &Ctx, query: &ListQuery, opts: &Options, f: &FilterArgs, out: &OutputArgs, results: &ResultArgs) -> Result<i32> {
     let signal: Signal = opts.signal.parse()?;
     if query.pattern.is_empty() && !query.zombies {
         return Err(ClientError::input("pkill needs a pattern (use '.' to mean every process, knowingly)").into());
     }
-    let (o, listing) = super::pgrep::list(ctx, f, query, !out.json).await?;
+    let (o, _, _, listing) = super::pgrep::list(ctx, f, query, !out.json, results).await?;
     let mut targets: Vec<Target> = Vec::new();
     let mut skipped_zombies = 0;
     for p in &listing.procs {
