@@ -3,10 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
+use fleet_protocol::files::Dirs;
 use serde::Deserialize;
 
-/// Default location of the node config.
-pub const DEFAULT_CONFIG: &str = "/etc/fleet/noded.toml";
+/// The config file's name in the configuration directory.
+pub const CONFIG_FILE: &str = "noded.toml";
+
+/// Where noded looks for its config when `--config` is not given: `noded.toml` in the
+/// configuration directory (`/etc/fleet` as root; see [`Dirs`]).
+pub fn default_config_path() -> PathBuf {
+    Dirs::detect().config.join(CONFIG_FILE)
+}
 /// Default longest ttl a request may carry, in seconds (node and hub).
 pub const DEFAULT_MAX_TTL: u32 = 3600;
 /// The hub's audit log when `hub.audit_log` is not set: in its enrollment directory, the one
@@ -73,6 +80,12 @@ pub struct NodeConfig {
     pub max_clock_skew: f64,
     /// Longest ttl a request may carry, in seconds; a request asking for more is refused.
     pub max_ttl: u32,
+    /// Use the callers and policies the hub distributes (signed with the hub's key): a new admin
+    /// needs no change on the nodes. Local files win over the hub's for the same name. `noded
+    /// join` turns this on; off, a compromised hub cannot add a caller (see SECURITY.md).
+    pub accept_trust_from_hub: bool,
+    /// Where noded keeps its state (default /var/lib/fleet as root; see [`Dirs`]).
+    pub state_dir: PathBuf,
     /// `[data]`: where the data plugins (`fstat`, `process`, `puppet`, ...) look; see `crate::data`.
     pub data: crate::data::DataConfig,
     pub hub: HubConfig,
@@ -80,6 +93,7 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
+        let dirs = Dirs::detect();
         NodeConfig {
             identity: None,
             collectives: vec!["fleet".into()],
@@ -90,7 +104,9 @@ impl Default for NodeConfig {
             heartbeat_interval: 10.0,
             link_timeout: None,
             retry_initial_delay: 0.5,
-            retry_max_delay: 30.0,
+            // Short, so a restarted hub has its nodes back within 2 s; a refused connect costs the
+            // hub's kernel one RST, and the jitter spreads the fleet's attempts.
+            retry_max_delay: 1.5,
             retry_jitter: 0.3,
             connect_timeout: 5.0,
             log_level: "info".into(),
@@ -98,19 +114,21 @@ impl Default for NodeConfig {
             echo_failure_share: 0.0,
             xl_path: PathBuf::from("/usr/sbin/xl"),
             xen_host_map: Default::default(),
-            key_file: PathBuf::from("/etc/fleet/node.key"),
-            hub_key: PathBuf::from("/etc/fleet/hub.pub"),
+            key_file: dirs.config.join("node.key"),
+            hub_key: dirs.config.join("hub.pub"),
             link_guard: true,
-            callers_dir: PathBuf::from("/etc/fleet/callers"),
-            policy_dir: PathBuf::from("/etc/fleet/policies"),
+            callers_dir: dirs.config.join("callers"),
+            policy_dir: dirs.config.join("policies"),
             policy_default: "deny".into(),
-            audit_log: Some(PathBuf::from("/var/log/fleet/audit.log")),
+            audit_log: Some(dirs.log.join("audit.log")),
             audit_max_bytes: 64 * 1024 * 1024,
             audit_keep: 5,
             max_clock_skew: 5.0,
             max_ttl: DEFAULT_MAX_TTL,
+            accept_trust_from_hub: false,
+            state_dir: dirs.state.clone(),
             data: crate::data::DataConfig::default(),
-            hub: HubConfig::default(),
+            hub: HubConfig::with_dirs(&dirs),
         }
     }
 }
@@ -129,8 +147,14 @@ pub struct HubConfig {
     pub callers_dir: Option<PathBuf>,
     /// Requests per second one console may send (a burst of twice this is allowed).
     pub max_requests_per_second: f64,
-    /// The hub's key pair; nodes and consoles pin its public half (`hub_key`).
+    /// The hub's key pair; nodes and consoles pin its public half (`hub_key`). Created on the
+    /// hub's first start when missing.
     pub key_file: PathBuf,
+    /// The address nodes and admins reach this hub at (`HOST:PORT` or `tcp://HOST:PORT`), put
+    /// in join tokens. Default: the first bind endpoint, with the host name for 0.0.0.0.
+    pub address: Option<String>,
+    /// Policies the hub distributes to the nodes that accept trust from it (`<agent>.policy`).
+    pub policy_dir: PathBuf,
     /// Enrolled link keys: accepted/, pending/, rejected/ (`noded hub enroll`).
     pub enroll_dir: PathBuf,
     /// Longest ttl a request may carry, in seconds; the hub drops a request asking for more.
@@ -165,14 +189,22 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
+        Self::with_dirs(&Dirs::detect())
+    }
+}
+
+impl HubConfig {
+    fn with_dirs(dirs: &Dirs) -> Self {
         HubConfig {
             bind: vec![fleet_protocol::DEFAULT_HUB_BIND.into()],
             missed_heartbeats: 3,
             max_request_timeout: 600.0,
-            callers_dir: Some(PathBuf::from("/etc/fleet/callers")),
+            callers_dir: Some(dirs.config.join("callers")),
             max_requests_per_second: 200.0,
-            key_file: PathBuf::from("/etc/fleet/hub.key"),
-            enroll_dir: PathBuf::from("/etc/fleet/enroll"),
+            key_file: dirs.config.join("hub.key"),
+            address: None,
+            policy_dir: dirs.config.join("policies"),
+            enroll_dir: dirs.state.join("enroll"),
             max_ttl: DEFAULT_MAX_TTL,
             audit_log: None,
             audit_max_bytes: 64 * 1024 * 1024,

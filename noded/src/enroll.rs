@@ -21,11 +21,17 @@
 //! The thread rescans the directories once a second, so an admin's accept or reject reaches a
 //! running hub within about a second.
 
+mod gate;
+mod tokens;
+
+pub use gate::{FORGET_DIR, Gate, GateEvents, request_forget};
+pub use tokens::{TOKENS_DIR, TokenRequest, create_token};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use fleet_protocol::join::JoinProof;
 use fleet_protocol::keys::PublicKeys;
 
 /// What an enrolled link may do at the hub.
@@ -145,23 +151,9 @@ fn safe_name(claimed: &str) -> String {
     if s.is_empty() { "unnamed".into() } else { s }
 }
 
-/// Writes `text` to `path` through a temp file in the same directory and a rename, so a reader
-/// sees the old file or the whole new one.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let tmp = dir.join(format!(".{name}.{}.{:016x}.tmp", std::process::id(), rand::random::<u64>()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Writes a key or request file atomically (see [`fleet_protocol::files::write_atomically`]).
+fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
+    fleet_protocol::files::write_atomically(path, text.as_bytes(), 0o644)
 }
 
 /// What the hub knows about link keys, in memory: looked up on every handshake.
@@ -219,6 +211,8 @@ pub struct Enrollment {
     refilled: Instant,
     /// When the pending list was last found full (the warning is logged once a minute).
     full_warned: Option<Instant>,
+    /// Where a console that joins with a token gets its caller key (the hub's callers).
+    callers_dir: Option<PathBuf>,
 }
 
 fn dir_stamp(dir: &Path) -> Option<SystemTime> {
@@ -234,7 +228,7 @@ impl Enrollment {
 
     pub fn open_with(dir: &Path, limits: KnockLimits) -> std::io::Result<Enrollment> {
         for sub in WATCHED {
-            std::fs::create_dir_all(dir.join(sub))?;
+            fleet_protocol::files::create_private_dir(&dir.join(sub))?;
         }
         // Whoever may write under accepted/ may enroll keys: refuse such a directory.
         for d in [dir.to_path_buf(), dir.join("accepted")] {
@@ -249,6 +243,7 @@ impl Enrollment {
             tokens: limits.per_second * 2.0,
             refilled: Instant::now(),
             full_warned: None,
+            callers_dir: None,
         };
         e.rescan(true);
         for name in e.snapshot.legacy.values() {
@@ -302,11 +297,14 @@ impl Enrollment {
     }
 
     /// Decides on a key the hub's snapshot did not know: looks on disk again (an admin may have
-    /// just enrolled it), else records it under `pending/`, within the count and rate limits.
-    pub fn knock(&mut self, link_key: &[u8; 32], claimed: &str) -> Verdict {
+    /// just enrolled it); else enrolls it when it carries a valid join token (`proof`); else
+    /// records it under `pending/`, within the count and rate limits.
+    pub fn knock(&mut self, link_key: &[u8; 32], claimed: &str, proof: Option<&JoinProof>) -> Verdict {
         self.rescan(false);
-        if let Some(v) = self.snapshot.lookup(link_key) {
-            return v;
+        match (self.snapshot.lookup(link_key), proof) {
+            (Some(Verdict::Pending(_)) | None, Some(proof)) => return self.redeem(link_key, claimed, proof),
+            (Some(v), _) => return v,
+            (None, None) => {}
         }
         if self.snapshot.pending.len() >= self.limits.max_pending {
             if self.full_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
@@ -336,138 +334,13 @@ impl Enrollment {
             name = format!("{name}-{}", hex8(link_key));
         }
         let path = self.dir.join("pending").join(format!("{name}.pub"));
-        if let Err(e) = write_atomically(&path, &link_only_text(&name, link_key)) {
+        if let Err(e) = write_text(&path, &link_only_text(&name, link_key)) {
             tracing::error!(file = %path.display(), error = %e, "cannot record a pending link key");
         }
         self.snapshot.pending.insert(*link_key, name.clone());
         tracing::warn!(claimed, pending = %name, "unknown link key refused; accept it with `noded hub enroll --accept {name} --role node|console`");
         Verdict::Pending(name)
     }
-}
-
-/// The hub's side of enrollment: the in-memory snapshot it decides from on its loop, and the
-/// enrollment thread it hands unknown keys to. `T` travels with a job and comes back with its
-/// verdict (the hub's peer and half-done handshake).
-pub struct Gate<T> {
-    snapshot: Arc<RwLock<Snapshot>>,
-    jobs: std::sync::mpsc::SyncSender<Job<T>>,
-}
-
-/// What the enrollment thread tells the hub.
-pub struct GateEvents<T> {
-    /// Verdicts on unknown keys, with their context.
-    pub verdicts: tokio::sync::mpsc::UnboundedReceiver<(T, Verdict)>,
-    /// The keys on disk changed (the snapshot was re-read).
-    pub changed: tokio::sync::mpsc::UnboundedReceiver<()>,
-    /// Nodes to forget.
-    pub forget: tokio::sync::mpsc::UnboundedReceiver<String>,
-}
-
-struct Job<T> {
-    link_key: [u8; 32],
-    claimed: String,
-    ctx: T,
-}
-
-/// Unknown keys waiting for the enrollment thread at most; more are refused at once.
-const JOB_QUEUE: usize = 256;
-
-impl<T: Send + 'static> Gate<T> {
-    /// Opens `dir` and starts the enrollment thread. Verdicts on unknown keys arrive on the
-    /// returned receiver, with their context.
-    /// Besides the verdicts, [`GateEvents`] says when the keys on disk changed (an admin accepted
-    /// or rejected one) and which nodes an admin asked the hub to forget (`noded hub forget NODE`,
-    /// a file under `forget/`, read here and removed).
-    pub fn start(dir: &Path, limits: KnockLimits) -> std::io::Result<(Gate<T>, GateEvents<T>)> {
-        let mut enrollment = Enrollment::open_with(dir, limits)?;
-        let forget_dir = dir.join(FORGET_DIR);
-        std::fs::create_dir_all(&forget_dir)?;
-        let (forget_tx, forget_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (changed_tx, changed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let snapshot = Arc::new(RwLock::new(enrollment.snapshot().clone()));
-        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job<T>>(JOB_QUEUE);
-        let (done, done_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = snapshot.clone();
-        std::thread::Builder::new().name("enroll".into()).spawn(move || {
-            let publish = |e: &Enrollment| {
-                if let Ok(mut s) = shared.write() {
-                    *s = e.snapshot().clone();
-                }
-            };
-            loop {
-                match job_rx.recv_timeout(Duration::from_secs(1)) {
-                    Ok(job) => {
-                        let verdict = enrollment.knock(&job.link_key, &job.claimed);
-                        publish(&enrollment);
-                        if done.send((job.ctx, verdict)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if done.is_closed() {
-                            return;
-                        }
-                        if enrollment.rescan(false) {
-                            publish(&enrollment);
-                            let _ = changed_tx.send(());
-                        }
-                        for name in take_forget_requests(&forget_dir) {
-                            let _ = forget_tx.send(name);
-                        }
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        })?;
-        Ok((Gate { snapshot, jobs }, GateEvents { verdicts: done_rx, changed: changed_rx, forget: forget_rx }))
-    }
-
-    /// The verdict from memory, if the key is known; no disk, no waiting.
-    pub fn lookup(&self, link_key: &[u8; 32]) -> Option<Verdict> {
-        self.snapshot.read().ok()?.lookup(link_key)
-    }
-
-    pub fn pending_count(&self) -> usize {
-        self.snapshot.read().map_or(0, |s| s.pending_count())
-    }
-
-    /// Hands an unknown key to the enrollment thread. `Err` gives the context back when the
-    /// thread is too far behind (the knock is refused).
-    pub fn submit(&self, link_key: [u8; 32], claimed: String, ctx: T) -> Result<(), T> {
-        self.jobs.try_send(Job { link_key, claimed, ctx }).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j.ctx,
-        })
-    }
-}
-
-/// Where `noded hub forget NODE` leaves its requests for the running hub.
-pub const FORGET_DIR: &str = "forget";
-
-/// Asks the hub that uses `dir` to forget a down node for good: a file `forget/NODE`, which
-/// the hub reads (within a second) and removes.
-pub fn request_forget(dir: &Path, node: &str) -> Result<PathBuf, String> {
-    fleet_protocol::keys::check_name(node).map_err(|e| e.to_string())?;
-    let forget = dir.join(FORGET_DIR);
-    std::fs::create_dir_all(&forget).map_err(|e| format!("{}: {e}", forget.display()))?;
-    let path = forget.join(node);
-    write_atomically(&path, "").map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
-}
-
-fn take_forget_requests(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut names = Vec::new();
-    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-        if name.starts_with('.') {
-            continue;
-        }
-        let _ = std::fs::remove_file(&path);
-        if fleet_protocol::keys::check_name(&name).is_ok() {
-            names.push(name);
-        }
-    }
-    names
 }
 
 fn hex8(k: &[u8; 32]) -> String {
@@ -519,7 +392,7 @@ pub fn accept(dir: &Path, name: &str, role: Role) -> Result<PathBuf, String> {
         if src.is_file() {
             let text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
             std::fs::create_dir_all(dir.join("accepted")).map_err(|e| e.to_string())?;
-            write_atomically(&dst, &with_role(&text, role)).map_err(|e| format!("{}: {e}", dst.display()))?;
+            write_text(&dst, &with_role(&text, role)).map_err(|e| format!("{}: {e}", dst.display()))?;
             if src != dst {
                 std::fs::remove_file(&src).map_err(|e| format!("{}: {e}", src.display()))?;
             }
@@ -555,7 +428,7 @@ pub fn enroll_key(dir: &Path, name: &str, keys: &PublicKeys, role: Role) -> Resu
         return Err(format!("'{name}' is already enrolled as a {r}; reject it first (`noded hub enroll --reject {name}`)"));
     }
     std::fs::create_dir_all(dir.join("accepted")).map_err(|e| e.to_string())?;
-    write_atomically(&to, &with_role(&keys.to_file_text(name), role)).map_err(|e| format!("{}: {e}", to.display()))?;
+    write_text(&to, &with_role(&keys.to_file_text(name), role)).map_err(|e| format!("{}: {e}", to.display()))?;
     Ok(to)
 }
 
@@ -566,58 +439,4 @@ pub fn add(dir: &Path, name: &str, pub_file: &Path, role: Role) -> Result<PathBu
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use fleet_protocol::keys::KeyPair;
-
-    #[test]
-    fn unknown_keys_wait_and_are_never_accepted_silently() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut e = Enrollment::open(dir.path()).unwrap();
-        let node = KeyPair::generate().public();
-        assert_eq!(e.knock(&node.link, "web-01"), Verdict::Pending("web-01".into()));
-        assert_eq!(e.knock(&node.link, "web-01"), Verdict::Pending("web-01".into()), "still pending");
-        assert_eq!(e.snapshot().lookup(&node.link), Some(Verdict::Pending("web-01".into())), "known in memory");
-        let rows = list(dir.path());
-        assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].name.as_str(), rows[0].state, rows[0].role), ("web-01", "pending", "-"));
-        accept(dir.path(), "web-01", Role::Node).unwrap();
-        assert_eq!(e.knock(&node.link, "whatever"), Verdict::Accepted("web-01".into(), Role::Node), "the name comes from enrollment");
-        assert_eq!(list(dir.path())[0].role, "node");
-        assert!(accept(dir.path(), "web-01", Role::Console).is_err(), "one role per name");
-        assert!(std::fs::read_to_string(dir.path().join("accepted/web-01.pub")).unwrap().contains("role = \"node\""));
-        reject(dir.path(), "web-01").unwrap();
-        assert_eq!(e.knock(&node.link, "web-01"), Verdict::Rejected("web-01".into()));
-        assert!(accept(dir.path(), "nope", Role::Node).is_err());
-        assert!(accept(dir.path(), "../etc", Role::Node).is_err());
-    }
-
-    #[test]
-    fn keys_enrolled_before_roles_are_refused_until_re_enrolled() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = KeyPair::generate().public();
-        std::fs::create_dir_all(dir.path().join("accepted")).unwrap();
-        std::fs::write(dir.path().join("accepted").join("old.pub"), key.to_file_text("old")).unwrap();
-        let mut e = Enrollment::open(dir.path()).unwrap();
-        assert_eq!(e.knock(&key.link, "old"), Verdict::NoRole("old".into()));
-        assert_eq!(list(dir.path())[0].state, "no-role");
-        accept(dir.path(), "old", Role::Console).unwrap();
-        assert_eq!(e.knock(&key.link, "old"), Verdict::Accepted("old".into(), Role::Console));
-    }
-
-    #[test]
-    fn pending_keys_are_bounded_in_count_and_rate() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 5, per_second: 1000.0 }).unwrap();
-        let keys: Vec<_> = (0..8).map(|_| KeyPair::generate().public().link).collect();
-        let verdicts: Vec<_> = keys.iter().map(|k| e.knock(k, "x")).collect();
-        assert_eq!(verdicts.iter().filter(|v| matches!(v, Verdict::Pending(_))).count(), 5);
-        assert!(matches!(verdicts[7], Verdict::Refused(_)));
-        assert_eq!(std::fs::read_dir(dir.path().join("pending")).unwrap().count(), 5);
-
-        let dir = tempfile::tempdir().unwrap();
-        let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 1000, per_second: 2.0 }).unwrap();
-        let recorded = (0..20).filter(|_| matches!(e.knock(&KeyPair::generate().public().link, "y"), Verdict::Pending(_))).count();
-        assert!((4..=5).contains(&recorded), "a burst of twice the rate: {recorded}");
-    }
-}
+mod tests;

@@ -13,6 +13,11 @@ pub enum FactsError {
     Parse { file: String, message: String },
 }
 
+/// This host's name, as the `hostname` fact and a node's default identity have it.
+pub fn host_name() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into())
+}
+
 /// Facts every node has, read once from the system.
 pub fn builtin_facts() -> Value {
     use sysinfo::System;
@@ -23,7 +28,7 @@ pub fn builtin_facts() -> Value {
         }
         Err(_) => 0,
     };
-    let hostname = System::host_name().unwrap_or_else(|_| "localhost".into());
+    let hostname = host_name();
     let distro = System::distribution_id();
     let family = match distro.as_str() {
         "debian" | "ubuntu" | "linuxmint" | "raspbian" => "Debian".to_string(),

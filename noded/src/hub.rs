@@ -26,10 +26,12 @@ use tracing::{debug, info, warn};
 use crate::audit::{Audit, AuditDecision, AuditRecord};
 use crate::config::HubConfig;
 use crate::enroll::{Gate, GateEvents, KnockLimits, Role, Verdict};
+use crate::setup::misconfigured;
 
 mod outbox;
 mod registry;
 mod requests;
+pub mod trust;
 
 use outbox::{Outbox, OutboxLimits, OutboxTotals};
 use registry::{ConsoleEntry, DownNodes, NodeEntry};
@@ -71,7 +73,9 @@ pub struct Hub {
     /// Trusted callers; requests not signed by one of them are dropped before fan-out.
     callers: Option<fleet_protocol::keys::Keyring>,
     /// The hub's key pair: its link key is what nodes and consoles pin.
-    key: fleet_protocol::keys::KeyPair,
+    key: Arc<fleet_protocol::keys::KeyPair>,
+    /// The signed callers-and-policies frame for node links, when the hub distributes them.
+    trust_frame: Option<Bytes>,
     /// Which link keys may attach, under which name and role: decided in memory; unknown keys go
     /// to the enrollment thread, whose verdicts come back on `enrolled`.
     gate: Gate<(Peer, fleet_protocol::noise::Responder)>,
@@ -101,23 +105,27 @@ impl Hub {
     /// Binds the hub's ROUTER. Returns the hub and the resolved endpoint.
     pub async fn bind(endpoint: &str, config: HubConfig, limits: Limits) -> anyhow::Result<(Hub, String)> {
         let callers = match &config.callers_dir {
-            Some(dir) => Some(
+            Some(dir) => Some({
+                fleet_protocol::files::create_private_dir(dir)
+                    .map_err(|e| misconfigured(format!("hub.callers_dir: {}: {e}", dir.display())))?;
                 fleet_protocol::keys::Keyring::load(dir)
-                    .map_err(|e| anyhow::anyhow!("hub.callers_dir: {e} (or run the hub with --callers-dir DIR)"))?,
-            ),
+                    .map_err(|e| misconfigured(format!("hub.callers_dir: {e} (or run the hub with --callers-dir DIR)")))?
+            }),
             None => {
                 warn!("hub.callers_dir is not set: the hub forwards unsigned requests (nodes still refuse them)");
                 None
             }
         };
-        let key = fleet_protocol::keys::KeyPair::load_private(&config.key_file)
-            .map_err(|e| anyhow::anyhow!("hub.key_file: {e} (create it with `noded keygen --out {}`)", config.key_file.display()))?;
+        let key = Arc::new(load_or_create_key(&config.key_file)?);
         let knock = KnockLimits { max_pending: config.max_pending, per_second: config.max_knocks_per_second };
-        let (gate, enrolled) = Gate::start(&config.enroll_dir, knock)
-            .map_err(|e| anyhow::anyhow!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display()))?;
+        let _ = fleet_protocol::files::create_private_dir(&config.policy_dir);
+        let trust = trust::TrustSource::new(config.callers_dir.clone(), config.policy_dir.clone(), key.clone());
+        let (gate, enrolled) = Gate::start(&config.enroll_dir, knock, config.callers_dir.clone(), Some(trust))
+            .map_err(|e| misconfigured(format!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display())))?;
         let audit = match config.audit_path() {
-            Some(path) => Audit::open(&path, config.audit_max_bytes, config.audit_keep)
-                .map_err(|e| anyhow::anyhow!("hub.audit_log: cannot open {}: {e} (or run the hub with --audit-log off)", path.display()))?,
+            Some(path) => Audit::open(&path, config.audit_max_bytes, config.audit_keep).map_err(|e| {
+                misconfigured(format!("hub.audit_log: cannot open {}: {e} (or run the hub with --audit-log off)", path.display()))
+            })?,
             None => {
                 warn!("the hub's audit log is off: refused requests are only logged");
                 Audit::disabled()
@@ -142,6 +150,7 @@ impl Hub {
                 started: Instant::now(),
                 callers,
                 key,
+                trust_frame: None,
                 gate,
                 enrolled,
                 parked: Default::default(),
@@ -192,6 +201,7 @@ impl Hub {
                 Some(PeerEvent::Disconnected(peer)) = self.peer_events.recv() => self.on_disconnect(&peer, "link closed").await,
                 Some(((peer, responder), verdict)) = self.enrolled.verdicts.recv() => self.on_verdict(peer, responder, verdict).await,
                 Some(()) = self.enrolled.changed.recv() => self.unpark().await,
+                Some(update) = self.enrolled.trust.recv() => self.on_trust(update),
                 Some(node) = self.enrolled.forget.recv() => self.forget_node(&node).await,
                 _ = tick.tick() => self.expire().await,
                 _ = crate::until_set(&mut shutdown) => {
@@ -245,17 +255,41 @@ impl Hub {
                 return;
             }
         };
-        match self.gate.lookup(&responder.remote_static) {
-            Some(verdict) => self.on_verdict(peer, responder, verdict).await,
-            None => {
+        let known = self.gate.lookup(&responder.remote_static);
+        // A key never seen, or one waiting for enrollment that brings a join token this time, is
+        // decided by the enrollment thread.
+        let to_thread = match &known {
+            None => true,
+            Some(Verdict::Pending(_)) => responder.join.is_some(),
+            Some(_) => false,
+        };
+        match known {
+            _ if to_thread => {
                 let claimed = responder.claimed_name.clone();
                 let key = responder.remote_static;
-                if self.gate.submit(key, claimed, (peer, responder)).is_err() {
+                let proof = responder.join.clone();
+                if self.gate.submit(key, claimed, proof, (peer, responder)).is_err() {
                     self.counters.dropped();
                     debug!("enrollment is busy; a handshake from an unknown key was refused");
                 }
             }
+            Some(verdict) => self.on_verdict(peer, responder, verdict).await,
+            None => {}
         }
+    }
+
+    /// New callers or policies: the hub checks requests against the new callers from now on,
+    /// and every node link gets the signed set.
+    fn on_trust(&mut self, update: trust::TrustUpdate) {
+        if self.callers.is_some()
+            && let Some(ring) = update.callers
+        {
+            self.callers = Some(ring);
+        }
+        for link in self.sessions.values().filter(|l| l.role == Role::Node) {
+            link.outbox.push(update.frame.clone(), false);
+        }
+        self.trust_frame = Some(update.frame);
     }
 
     /// The keys on disk changed: held handshakes whose key was accepted meanwhile complete now.
@@ -301,10 +335,22 @@ impl Hub {
             Verdict::Refused(why) => {
                 self.counters.dropped();
                 debug!(peer = %peer.short(), reason = %why, "unknown link key refused without a record");
+                // A joiner is told why (expired, used up, name taken): it is no secret, and
+                // saves an admin a guess.
+                if responder.join.is_some() {
+                    let mut frame = fleet_protocol::noise::TAG_REFUSED.to_vec();
+                    frame.extend_from_slice(why.as_bytes());
+                    let mut sender = self.sender.clone();
+                    tokio::spawn(async move { sender.send(&peer, Bytes::from(frame)).await });
+                }
                 return;
             }
         };
-        let (session, answer) = match responder.accept() {
+        // A console that just joined is a caller the enrollment thread has already told us about.
+        while let Ok(update) = self.enrolled.trust.try_recv() {
+            self.on_trust(update);
+        }
+        let (session, answer) = match responder.accept_as(&name) {
             Ok(pair) => pair,
             Err(e) => {
                 warn!(error = %e, "handshake failed");
@@ -338,6 +384,11 @@ impl Hub {
                 );
                 self.sessions.insert(peer.clone(), LinkSession { session, name: name.clone(), role, outbox });
             }
+        }
+        if role == Role::Node
+            && let (Some(frame), Some(link)) = (&self.trust_frame, self.sessions.get(&peer))
+        {
+            link.outbox.push(frame.clone(), false);
         }
         debug!(peer = %peer.short(), name = %name, %role, "link established");
     }
@@ -485,6 +536,19 @@ impl Hub {
 }
 
 /// What each role may send to the hub.
+/// The hub's key pair, created (0600, in a 0700 directory) on the first start.
+fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<fleet_protocol::keys::KeyPair> {
+    use fleet_protocol::keys::KeyPair;
+    if !path.exists() {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("hub");
+        let (private, public) =
+            KeyPair::generate().save(dir, name).map_err(|e| misconfigured(format!("hub.key_file: cannot create the hub key: {e}")))?;
+        info!(key = %private.display(), public = %public.display(), "created the hub's key pair (first start)");
+    }
+    KeyPair::load_private(path).map_err(|e| misconfigured(format!("hub.key_file: {e}")))
+}
+
 fn role_may_send(role: Role, kind: fleet_protocol::Kind) -> bool {
     use fleet_protocol::Kind;
     match role {

@@ -5,12 +5,14 @@ pub mod agents;
 pub mod audit;
 pub mod config;
 pub mod data;
+pub mod doctor;
 pub mod enroll;
 pub mod facts;
 pub mod hub;
 pub mod node;
 pub mod policy;
 pub mod security;
+pub mod setup;
 pub mod sim;
 
 pub use config::{HubConfig, NodeConfig};

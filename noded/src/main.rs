@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use fleet_protocol::codec::Limits;
-use noded::{NodeConfig, config::DEFAULT_CONFIG};
+use noded::NodeConfig;
+use noded::setup::Misconfigured;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -30,7 +31,8 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Config file (TOML). Default /etc/fleet/noded.toml when it exists.
+    /// Config file (TOML). Default: noded.toml in /etc/fleet as root, $XDG_CONFIG_HOME/fleet
+    /// otherwise, or $FLEET_CONFIG_DIR (state goes to /var/lib/fleet, or $FLEET_STATE_DIR).
     #[arg(long, global = true, value_name = "FILE", env = "NODED_CONFIG")]
     config: Option<PathBuf>,
     /// Directory of trusted callers' public keys (node: `callers_dir`; hub: `hub.callers_dir`).
@@ -50,7 +52,7 @@ struct Common {
 #[derive(Args, Debug, Clone, Default)]
 struct NodeFlags {
     /// The node's identity (default: the host name).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "NODED_IDENTITY")]
     identity: Option<String>,
     /// Collective to join (repeatable; the first is the main collective).
     #[arg(long = "collective", global = true)]
@@ -126,6 +128,35 @@ enum HubCommand {
         #[arg(long, value_parser = ["node", "console"])]
         role: Option<String>,
     },
+    /// Write a hub config (noded.toml with a [hub] table), the hub key, its directories (0700)
+    /// and default policies for the built-in agents, in one step. Then start `noded hub`.
+    Init {
+        /// The address nodes and admins reach the hub at (HOST:PORT); join tokens carry it. An IP
+        /// address is also what the hub binds; a host name binds every interface on its port.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
+        /// Replace an existing config file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a join token (one shell word) for `noded join` (nodes) or `fleet join` (admins):
+    /// the hub's address and public key and a secret, valid for --ttl seconds and --uses keys.
+    /// The hub keeps only the secret's hash, under enroll_dir/tokens/.
+    Token {
+        /// What a key that joins with it becomes.
+        #[arg(long, default_value = "node", value_parser = ["node", "console"])]
+        role: String,
+        /// The enrolled name: required for a console (the admin's caller id); for nodes the
+        /// default is each node's identity.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// How many keys may join with this token.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        uses: u32,
+        /// Seconds the token stays valid.
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        ttl: u64,
+    },
     /// Forget a down node for good (a decommissioned host): the running hub drops it from its
     /// list of down nodes within a second. Asked through a file in the enrollment directory.
     Forget {
@@ -141,11 +172,11 @@ enum Command {
         /// Heartbeats a node may miss before it is dropped from the registry.
         #[arg(long)]
         missed_heartbeats: Option<u32>,
-        /// The hub's key pair (default hub.key_file).
-        #[arg(long, value_name = "FILE")]
+        /// The hub's key pair (default hub.key_file; created on the first start).
+        #[arg(long, global = true, value_name = "FILE")]
         hub_key_file: Option<PathBuf>,
-        /// Enrollment directory (default hub.enroll_dir).
-        #[arg(long, value_name = "DIR")]
+        /// Enrollment directory (default hub.enroll_dir), before or after `enroll`.
+        #[arg(long, global = true, value_name = "DIR")]
         enroll_dir: Option<PathBuf>,
         #[command(subcommand)]
         enroll: Option<HubCommand>,
@@ -156,6 +187,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Write a node config and key for the hub at --hub HOST:PORT (the hub's public key is then
+    /// copied by hand to hub_key; `noded join TOKEN` does everything in one step instead).
+    Init {
+        /// Replace an existing config file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Join a hub with a token from `noded hub token`: pins the hub key, creates this node's key,
+    /// enrolls it, writes noded.toml (when there is none), then runs the node.
+    Join {
+        /// The token, as printed by `noded hub token`.
+        token: String,
+        /// Join and write the config, then exit (for a service manager to start noded).
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Check this host's set-up (config, keys and their modes, hub key pin, callers, policies,
+    /// each hub's reachability and enrollment) and print each problem with its fix.
+    Doctor,
     /// Run N simulated nodes (real sockets, real agents) in this process.
     Sim {
         /// How many nodes.
@@ -170,11 +220,14 @@ enum Command {
     },
 }
 
+/// The config file: --config, else the default in the configuration directory.
+fn config_path(cli: &Cli) -> PathBuf {
+    cli.common.config.clone().unwrap_or_else(noded::config::default_config_path)
+}
+
 fn load_config(cli: &Cli) -> Result<NodeConfig> {
-    let mut cfg = match &cli.common.config {
-        Some(path) => NodeConfig::load(path, true)?,
-        None => NodeConfig::load(std::path::Path::new(DEFAULT_CONFIG), false)?,
-    };
+    let cfg_path = config_path(cli);
+    let mut cfg = NodeConfig::load(&cfg_path, cli.common.config.is_some())?;
     let n = &cli.node;
     if let Some(v) = &n.identity {
         cfg.identity = Some(v.clone());
@@ -306,11 +359,13 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli, cfg)) {
         eprintln!("noded: {e:#}");
-        std::process::exit(1);
+        let config = e.chain().any(|c| c.downcast_ref::<Misconfigured>().is_some());
+        std::process::exit(if config { 78 } else { 1 });
     }
 }
 
 async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
+    let cfg_path = config_path(&cli);
     if let Some(Command::Keygen { out }) = &cli.command {
         let path = out.clone().unwrap_or_else(|| cfg.key_file.clone());
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
@@ -320,12 +375,36 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         }
         let (private, public) = fleet_protocol::keys::KeyPair::generate().save(dir, name)?;
         println!("wrote {} (private, mode 0600) and {}", private.display(), public.display());
-        println!("enroll the node's link key on each hub: noded hub enroll --accept {name} --role node (see SECURITY.md)");
+        if name == "hub" {
+            println!("next: copy {} to every node and admin, or let join tokens carry it (noded hub token)", public.display());
+        } else {
+            println!(
+                "next: start noded; it knocks on the hub as its identity, and on the hub: \
+                 noded hub enroll --accept IDENTITY --role node (noded join TOKEN does all of this in one step)"
+            );
+        }
         return Ok(());
     }
     let shutdown = shutdown_signal()?;
     match cli.command {
         Some(Command::Keygen { .. }) => unreachable!("handled above"),
+        Some(Command::Hub { enroll: Some(HubCommand::Init { address, force }), .. }) => {
+            println!("{}", noded::setup::hub_init(&cfg_path, &cfg, address.as_deref(), force)?);
+        }
+        Some(Command::Hub { enroll: Some(HubCommand::Token { role, name, uses, ttl }), .. }) => {
+            let key = fleet_protocol::keys::KeyPair::load_private(&cfg.hub.key_file)
+                .map_err(|e| noded::setup::misconfigured(format!("hub.key_file: {e} (run `noded hub init`, or start the hub once)")))?;
+            let endpoint = noded::setup::advertised_endpoint(&cfg.hub);
+            let req = noded::enroll::TokenRequest { role: role.parse().map_err(|e: String| anyhow::anyhow!(e))?, name, uses, ttl_s: ttl };
+            let token = noded::enroll::create_token(&cfg.hub.enroll_dir, &endpoint, key.public(), &req).map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", token.encode());
+            eprintln!(
+                "a {role} join token for {endpoint}, valid {ttl} s for {uses} key(s) (hub key {}): on the host, run \
+                 `{} join TOKEN`",
+                token.hub_fingerprint(),
+                if role == "node" { "noded" } else { "fleet" }
+            );
+        }
         Some(Command::Hub { enroll: Some(HubCommand::Forget { node }), .. }) => {
             let dir = &cfg.hub.enroll_dir;
             let path = noded::enroll::request_forget(dir, &node).map_err(|e| anyhow::anyhow!(e))?;
@@ -411,24 +490,52 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                 let _ = t.await;
             }
         }
-        None => {
-            let node = noded::build_node(cfg)?;
-            node.reload_agents(None).await;
-            info!(identity = %node.identity, hubs = ?node.config.hubs, agents = ?node.agents().names(), "noded starting");
-            // SIGHUP rescans the agents directory without a restart.
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing SIGHUP handler")?;
-            let reloader = node.clone();
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    info!("SIGHUP received, reloading agents and trusted callers");
-                    reloader.security.reload_callers();
-                    reloader.reload_agents(None).await;
-                }
-            });
-            noded::node::run(node.clone(), shutdown).await;
-            node.security.audit.shutdown();
+        Some(Command::Init { force }) => {
+            let hub = cli.common.hubs.first().context("noded init needs the hub's address: noded init --hub HOST:PORT")?;
+            println!("{}", noded::setup::node_init(&cfg_path, &cfg, hub, force)?);
         }
+        Some(Command::Join { ref token, no_start }) => {
+            let identity = cfg.identity.clone().unwrap_or_else(noded::facts::host_name);
+            let name = noded::setup::join(&cfg_path, &cfg, token, &identity).await?;
+            println!("joined the hub as {name}; config {}", cfg_path.display());
+            if !no_start {
+                let mut cfg = NodeConfig::load(&cfg_path, true)?;
+                cfg.identity = Some(name);
+                run_node(cfg, shutdown).await?;
+            }
+        }
+        Some(Command::Doctor) => {
+            let report = noded::doctor::run(&cfg_path, &cfg).await;
+            print!("{report}");
+            if !report.ok() {
+                std::process::exit(1);
+            }
+        }
+        None => run_node(cfg, shutdown).await?,
     }
     info!("stopped");
+    Ok(())
+}
+
+/// Runs the node daemon until SIGTERM/SIGINT. What is missing is created when it can be, and is
+/// otherwise a configuration error (exit 78) naming the fix.
+async fn run_node(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
+    noded::setup::prepare_node(&cfg)?;
+    let node = noded::build_node(cfg).map_err(|e| noded::setup::misconfigured(format!("{e:#}")))?;
+    node.reload_agents(None).await;
+    info!(identity = %node.identity, hubs = ?node.config.hubs, agents = ?node.agents().names(), "noded starting");
+    // SIGHUP rescans the agents directory without a restart; callers are watched (see node.rs).
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let reloader = node.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            info!("SIGHUP received, reloading agents and trusted callers");
+            reloader.security.reload_callers();
+            reloader.reload_agents(None).await;
+        }
+    });
+    tokio::spawn(noded::node::watch_callers(node.clone(), shutdown.clone()));
+    noded::node::run(node.clone(), shutdown).await;
+    node.security.audit.shutdown();
     Ok(())
 }

@@ -239,3 +239,24 @@ impl AgentContext for NodeState {
         Box::pin(async move { NodeState::reload_agents(self, only.as_deref()).await })
     }
 }
+
+/// Re-reads the trusted callers when the callers directory changes (checked every 2 s, one
+/// directory listing): adding an admin's key needs no restart and no SIGHUP.
+pub async fn watch_callers(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    let Some(dir) = node.security.callers_dir().map(std::path::Path::to_path_buf) else { return };
+    let mut last = fleet_protocol::files::dir_stamp(&dir);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CALLERS_POLL) => {}
+            _ = crate::until_set(&mut shutdown) => return,
+        }
+        let now = fleet_protocol::files::dir_stamp(&dir);
+        if now != last {
+            last = now;
+            node.security.reload_callers();
+        }
+    }
+}
+
+/// How often the callers directory is checked for changes.
+const CALLERS_POLL: std::time::Duration = std::time::Duration::from_secs(2);

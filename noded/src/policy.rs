@@ -527,12 +527,38 @@ pub struct PolicySet {
     cache: Mutex<HashMap<String, Cached>>,
     /// The groups file as last read, and the stamp it was read at.
     groups: Mutex<Option<(Option<Stamp>, Arc<Result<Groups, String>>)>>,
+    /// Policies the hub distributed, for agents that have no local file.
+    from_hub: std::sync::RwLock<Arc<HashMap<String, Arc<Loaded>>>>,
 }
 
 impl PolicySet {
     /// Nothing is read yet; each agent's file is read when first needed.
     pub fn load(dir: impl Into<PathBuf>, default_allow: bool) -> PolicySet {
-        PolicySet { dir: dir.into(), default_allow, cache: Mutex::new(HashMap::new()), groups: Mutex::new(None) }
+        PolicySet {
+            dir: dir.into(),
+            default_allow,
+            cache: Mutex::new(HashMap::new()),
+            groups: Mutex::new(None),
+            from_hub: Default::default(),
+        }
+    }
+
+    /// Replaces the policies the hub distributed (agent -> policy text). A local file for the
+    /// same agent wins; a text that does not parse denies everything for its agent.
+    pub fn set_from_hub(&self, policies: &std::collections::BTreeMap<String, String>) {
+        let parsed = policies
+            .iter()
+            .filter(|(agent, _)| valid_agent_name(agent))
+            .map(|(agent, text)| {
+                let file = format!("{agent}.{POLICY_EXT} (from the hub)");
+                let loaded = match Policy::parse(text, &file) {
+                    Ok(p) => Loaded::Parsed(p),
+                    Err(e) => Loaded::Broken(format!("policy failed to parse: {e}")),
+                };
+                (agent.clone(), Arc::new(loaded))
+            })
+            .collect();
+        *self.from_hub.write().expect("policy lock") = Arc::new(parsed);
     }
 
     pub fn dir(&self) -> &Path {
@@ -554,7 +580,13 @@ impl PolicySet {
             return Decision::deny(format!("invalid agent name '{}'", agent.escape_debug()));
         }
         let path = self.path_for(agent);
-        match &*self.current(agent, &path) {
+        let mut loaded = self.current(agent, &path);
+        if matches!(*loaded, Loaded::Missing)
+            && let Some(hub) = self.from_hub.read().expect("policy lock").get(agent)
+        {
+            loaded = hub.clone();
+        }
+        match &*loaded {
             Loaded::Missing => Decision {
                 allowed: self.default_allow,
                 rule: format!("default {} (no {}; node default)", allow_word(self.default_allow), path.display()),
@@ -626,7 +658,12 @@ impl PolicySet {
         };
         match &loaded {
             Loaded::Missing => {
-                tracing::info!(agent, file = %path.display(), default = allow_word(self.default_allow), "no policy file; node default applies")
+                tracing::info!(
+                    agent,
+                    file = %path.display(),
+                    default = allow_word(self.default_allow),
+                    "no local policy file; the hub's policy for it applies if it sent one, else the node default"
+                )
             }
             Loaded::Parsed(p) => {
                 tracing::info!(agent, file = %path.display(), rules = p.len(), default = allow_word(p.default_allow()), "policy loaded")

@@ -48,6 +48,12 @@ pub struct Security {
     callers_dir: Option<std::path::PathBuf>,
     /// The pinned link key of the hubs this node attaches to.
     pub hub_link_key: [u8; 32],
+    /// The pinned hub signing key, when this node accepts callers and policies from its hub.
+    hub_trust_key: Option<[u8; 32]>,
+    /// The callers in the callers directory, and the ones the hub distributed (with their
+    /// generation); `callers` is their union, the local key winning a shared name.
+    local_callers: Mutex<Keyring>,
+    hub_callers: Mutex<(u64, Keyring)>,
 }
 
 impl Security {
@@ -57,7 +63,15 @@ impl Security {
         let key = KeyPair::load_private(&cfg.key_file).with_context(|| {
             format!("key_file: cannot load the node key (create it with `noded keygen --out {}`)", cfg.key_file.display())
         })?;
-        let callers = Keyring::load(&cfg.callers_dir).with_context(|| "callers_dir: the trusted callers' public keys are needed")?;
+        let callers = match Keyring::load(&cfg.callers_dir) {
+            Ok(ring) => ring,
+            // With the hub distributing callers, an empty local set is normal on a new node.
+            Err(_) if cfg.accept_trust_from_hub && !cfg.callers_dir.exists() => Keyring::default(),
+            Err(e) => {
+                return Err(anyhow::anyhow!(e))
+                    .with_context(|| "callers_dir: the trusted callers' public keys are needed (or set accept_trust_from_hub = true)");
+            }
+        };
         let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key)
             .with_context(|| format!("hub_key: the hub's public key is needed to authenticate the link ({})", cfg.hub_key.display()))?;
         let audit = match &cfg.audit_log {
@@ -66,7 +80,7 @@ impl Security {
             None => Audit::disabled(),
         };
         Ok(Security {
-            callers: RwLock::new(Arc::new(callers)),
+            callers: RwLock::new(Arc::new(callers.clone())),
             policies: PolicySet::load(&cfg.policy_dir, cfg.policy_default_allow()),
             audit,
             key: Arc::new(key),
@@ -74,6 +88,9 @@ impl Security {
             max_skew_ms: (cfg.max_clock_skew * 1000.0) as u64,
             callers_dir: Some(cfg.callers_dir.clone()),
             hub_link_key: hub.link,
+            hub_trust_key: cfg.accept_trust_from_hub.then_some(hub.signing),
+            local_callers: Mutex::new(callers),
+            hub_callers: Default::default(),
         })
     }
 
@@ -87,7 +104,7 @@ impl Security {
         audit: Audit,
     ) -> Security {
         Security {
-            callers: RwLock::new(Arc::new(callers)),
+            callers: RwLock::new(Arc::new(callers.clone())),
             policies: PolicySet::load(policy_dir, default_allow),
             audit,
             key,
@@ -95,6 +112,9 @@ impl Security {
             max_skew_ms: 5000,
             callers_dir: None,
             hub_link_key,
+            hub_trust_key: None,
+            local_callers: Mutex::new(callers),
+            hub_callers: Default::default(),
         }
     }
 
@@ -102,16 +122,66 @@ impl Security {
         self.callers.read().expect("callers lock").clone()
     }
 
-    /// Re-reads the callers directory (SIGHUP); a failure keeps the old set.
+    /// The callers directory, when this node has one (not the in-process ones).
+    pub fn callers_dir(&self) -> Option<&Path> {
+        self.callers_dir.as_deref()
+    }
+
+    /// Re-reads the callers directory (on a change, or SIGHUP); a failure keeps the old set.
     pub fn reload_callers(&self) {
         let Some(dir) = &self.callers_dir else { return };
         match Keyring::load(dir) {
             Ok(ring) => {
                 tracing::info!(callers = ring.len(), "trusted callers reloaded");
-                *self.callers.write().expect("callers lock") = Arc::new(ring);
+                *self.local_callers.lock().expect("callers lock") = ring;
+                self.merge_callers();
+            }
+            Err(e) if self.hub_trust_key.is_some() && !dir.exists() => {
+                tracing::debug!(error = %e, "no local callers directory; the hub's callers apply");
             }
             Err(e) => tracing::error!(error = %e, "cannot reload trusted callers; keeping the old set"),
         }
+    }
+
+    fn merge_callers(&self) {
+        let mut ring = self.hub_callers.lock().expect("callers lock").1.clone();
+        let local = self.local_callers.lock().expect("callers lock").clone();
+        for name in local.callers() {
+            if let Some(k) = local.get(name) {
+                let _ = ring.insert(name, *k);
+            }
+        }
+        *self.callers.write().expect("callers lock") = Arc::new(ring);
+    }
+
+    /// Applies the callers and policies a hub distributed: only when this node accepts them, only
+    /// when the envelope's signature verifies with the pinned hub key (checked before the body
+    /// is decoded), and only when newer than what it holds. `Ok(Some(summary))` when applied,
+    /// `Ok(None)` when not wanted or already held.
+    pub fn apply_hub_trust(&self, env: &fleet_protocol::Envelope, limits: &fleet_protocol::Limits) -> Result<Option<String>, String> {
+        let Some(hub_key) = self.hub_trust_key else { return Ok(None) };
+        let (Some(signer), Some(sig)) = (&env.signer, &env.signature) else { return Err("refused: unsigned".into()) };
+        if signer != crate::hub::trust::TRUST_SIGNER || !fleet_protocol::keys::verify(&hub_key, &env.signed_bytes(), sig) {
+            return Err("refused: the signature does not verify with the pinned hub key".into());
+        }
+        let Ok(fleet_protocol::Message::Trust(trust)) = env.open(limits) else { return Err("refused: malformed".into()) };
+        let mut held = self.hub_callers.lock().expect("callers lock");
+        if trust.generation <= held.0 {
+            return Ok(None);
+        }
+        let mut ring = Keyring::default();
+        for c in &trust.callers {
+            let (Ok(signing), Ok(link)) = (c.signing.as_slice().try_into(), c.link.as_slice().try_into()) else { continue };
+            if let Err(e) = ring.insert(&c.name, fleet_protocol::keys::PublicKeys { signing, link }) {
+                tracing::warn!(caller = %c.name, error = %e, "caller from the hub left out");
+            }
+        }
+        let summary = format!("{} callers, {} policies (generation {})", ring.len(), trust.policies.len(), trust.generation);
+        *held = (trust.generation, ring);
+        drop(held);
+        self.policies.set_from_hub(&trust.policies);
+        self.merge_callers();
+        Ok(Some(summary))
     }
 }
 

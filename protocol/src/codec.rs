@@ -71,6 +71,7 @@ impl Envelope {
             Message::Event(m) => encode(m, "event")?,
             Message::HubStats(m) => encode(m, "hub stats")?,
             Message::Error(m) => encode(m, "error")?,
+            Message::Trust(m) => encode(m, "trust")?,
             Message::StatsQuery | Message::Ping | Message::Pong => Vec::new(),
         };
         Ok(Envelope { version: PROTOCOL_VERSION, kind: message.kind(), body, signer: None, signature: None })
@@ -112,6 +113,7 @@ impl Envelope {
             Kind::StatsQuery => Message::StatsQuery,
             Kind::Ping => Message::Ping,
             Kind::Pong => Message::Pong,
+            Kind::Trust => Message::Trust(decode_limited(b, limits, "trust")?),
         })
     }
 }

@@ -23,9 +23,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -176,11 +176,7 @@ impl KeyPair {
             }
         }
         if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| KeyError::Write { path: dir.to_path_buf(), source })?;
+            crate::files::create_private_dir(dir).map_err(|source| KeyError::Write { path: dir.to_path_buf(), source })?;
         }
         let private_text = Zeroizing::new(format!(
             "# fleet private key \"{name}\": ed25519 signing key and X25519 link key, raw 32 bytes in base64.\n\
@@ -430,23 +426,7 @@ fn decode_key(text: &str, field: &str, path: &Path) -> Result<Zeroizing<[u8; 32]
 /// `path`, so a reader sees the old file or the whole new one, and a secret is never readable by
 /// others even for a moment.
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
-    let werr = |source| KeyError::Write { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let suffix: u64 = rand::random();
-    let tmp = dir.join(format!(".{file_name}.{}.{suffix:016x}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+    crate::files::write_atomically(path, bytes, mode).map_err(|source| KeyError::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 pub mod codec;
 pub mod domain;
+pub mod files;
 pub mod filter;
 pub mod guard;
+pub mod join;
 pub mod keys;
 pub mod message;
 pub mod noise;

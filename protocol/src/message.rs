@@ -57,6 +57,8 @@ pub enum Kind {
     Ping,
     /// hub -> console.
     Pong,
+    /// hub -> node: the callers and policies the hub distributes, signed by the hub's key.
+    Trust,
 }
 
 /// A decoded message body.
@@ -77,6 +79,7 @@ pub enum Message {
     Error(ErrorNotice),
     Ping,
     Pong,
+    Trust(Trust),
 }
 
 impl Message {
@@ -97,8 +100,30 @@ impl Message {
             Message::Error(_) => Kind::Error,
             Message::Ping => Kind::Ping,
             Message::Pong => Kind::Pong,
+            Message::Trust(_) => Kind::Trust,
         }
     }
+}
+
+/// The callers and action policies a hub distributes to its nodes. Its envelope is signed by the
+/// hub's key (signer "hub"); a node that accepts trust from its hub checks that signature against
+/// the pinned hub key before decoding this, and ignores a generation older than the one it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Trust {
+    /// Grows with every change (the hub's clock in ms when it built the set).
+    pub generation: u64,
+    pub callers: Vec<TrustedCaller>,
+    /// Agent name -> policy file text (`<agent>.policy` on the hub).
+    pub policies: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustedCaller {
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub signing: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub link: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

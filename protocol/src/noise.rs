@@ -14,12 +14,15 @@
 
 use snow::{Builder, HandshakeState, TransportState};
 
+use crate::join::JoinProof;
 use crate::keys::KeyPair;
 
 pub const NOISE_PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 pub const TAG_HANDSHAKE_1: &[u8; 4] = b"FLN1";
 pub const TAG_HANDSHAKE_2: &[u8; 4] = b"FLN2";
 pub const TAG_TRANSPORT: &[u8; 4] = b"FLNT";
+/// hub -> joiner, in the clear: why a join claim was refused (a token's state is no secret).
+pub const TAG_REFUSED: &[u8; 4] = b"FLNX";
 /// Bytes of plaintext per Noise transport message (65,535 minus the 16-byte tag).
 const CHUNK: usize = 65_535 - 16;
 /// Largest name a peer may claim in its handshake.
@@ -37,6 +40,8 @@ pub enum NoiseError {
     Malformed(&'static str),
     #[error("{0}")]
     Snow(#[from] snow::Error),
+    #[error("the hub refused: {0}")]
+    Refused(String),
 }
 
 fn params() -> snow::params::NoiseParams {
@@ -56,22 +61,49 @@ pub struct Initiator {
 impl Initiator {
     /// Starts a handshake to a hub whose link key is `hub_link_public`. Returns the first frame.
     pub fn start(local: &KeyPair, hub_link_public: &[u8; 32], claimed_name: &str) -> Result<(Initiator, Vec<u8>), NoiseError> {
+        Self::start_with(local, hub_link_public, claimed_name, None)
+    }
+
+    /// Starts a handshake that also claims a join token (`proof`): an unknown key that carries a
+    /// valid proof is enrolled by the hub instead of waiting under `pending/`. The payload is
+    /// encrypted to the hub's static key.
+    pub fn start_with(
+        local: &KeyPair,
+        hub_link_public: &[u8; 32],
+        claimed_name: &str,
+        proof: Option<&JoinProof>,
+    ) -> Result<(Initiator, Vec<u8>), NoiseError> {
         let mut hs =
             Builder::new(params()).local_private_key(local.link_private())?.remote_public_key(hub_link_public)?.build_initiator()?;
-        let name = &claimed_name.as_bytes()[..claimed_name.len().min(MAX_NAME)];
-        let mut buf = vec![0u8; 256 + name.len()];
-        let n = hs.write_message(name, &mut buf).map_err(NoiseError::Handshake)?;
+        let name: String = claimed_name.chars().filter(|c| *c != '\n').collect();
+        let mut payload = name.as_bytes()[..name.len().min(MAX_NAME)].to_vec();
+        if let Some(p) = proof {
+            payload.push(b'\n');
+            payload.extend_from_slice(p.to_line().as_bytes());
+        }
+        let mut buf = vec![0u8; 256 + payload.len()];
+        let n = hs.write_message(&payload, &mut buf).map_err(NoiseError::Handshake)?;
         let mut frame = TAG_HANDSHAKE_1.to_vec();
         frame.extend_from_slice(&buf[..n]);
         Ok((Initiator { hs }, frame))
     }
 
     /// Reads the hub's answer; a hub that does not hold the pinned key fails here.
-    pub fn finish(mut self, frame: &[u8]) -> Result<Session, NoiseError> {
+    pub fn finish(self, frame: &[u8]) -> Result<Session, NoiseError> {
+        self.finish_named(frame).map(|(session, _)| session)
+    }
+
+    /// Reads the hub's answer, with the name the hub enrolled this key under (empty from a hub
+    /// that does not say).
+    pub fn finish_named(mut self, frame: &[u8]) -> Result<(Session, String), NoiseError> {
+        if let Some(reason) = frame.strip_prefix(TAG_REFUSED.as_slice()) {
+            return Err(NoiseError::Refused(String::from_utf8_lossy(&reason[..reason.len().min(512)]).into_owned()));
+        }
         let msg = frame.strip_prefix(TAG_HANDSHAKE_2.as_slice()).ok_or(NoiseError::WrongFrame("handshake reply"))?;
         let mut payload = vec![0u8; msg.len()];
-        self.hs.read_message(msg, &mut payload).map_err(NoiseError::Handshake)?;
-        Ok(Session { ts: self.hs.into_transport_mode()? })
+        let n = self.hs.read_message(msg, &mut payload).map_err(NoiseError::Handshake)?;
+        let name = String::from_utf8_lossy(&payload[..n.min(MAX_NAME)]).into_owned();
+        Ok((Session { ts: self.hs.into_transport_mode()? }, name))
     }
 }
 
@@ -82,6 +114,8 @@ pub struct Responder {
     pub remote_static: [u8; 32],
     /// The name the initiator claims (a label for a pending enrollment, not proof).
     pub claimed_name: String,
+    /// A join token the initiator claims, if any (checked by enrollment, not here).
+    pub join: Option<JoinProof>,
 }
 
 impl Responder {
@@ -93,14 +127,26 @@ impl Responder {
         let n = hs.read_message(msg, &mut payload).map_err(NoiseError::Handshake)?;
         let remote: [u8; 32] =
             hs.get_remote_static().and_then(|k| k.try_into().ok()).ok_or(NoiseError::Malformed("no remote static key"))?;
-        let claimed_name = String::from_utf8_lossy(&payload[..n.min(MAX_NAME)]).into_owned();
-        Ok(Responder { hs, remote_static: remote, claimed_name })
+        let payload = &payload[..n];
+        let (name, rest) = match payload.iter().position(|b| *b == b'\n') {
+            Some(i) => (&payload[..i], Some(&payload[i + 1..])),
+            None => (payload, None),
+        };
+        let claimed_name = String::from_utf8_lossy(&name[..name.len().min(MAX_NAME)]).into_owned();
+        let join = rest.and_then(|r| std::str::from_utf8(r).ok()).and_then(JoinProof::from_line);
+        Ok(Responder { hs, remote_static: remote, claimed_name, join })
     }
 
     /// Accepts: returns the session and the frame that completes the handshake.
-    pub fn accept(mut self) -> Result<(Session, Vec<u8>), NoiseError> {
-        let mut buf = vec![0u8; 256];
-        let n = self.hs.write_message(&[], &mut buf).map_err(NoiseError::Handshake)?;
+    pub fn accept(self) -> Result<(Session, Vec<u8>), NoiseError> {
+        self.accept_as("")
+    }
+
+    /// Accepts, telling the peer the name its key is enrolled under (encrypted).
+    pub fn accept_as(mut self, name: &str) -> Result<(Session, Vec<u8>), NoiseError> {
+        let name = &name.as_bytes()[..name.len().min(MAX_NAME)];
+        let mut buf = vec![0u8; 256 + name.len()];
+        let n = self.hs.write_message(name, &mut buf).map_err(NoiseError::Handshake)?;
         let mut frame = TAG_HANDSHAKE_2.to_vec();
         frame.extend_from_slice(&buf[..n]);
         Ok((Session { ts: self.hs.into_transport_mode()? }, frame))

@@ -51,9 +51,8 @@ async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Recei
         };
         match link {
             Ok(link) => {
-                node.set_hub_state(&hub, "up");
-                info!(hub = %hub, identity = %node.identity, "attached to hub");
-                let why = serve_link(&node, link, &mut shutdown).await;
+                node.set_hub_state(&hub, "handshake");
+                let why = serve_link(&node, &hub, link, &mut shutdown).await;
                 if *shutdown.borrow() {
                     return;
                 }
@@ -75,7 +74,7 @@ async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Recei
     }
 }
 
-async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Receiver<bool>) -> String {
+async fn serve_link(node: &Arc<NodeState>, hub: &str, link: Link, shutdown: &mut watch::Receiver<bool>) -> String {
     let limits = Limits { max_frame: node.config.max_frame, ..Limits::default() };
     let (mut tx, mut rx) = link.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(1024);
@@ -112,6 +111,9 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
             );
         }
     };
+    // The hub accepted this node's key: only now is it attached.
+    node.set_hub_state(hub, "up");
+    info!(hub = %hub, identity = %node.identity, "attached to hub");
     // From here on replies of any request may leave through this link too.
     let _reply_path = ReplyPath { node: node.clone(), id: node.add_reply_path(out_tx.clone()) };
     let register = |node: &NodeState| encode_message(&Message::Registration(Box::new(node.registration()))).map(Bytes::from);
@@ -152,6 +154,14 @@ async fn serve_link(node: &Arc<NodeState>, link: Link, shutdown: &mut watch::Rec
                 };
                 if env.kind == fleet_protocol::Kind::Request {
                     tokio::spawn(answer_request(node.clone(), env, limits));
+                    continue;
+                }
+                if env.kind == fleet_protocol::Kind::Trust {
+                    match node.security.apply_hub_trust(&env, &limits) {
+                        Ok(Some(summary)) => info!(%summary, "callers and policies from the hub applied"),
+                        Ok(None) => {}
+                        Err(why) => warn!(reason = %why, "callers and policies from the hub not applied"),
+                    }
                     continue;
                 }
                 match env.open(&limits) {
