@@ -118,7 +118,6 @@ impl Hub {
         };
         let key = Arc::new(load_or_create_key(&config.key_file)?);
         let knock = KnockLimits { max_pending: config.max_pending, per_second: config.max_knocks_per_second };
-        let _ = fleet_protocol::files::create_private_dir(&config.policy_dir);
         let trust = trust::TrustSource::new(config.callers_dir.clone(), config.policy_dir.clone(), key.clone());
         let (gate, enrolled) = Gate::start(&config.enroll_dir, knock, config.callers_dir.clone(), Some(trust))
             .map_err(|e| misconfigured(format!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display())))?;

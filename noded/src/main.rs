@@ -422,6 +422,14 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         Some(Command::Hub { enroll: Some(HubCommand::Enroll { list, accept, reject, add, role }), .. }) => {
             use noded::enroll::Role;
             let dir = &cfg.hub.enroll_dir;
+            if !dir.is_dir() && add.is_none() {
+                return Err(noded::setup::misconfigured(format!(
+                    "no enrollment directory at {}: the hub creates it on its first start (`noded hub`, or `noded hub init`); \
+                     is --enroll-dir (or hub.enroll_dir in {}) right?",
+                    dir.display(),
+                    cfg_path.display()
+                )));
+            }
             let role_or = |default: Role| -> Role { role.as_deref().map_or(default, |r| r.parse().unwrap_or(default)) };
             let result = if let Some(name) = accept {
                 let role = role_or(Role::Node);

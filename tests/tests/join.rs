@@ -236,6 +236,12 @@ fn missing_configuration_exits_78_with_the_fix_and_doctor_names_each_problem() {
     let report = text(&run(c));
     assert!(report.contains("not enrolled yet") && report.contains("noded hub enroll --accept bare --role node"), "{report}");
 
+    // A wrong enrollment directory is named, not listed as empty.
+    let mut c = hub.noded(None);
+    c.args(["hub", "enroll", "--enroll-dir", "/nonexistent/enroll", "--list"]);
+    let out = run(c);
+    assert!(out.status.code() == Some(78) && text(&out).contains("no enrollment directory at /nonexistent/enroll"), "{}", text(&out));
+
     // The enrollment flag goes before or after `enroll`.
     let dir = hub.root.join("var/enroll");
     for args in [

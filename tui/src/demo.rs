@@ -65,6 +65,7 @@ impl DemoSecurity {
             callers_dir: Some(self.callers_dir()),
             key_file: self.dir.path().join("hub.key"),
             enroll_dir: self.dir.path().join("enroll"),
+            policy_dir: self.dir.path().join("hub-policies"),
             ..HubConfig::default()
         }
     }
