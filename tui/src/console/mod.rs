@@ -175,10 +175,11 @@ async fn event_loop(
         if app.should_quit() {
             return Ok(());
         }
-        if app.take_suspend() {
+        let resumed = app.take_suspend();
+        if resumed {
             screen.suspend()?;
         }
-        if redraw {
+        if redraw || resumed {
             screen.draw(app)?;
         }
     }
@@ -230,6 +231,8 @@ async fn report_panic(what: &'static str, task: tokio::task::JoinHandle<()>, act
 /// The terminal in raw mode on the alternate screen; restored on drop and by the panic hook.
 struct Screen {
     terminal: Terminal<CrosstermBackend<Stdout>>,
+    /// The size the last frame was drawn at.
+    size: ratatui::layout::Size,
 }
 
 /// Whether a [`Screen`] is up, so the panic hook only touches a terminal the console changed.
@@ -270,7 +273,7 @@ impl Screen {
             Ok(Terminal::new(CrosstermBackend::new(std::io::stdout()))?)
         };
         match setup() {
-            Ok(terminal) => Ok(Screen { terminal }),
+            Ok(terminal) => Ok(Screen { size: terminal.size().unwrap_or_default(), terminal }),
             Err(e) => {
                 restore_terminal();
                 Err(e.context("cannot set up the terminal"))
@@ -279,7 +282,23 @@ impl Screen {
     }
 
     fn draw(&mut self, app: &App) -> Result<()> {
+        // Terminals reflow what is on screen when resized; ratatui only redraws what changed
+        // in its own buffer, so after a resize everything is cleared and drawn again.
+        let size = self.terminal.size().context("cannot read the terminal size")?;
+        if size != self.size {
+            self.redraw_all()?;
+            self.size = size;
+        }
         self.terminal.draw(|f| app.draw(f, f.area())).context("cannot draw the screen")?;
+        Ok(())
+    }
+
+    /// Clears the screen and forgets the last frame, so the next one is drawn whole. (ratatui's
+    /// own `clear` asks the terminal where its cursor is, and the input thread would take the
+    /// answer.)
+    fn redraw_all(&mut self) -> Result<()> {
+        execute!(std::io::stdout(), terminal::Clear(terminal::ClearType::All)).context("cannot clear the screen")?;
+        self.terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).context("cannot set up the terminal")?;
         Ok(())
     }
 
@@ -294,8 +313,7 @@ impl Screen {
             libc::raise(libc::SIGTSTP);
         }
         take_terminal().context("cannot take the terminal back after a suspend")?;
-        self.terminal.clear().context("cannot clear the screen after a suspend")?;
-        Ok(())
+        self.redraw_all()
     }
 }
 

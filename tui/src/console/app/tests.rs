@@ -313,6 +313,21 @@ fn rpc_form_with_an_error_160x48() {
 }
 
 #[test]
+fn discovery_40x10() {
+    // The top bar drops items in a fixed order (the clock never covers the hub), the tabs keep
+    // their numbers, the footer ends in an ellipsis.
+    insta::assert_snapshot!(render(&finished_demo(), 40, 10));
+}
+
+#[test]
+fn rpc_form_typing_40x10() {
+    let mut app = get_fact_form();
+    send(&mut app, key(KeyCode::Enter));
+    type_text(&mut app, "os");
+    insta::assert_snapshot!(render(&app, 40, 10));
+}
+
+#[test]
 fn rpc_results_80x24() {
     insta::assert_snapshot!(render(&get_fact_results(), 80, 24));
 }

@@ -756,6 +756,25 @@ fn kill_results_80x24() {
     insta::assert_snapshot!(render(&p, 80, 24));
 }
 
+/// The confirmation answered and the nodes' reports in.
+fn killed_screen() -> ProcessesPanel {
+    let mut p = confirm_screen();
+    let Some(Cmd::Kill { targets, .. }) = apply(&mut p, Msg::Confirm) else { panic!() };
+    let outcomes = [KillOutcome::Signalled, KillOutcome::NoSuchProcess, KillOutcome::Signalled];
+    p.apply(Msg::Killed(targets.into_iter().zip(outcomes).map(|(key, outcome)| KillReport { key, outcome }).collect()));
+    p
+}
+
+#[test]
+fn kill_results_160x48() {
+    insta::assert_snapshot!(render(&killed_screen(), 160, 48));
+}
+
+#[test]
+fn kill_results_40x10() {
+    insta::assert_snapshot!(render(&killed_screen(), 40, 10));
+}
+
 #[test]
 fn editing_the_pattern_with_an_error_80x24() {
     let mut p = listed_panel(false);

@@ -1,12 +1,18 @@
 //! Migrations from the Xen panel: one domU to a destination the admin picks, or the balancer's
-//! plan; each asks first, then runs and lands in the history.
+//! plan; each asks first, then runs and lands in the history and in the Log panel.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use fleet_protocol::Status;
+use serde_json::{Map, json};
 
 use fleet_client::xen::MigrationResult;
 use fleet_client::xen::PolicySource;
 use fleet_client::xen::balancer::{self, PastMigration};
 
 use super::{Cmd, HISTORY_KEEP, HistoryEntry, Migration, MoveOutcome, MovedBy, Msg, Popup, XenPanel};
-use crate::console::action::{Action, Confirm, Notice};
+use crate::console::action::{Action, Confirm, Notice, ReplyRow, Scope};
+use crate::console::record::{RequestKey, RequestRecord};
 use fleet_client::format::{last_line, mib};
 
 impl XenPanel {
@@ -158,8 +164,24 @@ impl XenPanel {
         } else {
             Notice::error(format!("{}: migration from {} to {} FAILED: {}", r.domain, r.from, r.to, last_line(&r.message)))
         };
-        let mut follow = vec![notice];
+        let mut follow = vec![notice, Action::Logged(Box::new(migration_record(&r, self.now_ms)))];
         follow.extend(self.start_refresh());
         Some(Action::Batch(follow))
     }
+}
+
+/// A finished migration as the Log panel keeps it: `xen#migrate` on the source dom0, its one
+/// reply saying how it went.
+fn migration_record(r: &MigrationResult, now_ms: u64) -> RequestRecord {
+    let elapsed_ms = r.elapsed_s * 1000.0;
+    let started = UNIX_EPOCH + Duration::from_millis(now_ms.saturating_sub(elapsed_ms as u64));
+    let args = Map::from_iter([("domain".to_string(), json!(r.domain)), ("destination".to_string(), json!(r.to))]);
+    let scope = Scope { filter: String::new(), targets: Some(vec![r.from.clone()]) };
+    let mut record = RequestRecord::new(RequestKey::Done(0), "xen", "migrate", args, scope, started);
+    let status = if r.success { Status::Ok } else { Status::Aborted };
+    let message = if r.success { format!("{} migrated to {}", r.domain, r.to) } else { last_line(&r.message).to_string() };
+    let mut reply = ReplyRow::new(&r.from, status, &message, elapsed_ms);
+    reply.data = json!({ "domain": r.domain, "from": r.from, "to": r.to, "output": r.message });
+    record.finish(vec![reply], None, elapsed_ms);
+    record
 }

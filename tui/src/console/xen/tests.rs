@@ -130,6 +130,8 @@ struct Out {
     net: Vec<Cmd>,
     confirm: Vec<Confirm>,
     notices: Vec<Notice>,
+    /// What went to the Log panel.
+    logged: Vec<crate::console::record::RequestRecord>,
 }
 
 /// Applies `action` as the shell does: the panel's own actions go back to it, batches are opened,
@@ -145,6 +147,7 @@ fn run(p: &mut XenPanel, action: Action) -> Out {
             },
             Action::Confirm(c) => out.confirm.push(*c),
             Action::Notify(n) => out.notices.push(n),
+            Action::Logged(r) => out.logged.push(*r),
             Action::Batch(all) => queue.extend(all),
             other => queue.extend(p.update(other)),
         }
@@ -330,6 +333,12 @@ fn migrate_asks_where_then_confirms_exactly_what_moves_where() {
     assert_eq!(p.history()[0].outcome, MoveOutcome::Done { elapsed_s: 0.3 });
     assert_eq!(out.notices[0].text, "test3 migrated from xen-01 to xen-03 in 0.3 s");
     assert_eq!(out.net, [Cmd::Refresh { scope: Scope::default() }]);
+    // The Log keeps it.
+    let [logged] = &out.logged[..] else { panic!("{:?}", out.logged) };
+    assert_eq!(
+        (logged.what(), logged.ok_count(), logged.replies[0].message.as_str()),
+        ("xen#migrate".into(), 1, "test3 migrated to xen-03")
+    );
     let mut view = demo_view(SAMPLES);
     view.domus.iter_mut().filter(|d| d.domu.name == "test3").for_each(|d| d.dom0 = "xen-03".into());
     p.apply(Msg::Refreshed { at_ms: T0 + 600_000, result: Ok(Box::new(view)) });
