@@ -88,6 +88,8 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// `[data]`: where the data plugins (`fstat`, `process`, `puppet`, ...) look; see `crate::data`.
     pub data: crate::data::DataConfig,
+    /// `[jobs]`: limits of the jobs agent (runs at once, retention, output size, kill grace).
+    pub jobs: crate::agents::jobs::JobsConfig,
     pub hub: HubConfig,
 }
 
@@ -128,6 +130,7 @@ impl Default for NodeConfig {
             accept_trust_from_hub: false,
             state_dir: dirs.state.clone(),
             data: crate::data::DataConfig::default(),
+            jobs: crate::agents::jobs::JobsConfig::default(),
             hub: HubConfig::with_dirs(&dirs),
         }
     }
@@ -312,6 +315,9 @@ impl NodeConfig {
         }
         if self.hub.max_ttl == 0 {
             return Err(bad("hub.max_ttl", "must be at least 1 second".into()));
+        }
+        if let Some((key, message)) = self.jobs.problem() {
+            return Err(bad(key, message));
         }
         Ok(())
     }

@@ -543,6 +543,8 @@ async fn run_node(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     tokio::spawn(noded::node::watch_callers(node.clone(), shutdown.clone()));
+    // Scheduled jobs run, and runs left by a stopped noded are marked lost, before any request.
+    noded::agents::jobs::start(node.clone());
     noded::node::run(node.clone(), shutdown).await;
     node.security.audit.shutdown();
     Ok(())

@@ -238,6 +238,9 @@ impl AgentContext for NodeState {
     fn reload_agents(&self, only: Option<String>) -> Pin<Box<dyn Future<Output = Vec<crate::agents::external::Skipped>> + Send + '_>> {
         Box::pin(async move { NodeState::reload_agents(self, only.as_deref()).await })
     }
+    fn audit(&self, record: crate::audit::AuditRecord) {
+        self.security.audit.log(record);
+    }
 }
 
 /// Re-reads the trusted callers when the callers directory changes (checked every 2 s, one

@@ -15,6 +15,7 @@ use crate::policy::Decision;
 
 pub mod echo;
 pub mod external;
+pub mod jobs;
 pub mod process;
 pub mod rpcutil;
 pub mod xen;
@@ -77,6 +78,9 @@ pub trait AgentContext: Send + Sync {
     fn policy_decision(&self, agent: &str, caller: &str, action: &str) -> Decision;
     /// Rescans the agents directory (all agents, or only `only`); returns the agents refused.
     fn reload_agents(&self, only: Option<String>) -> Pin<Box<dyn Future<Output = Vec<external::Skipped>> + Send + '_>>;
+    /// Writes one line to the node's audit log (the jobs agent records a job's creation, start,
+    /// end and cancel).
+    fn audit(&self, record: crate::audit::AuditRecord);
 }
 
 /// Who asked, and when: the parts of a request an agent may need beyond its arguments.
@@ -128,7 +132,9 @@ impl AgentSet {
     pub fn without_xen(config: &NodeConfig) -> AgentSet {
         // The node's data plugins answer data functions in filters evaluated in this process.
         crate::data::NodeData::install(config);
-        Self::with_echo(echo::Echo::failing(config.echo_failure_share))
+        let mut set = Self::with_echo(echo::Echo::failing(config.echo_failure_share));
+        set.insert(Arc::new(jobs::JobsAgent::for_config(config)));
+        set
     }
 
     fn with_echo(echo: echo::Echo) -> AgentSet {
