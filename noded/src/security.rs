@@ -14,17 +14,26 @@ use crate::config::NodeConfig;
 use crate::policy::PolicySet;
 
 /// Remembers request ids until their ttl has passed, so the same bytes are never acted on twice.
+/// Expired ids are swept every [`REPLAY_SWEEP_MS`] (and whenever the cache passes
+/// [`REPLAY_SWEEP_SIZE`]), so it holds about a ttl's worth of requests, not thousands of dead ids.
 #[derive(Default)]
 pub struct ReplayCache {
-    seen: Mutex<HashMap<String, u64>>,
+    seen: Mutex<(HashMap<String, u64>, u64)>,
 }
+
+/// How often expired ids are swept, in ms.
+const REPLAY_SWEEP_MS: u64 = 10_000;
+/// A cache this large is swept at once.
+const REPLAY_SWEEP_SIZE: usize = 4096;
 
 impl ReplayCache {
     /// Records `id` until `expires_ms`. Returns false when it was already there (a replay).
     pub fn first_time(&self, id: &str, expires_ms: u64, now_ms: u64) -> bool {
-        let mut seen = self.seen.lock().expect("replay cache lock");
-        if seen.len() > 4096 {
+        let mut guard = self.seen.lock().expect("replay cache lock");
+        let (seen, next_sweep) = &mut *guard;
+        if now_ms >= *next_sweep || seen.len() > REPLAY_SWEEP_SIZE {
             seen.retain(|_, exp| *exp > now_ms);
+            *next_sweep = now_ms + REPLAY_SWEEP_MS;
         }
         match seen.get(id) {
             Some(exp) if *exp > now_ms => false,
@@ -33,6 +42,15 @@ impl ReplayCache {
                 true
             }
         }
+    }
+
+    /// Ids held now.
+    pub fn len(&self) -> usize {
+        self.seen.lock().expect("replay cache lock").0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -195,5 +213,18 @@ mod tests {
         assert!(c.first_time("a", 1000, 0));
         assert!(!c.first_time("a", 1000, 500));
         assert!(c.first_time("a", 3000, 1500), "after its ttl an id may come back");
+    }
+
+    #[test]
+    fn expired_ids_are_swept_long_before_the_cache_is_large() {
+        let c = ReplayCache::default();
+        // 2 requests a second with a 60 s ttl, for 10 minutes: the cache holds about 70 s of ids.
+        let mut most = 0;
+        for i in 0..1200u64 {
+            let now = i * 500;
+            assert!(c.first_time(&format!("id-{i}"), now + 60_000, now));
+            most = most.max(c.len());
+        }
+        assert!(most <= 2 * (60 + 10) + 2, "the cache held {most} ids");
     }
 }
