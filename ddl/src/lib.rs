@@ -21,10 +21,11 @@ pub mod builtin {
     pub const ECHO: &str = include_str!("../agents/echo.toml");
     pub const PROCESS: &str = include_str!("../agents/process.toml");
     pub const XEN: &str = include_str!("../agents/xen.toml");
+    pub const CONCAT: &str = include_str!("../agents/concat.toml");
     pub const JOBS: &str = include_str!("../agents/jobs.toml");
 
     /// (agent name, DDL text) of every built-in agent.
     pub fn all() -> Vec<(&'static str, &'static str)> {
-        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS), ("xen", XEN), ("jobs", JOBS)]
+        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS), ("xen", XEN), ("concat", CONCAT), ("jobs", JOBS)]
     }
 }

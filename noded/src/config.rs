@@ -90,6 +90,9 @@ pub struct NodeConfig {
     pub data: crate::data::DataConfig,
     /// `[jobs]`: limits of the jobs agent (runs at once, retention, output size, kill grace).
     pub jobs: crate::agents::jobs::JobsConfig,
+    /// `[concat]`: where the concat agent may build files (none by default: it refuses every
+    /// target) and whether it runs notify commands; see `crate::agents::concat`.
+    pub concat: crate::agents::concat::ConcatConfig,
     pub hub: HubConfig,
 }
 
@@ -131,6 +134,7 @@ impl Default for NodeConfig {
             state_dir: dirs.state.clone(),
             data: crate::data::DataConfig::default(),
             jobs: crate::agents::jobs::JobsConfig::default(),
+            concat: crate::agents::concat::ConcatConfig::default(),
             hub: HubConfig::with_dirs(&dirs),
         }
     }
@@ -312,6 +316,9 @@ impl NodeConfig {
         }
         if self.hub.max_link_queue == 0 || self.hub.max_link_queue_bytes == 0 || self.hub.max_link_in_flight == 0 {
             return Err(bad("hub.max_link_queue", "the link queue limits must be at least 1".into()));
+        }
+        if let Err((key, message)) = self.concat.check() {
+            return Err(bad(&key, message));
         }
         if self.hub.max_ttl == 0 {
             return Err(bad("hub.max_ttl", "must be at least 1 second".into()));

@@ -63,6 +63,18 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// rename and an fsync of the directory: a reader sees the old file or the whole new one, and a
 /// crash leaves one of the two.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_atomically_with(path, bytes, mode, |_| Ok(()))
+}
+
+/// [`write_atomically`], calling `prepare` on the written temp file before it is synced and
+/// renamed: to give it its owner, group and exact mode (the create mode passes through the umask)
+/// before any reader can see it.
+pub fn write_atomically_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    prepare: impl FnOnce(&File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let suffix: u64 = rand::random();
@@ -70,6 +82,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
+        prepare(&f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::config::NodeConfig;
 use crate::policy::Decision;
 
+pub mod concat;
 pub mod echo;
 pub mod external;
 pub mod jobs;
@@ -133,6 +134,8 @@ impl AgentSet {
         // The node's data plugins answer data functions in filters evaluated in this process.
         crate::data::NodeData::install(config);
         let mut set = Self::with_echo(echo::Echo::failing(config.echo_failure_share));
+        // Refuses every target until the config names roots.
+        set.insert(Arc::new(concat::ConcatAgent::for_config(config)));
         set.insert(Arc::new(jobs::JobsAgent::for_config(config)));
         set
     }
