@@ -88,11 +88,11 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// `[data]`: where the data plugins (`fstat`, `process`, `puppet`, ...) look; see `crate::data`.
     pub data: crate::data::DataConfig,
-    /// `[jobs]`: limits of the jobs agent (runs at once, retention, output size, kill grace).
-    pub jobs: crate::agents::jobs::JobsConfig,
     /// `[concat]`: where the concat agent may build files (none by default: it refuses every
     /// target) and whether it runs notify commands; see `crate::agents::concat`.
     pub concat: crate::agents::concat::ConcatConfig,
+    /// `[jobs]`: limits of the jobs agent (runs at once, retention, output size, kill grace).
+    pub jobs: crate::agents::jobs::JobsConfig,
     pub hub: HubConfig,
 }
 
@@ -133,8 +133,8 @@ impl Default for NodeConfig {
             accept_trust_from_hub: false,
             state_dir: dirs.state.clone(),
             data: crate::data::DataConfig::default(),
-            jobs: crate::agents::jobs::JobsConfig::default(),
             concat: crate::agents::concat::ConcatConfig::default(),
+            jobs: crate::agents::jobs::JobsConfig::default(),
             hub: HubConfig::with_dirs(&dirs),
         }
     }
@@ -183,9 +183,13 @@ pub struct HubConfig {
     pub max_down_nodes: usize,
     /// Most unknown link keys kept under `pending/`; further unknown keys are refused unrecorded.
     pub max_pending: usize,
-    /// New pending keys recorded per second (a burst of twice this); the rate is global, since the
-    /// transport does not tell the hub a peer's address.
+    /// New pending keys recorded per second, over all sources (a burst of twice this).
     pub max_knocks_per_second: f64,
+    /// New pending keys recorded per second from one source address (a burst of twice this); a
+    /// source over it does not use up the global rate.
+    pub max_knocks_per_source_per_second: f64,
+    /// Pending keys one source address may have waiting at a time.
+    pub max_pending_per_source: usize,
     /// Most frames queued for one link; past it the oldest replies are dropped and the console told.
     pub max_link_queue: usize,
     /// Most bytes queued for one link.
@@ -221,6 +225,8 @@ impl HubConfig {
             max_down_nodes: 10_000,
             max_pending: 1000,
             max_knocks_per_second: 50.0,
+            max_knocks_per_source_per_second: 5.0,
+            max_pending_per_source: 100,
             max_link_queue: 10_000,
             max_link_queue_bytes: 16 * 1024 * 1024,
             max_link_in_flight: 1024 * 1024,
@@ -311,8 +317,13 @@ impl NodeConfig {
         if !(self.hub.keep_down_for.is_finite() && self.hub.keep_down_for >= 0.0) {
             return Err(bad("hub.keep_down_for", format!("must be a number of seconds, 0 or more (got {})", self.hub.keep_down_for)));
         }
-        if !(self.hub.max_knocks_per_second.is_finite() && self.hub.max_knocks_per_second > 0.0) {
-            return Err(bad("hub.max_knocks_per_second", format!("must be a positive number (got {})", self.hub.max_knocks_per_second)));
+        for (key, v) in [
+            ("hub.max_knocks_per_second", self.hub.max_knocks_per_second),
+            ("hub.max_knocks_per_source_per_second", self.hub.max_knocks_per_source_per_second),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(key, format!("must be a positive number (got {v})")));
+            }
         }
         if self.hub.max_link_queue == 0 || self.hub.max_link_queue_bytes == 0 || self.hub.max_link_in_flight == 0 {
             return Err(bad("hub.max_link_queue", "the link queue limits must be at least 1".into()));

@@ -191,15 +191,48 @@ pub struct KnockLimits {
     /// Most keys kept under `pending/`; further unknown keys are refused without a record.
     pub max_pending: usize,
     /// New pending records per second, over all sources (a burst of twice this is allowed).
-    /// zmq.rs does not tell the hub a peer's address, so the rate is global.
     pub per_second: f64,
+    /// New pending records per second from one source address (a burst of twice this). A source
+    /// over its rate is refused without using the global rate, so one flooding address cannot
+    /// crowd out newcomers from others.
+    pub per_source_per_second: f64,
+    /// Pending keys one source address may have recorded at a time.
+    pub max_pending_per_source: usize,
 }
 
 impl Default for KnockLimits {
     fn default() -> Self {
-        KnockLimits { max_pending: 1000, per_second: 50.0 }
+        KnockLimits { max_pending: 1000, per_second: 50.0, per_source_per_second: 5.0, max_pending_per_source: 100 }
     }
 }
+
+/// A token bucket: `rate` per second, bursts of twice that.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    fn full(rate: f64) -> Bucket {
+        Bucket { tokens: rate * 2.0, refilled: Instant::now() }
+    }
+
+    /// Takes one token if there is one.
+    fn take(&mut self, rate: f64) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+/// Source addresses remembered for their knock rate at most; past it the idle ones are dropped.
+const MAX_SOURCES: usize = 4096;
 
 /// The enrollment directory on disk. Used by the enrollment thread and by the unit tests.
 pub struct Enrollment {
@@ -207,8 +240,10 @@ pub struct Enrollment {
     snapshot: Snapshot,
     stamps: Vec<Option<SystemTime>>,
     limits: KnockLimits,
-    tokens: f64,
-    refilled: Instant,
+    bucket: Bucket,
+    /// Knock rate per source address, and which pending keys each source recorded.
+    sources: HashMap<std::net::IpAddr, Bucket>,
+    recorded_from: HashMap<[u8; 32], std::net::IpAddr>,
     /// When the pending list was last found full (the warning is logged once a minute).
     full_warned: Option<Instant>,
     /// Where a console that joins with a token gets its caller key (the hub's callers).
@@ -240,8 +275,9 @@ impl Enrollment {
             snapshot: Snapshot::default(),
             stamps: Vec::new(),
             limits,
-            tokens: limits.per_second * 2.0,
-            refilled: Instant::now(),
+            bucket: Bucket::full(limits.per_second),
+            sources: HashMap::new(),
+            recorded_from: HashMap::new(),
             full_warned: None,
             callers_dir: None,
         };
@@ -300,6 +336,18 @@ impl Enrollment {
     /// just enrolled it); else enrolls it when it carries a valid join token (`proof`); else
     /// records it under `pending/`, within the count and rate limits.
     pub fn knock(&mut self, link_key: &[u8; 32], claimed: &str, proof: Option<&JoinProof>) -> Verdict {
+        self.knock_from(link_key, claimed, proof, None)
+    }
+
+    /// [`Enrollment::knock`] from a known source address (what the hub's front door saw), which
+    /// is held to its own rate and pending count as well as the global ones.
+    pub fn knock_from(
+        &mut self,
+        link_key: &[u8; 32],
+        claimed: &str,
+        proof: Option<&JoinProof>,
+        source: Option<std::net::IpAddr>,
+    ) -> Verdict {
         self.rescan(false);
         match (self.snapshot.lookup(link_key), proof) {
             (Some(Verdict::Pending(_)) | None, Some(proof)) => return self.redeem(link_key, claimed, proof),
@@ -317,14 +365,27 @@ impl Enrollment {
             }
             return Verdict::Refused("the pending list is full".into());
         }
-        let now = Instant::now();
-        let rate = self.limits.per_second;
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
-        self.refilled = now;
-        if self.tokens < 1.0 {
+        if let Some(ip) = source {
+            let still_pending = |k: &[u8; 32]| self.snapshot.pending.contains_key(k);
+            self.recorded_from.retain(|k, _| still_pending(k));
+            if self.recorded_from.values().filter(|s| **s == ip).count() >= self.limits.max_pending_per_source {
+                return Verdict::Refused(format!("{ip} already has {} keys waiting", self.limits.max_pending_per_source));
+            }
+            if self.sources.len() >= MAX_SOURCES {
+                // A bucket idle for 2 s is full again: forgetting it changes nothing.
+                self.sources.retain(|_, b| b.refilled.elapsed() < Duration::from_secs(2));
+                if self.sources.len() >= MAX_SOURCES {
+                    self.sources.clear();
+                }
+            }
+            let rate = self.limits.per_source_per_second;
+            if !self.sources.entry(ip).or_insert_with(|| Bucket::full(rate)).take(rate) {
+                return Verdict::Refused(format!("too many unknown keys knocking from {ip}"));
+            }
+        }
+        if !self.bucket.take(self.limits.per_second) {
             return Verdict::Refused("too many unknown keys knocking".into());
         }
-        self.tokens -= 1.0;
         // Record it for an admin to look at. Only the link key is known from the handshake.
         let mut name = safe_name(claimed);
         let taken = |n: &str, s: &Snapshot| {
@@ -338,6 +399,9 @@ impl Enrollment {
             tracing::error!(file = %path.display(), error = %e, "cannot record a pending link key");
         }
         self.snapshot.pending.insert(*link_key, name.clone());
+        if let Some(ip) = source {
+            self.recorded_from.insert(*link_key, ip);
+        }
         tracing::warn!(claimed, pending = %name, "unknown link key refused; accept it with `noded hub enroll --accept {name} --role node|console`");
         Verdict::Pending(name)
     }

@@ -117,7 +117,12 @@ impl Hub {
             }
         };
         let key = Arc::new(load_or_create_key(&config.key_file)?);
-        let knock = KnockLimits { max_pending: config.max_pending, per_second: config.max_knocks_per_second };
+        let knock = KnockLimits {
+            max_pending: config.max_pending,
+            per_second: config.max_knocks_per_second,
+            per_source_per_second: config.max_knocks_per_source_per_second,
+            max_pending_per_source: config.max_pending_per_source,
+        };
         let trust = trust::TrustSource::new(config.callers_dir.clone(), config.policy_dir.clone(), key.clone());
         let (gate, enrolled) = Gate::start(&config.enroll_dir, knock, config.callers_dir.clone(), Some(trust))
             .map_err(|e| misconfigured(format!("hub.enroll_dir: cannot use {}: {e}", config.enroll_dir.display())))?;
@@ -267,7 +272,8 @@ impl Hub {
                 let claimed = responder.claimed_name.clone();
                 let key = responder.remote_static;
                 let proof = responder.join.clone();
-                if self.gate.submit(key, claimed, proof, (peer, responder)).is_err() {
+                let source = self.sock.source(&peer);
+                if self.gate.submit(key, claimed, proof, source, (peer, responder)).is_err() {
                     self.counters.dropped();
                     debug!("enrollment is busy; a handshake from an unknown key was refused");
                 }

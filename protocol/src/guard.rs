@@ -467,7 +467,9 @@ async fn relay(
     refused: Arc<AtomicU64>,
     deliveries: Deliveries,
 ) {
-    let id = bytes::Bytes::from(format!("g{:016x}", rand::random::<u64>()));
+    // The routing id carries the client's address, so the hub can hold each source to its own
+    // limits even after a short-lived connection is gone (see `source_of`).
+    let id = bytes::Bytes::from(format!("g{}|{:016x}", peer.ip(), rand::random::<u64>()));
     let counter = Arc::new(AtomicU64::new(0));
     if let Ok(mut m) = deliveries.lock() {
         m.insert(id.clone(), counter.clone());
@@ -496,6 +498,12 @@ async fn relay(
             Err(e) => warn!(%peer, error = %e, "frame guard cannot reach the hub's socket; closing the client"),
         },
     }
+}
+
+/// The client address in a routing id this front door gave (`g<address>|<random>`).
+pub fn source_of(id: &[u8]) -> Option<std::net::IpAddr> {
+    let text = std::str::from_utf8(id.strip_prefix(b"g")?).ok()?;
+    text.split_once('|')?.0.parse().ok()
 }
 
 /// What the hub's front door knows about one client link: the routing id it gave it, and the

@@ -42,7 +42,8 @@ pub struct Peer(Bytes);
 
 impl Peer {
     pub fn short(&self) -> String {
-        self.0.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        // The last bytes: a guard's routing id ends in its random part.
+        self.0.iter().skip(self.0.len().saturating_sub(6)).map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -147,6 +148,13 @@ impl HubSocket {
     /// the frames sent to it), while its link lives; `None` without a guard (`ipc://`).
     pub fn delivered(&self, peer: &Peer) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
         self.guard.as_ref()?.delivered(&peer.0)
+    }
+
+    /// The address `peer` connects from, as its front door saw it (the guard puts it in the
+    /// routing id it gives each link); `None` without a guard, where peers name themselves.
+    pub fn source(&self, peer: &Peer) -> Option<std::net::IpAddr> {
+        self.guard.as_ref()?;
+        crate::guard::source_of(&peer.0)
     }
 
     /// A handle on the delivery counters, for tasks that outlive a borrow of the socket.

@@ -127,6 +127,12 @@ fn a_thousand_fresh_keys_knocking_do_not_stall_routing() {
     // (50 a second, bursts of 100), and each recorded key is one file.
     assert!(stats.pending_keys > 0 && stats.pending_keys <= 1000, "{stats:?}");
     assert!(stats.pending_keys as f64 <= 100.0 + 50.0 * (stats.uptime_s as f64 + 1.0), "recorded faster than the knock rate: {stats:?}");
+    // Every knock came from 127.0.0.1: one source, held to its own rate (5 a second, bursts of
+    // 10) and count (100 waiting), whatever the global limits allow.
+    assert!(
+        stats.pending_keys as f64 <= (10.0 + 5.0 * (stats.uptime_s as f64 + 1.0)).min(100.0),
+        "one source recorded too many: {stats:?}"
+    );
     assert_eq!(files as u64, stats.pending_keys);
     // Routing still works.
     let ping = request("rpcutil", "ping", Map::new(), &["alpha"]);

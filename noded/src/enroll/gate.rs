@@ -35,6 +35,7 @@ struct Job<T> {
     link_key: [u8; 32],
     claimed: String,
     proof: Option<JoinProof>,
+    source: Option<std::net::IpAddr>,
     ctx: T,
 }
 
@@ -81,7 +82,7 @@ impl<T: Send + 'static> Gate<T> {
             loop {
                 match job_rx.recv_timeout(Duration::from_secs(1)) {
                     Ok(job) => {
-                        let verdict = enrollment.knock(&job.link_key, &job.claimed, job.proof.as_ref());
+                        let verdict = enrollment.knock_from(&job.link_key, &job.claimed, job.proof.as_ref(), job.source);
                         publish(&enrollment);
                         if job.proof.is_some() && matches!(verdict, Verdict::Accepted(..)) {
                             poll_trust(false);
@@ -121,8 +122,16 @@ impl<T: Send + 'static> Gate<T> {
 
     /// Hands an unknown key to the enrollment thread. `Err` gives the context back when the
     /// thread is too far behind (the knock is refused).
-    pub fn submit(&self, link_key: [u8; 32], claimed: String, proof: Option<JoinProof>, ctx: T) -> Result<(), T> {
-        self.jobs.try_send(Job { link_key, claimed, proof, ctx }).map_err(|e| match e {
+    /// `source` is the peer's address when the hub's front door knows it.
+    pub fn submit(
+        &self,
+        link_key: [u8; 32],
+        claimed: String,
+        proof: Option<JoinProof>,
+        source: Option<std::net::IpAddr>,
+        ctx: T,
+    ) -> Result<(), T> {
+        self.jobs.try_send(Job { link_key, claimed, proof, source, ctx }).map_err(|e| match e {
             std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j.ctx,
         })
     }

@@ -40,7 +40,7 @@ fn keys_enrolled_before_roles_are_refused_until_re_enrolled() {
 #[test]
 fn pending_keys_are_bounded_in_count_and_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 5, per_second: 1000.0 }).unwrap();
+    let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 5, per_second: 1000.0, ..KnockLimits::default() }).unwrap();
     let keys: Vec<_> = (0..8).map(|_| KeyPair::generate().public().link).collect();
     let verdicts: Vec<_> = keys.iter().map(|k| e.knock(k, "x", None)).collect();
     assert_eq!(verdicts.iter().filter(|v| matches!(v, Verdict::Pending(_))).count(), 5);
@@ -48,7 +48,7 @@ fn pending_keys_are_bounded_in_count_and_rate() {
     assert_eq!(std::fs::read_dir(dir.path().join("pending")).unwrap().count(), 5);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 1000, per_second: 2.0 }).unwrap();
+    let mut e = Enrollment::open_with(dir.path(), KnockLimits { max_pending: 1000, per_second: 2.0, ..KnockLimits::default() }).unwrap();
     let recorded = (0..20).filter(|_| matches!(e.knock(&KeyPair::generate().public().link, "y", None), Verdict::Pending(_))).count();
     assert!((4..=5).contains(&recorded), "a burst of twice the rate: {recorded}");
 }
@@ -82,4 +82,27 @@ fn a_join_token_enrolls_its_holder_once_and_a_console_becomes_a_caller() {
     assert_eq!(e.knock(&alice.public().link, "root", Some(&token.proof(&alice))), Verdict::Accepted("alice".into(), Role::Console));
     assert_eq!(PublicKeys::load(&callers.join("alice.pub")).unwrap(), alice.public(), "the hub now trusts alice's signatures");
     assert!(create_token(dir.path(), "x", hub, &TokenRequest { role: Role::Console, name: None, uses: 1, ttl_s: 1 }).is_err());
+}
+
+#[test]
+fn one_source_is_held_to_its_own_rate_and_count_without_crowding_out_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = KnockLimits { max_pending: 1000, per_second: 1000.0, per_source_per_second: 2.0, max_pending_per_source: 3 };
+    let mut e = Enrollment::open_with(dir.path(), limits).unwrap();
+    let flooder: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let newcomer: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let verdicts: Vec<_> =
+        (0..20).map(|i| e.knock_from(&KeyPair::generate().public().link, &format!("f{i}"), None, Some(flooder))).collect();
+    let recorded = verdicts.iter().filter(|v| matches!(v, Verdict::Pending(_))).count();
+    assert_eq!(recorded, 3, "at most max_pending_per_source from one address: {verdicts:?}");
+    assert!(verdicts.iter().any(|v| matches!(v, Verdict::Refused(why) if why.contains("192.0.2.1"))), "the refusal names the source");
+    let v = e.knock_from(&KeyPair::generate().public().link, "web-09", None, Some(newcomer));
+    assert_eq!(v, Verdict::Pending("web-09".into()), "another address still gets in");
+    // The flooder's keys are dealt with: the source may record again (within its rate).
+    for name in ["f0", "f1", "f2"] {
+        reject(dir.path(), name).unwrap();
+    }
+    e.rescan(true);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(matches!(e.knock_from(&KeyPair::generate().public().link, "f20", None, Some(flooder)), Verdict::Pending(_)));
 }
