@@ -9,6 +9,8 @@
 //!   identities read back from a list or fleet's JSON, a filter on replies, and who was ok, failed
 //!   or silent; [`nodeset`]: compact node sets (`web-[01-07,09]`);
 //! - [`process`] and [`xen`]: the process and Xen operations (with the balancer);
+//! - [`concat`]: the concat agent's arguments, and build replies as node states with identical
+//!   diffs folded;
 //! - [`error`]: a typed [`ClientError`] and MCollective's exit codes, in one place.
 //!
 //! No clap, no terminal, no printing and no daemon code: the CLI and the console are faces over it.
@@ -16,6 +18,7 @@
 pub mod agent_template;
 pub mod aggregate;
 pub mod chain;
+pub mod concat;
 pub mod ddl;
 pub mod diagnose;
 pub mod error;

@@ -9,6 +9,8 @@ use fleet_client::{DiscoveryMethod, Scope};
 
 mod rollout;
 pub use rollout::{ResultArgs, RolloutArgs};
+mod concat;
+pub use concat::ConcatCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -264,6 +266,12 @@ pub enum Command {
     Xen {
         #[command(subcommand)]
         cmd: XenCommand,
+    },
+    /// Files built from ordered fragments on every matching node: add, remove, list, build (with
+    /// --dry-run diffs folded across nodes, and notifies only where the content changed).
+    Concat {
+        #[command(subcommand)]
+        cmd: ConcatCommand,
     },
     /// Show the hub's counters (nodes, requests, replies, late replies, dropped frames).
     HubStats {

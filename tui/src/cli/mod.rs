@@ -5,6 +5,7 @@ pub mod args;
 pub mod output;
 
 mod agent;
+mod concat;
 mod ddl;
 mod demo;
 mod discover;
@@ -176,6 +177,7 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Ddl { what: DdlCommand::New { name, dir, force } }) => ddl::new(&name, &dir, force),
         Some(Command::Agent { what: AgentCommand::New { name, lang, dir, force } }) => agent::new(&name, &lang, &dir, force),
         Some(Command::Xen { cmd }) => xen::run(&ctx, cmd).await,
+        Some(Command::Concat { cmd }) => concat::run(&ctx, cmd).await,
         Some(Command::HubStats { output }) => inventory::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,
         Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => crate::bench::ping(nodes, rounds).await.map(|_| 0),

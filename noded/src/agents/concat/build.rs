@@ -124,8 +124,10 @@ fn unified_diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
     diff
 }
 
-/// Compares the rendered `content` with the file at `path` and decides what a build does.
-pub fn plan(path: PathBuf, content: Vec<u8>, fragments: usize, wanted: Wanted) -> Result<Plan, Refusal> {
+/// Compares the rendered `content` with the file at `path` and decides what a build does. The
+/// diff is labelled with `target` as the admin typed it, so that nodes whose directories resolve
+/// differently still show (and fold into) the same diff.
+pub fn plan(target: &Path, path: PathBuf, content: Vec<u8>, fragments: usize, wanted: Wanted) -> Result<Plan, Refusal> {
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -161,7 +163,7 @@ pub fn plan(path: PathBuf, content: Vec<u8>, fragments: usize, wanted: Wanted) -
         }
     }
     let changed = old.as_deref() != Some(content.as_slice());
-    let diff = if changed { unified_diff(&path, old.as_deref(), &content) } else { String::new() };
+    let diff = if changed { unified_diff(target, old.as_deref(), &content) } else { String::new() };
     let checksum = sha256_hex(&content);
     Ok(Plan { path, content, fragments, changed, created: meta.is_none(), attributes, diff, checksum, uid, gid, mode, current })
 }

@@ -195,7 +195,7 @@ impl Inner {
             return Err(ActionError::aborted(format!("{} has no fragments on this node", target.display())));
         }
         let content = build::render(&fragments, &self.config.roots, &self.config.source_roots).map_err(ActionError::aborted)?;
-        let plan = build::plan(path, content, fragments.len(), wanted).map_err(ActionError::aborted)?;
+        let plan = build::plan(target, path, content, fragments.len(), wanted).map_err(ActionError::aborted)?;
         if !dry_run {
             plan.apply().map_err(ActionError::aborted)?;
         }
