@@ -65,6 +65,8 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.wait_for_text("Returns the message", WAIT).unwrap();
     console.send(keys::ENTER).unwrap();
     console.wait_for_text("* Message", WAIT).unwrap();
+    // A field is entered explicitly (enter), so keys never leak into it.
+    console.send(keys::ENTER).unwrap();
     // Typed in bursts, as a paste arrives: a terminal's input queue is not a bottomless pipe.
     for _ in 0..41 {
         console.send(&"x".repeat(25)).unwrap();
@@ -75,7 +77,9 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.wait_for("the error goes when the text fits", WAIT, |s| !s.contains("1025 characters")).unwrap();
     console.send(&keys::ctrl('u')).unwrap();
     console.send("hello fleet").unwrap();
+    // enter keeps the text and leaves the field; r runs the request.
     console.send(keys::ENTER).unwrap();
+    console.send("r").unwrap();
     let screen = console.wait_for("the echo replies", WAIT, |s| s.contains("Summary of Message: hello fleet = 2")).unwrap();
     assert!(UK.iter().all(|n| screen.contains(n)), "{screen}");
     assert!(screen.contains("2 ok"), "{screen}");
@@ -83,7 +87,7 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     // rpcutil#get_fact: a validation regex, shown with the rule that fails. esc walks back one
     // step at a time (each waited for: an escape followed at once by a key reads as alt-key).
     console.send(keys::ESC).unwrap();
-    console.wait_for_text("tab  next field", WAIT).unwrap();
+    console.wait_for_text("edit field", WAIT).unwrap();
     console.send(keys::ESC).unwrap();
     console.wait_for_text("Returns the message", WAIT).unwrap();
     console.send(keys::ESC).unwrap();
@@ -95,11 +99,13 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.wait_for_text("Retrieve a single fact", WAIT).unwrap();
     console.send(keys::ENTER).unwrap();
     console.wait_for_text("The name of the fact", WAIT).unwrap();
+    console.send(keys::ENTER).unwrap();
     console.send("bad fact").unwrap();
     console.wait_for_text("does not match the validation", WAIT).unwrap();
     console.send(&keys::ctrl('u')).unwrap();
     console.send("role").unwrap();
     console.send(keys::ENTER).unwrap();
+    console.send("r").unwrap();
     console
         .wait_for("the get_fact replies", WAIT, |s| s.contains("Summary of Value:") && s.contains("web = 1") && s.contains("db = 1"))
         .unwrap();
