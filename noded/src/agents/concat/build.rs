@@ -62,28 +62,51 @@ pub fn render(fragments: &[Fragment], roots: &[PathBuf], source_roots: &[PathBuf
     Ok(out)
 }
 
-/// A user name or uid as a uid.
-pub fn user_id(raw: &str) -> Result<Option<u32>, Refusal> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    if let Ok(n) = raw.parse() {
-        return Ok(Some(n));
-    }
-    let users = sysinfo::Users::new_with_refreshed_list().map_err(|e| format!("cannot read the user list: {e}"))?;
-    users.iter().find(|u| u.name() == raw).map(|u| Some(**u.id())).ok_or_else(|| format!("there is no user '{raw}' on this node"))
+/// Users or groups: who they are on this node.
+#[derive(Debug, Clone, Copy)]
+pub enum Ids {
+    Users,
+    Groups,
 }
 
-/// A group name or gid as a gid.
-pub fn group_id(raw: &str) -> Result<Option<u32>, Refusal> {
-    if raw.is_empty() {
-        return Ok(None);
+impl Ids {
+    fn word(self) -> &'static str {
+        match self {
+            Ids::Users => "user",
+            Ids::Groups => "group",
+        }
     }
-    if let Ok(n) = raw.parse() {
-        return Ok(Some(n));
+
+    /// Every (name, id) of this node's user or group list.
+    fn table(self) -> Result<Vec<(String, u32)>, Refusal> {
+        let failed = |e: sysinfo::Error| format!("cannot read the {} list: {e}", self.word());
+        Ok(match self {
+            Ids::Users => {
+                sysinfo::Users::new_with_refreshed_list().map_err(failed)?.iter().map(|u| (u.name().to_string(), **u.id())).collect()
+            }
+            Ids::Groups => {
+                sysinfo::Groups::new_with_refreshed_list().map_err(failed)?.iter().map(|g| (g.name().to_string(), **g.id())).collect()
+            }
+        })
     }
-    let groups = sysinfo::Groups::new_with_refreshed_list().map_err(|e| format!("cannot read the group list: {e}"))?;
-    groups.iter().find(|g| g.name() == raw).map(|g| Some(**g.id())).ok_or_else(|| format!("there is no group '{raw}' on this node"))
+
+    /// A name or a number as an id; `None` for an empty string (keep what the file has).
+    pub fn id(self, raw: &str) -> Result<Option<u32>, Refusal> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if let Ok(n) = raw.parse() {
+            return Ok(Some(n));
+        }
+        let found = self.table()?.into_iter().find(|(name, _)| name == raw);
+        found.map(|(_, id)| Some(id)).ok_or_else(|| format!("there is no {} '{raw}' on this node", self.word()))
+    }
+
+    /// An id's name, or the number where it has none.
+    fn name(self, id: u32) -> String {
+        let found = self.table().ok().and_then(|t| t.into_iter().find(|(_, i)| *i == id));
+        found.map_or_else(|| id.to_string(), |(name, _)| name)
+    }
 }
 
 /// An octal mode such as `0644` or `644`.
@@ -95,18 +118,6 @@ pub fn mode_bits(raw: &str) -> Result<Option<u32>, Refusal> {
         Ok(m) if m <= 0o7777 && (3..=4).contains(&raw.len()) => Ok(Some(m)),
         _ => Err(format!("the mode '{raw}' is not an octal mode such as 0644")),
     }
-}
-
-fn user_name(uid: u32) -> String {
-    let users = sysinfo::Users::new_with_refreshed_list().ok();
-    let name = users.as_ref().and_then(|us| us.iter().find(|u| **u.id() == uid).map(|u| u.name().to_string()));
-    name.unwrap_or_else(|| uid.to_string())
-}
-
-fn group_name(gid: u32) -> String {
-    let groups = sysinfo::Groups::new_with_refreshed_list().ok();
-    let name = groups.as_ref().and_then(|gs| gs.iter().find(|g| **g.id() == gid).map(|g| g.name().to_string()));
-    name.unwrap_or_else(|| gid.to_string())
 }
 
 /// The unified diff from `old` to `new`, labelled with `path`; cut at [`MAX_DIFF`] bytes.
@@ -153,10 +164,10 @@ pub fn plan(target: &Path, path: PathBuf, content: Vec<u8>, fragments: usize, wa
     let mut attributes = Vec::new();
     if let Some((cu, cg, cm)) = current {
         if cu != uid {
-            attributes.push(format!("owner {} -> {}", user_name(cu), user_name(uid)));
+            attributes.push(format!("owner {} -> {}", Ids::Users.name(cu), Ids::Users.name(uid)));
         }
         if cg != gid {
-            attributes.push(format!("group {} -> {}", group_name(cg), group_name(gid)));
+            attributes.push(format!("group {} -> {}", Ids::Groups.name(cg), Ids::Groups.name(gid)));
         }
         if cm != mode {
             attributes.push(format!("mode {cm:04o} -> {mode:04o}"));

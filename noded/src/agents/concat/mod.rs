@@ -169,8 +169,8 @@ impl Inner {
     fn build_request(&self, args: &Map<String, Value>) -> Result<(PathBuf, Wanted, Notify, bool), ActionError> {
         let target = self.target(args)?;
         let wanted = Wanted {
-            owner: build::user_id(text(args, "owner")).map_err(ActionError::invalid)?,
-            group: build::group_id(text(args, "group")).map_err(ActionError::invalid)?,
+            owner: build::Ids::Users.id(text(args, "owner")).map_err(ActionError::invalid)?,
+            group: build::Ids::Groups.id(text(args, "group")).map_err(ActionError::invalid)?,
             mode: build::mode_bits(text(args, "mode")).map_err(ActionError::invalid)?,
         };
         let notify = match (text(args, "notify"), text(args, "notify_unit")) {

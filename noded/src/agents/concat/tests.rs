@@ -306,3 +306,27 @@ async fn a_writer_killed_before_the_rename_leaves_the_old_file_intact() {
     assert!(r["diff"].as_str().unwrap().contains("-old content\n+new content that never lands\n"), "{r}");
     assert_eq!(fx.content(), "new content that never lands\n");
 }
+
+#[tokio::test]
+async fn owners_and_groups_are_names_or_numbers_and_an_owner_change_never_notifies() {
+    use super::build::Ids;
+    assert_eq!(Ids::Users.id("0"), Ok(Some(0)));
+    assert_eq!(Ids::Users.id("root"), Ok(Some(0)));
+    assert_eq!(Ids::Groups.id(""), Ok(None));
+    assert_eq!(Ids::Users.id("no-such-user-x").unwrap_err(), "there is no user 'no-such-user-x' on this node");
+    assert_eq!(Ids::Groups.id("no-such-group-x").unwrap_err(), "there is no group 'no-such-group-x' on this node");
+    if !rustix::process::geteuid().is_root() {
+        return; // Giving a file to another user needs root.
+    }
+    let (_tmp, fx) = Fixture::new();
+    fx.add("only", 1, "x\n").await;
+    fx.build(json!({ "owner": "0", "group": "0" })).await.unwrap();
+    let r = fx.build(json!({ "owner": "65534", "group": "65534" })).await.unwrap();
+    let attributes: Vec<&str> = r["attributes"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(attributes.len(), 2, "{r}");
+    assert!(attributes[0].starts_with("owner root -> ") && attributes[1].starts_with("group root -> "), "{r}");
+    assert_eq!((r["changed"].clone(), r["notified"].clone()), (json!(false), json!(false)));
+    let meta = std::fs::metadata(fx.target()).unwrap();
+    assert_eq!((std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::gid(&meta)), (65534, 65534));
+    assert_eq!(fx.notifies(), 1);
+}
