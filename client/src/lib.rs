@@ -11,6 +11,7 @@
 //! - [`process`] and [`xen`]: the process and Xen operations (with the balancer);
 //! - [`concat`]: the concat agent's arguments, and build replies as node states with identical
 //!   diffs folded;
+//! - [`jobs`]: background jobs: ids, `--at`/`--every` times, and the jobs agent's replies as rows;
 //! - [`error`]: a typed [`ClientError`] and MCollective's exit codes, in one place.
 //!
 //! No clap, no terminal, no printing and no daemon code: the CLI and the console are faces over it.
@@ -23,6 +24,7 @@ pub mod ddl;
 pub mod diagnose;
 pub mod error;
 pub mod format;
+pub mod jobs;
 pub mod link;
 pub mod nodeset;
 pub mod process;

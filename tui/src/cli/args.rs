@@ -11,6 +11,8 @@ mod rollout;
 pub use rollout::{ResultArgs, RolloutArgs};
 mod concat;
 pub use concat::ConcatCommand;
+mod job;
+pub use job::JobCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -266,6 +268,11 @@ pub enum Command {
     Xen {
         #[command(subcommand)]
         cmd: XenCommand,
+    },
+    /// Background and scheduled jobs: run, status, output, list, cancel, watch.
+    Job {
+        #[command(subcommand)]
+        cmd: JobCommand,
     },
     /// Files built from ordered fragments on every matching node: add, remove, list, build (with
     /// --dry-run diffs folded across nodes, and notifies only where the content changed).

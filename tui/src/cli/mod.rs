@@ -11,6 +11,7 @@ mod demo;
 mod discover;
 mod doctor;
 mod inventory;
+mod job;
 mod join;
 mod keygen;
 mod kill;
@@ -177,6 +178,7 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Ddl { what: DdlCommand::New { name, dir, force } }) => ddl::new(&name, &dir, force),
         Some(Command::Agent { what: AgentCommand::New { name, lang, dir, force } }) => agent::new(&name, &lang, &dir, force),
         Some(Command::Xen { cmd }) => xen::run(&ctx, cmd).await,
+        Some(Command::Job { cmd }) => job::run(&ctx, cmd).await,
         Some(Command::Concat { cmd }) => concat::run(&ctx, cmd).await,
         Some(Command::HubStats { output }) => inventory::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,

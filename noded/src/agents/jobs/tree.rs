@@ -1,7 +1,7 @@
 //! A job run's processes, found in /proc and killed as a whole tree.
 //!
-//! An external agent runs in its own process group, with the path of a request file as its first
-//! argument and the external-agent protocol name as its third (see `external.rs`); the request
+//! An external agent runs in its own process group, with the path of a request file, the reply
+//! file and the external-agent protocol name as its arguments (see `external.rs`); the request
 //! file carries the run's request id. That id finds the agent's process; the run's tree is that
 //! process's group plus every descendant (one that left the group is still a descendant). The
 //! search does not require the agent to be noded's child, so the leftovers of a noded that was
@@ -67,10 +67,10 @@ fn all_pids() -> Vec<u32> {
 fn runs_request(pid: u32, request_id: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    if args.len() < 4 || args[3] != RPC_PROTOCOL.as_bytes() {
-        return false;
-    }
-    let Ok(path) = std::str::from_utf8(args[1]) else { return false };
+    // `AGENT REQUEST REPLY PROTOCOL`; a script started through its #! line has its interpreter
+    // in front, so the request path is found two places before the protocol.
+    let Some(at) = args.iter().position(|a| *a == RPC_PROTOCOL.as_bytes()).filter(|at| *at >= 3) else { return false };
+    let Ok(path) = std::str::from_utf8(args[at - 2]) else { return false };
     let Ok(text) = std::fs::read_to_string(path) else { return false };
     serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|r| r["requestid"] == request_id)
 }
@@ -164,6 +164,38 @@ mod tests {
         let s = stat(me).expect("own stat");
         assert_eq!(s.start_time, crate::agents::process::start_ticks(me).unwrap());
         assert!(s.state != 'Z');
+    }
+
+    /// An agent started as `external.rs` starts one (a #! script in its own process group, with
+    /// the request file, reply file and protocol as arguments) is found with its children.
+    #[tokio::test]
+    async fn an_agent_tree_is_found_by_its_request_id_and_killed() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let req = tmp.path().join("request.json");
+        std::fs::write(&req, r#"{"requestid":"job-tree-1"}"#).unwrap();
+        let exe = tmp.path().join("napper");
+        std::fs::write(&exe, "#!/bin/sh\nsleep 31300 &\nsleep 31300 &\nwait\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = std::process::Command::new(&exe)
+            .arg(&req)
+            .arg(tmp.path().join("reply.json"))
+            .arg(RPC_PROTOCOL)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while find("job-tree-1").len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "tree never seen: {:?}", find("job-tree-1"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(find("job-tree-2").is_empty(), "another run's id finds nothing");
+        let killed = kill("job-tree-1", find("job-tree-1"), Duration::from_secs(2)).await;
+        let _ = child.wait();
+        assert_eq!(killed.len(), 3, "{killed:?}");
+        assert!(describe(&killed).starts_with("killed 3 processes ("), "{}", describe(&killed));
+        assert!(find("job-tree-1").is_empty());
     }
 
     #[test]
