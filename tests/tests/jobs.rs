@@ -203,7 +203,13 @@ fn a_scheduled_job_runs_at_its_time_and_shows_in_list() {
         let row = list.stdout.lines().find(|l| l.starts_with(&later)).unwrap_or_else(|| panic!("{list}"));
         assert!(row.contains("echo#echo") && row.contains("scheduled 1") && row.contains(" UTC"), "{list}");
     }
-    wait_for("the scheduled job to run", T, || job_on(h, &later, "alpha")["state"] == "ok");
+    // watch follows the job until it ended everywhere.
+    let watched = fleet(h, &["job", "watch", &later, "--interval", "0.2"]);
+    assert_eq!(watched.code, Some(0), "{watched}");
+    assert!(
+        watched.stdout.contains(" ok (run 1): OK") && watched.stdout.contains(&format!("Job {later} ended on every node: ok 1")),
+        "{watched}"
+    );
     let ran = job_on(h, &later, "alpha");
     assert!(ran["last"]["started"].as_u64().unwrap() >= at, "it did not start before its time: {ran}");
 
