@@ -1,4 +1,5 @@
-//! process: `list` the process table (regex on the command line or name, zombies only, by user) and
+//! process: `list` the process table (regex on the command line or name, zombies only, by user),
+//! `detail` one exact process (`detail`: command line, environment, cwd, files, cgroup), and
 //! `kill` exact targets. There is no pattern kill: a target is a `(pid, start_time)` pair the
 //! caller saw in a `list`, and the kill goes through a pidfd whose start time was re-checked, so a
 //! reused PID is never hit.
@@ -15,6 +16,8 @@ use serde_json::{Map, Value, json};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind, Users};
 
 use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
+
+mod detail;
 
 pub struct ProcessAgent {
     ddl: Ddl,
@@ -403,6 +406,7 @@ impl Agent for ProcessAgent {
             // /proc reads block; keep them off the async workers.
             tokio::task::spawn_blocking(move || match action.as_str() {
                 "list" => list(&snapshot, &args),
+                "detail" => detail::detail(&snapshot, &args),
                 "kill" => kill(&args),
                 other => Err(ActionError::new(fleet_protocol::Status::UnknownAction, format!("process has no action '{other}'"))),
             })
