@@ -44,7 +44,9 @@ pub enum ConcatCommand {
     },
     /// Remove the fragment NAME of TARGET; TARGET changes at the next build.
     Remove {
+        /// The file the fragment belongs to.
         target: String,
+        /// The fragment's name.
         name: String,
         #[command(flatten)]
         filter: FilterArgs,
@@ -56,6 +58,7 @@ pub enum ConcatCommand {
     /// TARGET's fragments in build order on each node (identical lists folded), or every target
     /// with fragments when no TARGET is given.
     List {
+        /// The file whose fragments to list; none lists the targets.
         target: Option<String>,
         #[command(flatten)]
         filter: FilterArgs,
@@ -71,6 +74,7 @@ pub enum ConcatCommand {
                             --canary 1 --batch 2 --max-failures 0\n  \
                             fleet concat build /etc/app/app.conf --notify 'app reload' -I /web-0[1-3]/")]
     Build {
+        /// The file to build: an absolute path under the nodes' [concat] roots.
         target: String,
         /// Only show what would change (diffs, owner/group/mode); nothing is written or notified.
         #[arg(long)]
