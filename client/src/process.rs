@@ -13,6 +13,8 @@ use crate::link::Client;
 use crate::round::{self, Outcome, Progress};
 use crate::scope::{Scope, Settings};
 
+pub mod view;
+
 /// The fields a listing asks for: everything the tables, the totals and kill need. The thread
 /// count is left out: it costs the node a /proc read per row.
 pub const LIST_FIELDS: &str =

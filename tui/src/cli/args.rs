@@ -13,6 +13,8 @@ mod concat;
 pub use concat::ConcatCommand;
 mod job;
 pub use job::JobCommand;
+mod pgrep;
+pub use pgrep::PgrepViewArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -207,6 +209,8 @@ pub enum Command {
         /// Print only the exact targets, one HOST:PID@START_TIME per line, for `fleet kill`.
         #[arg(long, conflicts_with_all = ["json", "jsonl"])]
         targets: bool,
+        #[command(flatten)]
+        view: PgrepViewArgs,
         #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]

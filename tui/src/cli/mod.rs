@@ -163,9 +163,9 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Rpc { agent, action, inputs, filter, output, no_reply, display, fold, results }) => {
             rpc::run(&ctx, &rpc::Call { agent, action, inputs, no_reply, display, fold }, &filter, &output, &results).await
         }
-        Some(Command::Pgrep { pattern, zombies, user, match_name, targets, filter, output, results }) => {
+        Some(Command::Pgrep { pattern, zombies, user, match_name, targets, view, filter, output, results }) => {
             let query = fleet_client::process::ListQuery { pattern, zombies, user, match_name };
-            pgrep::run(&ctx, &query, targets, &filter, &output, &results).await
+            pgrep::run(&ctx, &query, targets, &view, &filter, &output, &results).await
         }
         Some(Command::Kill { targets, signal, output }) => kill::run(&ctx, &targets, &signal, &output).await,
         Some(Command::Pkill { pattern, zombies, parents, user, match_name, signal, yes, filter, output, results }) => {
