@@ -196,6 +196,11 @@ pub struct HubConfig {
     pub max_link_queue_bytes: usize,
     /// Bytes handed to a link's socket but not yet delivered to the client, at most.
     pub max_link_in_flight: u64,
+    /// Most node links at once; past it a new node's handshake is refused (it retries) and the
+    /// hub logs that it is full, while consoles still get in. Default: what the open-files limit
+    /// (raised to its hard limit at start) carries at 3 descriptors a link, less 64 links kept
+    /// for consoles.
+    pub max_node_links: Option<u64>,
 }
 
 impl Default for HubConfig {
@@ -230,6 +235,7 @@ impl HubConfig {
             max_link_queue: 10_000,
             max_link_queue_bytes: 16 * 1024 * 1024,
             max_link_in_flight: 1024 * 1024,
+            max_node_links: None,
         }
     }
 }

@@ -90,6 +90,9 @@ pub struct Hub {
     sessions: HashMap<Peer, LinkSession>,
     /// One line per request the hub refuses, in the nodes' audit format.
     audit: Audit,
+    /// Node links established now, and when the hub last said it is full.
+    node_links: u64,
+    full_warned: Option<Instant>,
 }
 
 /// An encrypted link, the name and role its key was enrolled under (the peer's proven name),
@@ -162,6 +165,8 @@ impl Hub {
                 outbox_totals: Arc::new(OutboxTotals::default()),
                 sessions: HashMap::new(),
                 audit,
+                node_links: 0,
+                full_warned: None,
             },
             bound,
         ))
@@ -351,6 +356,21 @@ impl Hub {
                 return;
             }
         };
+        // A new node link past capacity is refused (it retries), so the descriptors kept in
+        // reserve stay there for consoles.
+        if role == Role::Node && !self.sessions.contains_key(&peer) && self.config.max_node_links.is_some_and(|max| self.node_links >= max)
+        {
+            self.counters.dropped();
+            if self.full_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                self.full_warned = Some(Instant::now());
+                warn!(
+                    node = %name,
+                    node_links = self.node_links,
+                    "the hub is full: new node links are refused (raise the open-files limit, LimitNOFILE=, or hub.max_node_links)"
+                );
+            }
+            return;
+        }
         // A console that just joined is a caller the enrollment thread has already told us about.
         while let Ok(update) = self.enrolled.trust.try_recv() {
             self.on_trust(update);
@@ -370,6 +390,11 @@ impl Hub {
                 link.outbox.rekey(session.clone(), answer);
                 link.session = session;
                 link.name = name.clone();
+                match (link.role, role) {
+                    (Role::Node, Role::Console) => self.node_links = self.node_links.saturating_sub(1),
+                    (Role::Console, Role::Node) => self.node_links += 1,
+                    _ => {}
+                }
                 link.role = role;
             }
             None => {
@@ -387,6 +412,9 @@ impl Hub {
                     limits,
                     self.outbox_totals.clone(),
                 );
+                if role == Role::Node {
+                    self.node_links += 1;
+                }
                 self.sessions.insert(peer.clone(), LinkSession { session, name: name.clone(), role, outbox });
             }
         }
@@ -485,11 +513,14 @@ impl Hub {
     }
 
     async fn on_disconnect(&mut self, peer: &Peer, reason: &str) {
-        if let Some(link) = self.sessions.remove(peer)
-            && link.outbox.high_water() > 1024 * 1024
-        {
-            drop(link);
-            outbox::release_memory();
+        if let Some(link) = self.sessions.remove(peer) {
+            if link.role == Role::Node {
+                self.node_links = self.node_links.saturating_sub(1);
+            }
+            if link.outbox.high_water() > 1024 * 1024 {
+                drop(link);
+                outbox::release_memory();
+            }
         }
         self.consoles.remove(peer);
         self.routes.retain(|_, r| r.console != *peer);

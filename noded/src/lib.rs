@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod enroll;
 pub mod facts;
 pub mod hub;
+pub mod limits;
 pub mod node;
 pub mod policy;
 pub mod security;

@@ -9,7 +9,10 @@ use fleet_protocol::codec::Limits;
 use noded::NodeConfig;
 use noded::setup::Misconfigured;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
+
+/// Links' worth of descriptors a hub keeps for consoles when it sizes its node capacity.
+const CONSOLE_RESERVE: u64 = 64;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -465,9 +468,18 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         }
         Some(Command::Hub { .. }) => {
             let limits = Limits { max_frame: cfg.max_frame, ..Limits::default() };
+            let fd_limit = noded::limits::raise_fd_limit();
+            let mut hub_cfg = cfg.hub.clone();
+            let capacity = *hub_cfg.max_node_links.get_or_insert(noded::limits::link_capacity(fd_limit, CONSOLE_RESERVE));
+            info!(
+                open_files = fd_limit,
+                node_links = capacity,
+                "the open-files limit carries {capacity} node links ({} descriptors each, {CONSOLE_RESERVE} links kept for consoles)",
+                noded::limits::FDS_PER_LINK
+            );
             let mut tasks = Vec::new();
             for endpoint in &cfg.hub.bind {
-                let (hub, bound) = noded::hub::Hub::bind(endpoint, cfg.hub.clone(), limits)
+                let (hub, bound) = noded::hub::Hub::bind(endpoint, hub_cfg.clone(), limits)
                     .await
                     .with_context(|| format!("starting hub on {endpoint}"))?;
                 println!("hub listening on {bound}");
@@ -482,6 +494,17 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         Some(Command::Sim { nodes, ref prefix, ref enroll_into }) => {
             let callers = fleet_protocol::keys::Keyring::load(&cfg.callers_dir).context("callers_dir")?;
             let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).context("hub_key")?;
+            let fd_limit = noded::limits::raise_fd_limit();
+            let needed = nodes as u64 * noded::limits::FDS_PER_LINK * cfg.hubs.len() as u64 + noded::limits::FDS_BASE;
+            if needed > fd_limit {
+                warn!(
+                    nodes,
+                    needed,
+                    open_files = fd_limit,
+                    "simulating {nodes} nodes needs about {needed} open files and the limit is {fd_limit}: \
+                     links past it will fail (raise it: ulimit -n, or LimitNOFILE= under systemd)"
+                );
+            }
             let built = noded::sim::build(nodes, &cfg, &callers, hub.link, prefix);
             if let Some(dir) = enroll_into {
                 let accepted = dir.join("accepted");

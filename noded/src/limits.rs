@@ -1,0 +1,43 @@
+//! File descriptors: what a link costs, and raising the soft limit to the hard one at start, so a
+//! hub or a simulator is bounded by what the administrator allows, not by a login default.
+
+/// Descriptors one link costs on each side: the TCP connection, the frame guard's relay to the
+/// ZeroMQ socket, and that socket's end of the relay.
+pub const FDS_PER_LINK: u64 = 3;
+/// Descriptors kept for everything else (logs, key files, the runtime, the listening sockets).
+pub const FDS_BASE: u64 = 64;
+
+/// Raises the soft limit on open files to the hard limit. Returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if let Some(hard) = limit.maximum
+        && hard > soft
+    {
+        limit.current = Some(hard);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, soft, hard, "cannot raise the open-files limit");
+            return soft;
+        }
+        return hard;
+    }
+    soft
+}
+
+/// How many links `limit` descriptors carry, keeping `reserve` links' worth for other peers.
+pub fn link_capacity(limit: u64, reserve: u64) -> u64 {
+    (limit.saturating_sub(FDS_BASE) / FDS_PER_LINK).saturating_sub(reserve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_keeps_the_base_and_the_reserve() {
+        assert_eq!(link_capacity(20_000, 64), (20_000 - 64) / 3 - 64);
+        assert_eq!(link_capacity(10, 64), 0);
+        assert!(raise_fd_limit() >= 256);
+    }
+}
