@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+pub use fleet_protocol::jobs::LastRun;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -141,17 +142,6 @@ pub fn id_args(id: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
     m
-}
-
-/// How a job's last run went, as a node reports it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LastRun {
-    pub started: u64,
-    pub ended: u64,
-    pub status: String,
-    pub statuscode: Option<u8>,
-    pub message: String,
 }
 
 /// One job on one node, as `status` and `list` report it.

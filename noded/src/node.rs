@@ -23,7 +23,7 @@ use crate::policy::Decision;
 use crate::security::Security;
 
 mod link;
-mod request;
+pub(crate) mod request;
 
 pub use link::run;
 

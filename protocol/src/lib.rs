@@ -6,6 +6,7 @@ pub mod domain;
 pub mod files;
 pub mod filter;
 pub mod guard;
+pub mod jobs;
 pub mod join;
 pub mod keys;
 pub mod message;

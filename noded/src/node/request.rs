@@ -225,13 +225,7 @@ impl NodeState {
         };
         if let Err(e) = fleet_ddl::validate_request(agent.ddl(), &req.action, &mut req.args) {
             Stats::bump(&self.stats.unvalidated);
-            let status = if e.is_unknown_action() {
-                Status::UnknownAction
-            } else if e.is_missing() {
-                Status::MissingData
-            } else {
-                Status::InvalidData
-            };
+            let status = validation_status(&e);
             info!(request = %req.id, caller = %caller, agent = %req.agent, action = %req.action, error = %e, "request refused by DDL");
             return Err(Stop::rejected(status, e.to_string()));
         }
@@ -373,5 +367,16 @@ mod tests {
         let r = answer(&n, ping(fleet_protocol::now_ms() + 60_000, 60));
         assert!(r.status == Status::Denied && r.status_msg.starts_with("request from the future"), "{r:?}");
         assert_eq!(n.stats.snapshot().validated, 1);
+    }
+}
+
+/// The reply status for a request its agent's DDL refuses.
+pub(crate) fn validation_status(e: &fleet_ddl::ValidationError) -> Status {
+    if e.is_unknown_action() {
+        Status::UnknownAction
+    } else if e.is_missing() {
+        Status::MissingData
+    } else {
+        Status::InvalidData
     }
 }

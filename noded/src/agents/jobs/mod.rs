@@ -152,14 +152,7 @@ fn create(node: &dyn AgentContext, jobs: &Jobs, meta: &RequestMeta, args: Map<St
         return Err(ActionError::new(Status::UnknownAction, why));
     };
     if let Err(e) = fleet_ddl::validate_request(agent.ddl(), &action, &mut target_args) {
-        let status = if e.is_unknown_action() {
-            Status::UnknownAction
-        } else if e.is_missing() {
-            Status::MissingData
-        } else {
-            Status::InvalidData
-        };
-        return Err(ActionError::new(status, e.to_string()));
+        return Err(ActionError::new(crate::node::request::validation_status(&e), e.to_string()));
     }
     let decision = node.policy_decision(&agent_name, &meta.caller, &action);
     let job = Job {

@@ -1,6 +1,7 @@
 //! One job as it is kept on disk and shown to callers: what it runs, for whom, when, and how its
 //! last run went. Times are ms since the epoch.
 
+pub use fleet_protocol::jobs::LastRun;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -39,20 +40,6 @@ impl JobState {
             JobState::Lost => "lost",
         }
     }
-}
-
-/// How one run of a job went.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LastRun {
-    pub started: u64,
-    /// 0 while it runs.
-    pub ended: u64,
-    /// The action's reply status (`OK`, `Aborted`, ...), `lost` or `cancelled`; empty while it runs.
-    pub status: String,
-    /// MCollective's status code of that reply (0 for OK); absent while running, lost or cancelled.
-    pub statuscode: Option<u8>,
-    pub message: String,
 }
 
 /// One job on one node.
