@@ -12,145 +12,15 @@
 //! per round, and a round has at most `max_migrations_per_round`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
+use fleet_protocol::DomainRow;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-/// The balancer's policy, from a TOML file. Every key has a default; unknown keys are an error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BalancerPolicy {
-    /// Seconds between two samples of every dom0.
-    pub interval: f64,
-    /// A dom0 whose 1-minute load average is above this is over.
-    pub load_threshold: f64,
-    /// Minutes a dom0 must stay over before one of its domUs is moved.
-    pub max_over: f64,
-    /// A dom0 with this many domUs receives no more.
-    pub max_vm_per_host: usize,
-    /// A dom0 receives a domU only while its load is under this.
-    pub max_load_candidate: f64,
-    /// At most this many migrations in one round.
-    pub max_migrations_per_round: usize,
-    /// Dom0 name -> the address migrations to it use (e.g. a crossover link with no DNS entry).
-    pub host_mapping: BTreeMap<String, String>,
-    /// Minutes after a domU moved during which it does not move again.
-    pub vm_cooldown: f64,
-    /// Minutes after a dom0 sent or received a domU during which it neither sends nor receives.
-    pub host_cooldown: f64,
-    /// DomUs that never move.
-    pub pinned: Vec<String>,
-    /// Dom0s in maintenance: they neither send nor receive.
-    pub maintenance: Vec<String>,
-}
-
-impl Default for BalancerPolicy {
-    fn default() -> Self {
-        BalancerPolicy {
-            interval: 60.0,
-            load_threshold: 1.0,
-            max_over: 5.0,
-            max_vm_per_host: 10,
-            max_load_candidate: 0.5,
-            max_migrations_per_round: 1,
-            host_mapping: BTreeMap::new(),
-            vm_cooldown: 30.0,
-            host_cooldown: 10.0,
-            pinned: Vec::new(),
-            maintenance: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("cannot read balancer policy {file}: {source}")]
-    Read { file: String, source: std::io::Error },
-    #[error("{file}:{line}: {message}")]
-    Parse { file: String, line: usize, message: String },
-    #[error("{file}: {key}: {message}")]
-    Invalid { file: String, key: String, message: String },
-}
-
-impl BalancerPolicy {
-    pub fn load(path: &Path) -> Result<BalancerPolicy, PolicyError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { file: file.clone(), source })?;
-        Self::from_toml(&text, &file)
-    }
-
-    /// Parses a policy; `file` is only used in error messages.
-    pub fn from_toml(text: &str, file: &str) -> Result<BalancerPolicy, PolicyError> {
-        let policy: BalancerPolicy = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            file: file.to_string(),
-            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0),
-            message: e.message().trim().to_string(),
-        })?;
-        policy.check(file)?;
-        Ok(policy)
-    }
-
-    pub fn check(&self, file: &str) -> Result<(), PolicyError> {
-        let bad = |key: &str, message: String| Err(PolicyError::Invalid { file: file.into(), key: key.into(), message });
-        if !(self.interval.is_finite() && self.interval > 0.0) {
-            return bad("interval", format!("must be a positive number of seconds (got {})", self.interval));
-        }
-        for (key, v) in [("load_threshold", self.load_threshold), ("max_load_candidate", self.max_load_candidate)] {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(key, format!("must be a positive load (got {v})"));
-            }
-        }
-        for (key, v) in [("max_over", self.max_over), ("vm_cooldown", self.vm_cooldown), ("host_cooldown", self.host_cooldown)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(key, format!("must be a number of minutes, 0 or more (got {v})"));
-            }
-        }
-        if self.max_vm_per_host == 0 {
-            return bad("max_vm_per_host", "must be at least 1".into());
-        }
-        if self.max_migrations_per_round == 0 {
-            return bad("max_migrations_per_round", "must be at least 1 (to only watch, run the balancer without --apply)".into());
-        }
-        if self.max_load_candidate > self.load_threshold {
-            return bad(
-                "max_load_candidate",
-                format!(
-                    "{} is above load_threshold {}: a dom0 could receive a domU while over the threshold",
-                    self.max_load_candidate, self.load_threshold
-                ),
-            );
-        }
-        for (name, address) in &self.host_mapping {
-            if address.is_empty() || address.starts_with('-') || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return bad(&format!("host_mapping.{name}"), format!("'{address}' is not a host name or address"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The address migrations to `dom0` use.
-    pub fn address_of(&self, dom0: &str) -> String {
-        self.host_mapping.get(dom0).cloned().unwrap_or_else(|| dom0.to_string())
-    }
-
-    /// How far back observations matter: the overload window plus a few samples either side.
-    pub fn history_ms(&self) -> u64 {
-        minutes_ms(self.max_over) + secs_ms(self.interval * 4.0)
-    }
-
-    /// How long past migrations matter.
-    pub fn memory_ms(&self) -> u64 {
-        minutes_ms(self.vm_cooldown.max(self.host_cooldown))
-    }
-}
-
-fn minutes_ms(m: f64) -> u64 {
-    (m * 60_000.0).round() as u64
-}
-
-fn secs_ms(s: f64) -> u64 {
-    (s * 1000.0).round() as u64
-}
+pub use super::policy::{BalancerPolicy, PolicyError};
+use super::policy::{minutes_ms, secs_ms};
+use super::rules::Subject;
+use super::{Dom0, XenView};
 
 // -------------------------------------------------------------------------------------------------
 // Observations
@@ -186,6 +56,13 @@ pub struct PastMigration {
 pub struct Observations {
     pub dom0s: BTreeMap<String, Vec<Sample>>,
     pub migrations: Vec<PastMigration>,
+    /// The latest full look at each dom0 (facts, classes, memory): what the rules read besides
+    /// the samples. Filled by [`Observations::note_view`]; empty without rules.
+    #[serde(default)]
+    pub dom0_info: BTreeMap<String, Dom0>,
+    /// The latest row of each domU (memory, vCPUs, state), for the rules.
+    #[serde(default)]
+    pub domu_info: BTreeMap<String, DomainRow>,
 }
 
 impl Observations {
@@ -198,6 +75,16 @@ impl Observations {
 
     pub fn record_migration(&mut self, m: PastMigration) {
         self.migrations.push(m);
+    }
+
+    /// Keeps what a gathered view says of each dom0 that answered in full, and every domU's row,
+    /// for the rules. Dom0s no longer in the view are forgotten.
+    pub fn note_view(&mut self, view: &XenView) {
+        self.dom0_info.retain(|name, _| view.dom0s.iter().any(|d| &d.name == name));
+        for d in view.dom0s.iter().filter(|d| d.error.is_none()) {
+            self.dom0_info.insert(d.name.clone(), d.clone());
+        }
+        self.domu_info = view.domus.iter().map(|p| (p.domu.name.clone(), p.domu.clone())).collect();
     }
 
     /// Drops what no longer matters under `policy` at `now_ms`, so a long-running balancer keeps a
@@ -236,6 +123,9 @@ pub struct Move {
     /// Seconds of CPU the domU ate over `window_s`.
     pub cpu_eaten: f64,
     pub window_s: f64,
+    /// Which of the policy's rules let it happen, one line each (empty without rules).
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// What a rejection is about.
@@ -331,6 +221,36 @@ impl Dom0Facts<'_> {
     fn load(&self) -> f64 {
         self.latest.load
     }
+
+    /// The dom0 as the rules see it: its node's facts, then its metrics over them. Memory is as
+    /// last gathered: a dom0 takes part in one move a round, so no planned move has changed it.
+    fn subject(&self, obs: &Observations, domus: usize) -> Subject {
+        let info = obs.dom0_info.get(self.name);
+        let mut facts = info.map(|d| d.node.facts.clone()).filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let mut metrics = json!({ "name": self.name, "load": self.load(), "domus": domus });
+        if let Some(d) = info {
+            metrics["load_5"] = json!(d.load[1]);
+            metrics["load_15"] = json!(d.load[2]);
+            metrics["total_mem_mib"] = json!(d.total_memory);
+            metrics["free_mem_mib"] = json!(d.free_memory);
+            metrics["nr_cpus"] = json!(d.nr_cpus);
+        }
+        if let (Some(f), Value::Object(m)) = (facts.as_object_mut(), metrics) {
+            f.extend(m);
+        }
+        Subject { name: self.name.to_string(), facts, classes: info.map(|d| d.node.classes.clone()).unwrap_or_default() }
+    }
+}
+
+/// A domU as the rules see it: its row's attributes, what it ate, and its dom0 as `dom0.*`.
+fn domu_subject(obs: &Observations, name: &str, cpu_time: f64, ate: f64, dom0: &Subject) -> Subject {
+    let mut facts = json!({ "name": name, "cpu_time": cpu_time, "cpu_eaten": ate, "dom0": dom0.facts });
+    if let Some(row) = obs.domu_info.get(name) {
+        facts["mem_mib"] = json!(row.mem);
+        facts["vcpus"] = json!(row.vcpus);
+        facts["state"] = json!(row.state);
+    }
+    Subject { name: name.to_string(), facts, classes: Vec::new() }
 }
 
 /// The latest migration involving `dom0` within `within_ms` of `now_ms`.
@@ -438,6 +358,7 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
     sources.sort_by(|a, b| b.load().total_cmp(&a.load()).then_with(|| a.name.cmp(b.name)));
 
     let mut counts: BTreeMap<&str, usize> = facts.iter().map(|f| (f.name, f.latest.domus.len())).collect();
+    let rules = &policy.rules;
     let mut busy: BTreeSet<&str> = BTreeSet::new();
     let mut migrations: Vec<Move> = Vec::new();
 
@@ -469,7 +390,7 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
         let from = src.over_from.unwrap_or(0);
         let base_from = if from + 1 == src.samples.len() { from.saturating_sub(1) } else { from };
         let window = &src.samples[base_from..];
-        let mut eaten: Vec<(&str, f64, u64)> = src
+        let mut eaten: Vec<(&str, f64, u64, f64)> = src
             .latest
             .domus
             .iter()
@@ -478,7 +399,7 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
                 let (since, base) = first.unwrap_or((src.latest.at_ms, d.cpu_time));
                 // A domU that restarted counts from zero.
                 let ate = if d.cpu_time >= base { d.cpu_time - base } else { d.cpu_time };
-                (d.name.as_str(), ate, src.latest.at_ms.saturating_sub(since))
+                (d.name.as_str(), ate, src.latest.at_ms.saturating_sub(since), d.cpu_time)
             })
             .collect();
         eaten.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
@@ -486,10 +407,18 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
             reject(Considered::Source, src.name, format!("{over}, but it has no domU to move"));
             continue;
         }
+        // The rules see the source and its domUs only when there are rules: building the
+        // subjects copies facts.
+        let src_seen = if rules.is_empty() { Subject::default() } else { src.subject(obs, counts[src.name]) };
         let mut chosen = None;
-        for &(domu, ate, window_ms) in &eaten {
+        for &(domu, ate, window_ms, cpu_time) in &eaten {
             if pinned.contains(domu) {
                 reject(Considered::Domu, domu, format!("on {}: pinned by the policy", src.name));
+                continue;
+            }
+            let domu_seen = if rules.is_empty() { Subject::default() } else { domu_subject(obs, domu, cpu_time, ate, &src_seen) };
+            if let Some(why) = rules.refuses_to_move(&domu_seen) {
+                reject(Considered::Domu, domu, format!("on {}: {why}", src.name));
                 continue;
             }
             if let Some(m) = recent_for_domu(&obs.migrations, domu, now_ms, vm_cooldown_ms) {
@@ -507,10 +436,10 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
                 );
                 continue;
             }
-            chosen = Some((domu, ate, window_ms));
+            chosen = Some((domu, ate, window_ms, domu_seen));
             break;
         }
-        let Some((domu, ate, window_ms)) = chosen else {
+        let Some((domu, ate, window_ms, domu_seen)) = chosen else {
             reject(Considered::Source, src.name, format!("{over}, but none of its domUs may move"));
             continue;
         };
@@ -523,13 +452,29 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
             continue;
         }
 
-        // Destinations: the least loaded first, then the emptiest, then by name.
-        let mut candidates: Vec<&Dom0Facts> = facts.iter().filter(|f| f.name != src.name).collect();
-        candidates.sort_by(|a, b| {
-            a.load().total_cmp(&b.load()).then_with(|| counts[a.name].cmp(&counts[b.name])).then_with(|| a.name.cmp(b.name))
+        // Destinations: by the first `prefer` rule each meets, then the least loaded, then the
+        // emptiest, then by name.
+        let mut candidates: Vec<(&Dom0Facts, Subject, usize)> = facts
+            .iter()
+            .filter(|f| f.name != src.name)
+            .map(|f| {
+                if rules.is_empty() {
+                    return (f, Subject::default(), 0);
+                }
+                let seen = f.subject(obs, counts[f.name]);
+                let rank = rules.rank(&seen, &domu_seen);
+                (f, seen, rank)
+            })
+            .collect();
+        candidates.sort_by(|(a, _, rank_a), (b, _, rank_b)| {
+            rank_a
+                .cmp(rank_b)
+                .then_with(|| a.load().total_cmp(&b.load()))
+                .then_with(|| counts[a.name].cmp(&counts[b.name]))
+                .then_with(|| a.name.cmp(b.name))
         });
         let mut target = None;
-        for dst in candidates {
+        for (dst, dst_seen, _) in candidates {
             let why = if maintenance.contains(dst.name) {
                 Some("in maintenance: it neither sends nor receives".to_string())
             } else if dst.stale {
@@ -545,17 +490,17 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
             } else if counts[dst.name] >= policy.max_vm_per_host {
                 Some(format!("has {} of {} VMs (max_vm_per_host)", counts[dst.name], policy.max_vm_per_host))
             } else {
-                None
+                rules.refuses_to_receive(&dst_seen, &domu_seen)
             };
             match why {
                 Some(why) => reject(Considered::Destination, dst.name, why),
                 None => {
-                    target = Some(dst);
+                    target = Some((dst, dst_seen));
                     break;
                 }
             }
         }
-        let Some(dst) = target else {
+        let Some((dst, dst_seen)) = target else {
             reject(Considered::Source, src.name, format!("{over}, but no dom0 can take {domu} (see the destinations)"));
             continue;
         };
@@ -577,6 +522,7 @@ pub fn decide(policy: &BalancerPolicy, obs: &Observations, now_ms: u64) -> Plan 
             reason,
             cpu_eaten: ate,
             window_s: window_ms as f64 / 1000.0,
+            rules: rules.trace(&domu_seen, &dst_seen),
         });
         *counts.get_mut(src.name).expect("source counted") -= 1;
         *counts.get_mut(dst.name).expect("destination counted") += 1;

@@ -1,11 +1,14 @@
 //! The Xen side of the fleet through the `xen` agent, written once for the CLI and the console:
 //! gather every dom0's domUs, load and memory ([`gather`]), find which dom0 runs a domU
 //! ([`find`]), live-migrate one ([`migrate_one`]), sample dom0s for the [`balancer`], and keep
-//! the migration history and the balancer policy ([`history`]).
+//! the migration history and the balancer policy ([`history`], [`policy`]) with its filter-language
+//! [`rules`].
 
 pub mod balancer;
 pub mod history;
 pub mod plan;
+pub mod policy;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,6 +50,16 @@ pub struct Dom0 {
     pub simulated: bool,
     /// Why part of this dom0's answer is missing.
     pub error: Option<String>,
+    /// Its node's facts and classes, for the balancer's rules (empty when rpcutil did not answer).
+    #[serde(default)]
+    pub node: NodeFacts,
+}
+
+/// A node's facts and classes, as `rpcutil#inventory` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeFacts {
+    pub facts: Value,
+    pub classes: Vec<String>,
 }
 
 /// A domU and the dom0 it runs on.
@@ -147,17 +160,48 @@ pub fn view_from(list: &Outcome, info: &Outcome) -> XenView {
     XenView { dom0s: dom0s.into_values().collect(), domus, no_reply }
 }
 
-/// Asks every dom0 of `scope` for its domUs, then the same dom0s for their load and memory.
+/// Puts each node's facts and classes from an `rpcutil#inventory` round on its dom0; a dom0
+/// whose node did not answer keeps none (rules that read facts are then false for it).
+pub fn note_facts(view: &mut XenView, inventory: &Outcome) {
+    for r in inventory.replies.iter().filter(|r| r.reply.status.is_ok()) {
+        if let Some(d) = view.dom0s.iter_mut().find(|d| d.name == r.reply.sender) {
+            let data = &r.reply.data;
+            let classes = data["classes"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(str::to_string)).collect();
+            d.node = NodeFacts { facts: data["facts"].clone(), classes };
+        }
+    }
+}
+
+/// Asks every dom0 of `scope` for its domUs, then the same dom0s for their load and memory and
+/// their nodes for facts and classes (what the balancer's rules read).
 pub async fn gather(client: &mut Client, settings: &Settings, scope: &Scope, mut on: impl FnMut(&Progress)) -> Result<XenView> {
     let list = round(client, settings, scope, "list", Map::new(), &mut on).await?;
-    // Ask the same dom0s for info, so the two halves of the view match.
+    // Ask the same dom0s for the rest, so the parts of the view match.
     let asked = list.discovered.clone();
-    let info = if asked.is_empty() {
-        list.clone()
-    } else {
-        round(client, settings, &Scope { targets: Some(asked), ..scope.clone() }, "info", Map::new(), &mut on).await?
-    };
-    Ok(view_from(&list, &info))
+    if asked.is_empty() {
+        return Ok(view_from(&list, &list));
+    }
+    let same = Scope { targets: Some(asked), ..scope.clone() };
+    let info = round(client, settings, &same, "info", Map::new(), &mut on).await?;
+    let mut view = view_from(&list, &info);
+    let spec = settings.spec("rpcutil", "inventory", Map::new(), &same.with_agent("xen"), QUERY_TIMEOUT);
+    note_facts(&mut view, &round::run(client, &spec, &mut on).await?);
+    Ok(view)
+}
+
+/// When `policy` has rules, gathers what they read (facts, memory, domU rows) into `obs`; else
+/// nothing is asked.
+pub async fn gather_for_rules(
+    client: &mut Client,
+    settings: &Settings,
+    scope: &Scope,
+    policy: &BalancerPolicy,
+    obs: &mut Observations,
+) -> Result<()> {
+    if !policy.rules.is_empty() {
+        obs.note_view(&gather(client, settings, scope, |_| {}).await?);
+    }
+    Ok(())
 }
 
 /// Where a domU runs, from a `find` round: (dom0, row) for each dom0 that has it, by dom0 name.

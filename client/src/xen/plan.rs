@@ -19,6 +19,9 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             let via = if m.address != m.to { format!(" via {}", m.address) } else { String::new() };
             lines.push(format!("  {}. {}: {} -> {}{via}", i + 1, m.domu, m.from, m.to));
             lines.push(format!("     {}", m.reason));
+            for rule in &m.rules {
+                lines.push(format!("     {rule}"));
+            }
         }
     }
     if !plan.rejected.is_empty() {

@@ -105,6 +105,7 @@ fn plans_read_as_text() {
             reason: "hypervisor3 over 1.0 for 6 min; test3 ate 1.7 s of 30 s; hypervisor2 has 0 of 10 VMs, load 0.16".into(),
             cpu_eaten: 1.7,
             window_s: 30.0,
+            rules: vec!["rule movable \"not name=/^db-/\" holds for test3 (name=test3)".into()],
         }],
         rejected: vec![Rejection {
             considered: balancer::Considered::Destination,
@@ -120,6 +121,7 @@ fn plans_read_as_text() {
             "Plan: 1 migration(s)",
             "  1. test3: hypervisor3 -> hypervisor2 via 10.0.0.2",
             "     hypervisor3 over 1.0 for 6 min; test3 ate 1.7 s of 30 s; hypervisor2 has 0 of 10 VMs, load 0.16",
+            "     rule movable \"not name=/^db-/\" holds for test3 (name=test3)",
             "Considered and left alone:",
             "  destination hypervisor1: has 10 of 10 VMs (max_vm_per_host)",
         ]

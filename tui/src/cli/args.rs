@@ -448,7 +448,11 @@ pub enum XenCommand {
                             max_vm_per_host = 10\n  max_load_candidate = 0.5\n  max_migrations_per_round = 1\n  \
                             vm_cooldown = 30         # minutes before a moved domU may move again\n  \
                             host_cooldown = 10       # minutes a dom0 that sent or received is left alone\n  \
-                            pinned = [\"db1\"]\n  maintenance = [\"xen-09\"]\n  [host_mapping]\n  xen-02 = \"10.0.0.2\"")]
+                            pinned = [\"db1\"]\n  maintenance = [\"xen-09\"]\n  [host_mapping]\n  xen-02 = \"10.0.0.2\"\n  \
+                            [rules]                  # fleet's filter language (as -S), over facts and metrics\n  \
+                            movable = \"not name=/^db-/\"                          # which domUs may move\n  \
+                            receive = \"datacenter=fra1 and free_mem_mib>=4096\"   # which dom0s may take them\n  \
+                            prefer = [\"rack=r12\", \"datacenter=fra1\"]           # receivers meeting an earlier one first")]
     Balance {
         /// The balancer policy (TOML).
         #[arg(long, value_name = "FILE")]

@@ -314,3 +314,149 @@ fn formats_read_as_an_admin_writes() {
     assert_eq!(fmt_duration(360_000), "6 min");
     assert_eq!(fmt_duration(390_000), "6.5 min");
 }
+
+// -------------------------------------------------------------------------------------------------
+// Rules in the filter language
+
+/// `policy()` with the `[rules]` table `rules_toml`.
+fn ruled(rules_toml: &str) -> BalancerPolicy {
+    let p = BalancerPolicy::from_toml(&format!("interval = 60\n[rules]\n{rules_toml}"), "balancer.toml").unwrap();
+    assert!(!p.rules.is_empty());
+    p
+}
+
+/// The sustained trace plus hypervisor1, idler than hypervisor2, and what a gather tells the
+/// rules: each dom0's datacenter and free memory, each domU's memory.
+fn sustained_in_two_datacenters() -> Trace {
+    let mut t = sustained().dom0("hypervisor1", &[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], &[]);
+    let dom0 = |name: &str, dc: &str, free: u64| crate::xen::Dom0 {
+        name: name.into(),
+        free_memory: free,
+        total_memory: 65536,
+        node: crate::xen::NodeFacts { facts: serde_json::json!({ "datacenter": dc }), classes: vec!["xen_prod".into()] },
+        ..crate::xen::Dom0::default()
+    };
+    for d in [dom0("hypervisor1", "ams1", 30000), dom0("hypervisor2", "fra1", 8192), dom0("hypervisor3", "fra1", 1024)] {
+        t.obs.dom0_info.insert(d.name.clone(), d);
+    }
+    for (name, mem) in [("test1", 1024), ("test3", 6144), ("web9", 2048)] {
+        let row = DomainRow {
+            name: name.into(),
+            id: 1,
+            mem,
+            vcpus: 2,
+            state: "r-----".into(),
+            running: true,
+            blocked: false,
+            paused: false,
+            shutdown: false,
+            shutdown_reason: String::new(),
+            dying: false,
+            cpu_time: 100.0,
+        };
+        t.obs.domu_info.insert(name.into(), row);
+    }
+    t
+}
+
+#[test]
+fn without_rules_the_idlest_dom0_receives() {
+    let plan = decide(&policy(), &sustained_in_two_datacenters().obs, Trace::at(7));
+    assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor1")]);
+    assert!(plan.migrations[0].rules.is_empty());
+}
+
+#[test]
+fn a_movable_rule_forbids_a_move_and_says_so() {
+    let p = ruled("movable = \"not name=/^test3$/\"\n");
+    let plan = decide(&p, &sustained_in_two_datacenters().obs, Trace::at(7));
+    // test3 ate the most but may not move; web9, the next hungriest, goes instead.
+    assert_eq!(moves(&plan), vec![mv("web9", "hypervisor3", "hypervisor1")]);
+    assert_eq!(
+        rejected_why(&plan, Considered::Domu, "test3"),
+        ["on hypervisor3: rule movable \"not name=/^test3$/\" is false (name=test3)"]
+    );
+    assert_eq!(plan.migrations[0].rules, ["rule movable \"not name=/^test3$/\" holds for web9 (name=web9)"]);
+    let text = crate::xen::plan_lines(&plan).join("\n");
+    assert!(text.contains("     rule movable \"not name=/^test3$/\" holds for web9 (name=web9)\n"), "{text}");
+    assert!(text.contains("  domU test3: on hypervisor3: rule movable \"not name=/^test3$/\" is false (name=test3)"), "{text}");
+}
+
+#[test]
+fn a_receive_rule_refuses_dom0s_with_the_values_it_read() {
+    let p = ruled("receive = \"datacenter=fra1 and free_mem_mib>=4096\"\n");
+    let plan = decide(&p, &sustained_in_two_datacenters().obs, Trace::at(7));
+    assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor2")]);
+    assert_eq!(
+        rejected_why(&plan, Considered::Destination, "hypervisor1"),
+        ["rule receive \"datacenter=fra1 and free_mem_mib>=4096\" is false for test3 (datacenter=ams1, free_mem_mib=30000)"]
+    );
+    assert_eq!(
+        plan.migrations[0].rules,
+        ["rule receive \"datacenter=fra1 and free_mem_mib>=4096\" holds for hypervisor2 taking test3 (datacenter=fra1, free_mem_mib=8192)"]
+    );
+
+    // A rule may weigh the domU against the dom0: test3 needs 6 GiB, which no fra1 dom0 has.
+    let p = ruled("receive = \"datacenter=fra1 and (domu.mem_mib<4096 or free_mem_mib>=16384)\"\n");
+    let plan = decide(&p, &sustained_in_two_datacenters().obs, Trace::at(7));
+    assert!(plan.migrations.is_empty());
+    assert_eq!(
+        rejected_why(&plan, Considered::Destination, "hypervisor2"),
+        [
+            "rule receive \"datacenter=fra1 and (domu.mem_mib<4096 or free_mem_mib>=16384)\" is false for test3 (datacenter=fra1, domu.mem_mib=6144, free_mem_mib=8192)"
+        ]
+    );
+    assert!(rejected_why(&plan, Considered::Source, "hypervisor3")[0].ends_with("but no dom0 can take test3 (see the destinations)"));
+}
+
+#[test]
+fn a_prefer_rule_picks_a_dom0_before_a_less_loaded_one() {
+    let p = ruled("prefer = [\"rack=r12\", \"datacenter=fra1\"]\n");
+    let plan = decide(&p, &sustained_in_two_datacenters().obs, Trace::at(7));
+    assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor2")]);
+    assert_eq!(plan.migrations[0].rules, ["rule prefer #2 \"datacenter=fra1\" picked hypervisor2 (datacenter=fra1)"]);
+
+    // A preferred dom0 that may not receive is passed over, and the trace says none was met.
+    let mut p = p;
+    p.maintenance = vec!["hypervisor2".into()];
+    let plan = decide(&p, &sustained_in_two_datacenters().obs, Trace::at(7));
+    assert_eq!(moves(&plan), vec![mv("test3", "hypervisor3", "hypervisor1")]);
+    assert_eq!(
+        plan.migrations[0].rules,
+        ["rule prefer: hypervisor1 meets none of the 2 preference(s); no preferred dom0 could take test3"]
+    );
+    assert_eq!(rejected_why(&plan, Considered::Destination, "hypervisor2"), ["in maintenance: it neither sends nor receives"]);
+}
+
+#[test]
+fn policy_rules_parse_from_the_file_and_bad_ones_name_the_key() {
+    let p = BalancerPolicy::from_toml("[rules]\nreceive = \"datacenter=fra1\"\nprefer = [\"rack=r12\"]\n", "p.toml").unwrap();
+    assert_eq!((p.rules.receive.len(), p.rules.movable.len(), p.rules.prefer.len()), (1, 0, 1));
+    let e = BalancerPolicy::from_toml("interval = 30\n[rules]\nmovable = \"not name=/^db-\"\n", "/etc/fleet/balancer.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/etc/fleet/balancer.toml:2: rules.movable[0]: invalid filter at column"), "{e}");
+    assert!(e.contains("missing its closing '/'") || e.contains("regex"), "{e}");
+}
+
+#[test]
+fn the_deploy_example_parses_as_the_defaults_and_with_its_rules() {
+    let example = include_str!("../../../../deploy/balancer.toml.example");
+    assert_eq!(BalancerPolicy::from_toml(example, "balancer.toml.example").unwrap(), BalancerPolicy::default());
+    // Uncommented, its example rules parse too (the first `receive` of the two written).
+    let mut receive_taken = false;
+    let with_rules: String = example
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rule) if rule.starts_with("movable =") || rule.starts_with("prefer =") => rule.to_string(),
+            Some(rule) if rule.starts_with("receive =") && !std::mem::replace(&mut receive_taken, true) => rule.to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let p = BalancerPolicy::from_toml(&with_rules, "balancer.toml.example").unwrap();
+    let texts = |rules: &[crate::xen::rules::Rule]| rules.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&p.rules.movable), ["not name=/^db-/"]);
+    assert_eq!(texts(&p.rules.receive), ["datacenter=fra1 and free_mem_mib>=4096"]);
+    assert_eq!(texts(&p.rules.prefer), ["rack=r12", "datacenter=fra1"]);
+}

@@ -1,5 +1,7 @@
-//! `fleet xen balance`: sample every dom0, ask the balancer for a plan, print it with its reasons
-//! and rejections; `--apply` carries it out, `--watch` keeps going every interval until ctrl-c.
+//! `fleet xen balance`: sample every dom0, ask the balancer for a plan, print it with its reasons,
+//! the rules that decided and the rejections; `--apply` carries it out, `--watch` keeps going
+//! every interval until ctrl-c. A policy with `[rules]` also gathers what they read (facts,
+//! memory, domU rows) before each decision.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,6 +114,7 @@ pub async fn run(ctx: &Ctx, policy_file: &Path, mode: Mode, opts: &Options, f: &
         }
         return Ok(exit::NOTHING_DISCOVERED);
     }
+    xen::gather_for_rules(&mut client, &ctx.settings, &scope, &policy, &mut obs).await?;
     let plan = balancer::decide(&policy, &obs, fleet_protocol::now_ms());
     if !quiet {
         print_plan(&plan);
@@ -171,6 +174,7 @@ async fn watch(
         round += 1;
         let step = async {
             let (n, o) = xen::sample_round(client, &ctx.settings, scope, obs).await?;
+            xen::gather_for_rules(client, &ctx.settings, scope, policy, obs).await?;
             let now = fleet_protocol::now_ms();
             obs.forget_old(policy, now);
             let plan = balancer::decide(policy, obs, now);

@@ -467,6 +467,8 @@ impl XenPanel {
             }
         }
         self.obs.forget_old(&self.policy, at_ms);
+        // What the policy's rules read (facts, memory, domU rows), so the plan is the CLI's.
+        self.obs.note_view(view);
         self.trends.retain(|name, _| view.dom0s.iter().any(|d| &d.name == name));
     }
 

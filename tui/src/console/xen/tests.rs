@@ -58,6 +58,7 @@ fn dom0(name: &str, load: f64, total: u64, free: u64, domus: &[&PlacedDomu]) -> 
         dom0: Some(domain("Domain-0", 0, 4096, 16, "r-----", 5000.0)),
         simulated: true,
         error: None,
+        node: Default::default(),
     }
 }
 
