@@ -23,9 +23,10 @@ pub mod builtin {
     pub const XEN: &str = include_str!("../agents/xen.toml");
     pub const CONCAT: &str = include_str!("../agents/concat.toml");
     pub const JOBS: &str = include_str!("../agents/jobs.toml");
+    pub const METRICS: &str = include_str!("../agents/metrics.toml");
 
     /// (agent name, DDL text) of every built-in agent.
     pub fn all() -> Vec<(&'static str, &'static str)> {
-        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS), ("xen", XEN), ("concat", CONCAT), ("jobs", JOBS)]
+        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS), ("xen", XEN), ("concat", CONCAT), ("jobs", JOBS), ("metrics", METRICS)]
     }
 }

@@ -93,6 +93,8 @@ pub struct NodeConfig {
     pub concat: crate::agents::concat::ConcatConfig,
     /// `[jobs]`: limits of the jobs agent (runs at once, retention, output size, kill grace).
     pub jobs: crate::agents::jobs::JobsConfig,
+    /// `[metrics]`: the sampling interval, the history kept, and collectd's socket.
+    pub metrics: crate::agents::metrics::MetricsConfig,
     pub hub: HubConfig,
 }
 
@@ -135,6 +137,7 @@ impl Default for NodeConfig {
             data: crate::data::DataConfig::default(),
             concat: crate::agents::concat::ConcatConfig::default(),
             jobs: crate::agents::jobs::JobsConfig::default(),
+            metrics: crate::agents::metrics::MetricsConfig::default(),
             hub: HubConfig::with_dirs(&dirs),
         }
     }
@@ -341,6 +344,9 @@ impl NodeConfig {
             return Err(bad("hub.max_ttl", "must be at least 1 second".into()));
         }
         if let Some((key, message)) = self.jobs.problem() {
+            return Err(bad(key, message));
+        }
+        if let Some((key, message)) = self.metrics.problem() {
             return Err(bad(key, message));
         }
         Ok(())

@@ -27,6 +27,9 @@
 //! a node evaluates with its data plugins ([`FilterExpr::matches_with`], or the source installed
 //! with [`install_data_source`]) and a term that fails (an unknown plugin, a missing field) is false.
 //! [`Filter::needs_node_evaluation`] tells a client that registry discovery cannot answer a filter.
+//!
+//! `metric.NAME OP VALUE` (`metric.load1>8`) reads as the data term `metric().NAME OP VALUE`: the
+//! node answers it from its latest metrics sample.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -675,6 +678,10 @@ impl<'a> Parser<'a> {
         if key.is_empty() {
             return Err(FilterError::new(self.input, col, "empty fact name"));
         }
+        // `metric.NAME` is a node's live metric, not a fact: the data term `metric().NAME`.
+        if let Some(field) = key.strip_prefix(METRIC_PREFIX).filter(|f| !f.is_empty()) {
+            return Ok(FilterExpr::Data(DataTerm { plugin: "metric".into(), arg: None, field: field.to_string(), op, value }));
+        }
         Ok(FilterExpr::Fact { key, op, value })
     }
 }
@@ -741,11 +748,16 @@ pub fn parse_compound(input: &str) -> Result<FilterExpr, FilterError> {
     Ok(e)
 }
 
-/// Parses one `-F` fact term: `key=value`, `key=/regex/`, `key>=3`, ...
+/// A term on this key prefix compares a node's latest metric sample (`metric.load1>8`), which
+/// only the node knows: it is the data term `metric().load1>8`, and so needs node evaluation.
+pub const METRIC_PREFIX: &str = "metric.";
+
+/// Parses one `-F` fact term: `key=value`, `key=/regex/`, `key>=3`, ... (`metric.NAME` too).
 pub fn parse_fact_term(input: &str) -> Result<FilterExpr, FilterError> {
     let e = parse_compound(input)?;
     match e {
         FilterExpr::Fact { .. } => Ok(e),
+        FilterExpr::Data(ref t) if t.plugin == "metric" && t.arg.is_none() => Ok(e),
         _ => Err(FilterError::new(input, 1, "expected KEY=VALUE (or KEY OP VALUE with == != < <= > >=)")),
     }
 }

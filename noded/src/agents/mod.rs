@@ -17,6 +17,7 @@ pub mod concat;
 pub mod echo;
 pub mod external;
 pub mod jobs;
+pub mod metrics;
 pub mod process;
 pub mod rpcutil;
 pub mod xen;
@@ -137,6 +138,9 @@ impl AgentSet {
         // Refuses every target until the config names roots.
         set.insert(Arc::new(concat::ConcatAgent::for_config(config)));
         set.insert(Arc::new(jobs::JobsAgent::for_config(config)));
+        // Starts the process's sampler; `metric.NAME` filter terms are then answered here too.
+        metrics::install(config);
+        set.insert(Arc::new(metrics::MetricsAgent::for_config(config)));
         set
     }
 

@@ -155,6 +155,24 @@ fn filters_with_data_functions_need_the_nodes() {
     assert!(!Filter::default().needs_node_evaluation());
 }
 
+#[test]
+fn metric_terms_are_data_terms_the_nodes_answer() {
+    let term = |e: &str| match parse_compound(e).unwrap() {
+        FilterExpr::Data(t) => (t.plugin, t.arg, t.field, t.op),
+        other => panic!("{e} parsed as {other:?}"),
+    };
+    assert_eq!(term("metric.load1>8"), ("metric".into(), None, "load1".into(), Op::Gt));
+    assert_eq!(term(r#""metric.disk_used_pct:/var">=90"#).2, "disk_used_pct:/var");
+    assert!(matches!(parse_fact_term("metric.mem_used_pct>90").unwrap(), FilterExpr::Data(_)));
+    // The hub cannot answer it, so it includes the node and the client discovers by broadcast.
+    let f = Filter { compound: vec!["metric.mem_used_pct>90 and country=uk".into()], ..Default::default() };
+    assert!(f.needs_node_evaluation());
+    let facts = json!({"country": "uk"});
+    assert!(f.compile().unwrap().matches(&node("x", &facts, &[])));
+    // A fact merely named like it is still a fact.
+    assert!(matches!(parse_compound("metrics.x=1").unwrap(), FilterExpr::Fact { .. }));
+}
+
 proptest! {
     #[test]
     fn parser_never_panics(s in ".{0,80}") {
