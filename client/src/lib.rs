@@ -12,6 +12,8 @@
 //! - [`concat`]: the concat agent's arguments, and build replies as node states with identical
 //!   diffs folded;
 //! - [`jobs`]: background jobs: ids, `--at`/`--every` times, and the jobs agent's replies as rows;
+//! - [`metrics`]: live metrics: the metrics agent's replies as hosts, grouped by a fact with
+//!   min/avg/max and each group's worst host;
 //! - [`error`]: a typed [`ClientError`] and MCollective's exit codes, in one place.
 //!
 //! No clap, no terminal, no printing and no daemon code: the CLI and the console are faces over it.
@@ -26,6 +28,7 @@ pub mod error;
 pub mod format;
 pub mod jobs;
 pub mod link;
+pub mod metrics;
 pub mod nodeset;
 pub mod process;
 pub mod rollout;
