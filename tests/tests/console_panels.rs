@@ -61,6 +61,9 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.send("5").unwrap();
     // The agents the uk nodes report (xen runs on dom0s only).
     console.wait_for_all(&["echo 1.0.0", "process 1.0.0", "rpcutil 1.0.0"], WAIT).unwrap();
+    // concat sorts first; echo is next.
+    console.send("j").unwrap();
+    console.wait_for_text("Echoes a message back", WAIT).unwrap();
     console.send(keys::ENTER).unwrap();
     console.wait_for_text("Returns the message", WAIT).unwrap();
     console.send(keys::ENTER).unwrap();
@@ -92,7 +95,8 @@ fn discover_read_a_fact_fix_a_form_run_it_and_quit_cleanly() {
     console.wait_for_text("Returns the message", WAIT).unwrap();
     console.send(keys::ESC).unwrap();
     console.wait_for_text("Echoes a message back", WAIT).unwrap();
-    console.send("jj").unwrap();
+    // echo, jobs, process, rpcutil.
+    console.send("jjj").unwrap();
     console.wait_for_text("General helpful actions", WAIT).unwrap();
     console.send(keys::ENTER).unwrap();
     console.send("jjj").unwrap();

@@ -163,6 +163,13 @@ pub fn demo_nodes(endpoint: &str, collective: &str, security: &DemoSecurity) -> 
             let mut facts = builtin.clone();
             noded::facts::merge(&mut facts, json!({ "hostname": id, "country": country, "role": role, "datacenter": dc, "demo": true }));
             let mut agents = agents.clone();
+            // Jobs and concat keep their state in a directory of the node's own under the demo's
+            // temp dir; concat builds under one shared root (the demo's nodes share this host).
+            let mut config = node_config(endpoint, collective);
+            config.state_dir = security.dir.path().join("state").join(id);
+            config.concat.roots = vec![concat_root(security)];
+            agents.insert(Arc::new(noded::agents::jobs::JobsAgent::for_config(&config)));
+            agents.insert(Arc::new(noded::agents::concat::ConcatAgent::for_config(&config)));
             if let (Some((standin, state)), true) = (&xen, id.starts_with("xen-")) {
                 let map: std::collections::HashMap<String, String> =
                     [("xen-01", "10.0.0.1"), ("xen-02", "10.0.0.2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -170,7 +177,7 @@ pub fn demo_nodes(endpoint: &str, collective: &str, security: &DemoSecurity) -> 
             }
             Ok(NodeState::new(
                 id.to_string(),
-                node_config(endpoint, collective),
+                config,
                 facts,
                 classes.iter().map(|c| c.to_string()).collect(),
                 agents,
@@ -249,10 +256,45 @@ pub async fn start_in(collective: &str) -> Result<EmbeddedFleet> {
     let (tx, rx) = watch::channel(false);
     let endpoint = start_hub(rx.clone(), &security).await?;
     let nodes = demo_nodes(&endpoint, collective, &security)?;
+    seed_concat(&nodes, &security).await?;
     for n in &nodes {
+        // Scheduled jobs run from here on, as noded starts them.
+        noded::agents::jobs::start(n.clone());
         tokio::spawn(noded::node::run(n.clone(), rx.clone()));
     }
     Ok(EmbeddedFleet { endpoint, nodes, security, shutdown: tx })
+}
+
+/// Where the demo's concat agents may build files.
+pub fn concat_root(security: &DemoSecurity) -> PathBuf {
+    security.dir.path().join("concat")
+}
+
+/// The demo's concat target: every node has a header and a welcome fragment, cache-01 (a dev
+/// server) one more; the file holds what the common fragments make, so a dry run finds cache-01
+/// would change and the others in sync. (The nodes share this host, so they share the file.)
+async fn seed_concat(nodes: &[Arc<NodeState>], security: &DemoSecurity) -> Result<()> {
+    let root = concat_root(security);
+    std::fs::create_dir_all(&root).context("creating the demo's concat root")?;
+    let target = root.join("motd");
+    let common = [("10-header", 10, "# managed by fleet concat\n"), ("50-welcome", 50, "Welcome to the fleet demo.\n")];
+    std::fs::write(&target, common.iter().map(|(_, _, text)| *text).collect::<String>()).context("writing the demo's motd")?;
+    for node in nodes {
+        let mut fragments = common.to_vec();
+        if node.identity == "cache-01" {
+            fragments.push(("90-dev", 90, "This is a development server: expect restarts.\n"));
+        }
+        let Some(agent) = node.agents().get("concat").cloned() else { continue };
+        for (name, order, text) in fragments {
+            let args = json!({ "target": target, "name": name, "order": order, "content": text });
+            let args = args.as_object().cloned().unwrap_or_default();
+            agent
+                .call(node.clone(), noded::agents::RequestMeta::default(), "add_fragment", args)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding the demo's concat fragments: {}", e.message))?;
+        }
+    }
+    Ok(())
 }
 
 /// Polls the registry of `client`'s hubs until it lists at least `count` nodes of `collective`;

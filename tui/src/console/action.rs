@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::theme::Theme;
 use super::{discovery, inventory, log, processes, rpc, xen};
+use super::{concat, jobs};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -74,6 +75,9 @@ pub enum Action {
     Log(log::Msg),
     Processes(processes::Msg),
     Xen(xen::Msg),
+    Jobs(jobs::Msg),
+    /// The Concat view, under the Jobs tab.
+    Concat(concat::Msg),
     /// A discovery round was started (by the Discovery panel or a `:` command).
     RunDiscovery {
         round: u64,
@@ -110,7 +114,7 @@ pub enum Action {
     },
 }
 
-/// The six panels, in tab order.
+/// The panels, in tab order (the Concat view is under Jobs: eight titled tabs do not fit 80 columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PanelId {
     Discovery,
@@ -119,10 +123,12 @@ pub enum PanelId {
     Xen,
     Rpc,
     Log,
+    Jobs,
 }
 
 impl PanelId {
-    pub const ALL: [PanelId; 6] = [PanelId::Discovery, PanelId::Processes, PanelId::Inventory, PanelId::Xen, PanelId::Rpc, PanelId::Log];
+    pub const ALL: [PanelId; 7] =
+        [PanelId::Discovery, PanelId::Processes, PanelId::Inventory, PanelId::Xen, PanelId::Rpc, PanelId::Log, PanelId::Jobs];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -132,6 +138,7 @@ impl PanelId {
             PanelId::Xen => "Xen",
             PanelId::Rpc => "RPC",
             PanelId::Log => "Log",
+            PanelId::Jobs => "Jobs",
         }
     }
 
@@ -144,6 +151,7 @@ impl PanelId {
             PanelId::Xen => "xen",
             PanelId::Rpc => "rpc",
             PanelId::Log => "log",
+            PanelId::Jobs => "jobs",
         }
     }
 
@@ -353,6 +361,8 @@ pub enum NetCommand {
     },
     Processes(processes::Cmd),
     Xen(xen::Cmd),
+    Jobs(jobs::Cmd),
+    Concat(concat::Cmd),
 }
 
 impl From<NetCommand> for Action {

@@ -20,6 +20,7 @@ use super::confirm;
 use super::discovery::{self, Discovery, check_filter};
 use super::help::{Help, footer_line, notice_line};
 use super::inventory::Inventory;
+use super::jobs::JobsPanel;
 use super::keys::{Keymap, Mode};
 use super::log::{self, LogPanel, LogStore};
 use super::processes::ProcessesPanel;
@@ -78,6 +79,7 @@ pub struct App {
     xen: XenPanel,
     rpc: RpcPanel,
     log: LogPanel,
+    jobs: JobsPanel,
     help: Help,
     cmdline: CommandLine,
     confirm: Option<Confirm>,
@@ -104,6 +106,7 @@ impl App {
                 Some(path) => LogPanel::new(&ctx).with_store(LogStore::new(path, log::KEEP)),
                 None => LogPanel::new(&ctx),
             },
+            jobs: JobsPanel::new(&ctx),
             help: Help::default(),
             cmdline: CommandLine::new(theme::names(&init.theme_dirs)),
             confirm: None,
@@ -145,6 +148,7 @@ impl App {
             PanelId::Xen => self.xen.mode(),
             PanelId::Rpc => self.rpc.mode(),
             PanelId::Log => self.log.mode(),
+            PanelId::Jobs => self.jobs.mode(),
         }
     }
 
@@ -170,6 +174,10 @@ impl App {
 
     pub fn log(&self) -> &LogPanel {
         &self.log
+    }
+
+    pub fn jobs(&self) -> &JobsPanel {
+        &self.jobs
     }
 
     pub fn top_bar(&self) -> &TopBar {
@@ -249,6 +257,7 @@ impl App {
             self.inventory.update(action.clone()),
             self.xen.update(action.clone()),
             self.rpc.update(action.clone()),
+            self.jobs.update(action.clone()),
             self.log.update(action),
         ])
     }
@@ -261,6 +270,7 @@ impl App {
             PanelId::Xen => &mut self.xen,
             PanelId::Rpc => &mut self.rpc,
             PanelId::Log => &mut self.log,
+            PanelId::Jobs => &mut self.jobs,
         }
     }
 
@@ -449,6 +459,7 @@ impl Component for App {
             Action::Processes(_) => self.processes.update(action),
             Action::Logged(_) => self.log.update(action),
             Action::Xen(_) => self.xen.update(action),
+            Action::Jobs(_) | Action::Concat(_) => self.jobs.update(action),
             Action::Resize { .. } => None,
             // Everything else is news for the panels: rounds, requests, membership, focus.
             other => self.broadcast(other),
@@ -465,6 +476,7 @@ impl Component for App {
             PanelId::Xen => self.xen.draw(frame, body),
             PanelId::Rpc => self.rpc.draw(frame, body),
             PanelId::Log => self.log.draw(frame, body),
+            PanelId::Jobs => self.jobs.draw(frame, body),
         }
         let line = match &self.notice {
             Some(n) => notice_line(n, &self.theme, footer.width),

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::action::{Action, PanelId};
 use super::widgets::search;
 use super::{cmdline, confirm, discovery, help, inventory, log, processes, rpc, xen};
+use super::{concat, jobs};
 
 /// One key with its modifiers, as written in a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,13 +209,21 @@ pub enum Mode {
     /// Typing in one field of the RPC form (entered with `enter`, left with `enter` or `esc`).
     RpcField,
     Xen,
+    /// The Jobs view: jobs across the fleet and the selected job on each node.
+    Jobs,
+    /// Reading a job's output.
+    JobOutput,
+    /// The Concat view: targets, and a target's nodes.
+    Concat,
+    /// Reading one node's diff in the Concat view.
+    ConcatDiff,
     CommandLine,
     Help,
     Confirm,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 17] = [
+    pub const ALL: [Mode; 21] = [
         Mode::Global,
         Mode::Discovery,
         Mode::DiscoveryFilter,
@@ -225,6 +234,10 @@ impl Mode {
         Mode::KillConfirm,
         Mode::Inventory,
         Mode::Xen,
+        Mode::Jobs,
+        Mode::JobOutput,
+        Mode::Concat,
+        Mode::ConcatDiff,
         Mode::Rpc,
         Mode::RpcForm,
         Mode::RpcField,
@@ -250,6 +263,10 @@ impl Mode {
             Mode::SignalMenu => "Signal menu",
             Mode::KillConfirm => "Kill confirmation",
             Mode::Xen => "Xen",
+            Mode::Jobs => "Jobs",
+            Mode::JobOutput => "Job output",
+            Mode::Concat => "Concat",
+            Mode::ConcatDiff => "Concat diff",
             Mode::CommandLine => "Command line (:)",
             Mode::Help => "Help",
             Mode::Confirm => "Confirmation",
@@ -273,6 +290,10 @@ impl Mode {
             Mode::SignalMenu => "signal_menu",
             Mode::KillConfirm => "kill_confirm",
             Mode::Xen => "xen",
+            Mode::Jobs => "jobs",
+            Mode::JobOutput => "job_output",
+            Mode::Concat => "concat",
+            Mode::ConcatDiff => "concat_diff",
             Mode::CommandLine => "command_line",
             Mode::Help => "help",
             Mode::Confirm => "confirm",
@@ -296,6 +317,10 @@ impl Mode {
             Mode::SignalMenu => "SIGNAL MENU",
             Mode::KillConfirm => "CONFIRM KILL",
             Mode::Xen => "XEN",
+            Mode::Jobs => "JOBS",
+            Mode::JobOutput => "JOB OUTPUT",
+            Mode::Concat => "CONCAT",
+            Mode::ConcatDiff => "DIFF",
             Mode::CommandLine => "COMMAND",
             Mode::Help => "HELP",
             Mode::Confirm => "CONFIRM",
@@ -340,8 +365,8 @@ fn global_table() -> Vec<Binding> {
         Binding::new("prev_panel", &["shift-tab"], Action::PrevPanel, "previous panel"),
         Binding::new("back", &["esc"], Action::Back, "back"),
     ];
-    const NAMES: [&str; 6] = ["panel_discovery", "panel_processes", "panel_inventory", "panel_xen", "panel_rpc", "panel_log"];
-    const DIGITS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
+    const NAMES: [&str; 7] = ["panel_discovery", "panel_processes", "panel_inventory", "panel_xen", "panel_rpc", "panel_log", "panel_jobs"];
+    const DIGITS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "7"];
     for (i, p) in PanelId::ALL.iter().enumerate() {
         t.push(Binding::new(NAMES[i], &[DIGITS[i]], Action::FocusPanel(*p), p.title()));
     }
@@ -365,6 +390,10 @@ fn default_table(mode: Mode) -> Vec<Binding> {
         Mode::SignalMenu => processes::signal_menu_key_table(),
         Mode::KillConfirm => processes::kill_confirm_key_table(),
         Mode::Xen => xen::key_table(),
+        Mode::Jobs => jobs::key_table(),
+        Mode::JobOutput => jobs::output_key_table(),
+        Mode::Concat => concat::key_table(),
+        Mode::ConcatDiff => concat::diff_key_table(),
         Mode::CommandLine => cmdline::key_table(),
         Mode::Help => help::key_table(),
         Mode::Confirm => confirm::key_table(),

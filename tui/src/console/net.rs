@@ -27,6 +27,7 @@ use super::discovery::filter_of;
 use super::inventory::{self, Part};
 use super::rpc::{self, FleetAgent};
 use super::{processes, xen};
+use super::{concat, jobs};
 
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -155,6 +156,20 @@ impl Work {
                 tokio::spawn(async move {
                     with_link(&pool, &actions, "xen", async |client, actions| xen::execute(cmd, client, &settings.settings, actions).await)
                         .await
+                });
+            }
+            NetCommand::Jobs(cmd) => {
+                tokio::spawn(async move {
+                    with_link(&pool, &actions, "jobs", async |client, actions| jobs::execute(cmd, client, &settings.settings, actions).await)
+                        .await
+                });
+            }
+            NetCommand::Concat(cmd) => {
+                tokio::spawn(async move {
+                    with_link(&pool, &actions, "concat", async |client, actions| {
+                        concat::execute(cmd, client, &settings.settings, actions).await
+                    })
+                    .await
                 });
             }
         }

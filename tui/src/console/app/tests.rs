@@ -403,11 +403,11 @@ fn tabs_digits_and_escape_move_between_panels() {
     assert_eq!(app.focus(), PanelId::Processes);
     send(&mut app, press(KeyCode::BackTab, KeyModifiers::SHIFT));
     send(&mut app, press(KeyCode::BackTab, KeyModifiers::SHIFT));
-    assert_eq!(app.focus(), PanelId::Log, "shift-tab wraps around");
+    assert_eq!(app.focus(), PanelId::Jobs, "shift-tab wraps around");
     send(&mut app, ch('3'));
     assert_eq!(app.focus(), PanelId::Inventory);
     send(&mut app, key(KeyCode::Esc));
-    assert_eq!(app.focus(), PanelId::Log, "esc goes back");
+    assert_eq!(app.focus(), PanelId::Jobs, "esc goes back");
     send(&mut app, key(KeyCode::Esc));
     send(&mut app, key(KeyCode::Esc));
     send(&mut app, key(KeyCode::Esc));
