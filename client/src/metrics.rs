@@ -205,7 +205,7 @@ pub fn group(hosts: &[HostMetrics], rank_by: &str) -> Vec<Group> {
 }
 
 /// A metric's value as people read it: bytes in binary units, rates per second, percentages
-/// with one decimal, counts whole, loads with two decimals.
+/// with one decimal, loads with two decimals, counts and other whole numbers whole.
 pub fn value_text(metric: &str, v: f64) -> String {
     let base = metric.split(':').next().unwrap_or(metric);
     if base.ends_with("_bytes_per_s") {
@@ -214,6 +214,8 @@ pub fn value_text(metric: &str, v: f64) -> String {
         human_bytes(v.max(0.0) as u64)
     } else if base.ends_with("_pct") {
         format!("{v:.1}%")
+    } else if base.starts_with("load") {
+        format!("{v:.2}")
     } else if matches!(base, "processes" | "zombies") || (v.fract() == 0.0 && v.abs() < 1e15) {
         format!("{v:.0}")
     } else {

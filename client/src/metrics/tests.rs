@@ -66,6 +66,8 @@ fn hosts_rank_worst_first() {
 #[test]
 fn values_read_as_people_read_them() {
     assert_eq!(value_text("load1", 2.5), "2.50");
+    assert_eq!(value_text("load15", 99.0), "99.00");
+    assert_eq!(value_text("h/memory/memory-used", 1048576.0), "1048576");
     assert_eq!(value_text("mem_used_pct", 91.25), "91.2%");
     assert_eq!(value_text("disk_used_pct:/var", 50.0), "50.0%");
     assert_eq!(value_text("mem_used_bytes", 2048.0), "2.0 KiB");

@@ -15,6 +15,8 @@ mod job;
 pub use job::JobCommand;
 mod pgrep;
 pub use pgrep::PgrepViewArgs;
+mod metrics;
+pub use metrics::MetricsArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -283,6 +285,22 @@ pub enum Command {
     Concat {
         #[command(subcommand)]
         cmd: ConcatCommand,
+    },
+    /// Each matching host's newest metrics (load, CPU, memory, swap, disk, network, processes,
+    /// and collectd's values where a node reads them), worst host first; --group FACT gives each
+    /// group's min/avg/max and worst host, worst group first.
+    #[command(after_help = "Examples:\n  fleet metrics\n  fleet metrics --group role\n  \
+                            fleet metrics -S 'metric.load1>8' --watch\n  fleet metrics -m 'load*,mem_used_pct' --json\n  \
+                            fleet metrics -I web-01 -m '*/load/*'      # collectd's load, as collectd names it\n\n\
+                            Any metric is also a filter term: -S 'metric.mem_used_pct>90' (nodes decide, so discovery \
+                            is by broadcast).")]
+    Metrics {
+        #[command(flatten)]
+        args: MetricsArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Show the hub's counters (nodes, requests, replies, late replies, dropped frames).
     HubStats {

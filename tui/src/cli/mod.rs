@@ -15,6 +15,7 @@ mod job;
 mod join;
 mod keygen;
 mod kill;
+mod metrics;
 mod pgrep;
 mod ping;
 mod pkill;
@@ -180,6 +181,7 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Xen { cmd }) => xen::run(&ctx, cmd).await,
         Some(Command::Job { cmd }) => job::run(&ctx, cmd).await,
         Some(Command::Concat { cmd }) => concat::run(&ctx, cmd).await,
+        Some(Command::Metrics { args, filter, output }) => metrics::run(&ctx, &args, &filter, &output).await,
         Some(Command::HubStats { output }) => inventory::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,
         Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => crate::bench::ping(nodes, rounds).await.map(|_| 0),
