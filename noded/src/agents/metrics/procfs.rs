@@ -54,11 +54,17 @@ struct CpuTicks {
     total: u64,
 }
 
+/// Received and sent bytes per interface.
+type NetCounters = BTreeMap<String, (u64, u64)>;
+
+/// One part of a read: adds its metrics, or `None` when its file cannot be read.
+type Step = fn(&mut ProcReader, &mut BTreeMap<String, f64>) -> Option<()>;
+
 /// Reads one proc tree; keeps the previous counters for rates.
 pub struct ProcReader {
     root: PathBuf,
     cpu: Option<CpuTicks>,
-    net: Option<(Instant, BTreeMap<String, (u64, u64)>)>,
+    net: Option<(Instant, NetCounters)>,
     /// Reused for every file read, so a sample allocates little.
     buf: String,
 }
@@ -72,7 +78,7 @@ impl ProcReader {
     /// rates appear from the second read on.
     pub fn read(&mut self, out: &mut BTreeMap<String, f64>) -> Vec<String> {
         let mut problems = Vec::new();
-        let steps: [(&str, fn(&mut Self, &mut BTreeMap<String, f64>) -> Option<()>); 6] = [
+        let steps: [(&str, Step); 6] = [
             ("loadavg", Self::load),
             ("stat", Self::cpu),
             ("meminfo", Self::memory),
@@ -258,7 +264,7 @@ fn unescape_mount(s: &str) -> String {
 }
 
 /// Received and sent bytes per interface from `/proc/net/dev`, loopback left out.
-fn parse_net_dev(text: &str) -> BTreeMap<String, (u64, u64)> {
+fn parse_net_dev(text: &str) -> NetCounters {
     let mut out = BTreeMap::new();
     for line in text.lines().skip(2) {
         let Some((iface, rest)) = line.split_once(':') else { continue };
