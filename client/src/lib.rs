@@ -8,7 +8,8 @@
 //! - [`rollout`]: subsets, batches, canaries and failure limits applied to every round; [`chain`]:
 //!   identities read back from a list or fleet's JSON, a filter on replies, and who was ok, failed
 //!   or silent; [`nodeset`]: compact node sets (`web-[01-07,09]`);
-//! - [`process`] and [`xen`]: the process and Xen operations (with the balancer);
+//! - [`process`] and [`xen`]: the process and Xen operations (with the balancer); [`proctree`]:
+//!   processes as a forest per host, for tree views;
 //! - [`concat`]: the concat agent's arguments, and build replies as node states with identical
 //!   diffs folded;
 //! - [`jobs`]: background jobs: ids, `--at`/`--every` times, and the jobs agent's replies as rows;
@@ -31,6 +32,7 @@ pub mod link;
 pub mod metrics;
 pub mod nodeset;
 pub mod process;
+pub mod proctree;
 pub mod rollout;
 pub mod round;
 pub mod scope;

@@ -3,7 +3,6 @@
 //! cells out; the console may reuse the order and the tree.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
 
 use super::Proc;
 use crate::error::{ClientError, Result};
@@ -182,36 +181,9 @@ pub fn sort(procs: &mut [Proc], key: SortKey) {
 /// deeper, siblings in `key`'s order. A process whose parent is not in the listing (it did not
 /// match, or it is init) starts a tree of its own at depth 0.
 pub fn tree(procs: &[Proc], key: SortKey) -> Vec<(usize, &Proc)> {
-    let mut by_host: BTreeMap<&str, Vec<&Proc>> = BTreeMap::new();
-    for p in procs {
-        by_host.entry(p.host.as_str()).or_default().push(p);
-    }
-    let mut out = Vec::with_capacity(procs.len());
-    for (_, mut host_procs) in by_host {
-        host_procs.sort_by(|a, b| key.compare(a, b));
-        let pids: BTreeSet<u32> = host_procs.iter().map(|p| p.pid).collect();
-        let is_root = |p: &Proc| p.ppid == p.pid || !pids.contains(&p.ppid);
-        let mut children: BTreeMap<u32, Vec<&Proc>> = BTreeMap::new();
-        for p in host_procs.iter().filter(|p| !is_root(p)) {
-            children.entry(p.ppid).or_default().push(p);
-        }
-        // Depth first with an explicit stack; `seen` stops a pid loop (a reused pid whose
-        // "parent" is its own descendant) from repeating rows forever.
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<(usize, &Proc)> = host_procs.iter().filter(|p| is_root(p)).rev().map(|p| (0, *p)).collect();
-        while let Some((depth, p)) = stack.pop() {
-            if !seen.insert(p.pid) {
-                continue;
-            }
-            out.push((depth, p));
-            for c in children.get(&p.pid).into_iter().flatten().rev() {
-                stack.push((depth + 1, c));
-            }
-        }
-        // Whatever a loop left unreached is still listed, at the top level.
-        out.extend(host_procs.iter().filter(|p| !seen.contains(&p.pid)).map(|p| (0, *p)));
-    }
-    out
+    let mut order: Vec<u32> = (0..procs.len() as u32).collect();
+    order.sort_by(|a, b| key.compare(&procs[*a as usize], &procs[*b as usize]));
+    crate::proctree::forest(procs, &order).into_iter().map(|row| (row.depth, &procs[row.index as usize])).collect()
 }
 
 /// The tree mark `ps f` puts before a command at `depth`: ` \_ `, indented four cells a level.

@@ -11,6 +11,7 @@ use fleet_protocol::{Event, Status};
 use serde_json::{Map, Value};
 
 use super::theme::Theme;
+use super::inspector::{self, Inspection};
 use super::{discovery, inventory, log, processes, rpc, xen};
 use super::{concat, jobs};
 
@@ -63,6 +64,14 @@ pub enum Action {
     Net(Box<NetCommand>),
     /// Several actions, applied in order.
     Batch(Vec<Action>),
+    /// Open the inspector on a reply, request, node or process.
+    Inspect(Box<Inspection>),
+    /// New content for the open inspector, if it still shows the same `id` (a fetch came back).
+    InspectUpdate(Box<Inspection>),
+    /// The inspector's own keys.
+    Inspector(inspector::Msg),
+    /// Put this text on the clipboard: the loop writes it to the terminal as OSC 52.
+    Clipboard(String),
     /// Movement in the focused list; routed to the focused panel.
     Nav(Nav),
     /// `/` search of the focused list; routed to the focused panel.
@@ -358,6 +367,11 @@ pub enum NetCommand {
     /// rpcutil agent_inventory over `scope`: the agents the fleet reports, for the RPC panel.
     FleetAgents {
         scope: Scope,
+    },
+    /// rpcutil get_facts of `facts` over `scope`, for the Discovery panel's fact columns.
+    Facts {
+        scope: Scope,
+        facts: Vec<String>,
     },
     Processes(processes::Cmd),
     Xen(xen::Cmd),

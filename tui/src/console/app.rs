@@ -19,6 +19,7 @@ use super::component::{Component, PanelContext};
 use super::confirm;
 use super::discovery::{self, Discovery, check_filter};
 use super::help::{Help, footer_line, notice_line};
+use super::inspector::Inspector;
 use super::inventory::Inventory;
 use super::jobs::JobsPanel;
 use super::keys::{Keymap, Mode};
@@ -81,12 +82,15 @@ pub struct App {
     log: LogPanel,
     jobs: JobsPanel,
     help: Help,
+    inspector: Inspector,
     cmdline: CommandLine,
     confirm: Option<Confirm>,
     notice: Option<Notice>,
     quit: bool,
     /// `ctrl-z` was pressed; the loop suspends the console ([`take_suspend`](Self::take_suspend)).
     suspend: bool,
+    /// Text for the clipboard; the loop writes it to the terminal ([`take_clipboard`](Self::take_clipboard)).
+    clipboard: Option<String>,
     fatal: Option<String>,
     /// Set by `update` when the screen must be redrawn (gitui's `requires_redraw`).
     dirty: bool,
@@ -108,6 +112,8 @@ impl App {
             },
             jobs: JobsPanel::new(&ctx),
             help: Help::default(),
+            // Files the inspector writes go next to the Log's history by default.
+            inspector: Inspector::new(init.log_history.as_deref().and_then(|p| p.parent()).map(PathBuf::from)),
             cmdline: CommandLine::new(theme::names(&init.theme_dirs)),
             confirm: None,
             notice: None,
@@ -119,11 +125,13 @@ impl App {
             theme_dirs: init.theme_dirs,
             quit: false,
             suspend: false,
+            clipboard: None,
             fatal: None,
             dirty: true,
         };
         // Panels that stamp times start from the same clock as the top bar.
         app.broadcast(Action::Tick(init.now));
+        app.inspector.set_now(init.now);
         app
     }
 
@@ -135,6 +143,8 @@ impl App {
             Mode::CommandLine
         } else if self.help.visible() {
             Mode::Help
+        } else if self.inspector.visible() {
+            self.inspector.mode()
         } else {
             self.panel_mode()
         }
@@ -208,6 +218,15 @@ impl App {
         self.quit || self.fatal.is_some()
     }
 
+    pub fn inspector(&self) -> &Inspector {
+        &self.inspector
+    }
+
+    /// Text to put on the clipboard, once per `y`.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
+    }
+
     /// Whether the console should suspend now (once per `ctrl-z`).
     pub fn take_suspend(&mut self) -> bool {
         std::mem::take(&mut self.suspend)
@@ -275,6 +294,8 @@ impl App {
     }
 
     fn focus_panel(&mut self, panel: PanelId, remember: bool) -> Option<Action> {
+        // The inspector shows something of the panel it was opened on.
+        self.inspector.close();
         if panel == self.focus {
             return None;
         }
@@ -315,6 +336,18 @@ impl App {
                 Ok(theme) => Some(Action::Batch(vec![Action::ThemeChanged(Box::new(theme)), Notice::info(format!("theme {arg}"))])),
                 Err(e) => Some(Notice::error(format!("{e:#}"))),
             },
+            "columns" => {
+                let columns: Vec<String> = arg.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect();
+                if let Some(bad) = columns.iter().find(|c| !c.chars().all(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.' | ':'))) {
+                    return Some(Notice::error(format!("not a fact name: {bad:?} (e.g. columns country,role)")));
+                }
+                let said = if columns.is_empty() { "no fact columns".to_string() } else { format!("fact columns {}", columns.join(", ")) };
+                Some(Action::Batch(vec![
+                    Action::FocusPanel(PanelId::Discovery),
+                    Action::Discovery(discovery::Msg::Columns(columns)),
+                    Notice::info(said),
+                ]))
+            }
             "panel" => match PanelId::from_name(arg) {
                 Some(p) => Some(Action::FocusPanel(p)),
                 None => {
@@ -348,6 +381,11 @@ impl Component for App {
         if self.help.visible() {
             return self.keys.action(Mode::Help, &key);
         }
+        if self.inspector.visible() {
+            // Reading keys it does not bind go on to the global table (1-6, ?, :).
+            let typing = self.inspector.mode().is_text_entry();
+            return self.inspector.on_key(&self.keys, &key).or_else(|| if typing { None } else { self.keys.action(Mode::Global, &key) });
+        }
         let text_entry = self.panel_mode().is_text_entry();
         if let Some(action) = self.focused().handle_key(key) {
             return Some(action);
@@ -357,7 +395,8 @@ impl Component for App {
     }
 
     fn update(&mut self, action: Action) -> Option<Action> {
-        if let Action::Tick(_) = action {
+        if let Action::Tick(now) = action {
+            self.inspector.set_now(now);
             let before = self.top.clock().to_string();
             self.top.update(&action);
             // The clock shows seconds; ticks within a second change nothing on screen unless
@@ -391,6 +430,23 @@ impl Component for App {
                 if self.confirm.take().is_none() && !self.cmdline.visible() {
                     self.help.close();
                 }
+                None
+            }
+            Action::Inspect(inspection) => {
+                self.inspector.open(*inspection);
+                None
+            }
+            Action::InspectUpdate(inspection) => {
+                self.inspector.refresh(*inspection);
+                None
+            }
+            Action::Inspector(msg) => self.inspector.update(msg),
+            Action::Clipboard(text) => {
+                self.clipboard = Some(text);
+                None
+            }
+            Action::Back if self.inspector.visible() => {
+                self.inspector.close();
                 None
             }
             Action::Back => {
@@ -483,6 +539,7 @@ impl Component for App {
             None => footer_line(&self.keys, self.mode(), &self.theme, footer.width),
         };
         frame.render_widget(Paragraph::new(line), footer);
+        self.inspector.draw(frame, body, &self.theme);
         self.help.draw(frame, area, &self.keys, &self.theme);
         self.cmdline.draw(frame, footer, &self.theme);
         if let Some(confirm) = &self.confirm {
@@ -497,5 +554,7 @@ fn batch<const N: usize>(follow: [Option<Action>; N]) -> Option<Action> {
     (!follow.is_empty()).then_some(Action::Batch(follow))
 }
 
+#[cfg(test)]
+mod inspect_tests;
 #[cfg(test)]
 mod tests;

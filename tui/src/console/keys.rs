@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::action::{Action, PanelId};
 use super::widgets::search;
-use super::{cmdline, confirm, discovery, help, inventory, log, processes, rpc, xen};
+use super::{cmdline, confirm, discovery, help, inspector, inventory, log, processes, rpc, xen};
 use super::{concat, jobs};
 
 /// One key with its modifiers, as written in a table.
@@ -220,10 +220,18 @@ pub enum Mode {
     CommandLine,
     Help,
     Confirm,
+    /// The Processes panel's sort menu.
+    SortMenu,
+    /// The Processes panel's column chooser.
+    ColumnChooser,
+    /// Reading a reply, request, node or process in the inspector.
+    Inspector,
+    /// Typing the path the inspector writes to.
+    InspectorPath,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 21] = [
+    pub const ALL: [Mode; 25] = [
         Mode::Global,
         Mode::Discovery,
         Mode::DiscoveryFilter,
@@ -232,6 +240,8 @@ impl Mode {
         Mode::ProcessesLine,
         Mode::SignalMenu,
         Mode::KillConfirm,
+        Mode::SortMenu,
+        Mode::ColumnChooser,
         Mode::Inventory,
         Mode::Xen,
         Mode::Jobs,
@@ -242,6 +252,8 @@ impl Mode {
         Mode::RpcForm,
         Mode::RpcField,
         Mode::Log,
+        Mode::Inspector,
+        Mode::InspectorPath,
         Mode::CommandLine,
         Mode::Help,
         Mode::Confirm,
@@ -270,6 +282,10 @@ impl Mode {
             Mode::CommandLine => "Command line (:)",
             Mode::Help => "Help",
             Mode::Confirm => "Confirmation",
+            Mode::SortMenu => "Sort menu",
+            Mode::ColumnChooser => "Column chooser",
+            Mode::Inspector => "Inspector",
+            Mode::InspectorPath => "Writing the inspector to a file",
         }
     }
 
@@ -297,6 +313,10 @@ impl Mode {
             Mode::CommandLine => "command_line",
             Mode::Help => "help",
             Mode::Confirm => "confirm",
+            Mode::SortMenu => "sort_menu",
+            Mode::ColumnChooser => "column_chooser",
+            Mode::Inspector => "inspector",
+            Mode::InspectorPath => "inspector_path",
         }
     }
 
@@ -324,18 +344,25 @@ impl Mode {
             Mode::CommandLine => "COMMAND",
             Mode::Help => "HELP",
             Mode::Confirm => "CONFIRM",
+            Mode::SortMenu => "SORT MENU",
+            Mode::ColumnChooser => "COLUMNS",
+            Mode::Inspector => "INSPECT",
+            Mode::InspectorPath => "WRITE TO",
         }
     }
 
     /// Modes where plain characters are text, so a table may not bind them.
     pub fn is_text_entry(self) -> bool {
-        matches!(self, Mode::DiscoveryFilter | Mode::Search | Mode::RpcField | Mode::ProcessesLine | Mode::CommandLine)
+        matches!(
+            self,
+            Mode::DiscoveryFilter | Mode::Search | Mode::RpcField | Mode::ProcessesLine | Mode::CommandLine | Mode::InspectorPath
+        )
     }
 
     /// Modes that take every key (popups and text lines): the global keys do not apply, so the
     /// footer does not offer them.
     pub fn is_modal(self) -> bool {
-        self.is_text_entry() || matches!(self, Mode::Help | Mode::Confirm | Mode::SignalMenu | Mode::KillConfirm)
+        self.is_text_entry() || matches!(self, Mode::Help | Mode::Confirm | Mode::SignalMenu | Mode::KillConfirm | Mode::SortMenu | Mode::ColumnChooser)
     }
 
     fn index(self) -> usize {
@@ -397,6 +424,10 @@ fn default_table(mode: Mode) -> Vec<Binding> {
         Mode::CommandLine => cmdline::key_table(),
         Mode::Help => help::key_table(),
         Mode::Confirm => confirm::key_table(),
+        Mode::SortMenu => processes::sort_menu_key_table(),
+        Mode::ColumnChooser => processes::column_chooser_key_table(),
+        Mode::Inspector => inspector::key_table(),
+        Mode::InspectorPath => inspector::path_key_table(),
     }
 }
 

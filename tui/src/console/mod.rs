@@ -31,7 +31,9 @@
 //! requests go there), `FocusChanged(panel)` (live refreshes run only while a panel is shown),
 //! `Link(state)`, `Nodes(all)` and `NodeEvent(event)`.
 //!
-//! Shared services: `Action::Confirm(Box::new(Confirm { title, lines, yes }))` asks before
+//! Shared services: `Action::Inspect(Box::new(Inspection { .. }))` opens the reply inspector
+//! (`inspector`; `Action::InspectUpdate` refreshes it when a fetch comes back);
+//! `Action::Clipboard(text)` copies through the terminal (OSC 52); `Action::Confirm(Box::new(Confirm { title, lines, yes }))` asks before
 //! something destructive (the popup lists `lines`; `y` applies `yes`, e.g.
 //! `Action::Xen(Msg::MigrateConfirmed { .. })`); `Notice::info(..)` / `Notice::error(..)` put a
 //! message in the footer; `Action::Batch(vec![..])` returns several actions. In read-only mode
@@ -48,6 +50,7 @@ pub mod confirm;
 pub mod discovery;
 pub mod form;
 pub mod help;
+pub mod inspector;
 pub mod inventory;
 pub mod jobs;
 pub mod keys;
@@ -179,6 +182,9 @@ async fn event_loop(
         if app.should_quit() {
             return Ok(());
         }
+        if let Some(text) = app.take_clipboard() {
+            screen.copy(&text)?;
+        }
         let resumed = app.take_suspend();
         if resumed {
             screen.suspend()?;
@@ -304,6 +310,14 @@ impl Screen {
         execute!(std::io::stdout(), terminal::Clear(terminal::ClearType::All)).context("cannot clear the screen")?;
         self.terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).context("cannot set up the terminal")?;
         Ok(())
+    }
+
+    /// Asks the terminal to put `text` on the clipboard (OSC 52): the terminal does the copying,
+    /// so it works over SSH.
+    fn copy(&mut self, text: &str) -> Result<()> {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        out.write_all(inspector::osc52(text).as_bytes()).and_then(|()| out.flush()).context("cannot write to the terminal")
     }
 
     /// `ctrl-z`: gives the terminal back and stops the process as the shell's job control

@@ -144,6 +144,12 @@ impl Work {
                     let _ = actions.send(Action::Rpc(rpc::Msg::Agents(result)));
                 });
             }
+            NetCommand::Facts { scope, facts } => {
+                tokio::spawn(async move {
+                    let result = fleet_facts(&settings, &pool, &scope, &facts).await;
+                    let _ = actions.send(Action::Discovery(super::discovery::Msg::Facts(result)));
+                });
+            }
             NetCommand::Processes(cmd) => {
                 tokio::spawn(async move {
                     with_link(&pool, &actions, "processes", async |client, actions| {
@@ -440,7 +446,7 @@ async fn run_rpc(settings: &NetSettings, pool: &Pool, info: RequestInfo, actions
 }
 
 /// The one reply of a single-node request, or why there is none.
-fn single_reply(node: &str, outcome: Result<Outcome, String>) -> Result<Value, String> {
+pub(super) fn single_reply(node: &str, outcome: Result<Outcome, String>) -> Result<Value, String> {
     let o = outcome?;
     match o.replies.into_iter().find(|r| r.reply.sender == node) {
         Some(r) if r.reply.status.is_ok() => Ok(r.reply.data),
@@ -456,6 +462,24 @@ async fn fetch_node(settings: &NetSettings, pool: &Pool, node: &str, actions: &U
         let result = single_reply(node, run_spec(pool, &spec, |_| {}).await);
         let _ = actions.send(Action::Inventory(inventory::Msg::Fetched { node: node.to_string(), part, result }));
     }
+}
+
+/// rpcutil get_facts of `facts` over `scope`: each answering node's values.
+async fn fleet_facts(
+    settings: &NetSettings,
+    pool: &Pool,
+    scope: &Scope,
+    facts: &[String],
+) -> Result<std::collections::HashMap<String, Map<String, Value>>, String> {
+    let mut args = Map::new();
+    args.insert("facts".into(), Value::String(facts.join(",")));
+    let spec = settings.spec("rpcutil", "get_facts", args, scope, Duration::from_secs(5));
+    let o = run_spec(pool, &spec, |_| {}).await?;
+    Ok(o.replies
+        .into_iter()
+        .filter(|r| r.reply.status.is_ok())
+        .map(|r| (r.reply.sender, r.reply.data["values"].as_object().cloned().unwrap_or_default()))
+        .collect())
 }
 
 /// rpcutil agent_inventory over `scope`: every agent some node reports, with the newest version

@@ -31,11 +31,11 @@ fn press(code: KeyCode, mods: KeyModifiers) -> Action {
     Action::Key(KeyEvent::new_with_kind(code, mods, KeyEventKind::Press))
 }
 
-fn key(code: KeyCode) -> Action {
+pub(super) fn key(code: KeyCode) -> Action {
     press(code, KeyModifiers::NONE)
 }
 
-fn ch(c: char) -> Action {
+pub(super) fn ch(c: char) -> Action {
     key(KeyCode::Char(c))
 }
 
@@ -44,7 +44,7 @@ fn ctrl(c: char) -> Action {
 }
 
 /// Dispatches and returns what went to the network.
-fn send(app: &mut App, action: Action) -> Vec<NetCommand> {
+pub(super) fn send(app: &mut App, action: Action) -> Vec<NetCommand> {
     let mut out = Vec::new();
     app.dispatch(action, &mut |c| out.push(c));
     out
@@ -63,7 +63,7 @@ fn fill_field(app: &mut App, text: &str) {
     assert_eq!(app.mode(), Mode::RpcForm, "enter leaves the field");
 }
 
-fn reply(sender: &str, status: Status, message: &str, ms: f64, data: Value) -> RequestEvent {
+pub(super) fn reply(sender: &str, status: Status, message: &str, ms: f64, data: Value) -> RequestEvent {
     let mut r = ReplyRow::new(sender, status, message, ms);
     r.data = data;
     RequestEvent::Reply(Box::new(r))
@@ -74,7 +74,7 @@ fn ok(sender: &str, ms: f64) -> RequestEvent {
 }
 
 /// The demo after the first round's replies: three ok, one failed, one still silent.
-fn demo_app() -> App {
+pub(super) fn demo_app() -> App {
     let mut app = app();
     send(&mut app, Action::Link(LinkState::Connected { hub: "tcp://127.0.0.1:7402".into() }));
     send(&mut app, Action::Nodes(NODES.map(String::from).to_vec()));
@@ -90,7 +90,7 @@ fn demo_app() -> App {
     app
 }
 
-fn finished_demo() -> App {
+pub(super) fn finished_demo() -> App {
     let mut app = demo_app();
     send(
         &mut app,
@@ -99,7 +99,7 @@ fn finished_demo() -> App {
     app
 }
 
-fn render(app: &App, cols: u16, rows: u16) -> String {
+pub(super) fn render(app: &App, cols: u16, rows: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(cols, rows)).unwrap();
     terminal.draw(|f| app.draw(f, f.area())).unwrap();
     terminal.backend().to_string()
@@ -341,10 +341,12 @@ fn rpc_results_160x48() {
 fn rpc_destructive_confirmation_80x24() {
     let mut app = finished_demo();
     send(&mut app, ch('F'));
-    send(&mut app, key(KeyCode::Enter));
+    send(&mut app, ch('a'));
     send(&mut app, fleet_agents());
     send(&mut app, ch('j'));
     send(&mut app, key(KeyCode::Enter));
+    // process: detail, kill, list
+    send(&mut app, ch('j'));
     send(&mut app, key(KeyCode::Enter));
     fill_field(&mut app, "1234@1700000000");
     let net = send(&mut app, ch('r'));
@@ -523,7 +525,7 @@ fn tagged_nodes_become_the_targets_of_the_next_rpc() {
     let mut app = finished_demo();
     send(&mut app, ch('F'));
     send(&mut app, ch('N'));
-    let net = send(&mut app, key(KeyCode::Enter));
+    let net = send(&mut app, ch('a'));
     assert_eq!(app.focus(), PanelId::Rpc);
     assert_eq!(app.scope(), &Scope { filter: String::new(), targets: Some(vec!["cache-01".into(), "xen-01".into()]) });
     assert!(matches!(&net[..], [NetCommand::FleetAgents { scope }] if scope.targets.as_ref().map(Vec::len) == Some(2)), "{net:?}");
@@ -552,6 +554,8 @@ fn a_confirmation_runs_on_y_and_not_on_n() {
     send(&mut app, fleet_agents());
     send(&mut app, ch('j'));
     send(&mut app, key(KeyCode::Enter));
+    // process: detail, kill, list
+    send(&mut app, ch('j'));
     send(&mut app, key(KeyCode::Enter));
     fill_field(&mut app, "1@2");
     send(&mut app, ch('r'));

@@ -144,13 +144,15 @@ impl Discovery {
         }
         let tagged = self.tagged.contains(&row.identity);
         let name_style = if tagged { t.row.tagged } else { t.text };
-        Row::new(vec![
+        let mut cells = vec![
             TableCell::from(Span::styled(if tagged { "*" } else { " " }, t.row.tagged)),
             TableCell::from(Span::styled(row.identity.clone(), name_style)),
             TableCell::from(Span::styled(row.status_word(), style)),
             TableCell::from(Line::from(Span::styled(time, t.text)).right_aligned()),
-            TableCell::from(Span::styled(detail, t.text)),
-        ])
+        ];
+        cells.extend(self.columns.iter().map(|c| TableCell::from(Span::styled(self.fact(&row.identity, c), t.text))));
+        cells.push(TableCell::from(Span::styled(detail, t.text)));
+        Row::new(cells)
     }
 
     fn draw_filter_line(&self, frame: &mut Frame, area: Rect) {
@@ -164,6 +166,9 @@ impl Discovery {
             }
             let (sort, desc) = self.sort();
             spans.push(Span::styled(format!("   sort {}{}", sort.label(), if desc { " (reversed)" } else { "" }), t.label));
+            if let Some(e) = &self.facts_error {
+                spans.push(Span::styled(format!("   facts: {e}"), t.error));
+            }
             frame.render_widget(Paragraph::new(Line::from(spans)), area);
         }
     }
@@ -184,9 +189,17 @@ impl Discovery {
         let t = &self.theme;
         let view = self.view();
         let name_width = self.rows.iter().map(|r| r.identity.chars().count()).max().unwrap_or(0).clamp(12, 32) as u16;
-        let header = Row::new(["", "NODE", "STATUS", "TIME", "DETAIL"].map(|h| TableCell::from(Span::styled(h, t.table.header))));
-        let widths =
-            [Constraint::Length(1), Constraint::Length(name_width), Constraint::Length(10), Constraint::Length(9), Constraint::Min(0)];
+        let mut titles: Vec<String> = ["", "NODE", "STATUS", "TIME"].map(String::from).to_vec();
+        let mut widths = vec![Constraint::Length(1), Constraint::Length(name_width), Constraint::Length(10), Constraint::Length(9)];
+        // Fact columns (`:columns`) as wide as their values, up to 20.
+        for c in &self.columns {
+            let widest = self.rows.iter().map(|r| self.fact(&r.identity, c).chars().count()).max().unwrap_or(0);
+            titles.push(c.to_uppercase());
+            widths.push(Constraint::Length(widest.max(c.chars().count()).clamp(4, 20) as u16));
+        }
+        titles.push("DETAIL".into());
+        widths.push(Constraint::Min(0));
+        let header = Row::new(titles.into_iter().map(|h| TableCell::from(Span::styled(h, t.table.header))));
         // Only the rows on screen are built: a fleet can be thousands of nodes.
         let visible = (area.height as usize).saturating_sub(1).max(1);
         self.page.set(visible);

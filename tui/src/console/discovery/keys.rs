@@ -13,7 +13,7 @@ use crate::console::widgets::list::nav_bindings;
 pub fn key_table() -> Vec<Binding> {
     use Msg as D;
     let mut t = vec![
-        Binding::new("aim", &["enter"], Action::Discovery(D::Enter), "aim RPC at tagged"),
+        Binding::new("aim", &["a"], Action::Discovery(D::Enter), "aim RPC at tagged"),
         Binding::new("edit_filter", &["f"], Action::Discovery(D::EditFilter), "filter"),
         Binding::new("rerun", &["r"], Action::Discovery(D::Rerun), "run again"),
         Binding::new("tag", &["space"], Action::Discovery(D::ToggleTag), "tag"),
@@ -24,6 +24,7 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("sort", &["s", "F6"], Action::Discovery(D::CycleSort), "sort"),
         Binding::new("reverse", &["S"], Action::Discovery(D::ReverseSort), "reverse"),
         Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
+        Binding::new("inspect", &["enter", "i"], Action::Discovery(D::Inspect), "inspect reply"),
     ];
     t.extend(nav_bindings());
     t

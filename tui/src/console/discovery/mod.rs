@@ -2,7 +2,9 @@
 //! at the column), a progress bar `[=====>    ] 12 / 20` for the running round, and a live grid
 //! of every expected node (pending, ok with ms, failed with status and message, no reply, and
 //! replies from nodes that were not discovered). The grid sorts and searches; tagged nodes (space,
-//! or `F` for every failed one) become the exact targets of the next RPC with `enter`.
+//! or `F` for every failed one) become the exact targets of the next RPC with `a`; `enter` opens
+//! a node's reply in the inspector. `:columns country,role` adds fact columns (rpcutil
+//! get_facts after every round), kept for the session.
 //!
 //! This file holds the panel's state and how actions change it; `round` follows a round's
 //! progress into the grid, `keys` has the key tables and `draw` the drawing.
@@ -17,13 +19,15 @@ mod tests;
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::{BTreeSet, HashMap};
 
+use serde_json::Value;
+
 use crossterm::event::KeyEvent;
 use fleet_protocol::filter::FilterError;
 use fleet_protocol::{Filter, Status};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-use super::action::{Action, LinkState, Nav, Notice, PanelId, Scope, TextEdit};
+use super::action::{Action, LinkState, Nav, NetCommand, Notice, PanelId, ReplyRow, RequestEvent, Scope, TextEdit};
 use super::component::{Component, PanelContext};
 use super::keys::{Keymap, Mode};
 use super::theme::Theme;
@@ -49,8 +53,14 @@ pub enum Msg {
     Rerun,
     /// Run a round with this filter (`:filter`, `:ping`); the caller checked it parses.
     Run(String),
-    /// Enter on the grid: aim the next request at the tagged nodes (or the filter) and go to RPC.
+    /// `a` on the grid: aim the next request at the tagged nodes (or the filter) and go to RPC.
     Enter,
+    /// `enter` on the grid: the node's reply in the inspector.
+    Inspect,
+    /// `:columns country,role`: these facts as columns, for the rest of the session (empty: none).
+    Columns(Vec<String>),
+    /// The chosen facts of the nodes that answered rpcutil get_facts.
+    Facts(Result<HashMap<String, serde_json::Map<String, Value>>, String>),
     ToggleTag,
     TagFailed,
     TagNoReply,
@@ -217,6 +227,13 @@ pub struct Discovery {
     /// otherwise re-sort the grid once per reply.
     view: RefCell<Vec<usize>>,
     view_stale: Cell<bool>,
+    /// The latest ping reply of each node, for the inspector.
+    replies: HashMap<String, ReplyRow>,
+    /// Fact columns (`:columns`), kept for the session, and each node's values of them.
+    columns: Vec<String>,
+    facts: HashMap<String, serde_json::Map<String, Value>>,
+    /// Why the facts could not be read, until they can.
+    facts_error: Option<String>,
     /// First row on screen and the grid's height. Only the drawing knows the height, so it keeps
     /// these up to date (as gitui's `VerticalScroll` does); they are a view cache, not state.
     scroll_top: Cell<usize>,
@@ -245,6 +262,10 @@ impl Discovery {
             link_up: false,
             view: RefCell::new(Vec::new()),
             view_stale: Cell::new(true),
+            replies: HashMap::new(),
+            columns: Vec::new(),
+            facts: HashMap::new(),
+            facts_error: None,
             scroll_top: Cell::new(0),
             page: Cell::new(10),
         }
@@ -311,6 +332,41 @@ impl Discovery {
     pub fn selected(&self) -> Option<&NodeRow> {
         let pos = self.cursor_pos();
         self.view().get(pos).map(|&i| &self.rows[i])
+    }
+
+    /// The fact columns in force (`:columns`).
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// A node's value of a fact column, as text; empty when unknown.
+    pub fn fact(&self, node: &str, fact: &str) -> String {
+        self.facts.get(node).and_then(|f| f.get(fact)).map(fleet_client::format::compact).unwrap_or_default()
+    }
+
+    /// rpcutil get_facts of the fact columns on the nodes of the filter in force.
+    fn fetch_facts(&self) -> Option<Action> {
+        if self.columns.is_empty() {
+            return None;
+        }
+        Some(NetCommand::Facts { scope: Scope::filter(&self.active_filter), facts: self.columns.clone() }.into())
+    }
+
+    /// `enter`: the selected node's reply (status, message, data) in the inspector, with its
+    /// fact columns.
+    fn inspect(&self) -> Option<Action> {
+        let row = self.selected()?;
+        let mut pane = match self.replies.get(&row.identity) {
+            Some(r) => super::inspector::reply("rpcutil", "ping", r),
+            None => super::inspector::silent("rpcutil", "ping", &row.identity, row.status_word()),
+        };
+        if let Some(facts) = self.facts.get(&row.identity) {
+            pane.lines.push(super::inspector::InspectLine::field(0, "Facts", ""));
+            for (k, v) in facts {
+                super::inspector::pretty::value_lines(&mut pane.lines, 1, k, v, super::inspector::pretty::Unit::Plain);
+            }
+        }
+        Some(Action::Inspect(Box::new(pane)))
     }
 
     pub fn tally(&self) -> Tally {
@@ -440,11 +496,22 @@ impl Component for Discovery {
                 }
                 self.round = Some(Round { id: round, filter, phase: Phase::Discovering, discovered: 0 });
                 self.rows.clear();
+                self.replies.clear();
                 self.tagged.clear();
                 self.reindex();
                 self.cursor = None;
             }
-            Action::Round { round, event } if self.round.as_ref().is_some_and(|r| r.id == round) => self.on_round_event(event),
+            Action::Round { round, event } if self.round.as_ref().is_some_and(|r| r.id == round) => {
+                let finished = matches!(event, RequestEvent::Finished { .. });
+                if let RequestEvent::Reply(r) = &event {
+                    self.replies.insert(r.sender.clone(), (**r).clone());
+                }
+                self.on_round_event(event);
+                // The fact columns follow the round: who answered may have changed.
+                if finished {
+                    return self.fetch_facts();
+                }
+            }
             Action::Members { filter, nodes } => self.on_members(&filter, &nodes),
             Action::Link(state) => self.link_up = matches!(state, LinkState::Connected { .. }),
             Action::ScopeChanged(scope) => self.aimed = scope.targets.is_some(),
@@ -495,6 +562,18 @@ impl Discovery {
                 return Some(self.start_round());
             }
             Msg::Enter => return Some(self.aim()),
+            Msg::Inspect => return self.inspect(),
+            Msg::Columns(columns) => {
+                self.columns = columns;
+                self.facts.clear();
+                self.facts_error = None;
+                return self.fetch_facts();
+            }
+            Msg::Facts(Ok(facts)) => {
+                self.facts = facts;
+                self.facts_error = None;
+            }
+            Msg::Facts(Err(e)) => self.facts_error = Some(e),
             Msg::ToggleTag => {
                 if let Some(id) = self.selected().map(|r| r.identity.clone()) {
                     if !self.tagged.remove(&id) {

@@ -1,6 +1,7 @@
 //! The Log panel: every request this console sent (discovery rounds and RPCs) and every kill and
 //! migration, newest first, with its id, time, filter, target count, ok / failed / no reply and
-//! duration. `enter` reopens a request's results in the RPC panel. Its key table is
+//! duration. `enter` reopens a request's results in the RPC panel (where `enter` on a reply
+//! inspects it); `i` opens the whole request, every reply in full, in the inspector. Its key table is
 //! [`key_table`]. With a [`LogStore`] the history is kept across restarts (`store`).
 
 mod store;
@@ -36,12 +37,15 @@ pub const KEEP: usize = 500;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Reopen,
+    /// The whole request in the inspector, without leaving the Log.
+    Inspect,
 }
 
 /// The Log panel's keys (`[log]` in keys.toml).
 pub fn key_table() -> Vec<Binding> {
     let mut t = vec![
         Binding::new("reopen", &["enter"], Action::Log(Msg::Reopen), "reopen results"),
+        Binding::new("inspect", &["i"], Action::Log(Msg::Inspect), "inspect"),
         Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
     ];
     t.extend(nav_bindings());
@@ -210,6 +214,10 @@ impl Component for LogPanel {
             Action::Log(Msg::Reopen) => {
                 let record = self.shown().get(self.cursor).map(|r| (*r).clone())?;
                 return Some(Action::Batch(vec![Action::Reopen(Box::new(record)), Action::FocusPanel(PanelId::Rpc)]));
+            }
+            Action::Log(Msg::Inspect) => {
+                let record = self.shown().get(self.cursor).map(|r| super::inspector::record(r))?;
+                return Some(Action::Inspect(Box::new(record)));
             }
             Action::Nav(nav) => self.cursor = nav.step(self.cursor, self.shown().len(), self.page.get()),
             Action::Search(edit) if self.search.apply(edit) => self.cursor = 0,

@@ -1,5 +1,6 @@
 //! Runs the panel's [`Cmd`]s through the client core on a hub link of the network task's pool:
-//! `process list` on the nodes in scope, and exact `pid@start_time` kills, one request per host.
+//! `process list` on the nodes in scope, exact `pid@start_time` kills (one request per host), and
+//! one process's `process detail`.
 //! The results go back to the panel as `Action::Processes(Msg)`.
 
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub async fn execute(cmd: Cmd, client: &mut Client, settings: &Settings, tx: &Un
             Ok(reports) => Msg::Killed(reports),
             Err(e) => Msg::KillFailed(e.to_string()),
         },
+        Cmd::Detail { key } => {
+            let result = super::detail::fetch(client, settings, &key).await;
+            Msg::Detailed { key, result }
+        }
     };
     // The panel may be gone (the console is quitting): nothing to tell then.
     let _ = tx.send(Action::Processes(msg));

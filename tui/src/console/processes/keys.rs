@@ -1,11 +1,12 @@
 //! The Processes panel's key tables: the browsing table (`[processes]` in keys.toml), the
 //! pattern/user line (`[processes_line]`), the signal menu (`[signal_menu]`) and the kill
-//! confirmation (`[kill_confirm]`). Kill is `K`, `x` or `F9`: `k` and `j` always move, as in
+//! confirmation (`[kill_confirm]`), the sort menu (`[sort_menu]`) and the column chooser
+//! (`[column_chooser]`). Kill is `K`, `x` or `F9`: `k` and `j` always move, as in
 //! every other list, so a vim user's `k` never opens a signal menu.
 
 use crossterm::event::KeyEvent;
 
-use super::{Msg, PanelMode, ProcessesPanel};
+use super::{Column, Msg, PanelMode, ProcessesPanel};
 use crate::console::action::{Action, TextEdit};
 use crate::console::keys::{Binding, Mode, quit_binding};
 use crate::console::widgets::input::text_edit;
@@ -18,6 +19,8 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("edit_pattern", &["/"], Msg::EditPattern, "pattern"),
         Binding::new("tag", &["space"], Msg::ToggleTag, "tag"),
         Binding::new("kill", &["K", "x", "F9"], Msg::Kill, "kill"),
+        Binding::new("detail", &["enter"], Msg::Detail, "detail"),
+        Binding::new("tree", &["t", "F5"], Msg::ToggleTree, "tree"),
         Binding::new("zombies", &["z"], Msg::ToggleZombies, "zombies only"),
         Binding::new("user", &["u"], Msg::EditUser, "user"),
         Binding::new("sort", &["F6"], Msg::NextSortColumn, "sort"),
@@ -26,9 +29,42 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("sort_left", &["<"], Msg::SortLeft, "sort left"),
         Binding::new("sort_right", &[">"], Msg::SortRight, "sort right"),
         Binding::new("refresh", &["r"], Msg::Refresh, "refresh"),
+        Binding::new("sort_cpu", &["P"], Msg::QuickSort(Column::Cpu), "sort CPU"),
+        Binding::new("sort_memory", &["M"], Msg::QuickSort(Column::Rss), "sort memory"),
+        Binding::new("sort_time", &["T"], Msg::QuickSort(Column::Started), "sort start time"),
+        Binding::new("sort_menu", &["s"], Msg::SortMenu, "sort menu"),
+        Binding::new("columns", &["c"], Msg::Columns, "columns"),
+        Binding::new("scroll_right", &["l", "right"], Msg::ScrollCommand(COMMAND_STEP), "command right"),
+        Binding::new("scroll_left", &["h", "left"], Msg::ScrollCommand(-COMMAND_STEP), "command left"),
+        Binding::new("copy", &["y"], Msg::CopyKey, "copy host:pid@start"),
     ];
     t.extend(nav_bindings());
     t
+}
+
+/// Characters a long command line scrolls by (`h`, `l`).
+const COMMAND_STEP: i32 = 16;
+
+/// The sort menu (`s`).
+pub fn sort_menu_key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("choose", &["enter"], Msg::ChooseSort, "sort"),
+        Binding::new("cancel", &["esc", "q", "s"], Msg::CloseMenu, "cancel"),
+        Binding::new("down", &["down", "j"], Msg::MenuDown, "down"),
+        Binding::new("up", &["up", "k"], Msg::MenuUp, "up"),
+        quit_binding(),
+    ]
+}
+
+/// The column chooser (`c`).
+pub fn column_chooser_key_table() -> Vec<Binding> {
+    vec![
+        Binding::new("toggle", &["space", "x"], Msg::ToggleColumn, "show/hide"),
+        Binding::new("done", &["esc", "enter", "q", "c"], Msg::CloseMenu, "done"),
+        Binding::new("down", &["down", "j"], Msg::MenuDown, "down"),
+        Binding::new("up", &["up", "k"], Msg::MenuUp, "up"),
+        quit_binding(),
+    ]
 }
 
 /// The pattern or user line: other keys type.
@@ -69,6 +105,8 @@ impl PanelMode {
             PanelMode::Edit => Mode::ProcessesLine,
             PanelMode::SignalMenu => Mode::SignalMenu,
             PanelMode::Confirm => Mode::KillConfirm,
+            PanelMode::SortMenu => Mode::SortMenu,
+            PanelMode::Columns => Mode::ColumnChooser,
         }
     }
 }

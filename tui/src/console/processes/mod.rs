@@ -10,21 +10,31 @@
 //! Drawing reads state only and builds only the rows on screen; sorting happens when the data or
 //! the sort key changes, never in `draw`, so 50,000 rows draw as fast as 50.
 //!
+//! Like htop it has a tree view per host (`t`/`F5`), quick sorts (`P` CPU, `M` memory, `T`
+//! start time) and a sort menu (`s`), a column chooser (`c`), horizontal scrolling of long
+//! command lines (`h`/`l`), a detail pane (`enter`, the process agent's `detail` fetched on
+//! demand and shown in the inspector) and `y` to copy `host:pid@start`.
+//!
 //! This file holds the panel's state and messages; `query` the query in force and the list
-//! rounds, `kill` the signal menu and the kill, `keys` the key tables, `table` the sort keys and
-//! totals, `view` the drawing, `exec` the network work.
+//! rounds, `kill` the signal menu and the kill, `menu` the sort menu and column chooser,
+//! `detail` the detail pane, `keys` the key tables, `table` the sort keys and totals, `view` the
+//! drawing, `exec` the network work.
 
+mod detail;
 mod exec;
 mod keys;
 mod kill;
+mod menu;
 mod query;
 mod table;
 mod view;
 
 #[cfg(test)]
+mod htop_tests;
+#[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,8 +48,9 @@ use super::widgets::input::TextInput;
 use super::widgets::text::first_line;
 pub use fleet_client::process::{KillOutcome, KillReport, Proc, ProcKey, Signal};
 
+pub use detail::key_text;
 pub use exec::execute;
-pub use keys::{key_table, kill_confirm_key_table, line_key_table, signal_menu_key_table};
+pub use keys::{column_chooser_key_table, key_table, kill_confirm_key_table, line_key_table, signal_menu_key_table, sort_menu_key_table};
 pub use kill::{KillPlan, KillStatus, KillTarget};
 pub use table::{Column, Prepared, SortKeys, TextWidths, Totals};
 
@@ -79,6 +90,8 @@ pub enum Cmd {
     /// Signal exactly these processes: one `process kill` per host, each target a
     /// `pid@start_time` pair the node re-checks through a pidfd before signalling.
     Kill { targets: Vec<ProcKey>, signal: Signal },
+    /// `process detail` of exactly this process, for the detail pane.
+    Detail { key: ProcKey },
 }
 
 /// Every state change of the panel (as `Action::Processes`). Keys, the clock and the network's
@@ -130,6 +143,26 @@ pub enum Msg {
     Confirm,
     /// Esc in the menu or the confirmation: nothing is sent.
     Cancel,
+    /// `enter`: the detail pane of the selected process.
+    Detail,
+    /// `t` / `F5`: the tree view on or off.
+    ToggleTree,
+    /// `P`, `M`, `T`: sort by CPU, memory or start time (again: reversed).
+    QuickSort(Column),
+    /// `s`: the sort menu.
+    SortMenu,
+    /// Enter in the sort menu.
+    ChooseSort,
+    /// `c`: the column chooser.
+    Columns,
+    /// Space in the column chooser.
+    ToggleColumn,
+    /// Esc or enter in the sort menu or the column chooser.
+    CloseMenu,
+    /// `h` / `l`: the command column scrolls by this many characters.
+    ScrollCommand(i32),
+    /// `y`: `host:pid@start` of the selected process to the clipboard.
+    CopyKey,
 
     // --- from the network task ---
     Listed {
@@ -144,6 +177,11 @@ pub enum Msg {
     Killed(Vec<KillReport>),
     /// The kill could not be sent at all (no hub link, ...).
     KillFailed(String),
+    /// The process agent's detail of one process, or why there is none.
+    Detailed {
+        key: ProcKey,
+        result: Result<serde_json::Value, String>,
+    },
 }
 
 impl From<Msg> for Action {
@@ -171,6 +209,8 @@ pub enum PanelMode {
     Edit,
     SignalMenu,
     Confirm,
+    SortMenu,
+    Columns,
 }
 
 /// A popup or the pattern/user line, on top of the table.
@@ -180,6 +220,8 @@ enum Overlay {
     Editing { field: Field, input: TextInput, error: Option<String> },
     SignalMenu { plan: KillPlan, selected: usize },
     Confirm { plan: KillPlan, signal: Signal },
+    SortMenu { selected: usize },
+    Columns { selected: usize },
 }
 
 /// The query in force.
@@ -230,6 +272,13 @@ pub struct ProcessesPanel {
     overlay: Overlay,
     /// The last kill and its outcome, shown on the panel's status line until the next one.
     kill_status: Option<KillStatus>,
+    /// The tree view: `order` is then a forest per host, and each row's branch prefix is here.
+    tree: bool,
+    tree_prefix: HashMap<u32, String>,
+    /// Columns the chooser hid.
+    hidden: HashSet<Column>,
+    /// Characters of the command column scrolled off to the left.
+    command_offset: usize,
     // --- view caches: only drawing knows the table's height ---
     scroll_top: std::cell::Cell<usize>,
     page: std::cell::Cell<usize>,
@@ -264,6 +313,10 @@ impl ProcessesPanel {
             tagged: HashSet::new(),
             overlay: Overlay::None,
             kill_status: None,
+            tree: false,
+            tree_prefix: HashMap::new(),
+            hidden: HashSet::new(),
+            command_offset: 0,
             scroll_top: std::cell::Cell::new(0),
             page: std::cell::Cell::new(DEFAULT_PAGE),
         }
@@ -283,7 +336,28 @@ impl ProcessesPanel {
             Overlay::Editing { .. } => PanelMode::Edit,
             Overlay::SignalMenu { .. } => PanelMode::SignalMenu,
             Overlay::Confirm { .. } => PanelMode::Confirm,
+            Overlay::SortMenu { .. } => PanelMode::SortMenu,
+            Overlay::Columns { .. } => PanelMode::Columns,
         }
+    }
+
+    /// Whether the tree view is on.
+    pub fn tree(&self) -> bool {
+        self.tree
+    }
+
+    /// The branch prefix (`│  ├─ `) of the listing's row `index` in the tree view; empty outside it.
+    pub fn prefix_of(&self, index: u32) -> &str {
+        self.tree_prefix.get(&index).map_or("", String::as_str)
+    }
+
+    /// The columns the chooser hid.
+    pub fn hidden(&self) -> &HashSet<Column> {
+        &self.hidden
+    }
+
+    pub fn command_offset(&self) -> usize {
+        self.command_offset
     }
 
     /// True while a popup or the pattern/user line is open: it takes every key.
@@ -443,16 +517,8 @@ impl ProcessesPanel {
             }
             Msg::UntagAll => self.tagged.clear(),
             Msg::Kill => return self.open_signal_menu(),
-            Msg::MenuUp => {
-                if let Overlay::SignalMenu { selected, .. } = &mut self.overlay {
-                    *selected = selected.saturating_sub(1);
-                }
-            }
-            Msg::MenuDown => {
-                if let Overlay::SignalMenu { selected, .. } = &mut self.overlay {
-                    *selected = (*selected + 1).min(Signal::MENU.len() - 1);
-                }
-            }
+            Msg::MenuUp => self.menu_step(false),
+            Msg::MenuDown => self.menu_step(true),
             Msg::ChooseSignal => {
                 if let Overlay::SignalMenu { plan, selected } = &self.overlay {
                     self.overlay = Overlay::Confirm { plan: plan.clone(), signal: Signal::MENU[*selected] };
@@ -474,6 +540,34 @@ impl ProcessesPanel {
             }
             Msg::Killed(reports) => return self.on_killed(Ok(reports)),
             Msg::KillFailed(error) => return self.on_killed(Err(error)),
+            Msg::Detail => return self.open_detail(),
+            Msg::Detailed { key, result } => return self.on_detail(key, result),
+            Msg::ToggleTree => {
+                self.tree = !self.tree;
+                let keep = self.selected().map(ProcKey::of);
+                self.resort(keep);
+                return Some(Notice::info(if self.tree { "tree view: each process under its parent, per host" } else { "flat view" }));
+            }
+            Msg::QuickSort(column) => return self.quick_sort(column),
+            Msg::SortMenu => self.open_sort_menu(),
+            Msg::ChooseSort => self.choose_sort(),
+            Msg::Columns => self.open_columns(),
+            Msg::ToggleColumn => self.toggle_column(),
+            Msg::CloseMenu => {
+                if matches!(self.overlay, Overlay::SortMenu { .. } | Overlay::Columns { .. }) {
+                    self.overlay = Overlay::None;
+                }
+            }
+            Msg::ScrollCommand(by) => {
+                self.command_offset = self.command_offset.saturating_add_signed(by as isize);
+                let longest = self.rows().map(|p| p.cmdline.chars().count()).max().unwrap_or(0);
+                self.command_offset = self.command_offset.min(longest.saturating_sub(1));
+            }
+            Msg::CopyKey => {
+                let key = ProcKey::of(self.selected()?);
+                let text = key_text(&key);
+                return Some(Action::Batch(vec![Action::Clipboard(text.clone()), Notice::info(format!("copied {text}"))]));
+            }
         }
         None
     }

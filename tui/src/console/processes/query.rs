@@ -115,11 +115,12 @@ impl ProcessesPanel {
         self.totals = prepared.totals;
         self.widths = prepared.widths;
         self.order = prepared.order;
+        self.listing = listing.clone();
+        self.grow_tree();
         if !self.tagged.is_empty() {
             let present: HashSet<(&str, u32, u64)> = listing.procs.iter().map(|p| (p.host.as_str(), p.pid, p.start_time)).collect();
             self.tagged.retain(|k| present.contains(&(k.host.as_str(), k.pid, k.start_time)));
         }
-        self.listing = listing;
         self.listed_at = self.now;
         self.list_error = None;
         self.follow(keep);
@@ -136,9 +137,22 @@ impl ProcessesPanel {
     }
 
     /// Rebuilds the display order and puts the selection back on the same process.
-    fn resort(&mut self, keep: Option<ProcKey>) {
+    pub(super) fn resort(&mut self, keep: Option<ProcKey>) {
         self.order = table::sorted_order(&self.listing.procs, &self.sort_keys, self.sort, self.descending);
+        self.grow_tree();
         self.follow(keep);
+    }
+
+    /// In the tree view, turns the sorted order into a forest per host (siblings stay sorted)
+    /// and keeps each row's branch prefix; outside it, drops the prefixes.
+    fn grow_tree(&mut self) {
+        self.tree_prefix.clear();
+        if !self.tree {
+            return;
+        }
+        let rows = fleet_client::proctree::forest(&self.listing.procs, &self.order);
+        self.order = rows.iter().map(|r| r.index).collect();
+        self.tree_prefix = rows.into_iter().filter(|r| !r.prefix.is_empty()).map(|r| (r.index, r.prefix)).collect();
     }
 
     /// Puts the selection on the process it was on, if it is still listed.

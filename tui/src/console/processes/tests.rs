@@ -12,17 +12,17 @@ use super::*;
 use crate::console::keys::{Keymap, Mode};
 
 const GIB: u64 = 1024 * 1024 * 1024;
-const MIB: u64 = 1024 * 1024;
+pub(super) const MIB: u64 = 1024 * 1024;
 
-fn at(h: u64, m: u64, s: u64) -> SystemTime {
+pub(super) fn at(h: u64, m: u64, s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(20_000 * 86_400 + h * 3600 + m * 60 + s)
 }
 
-fn secs_at(h: u64, m: u64, s: u64) -> u64 {
+pub(super) fn secs_at(h: u64, m: u64, s: u64) -> u64 {
     20_000 * 86_400 + h * 3600 + m * 60 + s
 }
 
-fn proc_(host: &str, pid: u32, user: &str, cmdline: &str) -> Proc {
+pub(super) fn proc_(host: &str, pid: u32, user: &str, cmdline: &str) -> Proc {
     Proc {
         host: host.into(),
         pid,
@@ -46,7 +46,7 @@ fn proc_(host: &str, pid: u32, user: &str, cmdline: &str) -> Proc {
 
 /// Three hosts: web servers, a database, a parent with an unreaped zombie child, and a process
 /// stuck in uninterruptible sleep.
-fn fleet_procs() -> Vec<Proc> {
+pub(super) fn fleet_procs() -> Vec<Proc> {
     let mut v = vec![
         Proc { cpu: 12.5, rss: 48 * MIB, vsz: 210 * MIB, ..proc_("web-01", 812, "www-data", "nginx: worker process") },
         Proc { ppid: 1, cpu: 0.3, rss: 9 * MIB, vsz: 180 * MIB, ..proc_("web-01", 811, "root", "nginx: master process /usr/sbin/nginx") },
@@ -84,7 +84,7 @@ fn fleet_procs() -> Vec<Proc> {
     v
 }
 
-fn listing(procs: Vec<Proc>) -> Arc<Listing> {
+pub(super) fn listing(procs: Vec<Proc>) -> Arc<Listing> {
     let found =
         fleet_client::process::Listing { procs, hosts_asked: 4, hosts_answered: 3, failed: Vec::new(), no_reply: vec!["cache-01".into()] };
     Arc::new(Listing { found, prepared: None })
@@ -94,7 +94,7 @@ fn ctx(read_only: bool) -> PanelContext {
     PanelContext { theme: Theme::default_theme(), keys: Arc::new(Keymap::defaults()), read_only, scope: Scope::default() }
 }
 
-fn panel(read_only: bool) -> ProcessesPanel {
+pub(super) fn panel(read_only: bool) -> ProcessesPanel {
     ProcessesPanel::new(&ctx(read_only))
 }
 
@@ -119,17 +119,17 @@ fn notice_of(action: &Option<Action>) -> Option<Notice> {
     }
 }
 
-fn key(code: KeyCode) -> KeyEvent {
+pub(super) fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new_with_kind(code, KeyModifiers::NONE, KeyEventKind::Press)
 }
 
-fn shifted(c: char) -> KeyEvent {
+pub(super) fn shifted(c: char) -> KeyEvent {
     KeyEvent::new_with_kind(KeyCode::Char(c), KeyModifiers::SHIFT, KeyEventKind::Press)
 }
 
 /// A key as the shell routes it: `handle_key`, then `update` with what it gave. Returns what
 /// the panel asked for (network work, a notice).
-fn press_action(p: &mut ProcessesPanel, k: KeyEvent) -> Option<Action> {
+pub(super) fn press_action(p: &mut ProcessesPanel, k: KeyEvent) -> Option<Action> {
     let action = p.handle_key(k)?;
     p.update(action)
 }
@@ -157,7 +157,7 @@ fn list_seq(action: Option<Action>) -> u64 {
 }
 
 /// A panel on screen with the fleet listed, at 12:34:56.
-fn listed_panel(read_only: bool) -> ProcessesPanel {
+pub(super) fn listed_panel(read_only: bool) -> ProcessesPanel {
     let mut p = panel(read_only);
     assert_eq!(p.update(Action::Tick(at(12, 34, 55))), None, "not on screen: no list");
     let seq = list_seq(p.update(Action::FocusChanged(PanelId::Processes)));
@@ -166,7 +166,7 @@ fn listed_panel(read_only: bool) -> ProcessesPanel {
     p
 }
 
-fn pids(p: &ProcessesPanel) -> Vec<u32> {
+pub(super) fn pids(p: &ProcessesPanel) -> Vec<u32> {
     p.rows().map(|r| r.pid).collect()
 }
 
@@ -174,7 +174,7 @@ fn key_of(p: &ProcessesPanel, pid: u32) -> ProcKey {
     ProcKey::of(p.rows().find(|r| r.pid == pid).unwrap())
 }
 
-fn select_pid(p: &mut ProcessesPanel, pid: u32) {
+pub(super) fn select_pid(p: &mut ProcessesPanel, pid: u32) {
     p.apply(Msg::Nav(Nav::Top));
     while p.selected().unwrap().pid != pid {
         let before = p.selected_index();
@@ -183,7 +183,7 @@ fn select_pid(p: &mut ProcessesPanel, pid: u32) {
     }
 }
 
-fn render(p: &ProcessesPanel, cols: u16, rows: u16) -> String {
+pub(super) fn render(p: &ProcessesPanel, cols: u16, rows: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(cols, rows)).unwrap();
     terminal.draw(|f| p.render(f, f.area())).unwrap();
     terminal.backend().to_string()

@@ -100,6 +100,8 @@ impl ProcessesPanel {
         match &self.overlay {
             Overlay::SignalMenu { plan, selected } => self.draw_signal_menu(frame, area, plan, *selected),
             Overlay::Confirm { plan, signal } => self.draw_confirm(frame, area, plan, *signal),
+            Overlay::SortMenu { selected } => self.draw_sort_menu(frame, area, *selected),
+            Overlay::Columns { selected } => self.draw_columns(frame, area, *selected),
             Overlay::None | Overlay::Editing { .. } => {}
         }
     }
@@ -133,6 +135,15 @@ impl ProcessesPanel {
         if q.scope != Scope::default() {
             spans.push(Span::styled("  on ", t.label));
             spans.push(Span::styled(q.scope.describe(), t.text));
+        }
+        if self.tree {
+            spans.push(Span::styled("  tree", t.text));
+        }
+        if let Some(hidden) = super::menu::hidden_text(&self.hidden) {
+            spans.push(Span::styled(format!("  {hidden}"), t.label));
+        }
+        if self.command_offset > 0 {
+            spans.push(Span::styled(format!("  command +{}", self.command_offset), t.text));
         }
         spans.push(Span::styled(format!("  every {}", interval_text(self.refresh_every)), t.label));
         if !self.tagged.is_empty() {
@@ -178,10 +189,13 @@ impl ProcessesPanel {
             // Room for the sort arrow after the header.
             content.max(c.header().len() as u16 + 1)
         };
-        let mut shown = vec![Column::Host, Column::User, Column::Pid, Column::State, Column::Cpu, Column::Rss];
+        let mut shown: Vec<Column> = [Column::Host, Column::User, Column::Pid, Column::State, Column::Cpu, Column::Rss]
+            .into_iter()
+            .filter(|c| !self.hidden.contains(c))
+            .collect();
         // The tag mark and the selection marker come before the columns.
         let mut used: u16 = MARKER.len() as u16 + 1 + shown.iter().map(|c| fixed(*c) + SPACING).sum::<u16>();
-        for optional in [Column::Started, Column::Vsz, Column::Ppid] {
+        for optional in [Column::Started, Column::Vsz, Column::Ppid].into_iter().filter(|c| !self.hidden.contains(c)) {
             if used + fixed(optional) + SPACING + MIN_COMMAND <= width {
                 used += fixed(optional) + SPACING;
                 shown.push(optional);
@@ -193,7 +207,8 @@ impl ProcessesPanel {
         out
     }
 
-    fn cell_text(&self, p: &Proc, c: Column) -> String {
+    /// A cell's text; the command gets the row's tree branch and the horizontal scroll.
+    fn cell_text(&self, p: &Proc, c: Column, prefix: &str) -> String {
         match c {
             Column::Host => p.host.clone(),
             Column::User => p.user.clone(),
@@ -204,12 +219,17 @@ impl ProcessesPanel {
             Column::Rss => compact_bytes(p.rss),
             Column::Vsz => compact_bytes(p.vsz),
             Column::Started => started_text(p.started, self.now),
-            Column::Command => match (p.zombie, p.parent_pid) {
-                (true, Some(ppid)) => {
-                    format!("{}  zombie of {ppid} {}", p.cmdline, p.parent_cmdline.as_deref().unwrap_or_default())
-                }
-                _ => p.cmdline.clone(),
-            },
+            Column::Command => {
+                let command = match (p.zombie, p.parent_pid) {
+                    (true, Some(ppid)) => {
+                        format!("{}  zombie of {ppid} {}", p.cmdline, p.parent_cmdline.as_deref().unwrap_or_default())
+                    }
+                    _ => p.cmdline.clone(),
+                };
+                let shown: String = command.chars().skip(self.command_offset).collect();
+                // A cut start is marked, so a scrolled line never reads as the whole command.
+                if self.command_offset > 0 { format!("{prefix}…{shown}") } else { format!("{prefix}{shown}") }
+            }
         }
     }
 
@@ -244,7 +264,7 @@ impl ProcessesPanel {
                 let style = row_style(t, p, tagged);
                 let mut cells = vec![Cell::from(if tagged { "*" } else { " " })];
                 for (c, _) in &columns {
-                    let text = self.cell_text(p, *c);
+                    let text = self.cell_text(p, *c, self.prefix_of(i));
                     cells.push(Cell::from(if c.right_aligned() { Line::from(text).right_aligned() } else { Line::from(text) }));
                 }
                 Row::new(cells).style(style)
@@ -344,7 +364,7 @@ fn target_widths(plan: &KillPlan) -> (usize, usize) {
 }
 
 /// A bordered popup centered in `area`, as wide as its widest line (or `area` allows).
-fn popup(frame: &mut Frame, area: Rect, t: &Theme, title: &str, lines: Vec<Line>) {
+pub(super) fn popup(frame: &mut Frame, area: Rect, t: &Theme, title: &str, lines: Vec<Line>) {
     let content = lines.iter().map(Line::width).max().unwrap_or(0).max(title.chars().count()) as u16;
     // A column of the panel stays visible on each side, so the popup reads as on top of it.
     let max_width = if area.width > 20 { area.width - 2 } else { area.width };

@@ -9,11 +9,12 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 use super::{AgentEntry, AgentsState, Focus, ResultRow, RpcPanel};
 use crate::console::action::ReplyRow;
 use crate::console::form::FieldValue;
+use crate::console::inspector::pretty::Unit;
 use crate::console::keys::Mode;
 use crate::console::record::{RequestRecord, RequestState};
 use crate::console::widgets::block;
 use crate::console::widgets::list::scroll_top;
-use crate::console::widgets::text::{first_line, ms_text};
+use crate::console::widgets::text::{cut, first_line, ms_text};
 use fleet_client::format::compact;
 
 impl RpcPanel {
@@ -296,8 +297,8 @@ impl RpcPanel {
         .areas(inner);
         frame.render_widget(Paragraph::new(self.summary_line(rec, true)), summary_area);
         // The columns: the outputs in DDL order, labelled with display_as, as many as fit.
-        let outputs: Vec<(String, String)> =
-            act.map(|a| a.output.iter().map(|(k, o)| (k.clone(), o.display_as.clone())).collect()).unwrap_or_default();
+        let outputs: Vec<(String, String, Unit)> =
+            act.map(|a| a.output.iter().map(|(k, o)| (k.clone(), o.display_as.clone(), Unit::of_output(o))).collect()).unwrap_or_default();
         let rows = self.result_rows();
         let name_width = rows.iter().map(|r| r.sender().chars().count()).max().unwrap_or(4).clamp(4, 24) as u16;
         let fixed = 2 + name_width + 1 + 9 + 1 + 9;
@@ -310,7 +311,7 @@ impl RpcPanel {
             header.push(Cell::from("DATA"));
             widths.push(Constraint::Fill(1));
         }
-        for (_, label) in outputs.iter().take(ncols) {
+        for (_, label, _) in outputs.iter().take(ncols) {
             header.push(Cell::from(label.clone()));
             widths.push(Constraint::Fill(1));
         }
@@ -321,6 +322,9 @@ impl RpcPanel {
         let cursor = self.result_cursor.min(rows.len().saturating_sub(1));
         let top = scroll_top(self.result_top.get(), cursor, visible, rows.len());
         self.result_top.set(top);
+        // A failed reply's message spans every data column (drawn over them below), so it is
+        // not cut at the first column's width.
+        let mut errors: Vec<(usize, String)> = Vec::new();
         let body: Vec<Row> = rows
             .iter()
             .enumerate()
@@ -342,15 +346,15 @@ impl RpcPanel {
                         if !rep.status.is_ok() {
                             let msg =
                                 if rep.message.is_empty() { rep.status.to_string() } else { format!("{}: {}", rep.status, rep.message) };
-                            cells.push(Cell::from(Span::styled(msg, t.status.failed)));
-                            for _ in 1..ncols {
+                            errors.push((i - top, msg));
+                            for _ in 0..ncols {
                                 cells.push(Cell::from(""));
                             }
                         } else if outputs.is_empty() {
                             cells.push(Cell::from(compact(&rep.data)));
                         } else {
-                            for (key, _) in outputs.iter().take(ncols) {
-                                cells.push(Cell::from(compact(&rep.data[key.as_str()])));
+                            for (key, _, unit) in outputs.iter().take(ncols) {
+                                cells.push(Cell::from(cell_text(&rep.data[key.as_str()], *unit)));
                             }
                         }
                         cells.push(Cell::from(Line::from(ms_text(rep.ms)).right_aligned()));
@@ -362,11 +366,30 @@ impl RpcPanel {
                 if i == cursor && focused { row.style(t.row.selected) } else { row }
             })
             .collect();
-        let table = Table::new(body, widths).header(Row::new(header).style(t.table.header)).column_spacing(1);
+        let table = Table::new(body, widths.clone()).header(Row::new(header).style(t.table.header)).column_spacing(1);
         frame.render_widget(table, table_area);
+        let columns = Layout::horizontal(widths).spacing(1).split(table_area);
+        if let (Some(first), Some(last)) = (columns.get(3), columns.len().checked_sub(2).and_then(|i| columns.get(i))) {
+            let width = last.right().saturating_sub(first.x);
+            for (row, msg) in errors {
+                let y = table_area.y + 1 + row as u16;
+                let style =
+                    if top + row == cursor && focused { t.status.failed.style().patch(t.row.selected) } else { t.status.failed.style() };
+                let text = cut(first_line(&msg), width as usize, '…');
+                frame.render_widget(
+                    Paragraph::new(Span::styled(format!("{text:<w$}", w = width as usize), style)),
+                    Rect { x: first.x, y, width, height: 1 },
+                );
+            }
+        }
         let agg: Vec<Line> = aggregates.into_iter().map(|l| Line::from(Span::styled(l, t.text))).collect();
         frame.render_widget(Paragraph::new(agg), agg_area);
     }
+}
+
+/// A result cell: a number in the output's unit (a size, a date), anything else on one line.
+fn cell_text(v: &serde_json::Value, unit: Unit) -> String {
+    if v.is_array() || v.is_object() { compact(v) } else { unit.short(v) }
 }
 
 /// The first 8 characters of a request id.

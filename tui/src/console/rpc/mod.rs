@@ -1,7 +1,8 @@
 //! The RPC panel: pick an agent the fleet reports (rpcutil agent_inventory over the current
 //! scope) and one of its actions, fill in the form generated from its DDL, and run it on the
 //! current discovery selection or filter. Replies stream into a table labelled with the outputs'
-//! `display_as`, followed by the DDL's aggregates. A destructive action asks first, listing the
+//! `display_as` (sizes and dates in units), followed by the DDL's aggregates; `enter` on a row
+//! opens the inspector with that node's whole reply. A destructive action asks first, listing the
 //! targets; read-only mode refuses it.
 //!
 //! This file holds the panel's state and how actions change it; `keys` its key tables and
@@ -25,6 +26,7 @@ use serde_json::Value;
 use super::action::{Action, Confirm, LinkState, Nav, NetCommand, Notice, PanelId, ReplyRow, RequestEvent, RequestInfo, Scope, TextEdit};
 use super::component::{Component, PanelContext};
 use super::form::Form;
+use super::inspector;
 use super::keys::{Keymap, Mode};
 use super::record::{RequestKey, RequestRecord};
 use super::theme::Theme;
@@ -349,6 +351,20 @@ impl RpcPanel {
         rows
     }
 
+    /// `enter` on a result row: the inspector with that node's whole reply.
+    fn inspect_result(&self) -> Option<Action> {
+        let rec = self.current.as_ref()?;
+        let rows = self.result_rows();
+        let row = rows.get(self.result_cursor.min(rows.len().saturating_sub(1)))?;
+        let (agent, action) = (rec.agent.as_str(), rec.action.as_str());
+        let pane = match row {
+            ResultRow::Reply(r) => inspector::reply(agent, action, r),
+            ResultRow::Waiting(n) => inspector::silent(agent, action, n, "no reply yet"),
+            ResultRow::NoReply(n) => inspector::silent(agent, action, n, "no reply before the timeout"),
+        };
+        Some(Action::Inspect(Box::new(pane)))
+    }
+
     fn on_msg(&mut self, msg: Msg) -> Option<Action> {
         match msg {
             Msg::Enter => match self.focus {
@@ -362,7 +378,7 @@ impl RpcPanel {
                 }
                 Focus::Actions => return self.open_form(),
                 Focus::Form => return self.enter_field(),
-                Focus::Results => {}
+                Focus::Results => return self.inspect_result(),
             },
             Msg::Back => {
                 self.focus = match self.focus {
