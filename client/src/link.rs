@@ -412,6 +412,13 @@ impl Client {
         self.discover_all(filter, collective, timeout).await.map(|d| d.nodes)
     }
 
+    /// Asks every hub for live metrics of the nodes and series in `ask` (replacing what this
+    /// console asked before); they come in as `MetricUpdate` messages from [`recv`](Self::recv).
+    /// Through two hubs each sample comes twice, stamped by each hub's clock.
+    pub async fn subscribe_metrics(&mut self, ask: fleet_protocol::MetricSubscribe) -> Result<()> {
+        self.send(&Message::MetricSubscribe(ask)).await
+    }
+
     /// The counters of the first hub that answers.
     pub async fn hub_stats(&mut self, timeout: Duration) -> Result<fleet_protocol::HubStats> {
         self.send(&Message::StatsQuery).await?;

@@ -204,6 +204,8 @@ pub struct HubConfig {
     /// (raised to its hard limit at start) carries at 3 descriptors a link, less 64 links kept
     /// for consoles.
     pub max_node_links: Option<u64>,
+    /// `[hub.metrics]`: the metrics history the hub keeps for consoles.
+    pub metrics: crate::hub::metrics::HubMetricsConfig,
 }
 
 impl Default for HubConfig {
@@ -239,6 +241,7 @@ impl HubConfig {
             max_link_queue_bytes: 16 * 1024 * 1024,
             max_link_in_flight: 1024 * 1024,
             max_node_links: None,
+            metrics: Default::default(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! `outbox.rs` each link's bounded outbound queue.
 //!
 //! Every link is enrolled with a role (see enroll.rs): node links may send only Registration,
-//! Reply and Ping; console links only Hello, Discover, Request, StatsQuery and Ping, and a console's
+//! Reply, MetricSample and Ping; console links only Hello, Discover, Request, StatsQuery,
+//! MetricSubscribe and Ping (`metrics.rs` keeps and forwards samples), and a console's
 //! requests must be signed by the caller its link is enrolled as. Anything else is dropped,
 //! counted and audited.
 
@@ -28,6 +29,7 @@ use crate::config::HubConfig;
 use crate::enroll::{Gate, GateEvents, KnockLimits, Role, Verdict};
 use crate::setup::misconfigured;
 
+pub(crate) mod metrics;
 mod outbox;
 mod registry;
 mod requests;
@@ -93,6 +95,7 @@ pub struct Hub {
     /// Node links established now, and when the hub last said it is full.
     node_links: u64,
     full_warned: Option<Instant>,
+    metrics: metrics::Metrics,
 }
 
 /// An encrypted link, the name and role its key was enrolled under (the peer's proven name),
@@ -138,6 +141,7 @@ impl Hub {
                 Audit::disabled()
             }
         };
+        let config_metrics = config.metrics.clone();
         let (sock, peer_events) = HubSocket::bind_with_limits(endpoint, limits.max_frame).await?;
         let bound = sock.endpoint().to_string();
         let sender = sock.sender();
@@ -167,6 +171,7 @@ impl Hub {
                 audit,
                 node_links: 0,
                 full_warned: None,
+                metrics: metrics::Metrics::new(config_metrics),
             },
             bound,
         ))
@@ -187,6 +192,7 @@ impl Hub {
             dropped_replies: g(&self.outbox_totals.dropped),
             pending_keys: self.gate.pending_count() as u64,
             down_nodes: self.down.len() as u64,
+            ..self.metrics.stats(&self.outbox_totals.superseded)
         }
     }
 
@@ -485,6 +491,8 @@ impl Hub {
                 self.send(&peer, &Message::HubStats(stats)).await;
             }
             Message::Ping => self.send(&peer, &Message::Pong).await,
+            Message::MetricSample(sample) => self.on_metric_sample(&peer, &origin.link, sample),
+            Message::MetricSubscribe(ask) => self.on_metric_subscribe(peer, ask).await,
             other => {
                 self.counters.dropped();
                 debug!(kind = ?other.kind(), "message kind not accepted by the hub");
@@ -523,6 +531,7 @@ impl Hub {
             }
         }
         self.consoles.remove(peer);
+        self.metrics.forget_console(peer);
         self.routes.retain(|_, r| r.console != *peer);
         if let Some(identity) = self.node_by_peer.remove(peer)
             && self.nodes.get(&identity).is_some_and(|n| n.peer == *peer)
@@ -538,6 +547,7 @@ impl Hub {
         }
         self.routes.retain(|_, r| r.deadline > now);
         self.routed.forget_expired(now);
+        self.metrics.store.expire();
         self.expire_nodes(now).await;
         self.down.expire(Duration::from_secs_f64(self.config.keep_down_for));
     }
@@ -550,9 +560,9 @@ impl Hub {
             origin.link,
             env.kind,
             if role == Role::Node {
-                "node links send only Registration, Reply and Ping"
+                "node links send only Registration, Reply, MetricSample and Ping"
             } else {
-                "console links send only Hello, Discover, Request, StatsQuery and Ping"
+                "console links send only Hello, Discover, Request, StatsQuery, MetricSubscribe and Ping"
             }
         );
         warn!(peer = %origin.peer.short(), link = %origin.link, %role, kind = ?env.kind, "frame refused for the link's role");
@@ -588,7 +598,9 @@ fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<fleet_protocol::
 fn role_may_send(role: Role, kind: fleet_protocol::Kind) -> bool {
     use fleet_protocol::Kind;
     match role {
-        Role::Node => matches!(kind, Kind::Registration | Kind::Reply | Kind::Ping),
-        Role::Console => matches!(kind, Kind::Hello | Kind::Discover | Kind::Request | Kind::StatsQuery | Kind::Ping),
+        Role::Node => matches!(kind, Kind::Registration | Kind::Reply | Kind::MetricSample | Kind::Ping),
+        Role::Console => {
+            matches!(kind, Kind::Hello | Kind::Discover | Kind::Request | Kind::StatsQuery | Kind::MetricSubscribe | Kind::Ping)
+        }
     }
 }

@@ -72,6 +72,9 @@ impl Envelope {
             Message::HubStats(m) => encode(m, "hub stats")?,
             Message::Error(m) => encode(m, "error")?,
             Message::Trust(m) => encode(m, "trust")?,
+            Message::MetricSample(m) => encode(m, "metric sample")?,
+            Message::MetricSubscribe(m) => encode(m, "metric subscribe")?,
+            Message::MetricUpdate(m) => encode(m, "metric update")?,
             Message::StatsQuery | Message::Ping | Message::Pong => Vec::new(),
         };
         Ok(Envelope { version: PROTOCOL_VERSION, kind: message.kind(), body, signer: None, signature: None })
@@ -114,6 +117,9 @@ impl Envelope {
             Kind::Ping => Message::Ping,
             Kind::Pong => Message::Pong,
             Kind::Trust => Message::Trust(decode_limited(b, limits, "trust")?),
+            Kind::MetricSample => Message::MetricSample(decode_limited(b, limits, "metric sample")?),
+            Kind::MetricSubscribe => Message::MetricSubscribe(decode_limited(b, limits, "metric subscribe")?),
+            Kind::MetricUpdate => Message::MetricUpdate(decode_limited(b, limits, "metric update")?),
         })
     }
 }

@@ -59,6 +59,12 @@ pub enum Kind {
     Pong,
     /// hub -> node: the callers and policies the hub distributes, signed by the hub's key.
     Trust,
+    /// node -> hub: the node's newest metrics sample, sent as it is taken.
+    MetricSample,
+    /// console -> hub: which nodes' and series' samples this console wants from now on.
+    MetricSubscribe,
+    /// hub -> console: samples of one node (its stored history, or one new sample).
+    MetricUpdate,
 }
 
 /// A decoded message body.
@@ -80,6 +86,9 @@ pub enum Message {
     Ping,
     Pong,
     Trust(Trust),
+    MetricSample(MetricSample),
+    MetricSubscribe(MetricSubscribe),
+    MetricUpdate(MetricUpdate),
 }
 
 impl Message {
@@ -101,6 +110,9 @@ impl Message {
             Message::Ping => Kind::Ping,
             Message::Pong => Kind::Pong,
             Message::Trust(_) => Kind::Trust,
+            Message::MetricSample(_) => Kind::MetricSample,
+            Message::MetricSubscribe(_) => Kind::MetricSubscribe,
+            Message::MetricUpdate(_) => Kind::MetricUpdate,
         }
     }
 }
@@ -371,9 +383,58 @@ pub struct HubStats {
     /// Nodes the registry keeps as down (link closed or heartbeats missed).
     #[serde(default)]
     pub down_nodes: u64,
+    /// Nodes whose metrics history the hub holds, and the bytes that history takes.
+    #[serde(default)]
+    pub metric_nodes: u64,
+    #[serde(default)]
+    pub metric_bytes: u64,
+    /// Metrics samples received from nodes, and updates replaced by a newer one of the same
+    /// node before a slow console read them.
+    #[serde(default)]
+    pub metric_samples: u64,
+    #[serde(default)]
+    pub metric_superseded: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorNotice {
     pub message: String,
+}
+
+/// One metrics sample of the sending node (the link's enrolled name says which node): `names`
+/// sorted, `values[i]` the value of `names[i]`, as the node's ring buffer holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSample {
+    /// ms since the epoch, on the node's clock.
+    pub time_ms: u64,
+    pub names: Vec<String>,
+    pub values: Vec<f64>,
+}
+
+/// A console's metrics subscription; each one replaces the console's previous one. An empty
+/// `nodes` without `all_nodes` ends it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricSubscribe {
+    /// Node identities whose samples the console wants.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Every node's samples, whatever `nodes` says.
+    #[serde(default)]
+    pub all_nodes: bool,
+    /// Metric name patterns (`*` matches any run of characters, `load*`, `net_*:eth0`); empty
+    /// means every series.
+    #[serde(default)]
+    pub series: Vec<String>,
+    /// Whether the hub first sends the history it holds for those nodes.
+    #[serde(default)]
+    pub history: bool,
+}
+
+/// Samples of one node in columns: `times` (ms since the epoch) and, per series, its value at
+/// each of those times (`None` where a sample lacks it). One new sample is a single column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricUpdate {
+    pub node: String,
+    pub times: Vec<u64>,
+    pub series: BTreeMap<String, Vec<Option<f64>>>,
 }

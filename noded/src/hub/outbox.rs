@@ -4,8 +4,12 @@
 //! stops reading therefore holds at most its queue (bounded in frames and bytes) plus that much;
 //! past the bound the oldest replies are dropped, and the console is told how many before the next
 //! frame it gets. When the link goes, the queue and its task go with it.
+//!
+//! Live metric updates wait beside the queue, one per node: a newer update of a node replaces the
+//! one still waiting (latest value wins), so a console that reads slowly holds at most one update
+//! per node it watches, never a backlog. They go out when the queue is empty.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,8 +57,33 @@ struct Queue {
     high_water: usize,
 }
 
+/// Metric updates waiting, one per node, in the order their nodes first got one.
+#[derive(Default)]
+struct Latest {
+    order: VecDeque<String>,
+    frames: HashMap<String, Bytes>,
+}
+
+impl Latest {
+    /// Puts `node`'s newest update in place; returns the one it replaced.
+    fn put(&mut self, node: &str, frame: Bytes) -> Option<Bytes> {
+        let old = self.frames.insert(node.to_string(), frame);
+        if old.is_none() {
+            self.order.push_back(node.to_string());
+        }
+        old
+    }
+
+    /// The update of the node waiting longest.
+    fn take(&mut self) -> Option<Bytes> {
+        let node = self.order.pop_front()?;
+        self.frames.remove(&node)
+    }
+}
+
 struct Shared {
     queue: Mutex<Queue>,
+    latest: Mutex<Latest>,
     wake: Notify,
 }
 
@@ -63,6 +92,8 @@ struct Shared {
 pub(super) struct OutboxTotals {
     pub queued_bytes: AtomicU64,
     pub dropped: AtomicU64,
+    /// Metric updates replaced by a newer one of the same node before they were sent.
+    pub superseded: AtomicU64,
 }
 
 pub(super) struct Outbox {
@@ -83,7 +114,7 @@ impl Outbox {
         limits: OutboxLimits,
         totals: Arc<OutboxTotals>,
     ) -> Outbox {
-        let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), wake: Notify::new() });
+        let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), latest: Mutex::default(), wake: Notify::new() });
         let task = tokio::spawn(run(peer, session, answer, sender, delivered, limits, shared.clone(), totals.clone()));
         Outbox { shared, limits, totals, task }
     }
@@ -92,6 +123,19 @@ impl Outbox {
     /// any kind when none is droppable).
     pub fn push(&self, plain: Bytes, droppable: bool) {
         self.push_item(Out::Frame { plain, droppable });
+    }
+
+    /// Queues a live metric update of `node`, replacing the one of that node still waiting.
+    pub fn push_latest(&self, node: &str, plain: Bytes) {
+        let Ok(mut latest) = self.shared.latest.lock() else { return };
+        let len = plain.len() as u64;
+        if let Some(old) = latest.put(node, plain) {
+            self.totals.superseded.fetch_add(1, Ordering::Relaxed);
+            self.totals.queued_bytes.fetch_sub(old.len() as u64, Ordering::Relaxed);
+        }
+        self.totals.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        drop(latest);
+        self.shared.wake.notify_one();
     }
 
     /// A re-handshake on the same connection: frames queued after this go under `session`.
@@ -140,6 +184,11 @@ impl Drop for Outbox {
             q.items.clear();
             q.bytes = 0;
         }
+        if let Ok(mut latest) = self.shared.latest.lock() {
+            let bytes: usize = latest.frames.values().map(Bytes::len).sum();
+            self.totals.queued_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
+            *latest = Latest::default();
+        }
     }
 }
 
@@ -181,6 +230,8 @@ async fn run(
                     (item, std::mem::take(&mut q.dropped))
                 })
             };
+            // The queue first (replies, a subscription's history), then live metric updates.
+            let next = next.or_else(|| pop_latest(&shared, &totals).map(|plain| (Out::Frame { plain, droppable: true }, 0)));
             match next {
                 Some(n) => break n,
                 None => shared.wake.notified().await,
@@ -212,6 +263,13 @@ async fn run(
     }
 }
 
+/// The oldest waiting metric update, if any.
+fn pop_latest(shared: &Shared, totals: &OutboxTotals) -> Option<Bytes> {
+    let frame = shared.latest.lock().ok()?.take()?;
+    totals.queued_bytes.fetch_sub(frame.len() as u64, Ordering::Relaxed);
+    Some(frame)
+}
+
 /// Hands freed heap back to the system after a large queue went away (glibc keeps it otherwise,
 /// and a hub that once had a slow console would look as big as it was then, for ever).
 pub(super) fn release_memory() {
@@ -235,5 +293,25 @@ fn seal(session: &Arc<Mutex<Session>>, plain: &[u8]) -> Option<Bytes> {
             warn!(error = %e, "cannot encrypt a frame");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_metric_update_replaces_the_waiting_one_of_its_node() {
+        let mut latest = Latest::default();
+        assert!(latest.put("web-01", Bytes::from_static(b"1")).is_none());
+        assert!(latest.put("web-02", Bytes::from_static(b"a")).is_none());
+        // A console that does not read: each node keeps one update, the newest.
+        for i in 2..1000 {
+            assert!(latest.put("web-01", Bytes::from(i.to_string())).is_some());
+        }
+        assert_eq!(latest.frames.len(), 2);
+        assert_eq!(latest.take().as_deref(), Some(&b"999"[..]));
+        assert_eq!(latest.take().as_deref(), Some(&b"a"[..]));
+        assert_eq!(latest.take(), None);
     }
 }

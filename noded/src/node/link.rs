@@ -81,6 +81,10 @@ async fn serve_link(node: &Arc<NodeState>, hub: &str, link: Link, shutdown: &mut
     let interval = Duration::from_secs_f64(node.config.heartbeat_interval);
     let quiet_limit = Duration::from_secs_f64(node.config.link_timeout());
     let mut changed = node.changed.subscribe();
+    // Each new metrics sample goes to the hub as it is taken (the sample before this link came
+    // up is not resent: the hub keeps what earlier links pushed).
+    let mut samples = crate::agents::metrics::Sampler::frames();
+    samples.mark_unchanged();
     let mut down = rx.down_signal();
     // The Noise handshake: the hub must hold the pinned key, and must know ours.
     let handshake_wait = Duration::from_secs_f64(node.config.connect_timeout);
@@ -186,6 +190,15 @@ async fn serve_link(node: &Arc<NodeState>, hub: &str, link: Link, shutdown: &mut
                 }
                 next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
                 if let Ok(f) = register(node) {
+                    let Ok(sealed) = session.seal(&f) else { return "cannot encrypt".into() };
+                    if let Err(e) = tx.send(Bytes::from(sealed)).await {
+                        return e.to_string();
+                    }
+                }
+            }
+            Ok(()) = samples.changed() => {
+                let frame = samples.borrow_and_update().clone();
+                if let Some(f) = frame {
                     let Ok(sealed) = session.seal(&f) else { return "cannot encrypt".into() };
                     if let Err(e) = tx.send(Bytes::from(sealed)).await {
                         return e.to_string();

@@ -174,7 +174,7 @@ fn selected(patterns: &[String], name: &str) -> bool {
 }
 
 /// `*` matches any run of characters, everything else itself: `net_*:eth0`, `*/load/*`.
-fn glob_matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_matches(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or_default();
     let Some(mut rest) = name.strip_prefix(first) else { return false };

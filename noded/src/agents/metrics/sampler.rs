@@ -35,6 +35,9 @@ pub struct Sampler {
     collectd_socket: Option<PathBuf>,
     history: Mutex<History>,
     status: Mutex<SamplerStatus>,
+    /// The newest sample as a MetricSample frame, encoded once for every hub link of the
+    /// process (all of `noded sim`'s nodes share it).
+    frames: tokio::sync::watch::Sender<Option<bytes::Bytes>>,
 }
 
 static SHARED: OnceLock<Arc<Sampler>> = OnceLock::new();
@@ -48,6 +51,7 @@ impl Sampler {
             collectd_socket: metrics.collectd_socket.clone(),
             history: Mutex::new(History::new(metrics.history_samples())),
             status: Mutex::new(SamplerStatus::default()),
+            frames: tokio::sync::watch::channel(None).0,
         }
     }
 
@@ -96,7 +100,13 @@ impl Sampler {
         {
             problems.push(e);
         }
-        self.history.lock().expect("metrics history lock").push(fleet_protocol::now_ms(), values);
+        let time_ms = fleet_protocol::now_ms();
+        let names: Vec<String> = values.keys().cloned().collect();
+        let sample = fleet_protocol::MetricSample { time_ms, names, values: values.values().copied().collect() };
+        self.history.lock().expect("metrics history lock").push(time_ms, values);
+        if let Ok(frame) = fleet_protocol::codec::encode_message(&fleet_protocol::Message::MetricSample(sample)) {
+            self.frames.send_replace(Some(bytes::Bytes::from(frame)));
+        }
         let cost_ns = match (cpu_before, thread_cpu_ns()) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => wall_before.elapsed().as_nanos() as u64,
@@ -113,6 +123,16 @@ impl Sampler {
 
     pub fn latest(&self) -> Option<Sample> {
         self.history.lock().expect("metrics history lock").latest().cloned()
+    }
+
+    /// Each new sample as a MetricSample frame, for the node's hub links to push. Without a
+    /// running sampler (no metrics agent in this process) the receiver never changes.
+    pub fn frames() -> tokio::sync::watch::Receiver<Option<bytes::Bytes>> {
+        static NONE: OnceLock<tokio::sync::watch::Sender<Option<bytes::Bytes>>> = OnceLock::new();
+        match SHARED.get() {
+            Some(sampler) => sampler.frames.subscribe(),
+            None => NONE.get_or_init(|| tokio::sync::watch::channel(None).0).subscribe(),
+        }
     }
 
     pub fn status(&self) -> SamplerStatus {
