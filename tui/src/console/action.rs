@@ -270,6 +270,9 @@ pub struct RequestInfo {
     /// The whole round, discovery included.
     pub timeout: Duration,
     pub started: SystemTime,
+    /// A subset, batches, a canary, a failure limit (the RPC form's rollout fields), passed to
+    /// the client core's scope as the CLI's flags are.
+    pub rollout: Option<fleet_client::Rollout>,
 }
 
 /// Edits of a one-line text input.

@@ -433,15 +433,24 @@ async fn run_round(settings: &NetSettings, pool: &Pool, round: u64, filter: &str
 }
 
 async fn run_rpc(settings: &NetSettings, pool: &Pool, info: RequestInfo, actions: &UnboundedSender<Action>) {
-    let spec = settings.spec(&info.agent, &info.action, info.args.clone(), &info.scope, info.timeout);
+    // The form's rollout goes into the client core's scope, as the CLI's flags do: the core picks
+    // the subset, sends by batches and stops on failures.
+    let mut scope = info.scope.client();
+    scope.rollout = info.rollout.clone();
+    let spec = settings.settings.spec(&info.agent, &info.action, info.args.clone(), &scope, info.timeout);
     let id = info.id;
-    tracing::info!(id, agent = %info.agent, action = %info.action, scope = %info.scope.describe(), "request started");
+    tracing::info!(id, agent = %info.agent, action = %info.action, scope = %info.scope.describe(), rollout = ?info.rollout, "request started");
     let result = run_spec(pool, &spec, |event| {
         let _ = actions.send(Action::Request { id, event });
     })
     .await;
-    if let Err(e) = result {
-        tracing::warn!(id, error = %e, "request failed");
+    match result {
+        Ok(o) => {
+            if let Some(report) = o.rollout {
+                let _ = actions.send(Action::Rpc(rpc::Msg::RolloutReport { id, report: Box::new(report) }));
+            }
+        }
+        Err(e) => tracing::warn!(id, error = %e, "request failed"),
     }
 }
 

@@ -305,6 +305,7 @@ mod tests {
             scope: Scope::default(),
             timeout: std::time::Duration::from_secs(5),
             started: SystemTime::UNIX_EPOCH,
+            rollout: None,
         };
         p.update(Action::RequestStarted(Box::new(info)));
         assert_eq!(p.in_flight(), 1);

@@ -1,5 +1,6 @@
 //! Drawing the RPC panel: the agents, the actions of the one selected, the request form (or what
-//! is under the cursor), and the results table with the DDL's aggregates under it.
+//! is under the cursor) with its rollout fields, and the results table (with each node's batch in
+//! a staged rollout) with how the rollout went and the DDL's aggregates under it.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,9 +14,15 @@ use crate::console::inspector::pretty::Unit;
 use crate::console::keys::Mode;
 use crate::console::record::{RequestRecord, RequestState};
 use crate::console::widgets::block;
+use crate::console::widgets::input::TextInput;
 use crate::console::widgets::list::scroll_top;
 use crate::console::widgets::text::{cut, first_line, ms_text};
 use fleet_client::format::compact;
+use fleet_client::nodeset::fold;
+
+/// Width of a rollout field's label (`max failures`), and of its value.
+const ROLLOUT_LABEL: usize = 13;
+const ROLLOUT_VALUE: usize = 12;
 
 impl RpcPanel {
     /// Draws the panel in `area` (the Component's `draw`).
@@ -154,8 +161,9 @@ impl RpcPanel {
             lines.push(Line::from(Span::styled(format!("no inputs: {run} runs it"), t.label)));
         }
         let field_width = width.saturating_sub(4).max(8);
+        let on_rollout = self.rollout_field().is_some();
         for (i, f) in form.fields.iter().enumerate() {
-            let focused = i == form.cursor && self.focus == Focus::Form;
+            let focused = i == form.cursor && self.focus == Focus::Form && !on_rollout;
             let typing = focused && self.editing.is_some();
             let mut label =
                 vec![Span::styled(if f.required() { "* " } else { "  " }, t.form.required), Span::styled(f.input.prompt.clone(), t.text)];
@@ -190,7 +198,7 @@ impl RpcPanel {
                 lines.push(Line::from(Span::styled(format!("  ✗ {err}"), t.form.invalid)));
             }
         }
-        if let Some(f) = form.focused().filter(|_| self.focus == Focus::Form) {
+        if let Some(f) = form.focused().filter(|_| self.focus == Focus::Form && !on_rollout) {
             lines.push(Line::raw(""));
             lines.push(Line::from(Span::styled(f.input.description.clone(), t.form.help)));
             lines.push(Line::from(Span::styled(f.rules(), t.form.help)));
@@ -211,14 +219,63 @@ impl RpcPanel {
         if act.destructive {
             lines.push(Line::from(Span::styled("destructive: asks before it runs", t.error)));
         }
+        // The rollout fields, next to the key that runs the request.
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![Span::styled("Rollout", t.title), Span::styled(format!(": {}", self.rollout.describe()), t.label)]));
+        for (i, f) in self.rollout.fields.iter().enumerate() {
+            let focused = self.rollout_field() == Some(i);
+            let typing = focused && self.editing.is_some();
+            if typing {
+                lines.push(Line::raw(""));
+                focus_line = lines.len();
+            } else if focused {
+                focus_line = lines.len();
+            }
+            let text = f.input.text();
+            let (shown, style) = match (text.is_empty(), typing, focused) {
+                (_, true, _) => (text.to_string(), t.input),
+                (true, false, true) => (f.empty.to_string(), t.form.focused),
+                (true, false, false) => (f.empty.to_string(), t.label),
+                (false, false, true) => (text.to_string(), t.form.focused),
+                (false, false, false) => (text.to_string(), t.form.field),
+            };
+            // A long value shows its end, where the cursor is.
+            let visible: String = shown.chars().rev().take(ROLLOUT_VALUE).collect::<Vec<_>>().into_iter().rev().collect();
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<ROLLOUT_LABEL$}", f.label), t.text),
+                Span::styled(format!("{visible:<ROLLOUT_VALUE$}"), style),
+            ]));
+            if typing {
+                lines.push(Line::raw(""));
+            }
+        }
+        if let Some(f) = self.rollout_field().and_then(|i| self.rollout.get(i)) {
+            lines.push(Line::raw(""));
+            lines.push(Line::from(Span::styled(format!("--{}: {}", f.flag, f.help), t.form.help)));
+            let how = if self.editing.is_some() {
+                let done = self.keys.key_text(Mode::RpcField, "done");
+                let undo = self.keys.key_text(Mode::RpcField, "undo");
+                format!("typing: {done} keeps it, {undo} undoes")
+            } else {
+                format!("{} types in this field", self.keys.key_text(Mode::RpcForm, "edit"))
+            };
+            lines.push(Line::from(Span::styled(how, t.label)));
+            if self.editing.is_none() {
+                lines.push(Line::from(Span::styled(format!("{} runs the request", self.keys.key_text(Mode::RpcForm, "submit")), t.label)));
+            }
+        }
         (lines, focus_line)
     }
 
     fn draw_form(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let focused = self.focus == Focus::Form;
-        let title = match (&self.form, &self.editing) {
-            (Some(form), Some(_)) if focused => format!(" Request: typing in {} ", form.focused().map(|f| f.name.as_str()).unwrap_or("")),
+        let rollout_field = self.rollout_field().and_then(|i| self.rollout.get(i));
+        let title = match (&self.form, &self.editing, rollout_field) {
+            (Some(_), Some(_), Some(f)) if focused => format!(" Request: typing in {} ", f.flag),
+            (Some(form), Some(_), None) if focused => {
+                format!(" Request: typing in {} ", form.focused().map(|f| f.name.as_str()).unwrap_or(""))
+            }
             _ => " Request ".to_string(),
         };
         let pane = block::pane(t, title, focused);
@@ -230,21 +287,28 @@ impl RpcPanel {
         let rows = |l: &Line| l.width().div_ceil(width).max(1);
         let focus_row: usize = lines.iter().take(focus_line).map(rows).sum();
         let height = inner.height as usize;
-        let top = (focus_row + 3).saturating_sub(height);
+        // In a short pane the focused value and the frame's top row stay in view.
+        let top = (focus_row + 3).saturating_sub(height).min(focus_row.saturating_sub(1));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((top as u16, 0)), inner);
-        // Only a field being typed in has the terminal cursor, inside a frame of its own.
+        // Only a field being typed in has the terminal cursor, inside a frame of its own: a form
+        // field's value starts 2 columns in, a rollout field's after its label.
+        let typed: Option<(&TextInput, usize, usize)> = match (rollout_field, &self.form) {
+            (Some(f), _) => Some((&f.input, 2 + ROLLOUT_LABEL, ROLLOUT_VALUE)),
+            (None, Some(form)) => match form.focused().map(|f| &f.value) {
+                Some(FieldValue::Text(input)) => Some((input, 2, (inner.width as usize).saturating_sub(4).max(8))),
+                _ => None,
+            },
+            (None, None) => None,
+        };
         if focused
             && self.editing.is_some()
-            && let Some(form) = &self.form
-            && let Some(f) = form.focused()
-            && let FieldValue::Text(input) = &f.value
+            && let Some((input, column, field_width)) = typed
         {
-            let field_width = (inner.width as usize).saturating_sub(4).max(8);
             let y = inner.y + focus_row.saturating_sub(top) as u16;
             let frame_rect = Rect {
-                x: inner.x + 1,
+                x: inner.x + column as u16 - 1,
                 y: y.saturating_sub(1),
-                width: (field_width as u16 + 2).min(inner.width.saturating_sub(1)),
+                width: (field_width as u16 + 2).min(inner.width.saturating_sub(column as u16 - 1)),
                 height: 3,
             };
             if frame_rect.y >= inner.y && frame_rect.bottom() <= inner.bottom() {
@@ -252,7 +316,7 @@ impl RpcPanel {
             }
             let len = input.text().chars().count();
             let offset = len.saturating_sub(field_width);
-            let x = inner.x + 2 + (input.cursor().saturating_sub(offset)).min(field_width) as u16;
+            let x = inner.x + column as u16 + (input.cursor().saturating_sub(offset)).min(field_width) as u16;
             if y < inner.bottom() && x < inner.right() {
                 frame.set_cursor_position((x, y));
             }
@@ -288,11 +352,17 @@ impl RpcPanel {
         let Some(rec) = &self.current else { return };
         let ddl = fleet_client::ddl::find(&rec.agent).ok();
         let act = ddl.as_ref().and_then(|d| d.action(&rec.action));
-        let aggregates = act.map(|a| aggregate_lines(a, &rec.replies)).unwrap_or_default();
+        // Under the table: how the rollout went, then the DDL's aggregates.
+        let mut under = self.rollout_lines(rec);
+        under.extend(
+            act.map(|a| aggregate_lines(a, &rec.replies)).unwrap_or_default().into_iter().map(|l| Line::from(Span::styled(l, t.text))),
+        );
+        // The stop reason is long: these lines wrap, and get the rows they wrap to.
+        let under_rows: usize = under.iter().map(|l| l.width().div_ceil(inner.width.max(1) as usize).max(1)).sum();
         let [summary_area, table_area, agg_area] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Min(2),
-            Constraint::Length((aggregates.len() as u16).min(inner.height.saturating_sub(4))),
+            Constraint::Length((under_rows as u16).min(inner.height.saturating_sub(4))),
         ])
         .areas(inner);
         frame.render_widget(Paragraph::new(self.summary_line(rec, true)), summary_area);
@@ -300,13 +370,19 @@ impl RpcPanel {
         let outputs: Vec<(String, String, Unit)> =
             act.map(|a| a.output.iter().map(|(k, o)| (k.clone(), o.display_as.clone(), Unit::of_output(o))).collect()).unwrap_or_default();
         let rows = self.result_rows();
+        let batches = self.batches();
+        let batch_width = if batches.is_some() { 6 } else { 0 };
         let name_width = rows.iter().map(|r| r.sender().chars().count()).max().unwrap_or(4).clamp(4, 24) as u16;
-        let fixed = 2 + name_width + 1 + 9 + 1 + 9;
+        let fixed = 2 + name_width + 1 + 9 + 1 + 9 + batch_width;
         let room = table_area.width.saturating_sub(fixed);
         let per = 14u16;
         let ncols = if outputs.is_empty() { 1 } else { ((room / per).max(1) as usize).min(outputs.len()) };
         let mut header = vec![Cell::from(""), Cell::from("NODE"), Cell::from("STATUS")];
         let mut widths = vec![Constraint::Length(2), Constraint::Length(name_width), Constraint::Length(9)];
+        if batches.is_some() {
+            header.push(Cell::from("BATCH"));
+            widths.push(Constraint::Length(5));
+        }
         if outputs.is_empty() {
             header.push(Cell::from("DATA"));
             widths.push(Constraint::Fill(1));
@@ -333,6 +409,10 @@ impl RpcPanel {
             .map(|(i, r)| {
                 let mark = if i == cursor && focused { "> " } else { "  " };
                 let mut cells = vec![Cell::from(mark), Cell::from(r.sender().to_string())];
+                // Some(cell) whenever the column is shown, so the columns after it stay in place.
+                let batch = batches
+                    .as_ref()
+                    .map(|b| Cell::from(Line::from(b.get(r.sender()).map(usize::to_string).unwrap_or_default()).right_aligned()));
                 match r {
                     ResultRow::Reply(rep) => {
                         let (word, style) = if !rep.expected {
@@ -343,6 +423,7 @@ impl RpcPanel {
                             ("failed", t.status.failed)
                         };
                         cells.push(Cell::from(Span::styled(word, style)));
+                        cells.extend(batch);
                         if !rep.status.is_ok() {
                             let msg =
                                 if rep.message.is_empty() { rep.status.to_string() } else { format!("{}: {}", rep.status, rep.message) };
@@ -359,8 +440,11 @@ impl RpcPanel {
                         }
                         cells.push(Cell::from(Line::from(ms_text(rep.ms)).right_aligned()));
                     }
-                    ResultRow::Waiting(_) => cells.push(Cell::from(Span::styled("pending", t.status.pending))),
-                    ResultRow::NoReply(_) => cells.push(Cell::from(Span::styled("no reply", t.status.no_reply))),
+                    ResultRow::Waiting(_) => cells.extend([Cell::from(Span::styled("pending", t.status.pending))].into_iter().chain(batch)),
+                    ResultRow::NoReply(_) => {
+                        cells.extend([Cell::from(Span::styled("no reply", t.status.no_reply))].into_iter().chain(batch))
+                    }
+                    ResultRow::NeverAsked(_) => cells.extend([Cell::from(Span::styled("not asked", t.label))].into_iter().chain(batch)),
                 }
                 let row = Row::new(cells);
                 if i == cursor && focused { row.style(t.row.selected) } else { row }
@@ -369,7 +453,8 @@ impl RpcPanel {
         let table = Table::new(body, widths.clone()).header(Row::new(header).style(t.table.header)).column_spacing(1);
         frame.render_widget(table, table_area);
         let columns = Layout::horizontal(widths).spacing(1).split(table_area);
-        if let (Some(first), Some(last)) = (columns.get(3), columns.len().checked_sub(2).and_then(|i| columns.get(i))) {
+        let first_data = 3 + usize::from(batches.is_some());
+        if let (Some(first), Some(last)) = (columns.get(first_data), columns.len().checked_sub(2).and_then(|i| columns.get(i))) {
             let width = last.right().saturating_sub(first.x);
             for (row, msg) in errors {
                 let y = table_area.y + 1 + row as u16;
@@ -382,8 +467,35 @@ impl RpcPanel {
                 );
             }
         }
-        let agg: Vec<Line> = aggregates.into_iter().map(|l| Line::from(Span::styled(l, t.text))).collect();
-        frame.render_widget(Paragraph::new(agg), agg_area);
+        frame.render_widget(Paragraph::new(under).wrap(Wrap { trim: false }), agg_area);
+    }
+
+    /// How a limited or staged request went, in the CLI's words (`print_rollout`): the subset,
+    /// the batches, and where a stopped rollout stopped with the nodes never asked.
+    fn rollout_lines(&self, rec: &RequestRecord) -> Vec<Line<'static>> {
+        let t = &self.theme;
+        let Some(r) = self.report() else { return Vec::new() };
+        let mut lines = Vec::new();
+        if let (Some(matched), Some(seed)) = (r.matched, r.seed) {
+            let asked = rec.target_count().unwrap_or(0);
+            lines.push(Line::from(Span::styled(
+                format!("Limited to {asked} of {matched} matching nodes (seed {seed} picks the same ones)"),
+                t.label,
+            )));
+        }
+        if r.batch_count > 0 {
+            let canary = if r.canary { " (batch 1: the canary)" } else { "" };
+            lines.push(Line::from(Span::styled(
+                format!("Rollout: {} batch{}{canary}", r.batch_count, if r.batch_count == 1 { "" } else { "es" }),
+                t.label,
+            )));
+        }
+        if let Some(stop) = &r.stopped {
+            lines.push(Line::from(Span::styled(format!("STOPPED in batch {} of {}: {}", stop.batch, r.batch_count, stop.reason), t.error)));
+            let never = if r.never_asked.is_empty() { "none".to_string() } else { fold(&r.never_asked) };
+            lines.push(Line::from(Span::styled(format!("Never asked: {never} (nothing was sent after the stop)"), t.error)));
+        }
+        lines
     }
 }
 

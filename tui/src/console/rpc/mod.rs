@@ -3,17 +3,21 @@
 //! current discovery selection or filter. Replies stream into a table labelled with the outputs'
 //! `display_as` (sizes and dates in units), followed by the DDL's aggregates; `enter` on a row
 //! opens the inspector with that node's whole reply. A destructive action asks first, listing the
-//! targets; read-only mode refuses it.
+//! targets; read-only mode refuses it. The form ends with the rollout fields (limit, batch,
+//! canary, max failures, as the CLI's flags): the results then show each node's batch, and under
+//! them where a stopped rollout stopped and who was never asked.
 //!
-//! This file holds the panel's state and how actions change it; `keys` its key tables and
-//! `draw` the drawing.
+//! This file holds the panel's state and how actions change it; `keys` its key tables, `draw`
+//! the drawing and `rollout` the rollout fields.
 
 mod draw;
 mod keys;
+mod rollout;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +35,7 @@ use super::keys::{Keymap, Mode};
 use super::record::{RequestKey, RequestRecord};
 use super::theme::Theme;
 use fleet_client::format::value_text;
+use fleet_client::{Rollout, rollout::Report};
 
 pub use draw::{aggregate_lines, short_id};
 pub use keys::{field_key_table, form_key_table, key_table};
@@ -57,6 +62,12 @@ pub enum Msg {
     Confirmed,
     /// The agents the fleet reported.
     Agents(Result<Vec<FleetAgent>, String>),
+    /// How request `id`'s rollout went (batches, where it stopped, who was never asked), sent
+    /// by the network task once the request is over.
+    RolloutReport {
+        id: u64,
+        report: Box<Report>,
+    },
 }
 
 /// An agent as the fleet reports it.
@@ -107,6 +118,13 @@ pub struct RpcPanel {
     form: Option<Form>,
     /// While a text field is being typed in: what it held before (for `esc`).
     editing: Option<String>,
+    /// The rollout fields after the form's own; kept from one form to the next, as flags are
+    /// from one command to the next in a shell history.
+    rollout: rollout::RolloutFields,
+    /// The cursor is on this rollout field (not on one of the form's own).
+    rollout_cursor: Option<usize>,
+    /// The rollout of the request shown, and its report once over.
+    run: Option<RolloutRun>,
     /// Arguments of a destructive request waiting for its confirmation.
     pending: Option<serde_json::Map<String, Value>>,
     next_id: u64,
@@ -116,6 +134,14 @@ pub struct RpcPanel {
     shown: bool,
     result_top: std::cell::Cell<usize>,
     page: std::cell::Cell<usize>,
+}
+
+/// The rollout a request was sent with, and how it went.
+#[derive(Debug, Clone)]
+struct RolloutRun {
+    key: RequestKey,
+    rollout: Rollout,
+    report: Option<Report>,
 }
 
 impl RpcPanel {
@@ -134,6 +160,9 @@ impl RpcPanel {
             focus: Focus::Agents,
             form: None,
             editing: None,
+            rollout: Default::default(),
+            rollout_cursor: None,
+            run: None,
             pending: None,
             next_id: 0,
             current: None,
@@ -161,6 +190,10 @@ impl RpcPanel {
     /// `enter` on the form: a text field is entered for typing, a toggle or picker steps, and a
     /// form without inputs runs.
     fn enter_field(&mut self) -> Option<Action> {
+        if let Some(f) = self.rollout_cursor.and_then(|i| self.rollout.get(i)) {
+            self.editing = Some(f.input.text().to_string());
+            return None;
+        }
         let form = self.form.as_mut()?;
         let Some(field) = form.fields.get(form.cursor) else {
             return self.submit();
@@ -176,12 +209,60 @@ impl RpcPanel {
     /// Leaves the field being typed in; `undo` puts back what it held before.
     fn leave_field(&mut self, undo: bool) {
         let Some(before) = self.editing.take() else { return };
-        if undo && let Some(form) = self.form.as_mut() {
+        if undo && let Some(i) = self.rollout_cursor {
+            self.rollout.set(i, &before);
+        } else if undo && let Some(form) = self.form.as_mut() {
             form.edit(TextEdit::Clear);
             for c in before.chars() {
                 form.edit(TextEdit::Insert(c));
             }
         }
+    }
+
+    /// Moves to the next (or previous) field: the form's own, then the rollout fields, around.
+    fn move_field(&mut self, forward: bool) {
+        self.leave_field(false);
+        let Some(form) = self.form.as_mut() else { return };
+        let (own, extra) = (form.fields.len(), self.rollout.len());
+        // One ring: the form's fields, then the rollout fields.
+        let at = self.rollout_cursor.map_or(form.cursor.min(own.saturating_sub(1)), |i| own + i);
+        let next = if self.rollout_cursor.is_none() && own == 0 {
+            if forward { own } else { own + extra - 1 }
+        } else if forward {
+            (at + 1) % (own + extra)
+        } else {
+            (at + own + extra - 1) % (own + extra)
+        };
+        if next < own {
+            form.cursor = next;
+            self.rollout_cursor = None;
+        } else {
+            self.rollout_cursor = Some(next - own);
+        }
+    }
+
+    /// The rollout field under the cursor, if the cursor is on one.
+    pub fn rollout_field(&self) -> Option<usize> {
+        self.rollout_cursor.filter(|_| self.focus == Focus::Form)
+    }
+
+    /// The 1-based batch each node of the request shown runs in: the report's once it is over,
+    /// before that the client core's plan over the nodes discovery picked (the same plan the
+    /// core sends by). `None` when the request is not staged.
+    fn batches(&self) -> Option<BTreeMap<String, usize>> {
+        let rec = self.current.as_ref()?;
+        let run = self.run.as_ref().filter(|r| r.key == rec.key && r.rollout.is_staged())?;
+        if let Some(report) = run.report.as_ref().filter(|r| !r.batches.is_empty()) {
+            return Some(report.batches.clone());
+        }
+        let discovered = rec.discovered.as_ref()?;
+        Some(run.rollout.plan(discovered).batch_of())
+    }
+
+    /// How the rollout of the request shown went, once it is over.
+    fn report(&self) -> Option<&Report> {
+        let rec = self.current.as_ref()?;
+        self.run.as_ref().filter(|r| r.key == rec.key)?.report.as_ref()
     }
 
     pub fn focus(&self) -> Focus {
@@ -257,6 +338,7 @@ impl RpcPanel {
         let same = self.form.as_ref().is_some_and(|f| f.agent == ddl.metadata.name && f.action == action);
         if !same {
             self.form = Form::new(ddl, &action);
+            self.rollout_cursor = None;
         }
         self.editing = None;
         self.focus = Focus::Form;
@@ -267,13 +349,24 @@ impl RpcPanel {
         self.leave_field(false);
         let form = self.form.as_mut()?;
         form.tried = true;
-        let args = match form.args() {
-            Ok(a) => a,
-            Err(errors) => {
-                if let Some(i) = form.fields.iter().position(|f| errors.iter().any(|(n, _)| *n == f.name)) {
+        let rollout = self.rollout.rollout();
+        let args = match (form.args(), rollout) {
+            (Ok(a), Ok(_)) => a,
+            (args, rollout) => {
+                let form_errors = args.err().unwrap_or_default();
+                let rollout_errors = rollout.err().unwrap_or_default();
+                // The cursor goes to the first bad field: the form's own first.
+                if let Some(i) = form.fields.iter().position(|f| form_errors.iter().any(|(n, _)| *n == f.name)) {
                     form.cursor = i;
+                    self.rollout_cursor = None;
+                } else if let Some((i, _)) = rollout_errors.first().filter(|_| form_errors.is_empty()) {
+                    self.rollout_cursor = Some(*i);
                 }
-                let what: Vec<String> = errors.iter().map(|(n, e)| if n.is_empty() { e.to_string() } else { format!("{n} {e}") }).collect();
+                let what: Vec<String> = form_errors
+                    .iter()
+                    .map(|(n, e)| if n.is_empty() { e.to_string() } else { format!("{n} {e}") })
+                    .chain(rollout_errors.into_iter().map(|(_, e)| e))
+                    .collect();
                 return Some(Notice::error(format!("nothing sent: {}", what.join("; "))));
             }
         };
@@ -313,12 +406,19 @@ impl RpcPanel {
                 lines.push(format!("{k} = {}", value_text(v)));
             }
         }
+        if self.rollout.rollout().is_ok_and(|r| r.is_some()) {
+            lines.push(format!("rollout: {}", self.rollout.describe()));
+        }
         Confirm { title: format!("{what} is destructive"), lines, yes: Action::Rpc(Msg::Confirmed) }
     }
 
     fn start(&mut self, args: serde_json::Map<String, Value>) -> Action {
         let form = self.form.as_ref().expect("a form to start from");
         self.next_id += 1;
+        // Checked by submit; a field changed since (while a confirmation was up) is sent as
+        // it reads now only if it still parses.
+        let rollout = self.rollout.rollout().ok().flatten();
+        self.run = rollout.clone().map(|rollout| RolloutRun { key: RequestKey::Rpc(self.next_id), rollout, report: None });
         let info = RequestInfo {
             id: self.next_id,
             agent: form.agent.clone(),
@@ -327,6 +427,7 @@ impl RpcPanel {
             scope: self.scope.clone(),
             timeout: Duration::from_secs(form.ddl.metadata.timeout),
             started: self.now,
+            rollout,
         };
         self.current =
             Some(RequestRecord::new(RequestKey::Rpc(info.id), &info.agent, &info.action, args, info.scope.clone(), info.started));
@@ -348,6 +449,9 @@ impl RpcPanel {
             rows.extend(d.iter().filter(|n| rec.reply(n).is_none()).map(|n| ResultRow::Waiting(n)));
         }
         rows.extend(rec.no_reply.iter().map(|n| ResultRow::NoReply(n)));
+        if let Some(report) = self.report().filter(|_| !rec.running()) {
+            rows.extend(report.never_asked.iter().map(|n| ResultRow::NeverAsked(n)));
+        }
         rows
     }
 
@@ -361,6 +465,7 @@ impl RpcPanel {
             ResultRow::Reply(r) => inspector::reply(agent, action, r),
             ResultRow::Waiting(n) => inspector::silent(agent, action, n, "no reply yet"),
             ResultRow::NoReply(n) => inspector::silent(agent, action, n, "no reply before the timeout"),
+            ResultRow::NeverAsked(n) => inspector::silent(agent, action, n, "never asked: the rollout stopped before its batch"),
         };
         Some(Action::Inspect(Box::new(pane)))
     }
@@ -396,16 +501,16 @@ impl RpcPanel {
                 }
             }
             Msg::RefreshAgents => return self.ask_agents(),
-            Msg::NextField => {
-                self.leave_field(false);
-                self.form.as_mut()?.next_field();
-            }
-            Msg::PrevField => {
-                self.leave_field(false);
-                self.form.as_mut()?.prev_field();
-            }
+            Msg::NextField => self.move_field(true),
+            Msg::PrevField => self.move_field(false),
             Msg::FieldDone => self.leave_field(false),
             Msg::FieldUndo => self.leave_field(true),
+            // The rollout fields are text: left and right move nothing until one is typed in.
+            Msg::ValueNext | Msg::ValuePrev | Msg::Edit(_) if self.rollout_cursor.is_some() => {
+                if let (Msg::Edit(e), Some(i)) = (msg, self.rollout_cursor) {
+                    self.rollout.edit(i, e);
+                }
+            }
             Msg::ValueNext => self.form.as_mut()?.step(true),
             Msg::ValuePrev => self.form.as_mut()?.step(false),
             Msg::Edit(e) => self.form.as_mut()?.edit(e),
@@ -416,6 +521,11 @@ impl RpcPanel {
             }
             Msg::Agents(Ok(list)) => self.set_agents(list),
             Msg::Agents(Err(e)) => self.agents_state = AgentsState::Failed(e),
+            Msg::RolloutReport { id, report } => {
+                if let Some(run) = self.run.as_mut().filter(|r| r.key == RequestKey::Rpc(id)) {
+                    run.report = Some(*report);
+                }
+            }
         }
         None
     }
@@ -425,13 +535,15 @@ enum ResultRow<'a> {
     Reply(&'a ReplyRow),
     Waiting(&'a str),
     NoReply(&'a str),
+    /// A node a stopped rollout never sent the request to.
+    NeverAsked(&'a str),
 }
 
 impl ResultRow<'_> {
     fn sender(&self) -> &str {
         match self {
             ResultRow::Reply(r) => &r.sender,
-            ResultRow::Waiting(n) | ResultRow::NoReply(n) => n,
+            ResultRow::Waiting(n) | ResultRow::NoReply(n) | ResultRow::NeverAsked(n) => n,
         }
     }
 }
