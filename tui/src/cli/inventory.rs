@@ -41,8 +41,10 @@ pub async fn run(ctx: &Ctx, node: &str, f: &FilterArgs, out: &OutputArgs) -> Res
     println!("Inventory for {node}:\n");
     println!("   Server Statistics:");
     println!("                      Version: {}", value_text(&s["version"]));
-    println!("                   Start Time: {}", value_text(&s["starttime"]));
-    println!("                       Uptime: {} s", value_text(&s["uptime"]));
+    let start = s["starttime"].as_u64().map_or_else(|| value_text(&s["starttime"]), fleet_client::format::utc_datetime);
+    let up = s["uptime"].as_u64().map_or_else(|| format!("{} s", value_text(&s["uptime"])), fleet_client::format::uptime);
+    println!("                   Start Time: {start}");
+    println!("                       Uptime: {up}");
     println!("                          PID: {}", value_text(&s["pid"]));
     println!("               Total Messages: {}", value_text(&s["total"]));
     println!("      Messages Passed Filters: {}", value_text(&s["passed"]));

@@ -209,6 +209,10 @@ pub enum Mode {
     /// Typing in one field of the RPC form (entered with `enter`, left with `enter` or `esc`).
     RpcField,
     Xen,
+    /// The Xen panel's popup of destinations for a migration.
+    XenDestinations,
+    /// The Xen panel's balancer plan popup.
+    XenPlan,
     /// The Jobs view: jobs across the fleet and the selected job on each node.
     Jobs,
     /// Reading a job's output.
@@ -231,7 +235,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 25] = [
+    pub const ALL: [Mode; 27] = [
         Mode::Global,
         Mode::Discovery,
         Mode::DiscoveryFilter,
@@ -244,6 +248,8 @@ impl Mode {
         Mode::ColumnChooser,
         Mode::Inventory,
         Mode::Xen,
+        Mode::XenDestinations,
+        Mode::XenPlan,
         Mode::Jobs,
         Mode::JobOutput,
         Mode::Concat,
@@ -275,6 +281,8 @@ impl Mode {
             Mode::SignalMenu => "Signal menu",
             Mode::KillConfirm => "Kill confirmation",
             Mode::Xen => "Xen",
+            Mode::XenDestinations => "Xen: choosing a destination",
+            Mode::XenPlan => "Xen: the balancer plan",
             Mode::Jobs => "Jobs",
             Mode::JobOutput => "Job output",
             Mode::Concat => "Concat",
@@ -306,6 +314,8 @@ impl Mode {
             Mode::SignalMenu => "signal_menu",
             Mode::KillConfirm => "kill_confirm",
             Mode::Xen => "xen",
+            Mode::XenDestinations => "xen_destinations",
+            Mode::XenPlan => "xen_plan",
             Mode::Jobs => "jobs",
             Mode::JobOutput => "job_output",
             Mode::Concat => "concat",
@@ -337,6 +347,8 @@ impl Mode {
             Mode::SignalMenu => "SIGNAL MENU",
             Mode::KillConfirm => "CONFIRM KILL",
             Mode::Xen => "XEN",
+            Mode::XenDestinations => "DESTINATION",
+            Mode::XenPlan => "BALANCER PLAN",
             Mode::Jobs => "JOBS",
             Mode::JobOutput => "JOB OUTPUT",
             Mode::Concat => "CONCAT",
@@ -362,7 +374,8 @@ impl Mode {
     /// Modes that take every key (popups and text lines): the global keys do not apply, so the
     /// footer does not offer them.
     pub fn is_modal(self) -> bool {
-        self.is_text_entry() || matches!(self, Mode::Help | Mode::Confirm | Mode::SignalMenu | Mode::KillConfirm | Mode::SortMenu | Mode::ColumnChooser)
+        self.is_text_entry()
+            || matches!(self, Mode::Help | Mode::Confirm | Mode::SignalMenu | Mode::KillConfirm | Mode::SortMenu | Mode::ColumnChooser)
     }
 
     fn index(self) -> usize {
@@ -417,6 +430,8 @@ fn default_table(mode: Mode) -> Vec<Binding> {
         Mode::SignalMenu => processes::signal_menu_key_table(),
         Mode::KillConfirm => processes::kill_confirm_key_table(),
         Mode::Xen => xen::key_table(),
+        Mode::XenDestinations => xen::destinations_key_table(),
+        Mode::XenPlan => xen::plan_key_table(),
         Mode::Jobs => jobs::key_table(),
         Mode::JobOutput => jobs::output_key_table(),
         Mode::Concat => concat::key_table(),

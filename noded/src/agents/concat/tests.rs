@@ -255,19 +255,16 @@ fn the_documented_concat_table_is_the_default() {
     assert_eq!(config.concat, ConcatConfig::default());
 }
 
-/// The crash test's child: builds the target set up by its parent and is killed at the crash
-/// point. Runs only when the parent sets [`CRASH_DIR_ENV`].
-#[tokio::test]
-#[ignore = "run by a_writer_killed_before_the_rename_leaves_the_old_file_intact"]
-async fn crash_child() {
-    let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else { return };
-    let fx = Fixture::in_dir(Path::new(&dir));
-    let _ = fx.build(json!({})).await;
-    panic!("the build should have paused at the crash point");
-}
-
+/// Runs twice: as the parent (no [`CRASH_DIR_ENV`]), which sets a target up and starts this same
+/// test in a child process; and as that child, which builds the target and is killed at the crash
+/// point (between the temp file's write and its rename).
 #[tokio::test]
 async fn a_writer_killed_before_the_rename_leaves_the_old_file_intact() {
+    if let Some(dir) = std::env::var_os(CRASH_DIR_ENV) {
+        let fx = Fixture::in_dir(Path::new(&dir));
+        let _ = fx.build(json!({})).await;
+        panic!("the build should have paused at the crash point");
+    }
     let (tmp, fx) = Fixture::new();
     fx.add("only", 1, "old content\n").await;
     fx.build(json!({})).await.unwrap();
@@ -275,7 +272,13 @@ async fn a_writer_killed_before_the_rename_leaves_the_old_file_intact() {
 
     let pause = tmp.path().join("paused");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "agents::concat::tests::crash_child", "--ignored", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "agents::concat::tests::a_writer_killed_before_the_rename_leaves_the_old_file_intact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CRASH_DIR_ENV, tmp.path())
         .env(PAUSE_ENV, &pause)
         .stdout(std::process::Stdio::null())

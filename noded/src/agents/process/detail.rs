@@ -174,7 +174,15 @@ mod tests {
         let pid = child.0.id();
         let st = start_ticks(pid).unwrap();
         let snapshot = Mutex::new(Snapshotter::new());
-        let d = detail(&snapshot, &args(&format!("{pid}@{st}"))).unwrap();
+        // Right after the spawn the kernel may not show the new program's command line yet.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let d = loop {
+            let d = detail(&snapshot, &args(&format!("{pid}@{st}"))).unwrap();
+            if d["cmdline"] != "" || std::time::Instant::now() > deadline {
+                break d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         assert_eq!(d["pid"], pid);
         assert_eq!(d["start_time"], st);
         assert_eq!(d["cmdline"], "sleep 31.5");

@@ -365,7 +365,8 @@ impl XenPanel {
     fn draw_destinations(&self, frame: &mut Frame, area: Rect, domu: &str, from: &str, choices: &[String], selected: usize) {
         let t = &self.theme;
         let rows: Vec<String> = choices.iter().map(|c| format!("{c}{}", self.dom0_brief(c))).collect();
-        let hint = format!("{} migrate there   {} cancel", self.key_label("select"), self.keys.key_text(Mode::Xen, "close"));
+        let key = |name: &str| self.keys.key_text(Mode::XenDestinations, name);
+        let hint = format!("{} migrate there   {} cancel", key("select"), key("close"));
         let title = format!(" Migrate {domu} from {from} to ... ");
         let width = rows.iter().map(|r| r.chars().count() + 2).chain([hint.len(), title.len()]).max().unwrap_or(20) as u16 + 4;
         let popup = block::centered(area, width.min(area.width.saturating_sub(2)), choices.len() as u16 + 4);

@@ -41,7 +41,7 @@ use super::widgets::input::TextInput;
 
 pub use draw::state_word;
 pub use exec::execute;
-pub use keys::key_table;
+pub use keys::{destinations_key_table, key_table, plan_key_table};
 
 /// How often the dom0s are asked again while the panel is in front.
 const REFRESH_EVERY_MS: u64 = 5_000;
@@ -72,7 +72,7 @@ pub enum Msg {
     Refresh,
     /// Close the panel's popup.
     Close,
-    /// A key an open popup does not use: it does nothing, but the popup keeps the keyboard.
+    /// A key the find line does not use: nothing happens, and the line keeps the keyboard.
     Swallow,
     /// The confirmation said yes to one migration.
     MigrateConfirmed {
@@ -267,9 +267,14 @@ impl XenPanel {
         self
     }
 
-    /// The key table in force: the find line types text; everything else is the Xen table.
+    /// The key table in force: the find line types text, each popup has its own, else the Xen table.
     pub fn mode(&self) -> Mode {
-        if self.find.is_some() { Mode::Search } else { Mode::Xen }
+        match (&self.find, &self.popup) {
+            (Some(_), _) => Mode::Search,
+            (None, Some(Popup::Destinations { .. })) => Mode::XenDestinations,
+            (None, Some(Popup::Plan { .. })) => Mode::XenPlan,
+            (None, None) => Mode::Xen,
+        }
     }
 
     pub fn view(&self) -> Option<&XenView> {
