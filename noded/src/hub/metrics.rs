@@ -349,6 +349,22 @@ mod tests {
     }
 
     #[test]
+    fn a_thousand_nodes_for_fifteen_minutes_take_what_the_formula_says() {
+        // The benchmark's load: 1,000 nodes sampling every 5 s, 25 series each, 15 minutes kept.
+        let mut s = store(15.0, 1.0, 10_000);
+        let names: Vec<String> = (0..25).map(|i| format!("series_{i:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        for t in 0..200u64 {
+            for n in 0..1000 {
+                s.push(&format!("node-{n:04}"), sample(&names, &[1.5; 25]), 1_000_000 + t * 5000 + n);
+            }
+        }
+        // 181 rows of 8 + 25 * 4 bytes a node, and its names: about 21 MB in all.
+        let per_node = s.bytes() / 1000;
+        assert!((181 * 108..181 * 108 + 2000).contains(&per_node), "{per_node} bytes a node");
+    }
+
+    #[test]
     fn samples_faster_than_the_minimum_interval_are_dropped() {
         let mut s = store(1.0, 1.0, 10);
         assert!(s.push("web-01", sample(&["a"], &[1.0]), 10_000));
