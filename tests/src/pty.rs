@@ -289,3 +289,34 @@ impl Drop for PtySession {
         }
     }
 }
+
+/// How long the console helpers below wait for a screen.
+const CONSOLE_WAIT: Duration = Duration::from_secs(30);
+
+/// `fleet demo` in a `rows` x `cols` pseudo-terminal, its config and state under `home` (also its
+/// working directory), started and showing its first discovery round.
+pub fn demo_console(home: &Path, rows: u16, cols: u16) -> PtySession {
+    let console = PtyCommand::new(fleet_binary())
+        .arg("demo")
+        .size(rows, cols)
+        .env("XDG_CONFIG_HOME", home.join("config").display().to_string())
+        .env("FLEET_STATE_DIR", home.join("state").display().to_string())
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .cwd(home)
+        .spawn()
+        .unwrap();
+    console.wait_for_all(&["web-01", " connected ", "DISCOVERY"], CONSOLE_WAIT).unwrap();
+    console
+}
+
+/// Types `text` into the RPC form's field under the cursor: enters it, replaces what it held,
+/// and leaves it (each step waited for by the mode the footer names).
+pub fn fill_rpc_field(console: &mut PtySession, text: &str) {
+    console.send(keys::ENTER).unwrap();
+    console.wait_for_text("EDIT FIELD", CONSOLE_WAIT).unwrap();
+    console.send(&keys::ctrl('u')).unwrap();
+    console.send(text).unwrap();
+    console.send(keys::ENTER).unwrap();
+    console.wait_for_text("RPC FORM", CONSOLE_WAIT).unwrap();
+}

@@ -3,29 +3,12 @@
 //! an ok reply shows its data pretty-printed with units; the Processes tree view and the detail
 //! pane (the process agent's `detail` fetched from the node) show a sleep this test runs.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fleet_e2e::pty::{PtyCommand, PtySession, fleet_binary, keys};
+use fleet_e2e::pty::{demo_console, fill_rpc_field, keys};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// `fleet demo` at `rows` x `cols`, its config and state in `home`.
-fn demo(home: &Path, rows: u16, cols: u16) -> PtySession {
-    let console = PtyCommand::new(fleet_binary())
-        .arg("demo")
-        .size(rows, cols)
-        .env("XDG_CONFIG_HOME", home.join("config").display().to_string())
-        .env("FLEET_STATE_DIR", home.join("state").display().to_string())
-        .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .cwd(home)
-        .spawn()
-        .unwrap();
-    console.wait_for_all(&["web-01", " connected ", "DISCOVERY"], WAIT).unwrap();
-    console
-}
 
 /// A `sleep` only this test runs, under a shell of its own (so the tree view has a parent to put
 /// it under: the test process itself is an ancestor of the console, which fleet never lists).
@@ -69,20 +52,10 @@ fn footer(screen: &str) -> &str {
     screen.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim_start()
 }
 
-/// Types `text` into the field under the cursor of the RPC form and leaves it.
-fn fill(console: &mut PtySession, text: &str) {
-    console.send(keys::ENTER).unwrap();
-    console.wait_for_text("EDIT FIELD", WAIT).unwrap();
-    console.send(&keys::ctrl('u')).unwrap();
-    console.send(text).unwrap();
-    console.send(keys::ENTER).unwrap();
-    console.wait_for_text("RPC FORM", WAIT).unwrap();
-}
-
 #[test]
 fn the_inspector_shows_a_full_error_and_pretty_data() {
     let home = tempfile::tempdir().unwrap();
-    let mut console = demo(home.path(), 48, 160);
+    let mut console = demo_console(home.path(), 48, 160);
     // RPC: process#list with a pattern every node refuses.
     console.send("5").unwrap();
     console.wait_for_text("process 1.0.0", WAIT).unwrap();
@@ -97,7 +70,7 @@ fn the_inspector_shows_a_full_error_and_pretty_data() {
     console.wait_for_text("RPC FORM", WAIT).unwrap();
     // The fields: fields, match_name, pattern, user, zombies.
     console.send("jj").unwrap();
-    fill(&mut console, "(nginx");
+    fill_rpc_field(&mut console, "(nginx");
     console.send("r").unwrap();
     let screen = console.wait_for("the refusals", WAIT, |s| s.contains("failed") && s.contains("InvalidData: input 'pattern'")).unwrap();
     // The cell is no longer cut after a few words.
@@ -128,7 +101,7 @@ fn the_inspector_shows_a_full_error_and_pretty_data() {
         console.send(keys::ESC).unwrap();
         screen = console.wait_for("the footer to change", WAIT, |s| footer(s) != before).unwrap();
     }
-    fill(&mut console, "noded|fleet");
+    fill_rpc_field(&mut console, "noded|fleet");
     console.send("r").unwrap();
     // The new results, not the refusals still on screen (the form's help also names RSS).
     console.wait_for("the listing", WAIT, |s| s.contains("6 ok") && s.contains("Sum of Matched")).unwrap();
@@ -145,7 +118,7 @@ fn the_inspector_shows_a_full_error_and_pretty_data() {
 fn the_tree_view_and_the_detail_pane() {
     let sleeper = Sleeper::start();
     let home = tempfile::tempdir().unwrap();
-    let mut console = demo(home.path(), 48, 160);
+    let mut console = demo_console(home.path(), 48, 160);
     console.send("2").unwrap();
     console.wait_for_text("pattern (any)", WAIT).unwrap();
     // The whole table as a tree: this test's sleep under its shell.

@@ -3,39 +3,12 @@
 //! a canary of 1 with max failures 0 on a request every node refuses stops after the canary and
 //! names the nodes that were never asked.
 
-use std::path::Path;
 use std::time::Duration;
 
-use fleet_e2e::pty::{PtyCommand, PtySession, fleet_binary, keys};
+use fleet_e2e::pty::{PtySession, demo_console, fill_rpc_field, keys};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NODES: [&str; 6] = ["web-01", "web-02", "db-01", "cache-01", "xen-01", "xen-02"];
-
-/// `fleet demo` at `rows` x `cols`, its config and state in `home`.
-fn demo(home: &Path, rows: u16, cols: u16) -> PtySession {
-    let console = PtyCommand::new(fleet_binary())
-        .arg("demo")
-        .size(rows, cols)
-        .env("XDG_CONFIG_HOME", home.join("config").display().to_string())
-        .env("FLEET_STATE_DIR", home.join("state").display().to_string())
-        .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .cwd(home)
-        .spawn()
-        .unwrap();
-    console.wait_for_all(&["web-01", " connected ", "DISCOVERY"], WAIT).unwrap();
-    console
-}
-
-/// Types `text` into the field under the cursor of the RPC form and leaves it.
-fn fill(console: &mut PtySession, text: &str) {
-    console.send(keys::ENTER).unwrap();
-    console.wait_for_text("EDIT FIELD", WAIT).unwrap();
-    console.send(&keys::ctrl('u')).unwrap();
-    console.send(text).unwrap();
-    console.send(keys::ENTER).unwrap();
-    console.wait_for_text("RPC FORM", WAIT).unwrap();
-}
 
 /// Opens `agent#action`'s form: `agent_downs` and `action_downs` are the `j`s from the first
 /// agent and action; `waits` the text that shows each arrived.
@@ -78,14 +51,14 @@ fn grid(screen: &str) -> Vec<(String, String, Option<usize>)> {
 #[test]
 fn a_batch_of_two_runs_the_six_nodes_in_three_batches() {
     let home = tempfile::tempdir().unwrap();
-    let mut console = demo(home.path(), 48, 160);
+    let mut console = demo_console(home.path(), 48, 160);
     // Agents: concat, echo, ...; echo's one action.
     open_form(&mut console, "j", "Echoes a message back", "", "Returns the message");
-    fill(&mut console, "hello");
+    fill_rpc_field(&mut console, "hello");
     // After the message: limit, seed, batch.
     console.send("jjj").unwrap();
     console.wait_for_text("--batch: never more than N", WAIT).unwrap();
-    fill(&mut console, "2");
+    fill_rpc_field(&mut console, "2");
     console.wait_for_text("Rollout: batch 2", WAIT).unwrap();
     console.send("r").unwrap();
     let screen =
@@ -104,19 +77,19 @@ fn a_batch_of_two_runs_the_six_nodes_in_three_batches() {
 #[test]
 fn a_failing_canary_stops_the_rollout_and_names_who_was_never_asked() {
     let home = tempfile::tempdir().unwrap();
-    let mut console = demo(home.path(), 48, 160);
+    let mut console = demo_console(home.path(), 48, 160);
     // process#list with a pattern every node refuses (not a valid regex).
     open_form(&mut console, "jjj", "Lists processes and signals them", "jj", "Lists the processes that match");
     // The fields: fields, match_name, pattern, user, zombies; then the rollout fields.
     console.send("jj").unwrap();
-    fill(&mut console, "(nginx");
+    fill_rpc_field(&mut console, "(nginx");
     // pattern -> user, zombies, limit, seed, batch, sleep, canary.
     console.send("jjjjjjj").unwrap();
     console.wait_for_text("--canary: ask N", WAIT).unwrap();
-    fill(&mut console, "1");
+    fill_rpc_field(&mut console, "1");
     console.send("j").unwrap();
     console.wait_for_text("--max-failures: stop once", WAIT).unwrap();
-    fill(&mut console, "0");
+    fill_rpc_field(&mut console, "0");
     console.wait_for_text("Rollout: canary 1, max failures 0", WAIT).unwrap();
     console.send("r").unwrap();
     let screen = console.wait_for("the stop", WAIT, |s| s.contains("STOPPED in batch 1 of") && s.contains("Never asked:")).unwrap();
