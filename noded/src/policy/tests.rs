@@ -1,5 +1,7 @@
 use super::*;
 use serde_json::{Value, json};
+use std::path::Path;
+use std::time::SystemTime;
 
 struct Node {
     name: &'static str,
