@@ -34,6 +34,9 @@ pub async fn run(ctx: &Ctx, m: &MetricsArgs, f: &FilterArgs, out: &OutputArgs) -
     let args = metrics::latest_args(&m.metrics, m.group.as_deref());
     let spec = ctx.settings.spec(metrics::AGENT, "latest", args, &f.scope(), QUERY_TIMEOUT);
     spec.filter.compile().map_err(fleet_client::ClientError::from)?;
+    if m.follow {
+        return follow(ctx, &spec, m, out).await;
+    }
     if let Some(note) = fleet_client::scope::broadcast_note(&spec) {
         eprintln!("fleet: {note}");
     }
@@ -44,6 +47,36 @@ pub async fn run(ctx: &Ctx, m: &MetricsArgs, f: &FilterArgs, out: &OutputArgs) -
             return Ok(code);
         }
         tokio::time::sleep(Duration::from_secs_f64(m.every)).await;
+    }
+}
+
+/// `--follow`: subscribes at the hub to the matching nodes (every node without a filter) and the
+/// chosen series, then prints each update as it comes, until interrupted or the hub goes.
+async fn follow(ctx: &Ctx, spec: &fleet_client::Spec, m: &MetricsArgs, out: &OutputArgs) -> Result<i32> {
+    let mut client = ctx.client().await?;
+    let all_nodes = spec.filter.is_empty();
+    let nodes = if all_nodes { Vec::new() } else { client.discover(&spec.filter, &spec.collective, QUERY_TIMEOUT).await? };
+    if !all_nodes && nodes.is_empty() {
+        eprintln!("fleet: no node matches the filter");
+        return Ok(fleet_client::exit::NOTHING_DISCOVERED);
+    }
+    let ask = fleet_protocol::MetricSubscribe { nodes, all_nodes, series: m.metrics.clone(), history: m.history };
+    client.subscribe_metrics(ask).await?;
+    loop {
+        match client.recv().await? {
+            fleet_protocol::Message::MetricUpdate(u) if out.json || out.jsonl => jsonl_line(&json!(u)),
+            fleet_protocol::Message::MetricUpdate(u) => {
+                for (i, t) in u.times.iter().enumerate() {
+                    let values: Vec<String> = u
+                        .series
+                        .iter()
+                        .filter_map(|(name, column)| column.get(i).copied().flatten().map(|v| format!("{name}={}", value_text(name, v))))
+                        .collect();
+                    println!("{} {} {}", fleet_client::format::utc_time_ms(*t), u.node, values.join(" "));
+                }
+            }
+            _ => {}
+        }
     }
 }
 

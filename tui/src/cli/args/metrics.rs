@@ -22,4 +22,12 @@ pub struct MetricsArgs {
     /// Seconds between two --watch rounds.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, requires = "watch", value_parser = super::positive_seconds)]
     pub every: f64,
+    /// Follow the hub's live stream instead of asking the nodes: every sample of the matching
+    /// nodes as the hub receives it (with the history it holds first, given --history), until
+    /// interrupted. -m picks the series. --jsonl prints each update as it arrives.
+    #[arg(long, conflicts_with_all = ["watch", "group"])]
+    pub follow: bool,
+    /// With --follow: first the samples the hub holds (up to its hub.metrics.history_minutes).
+    #[arg(long, requires = "follow")]
+    pub history: bool,
 }
