@@ -97,6 +97,16 @@ pub async fn hub_stats(ctx: &Ctx, out: &OutputArgs) -> Result<i32> {
         println!("  late replies   {}", s.late_replies);
         println!("  dropped frames {}", s.dropped_frames);
         println!("  uptime         {} s", s.uptime_s);
+        println!("  pending keys   {}", s.pending_keys);
+        println!("  down nodes     {}", s.down_nodes);
+        println!("  queued bytes   {} ({} replies dropped for slow consoles)", s.queued_bytes, s.dropped_replies);
+        println!(
+            "  metrics        {} nodes, {} kept, {} samples received, {} updates superseded",
+            s.metric_nodes,
+            fleet_client::format::human_bytes(s.metric_bytes),
+            s.metric_samples,
+            s.metric_superseded
+        );
     }
     Ok(exit::OK)
 }
