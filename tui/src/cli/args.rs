@@ -424,6 +424,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// A registration storm alone: a noded hub process and noded sim processes, timed until all N
+    /// nodes are registered; prints the hub's RSS, open files and CPU seconds.
+    Register {
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Nodes per noded sim process (a sim needs about 4 open files per node).
+        #[arg(long, default_value_t = 2500)]
+        per_process: usize,
+    },
 }
 
 /// `fleet xen ...`: the filter and output flags live in each variant, so they are written after the

@@ -186,6 +186,9 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,
         Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds } }) => crate::bench::ping(nodes, rounds).await.map(|_| 0),
         Some(Command::Bench { what: BenchCommand::Pgrep { nodes, rounds } }) => crate::bench::pgrep(nodes, rounds).await.map(|_| 0),
+        Some(Command::Bench { what: BenchCommand::Register { nodes, per_process } }) => {
+            crate::bench::register(nodes, per_process).await.map(|_| 0)
+        }
         Some(Command::Policy { what: PolicyCommand::Check { caller, agent, action, filter, output, results } }) => {
             let inputs = vec![format!("caller={caller}"), format!("agent={agent}"), format!("check_action={action}")];
             let call = rpc::Call {
