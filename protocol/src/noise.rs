@@ -23,8 +23,10 @@ pub const TAG_HANDSHAKE_2: &[u8; 4] = b"FLN2";
 pub const TAG_TRANSPORT: &[u8; 4] = b"FLNT";
 /// hub -> joiner, in the clear: why a join claim was refused (a token's state is no secret).
 pub const TAG_REFUSED: &[u8; 4] = b"FLNX";
+/// The AEAD tag Noise appends to each chunk.
+const TAG_LEN: usize = 16;
 /// Bytes of plaintext per Noise transport message (65,535 minus the 16-byte tag).
-const CHUNK: usize = 65_535 - 16;
+const CHUNK: usize = 65_535 - TAG_LEN;
 /// Largest name a peer may claim in its handshake.
 const MAX_NAME: usize = 255;
 
@@ -164,7 +166,9 @@ impl Session {
         let chunks = plaintext.len().div_ceil(CHUNK).max(1);
         let mut out = Vec::with_capacity(4 + plaintext.len() + chunks * 18);
         out.extend_from_slice(TAG_TRANSPORT);
-        let mut buf = vec![0u8; 65_535];
+        // Sized to the largest chunk plus its tag, not to Noise's 64 KiB maximum: zeroing 64 KiB
+        // for every frame of a few hundred bytes was a visible share of the hub's CPU.
+        let mut buf = vec![0u8; plaintext.len().min(CHUNK) + TAG_LEN];
         let mut pieces = plaintext.chunks(CHUNK).peekable();
         if pieces.peek().is_none() {
             let n = self.ts.write_message(&[], &mut buf)?;
@@ -183,7 +187,8 @@ impl Session {
     pub fn open(&mut self, frame: &[u8]) -> Result<Vec<u8>, NoiseError> {
         let mut rest = frame.strip_prefix(TAG_TRANSPORT.as_slice()).ok_or(NoiseError::WrongFrame("encrypted"))?;
         let mut out = Vec::with_capacity(rest.len());
-        let mut buf = vec![0u8; 65_535];
+        // A chunk's plaintext is never longer than its ciphertext, which is at most 64 KiB.
+        let mut buf = vec![0u8; rest.len().min(65_535)];
         if rest.is_empty() {
             return Err(NoiseError::Malformed("no chunks"));
         }
