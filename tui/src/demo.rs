@@ -170,6 +170,14 @@ pub fn demo_nodes(endpoint: &str, collective: &str, security: &DemoSecurity) -> 
             config.concat.roots = vec![concat_root(security)];
             agents.insert(Arc::new(noded::agents::jobs::JobsAgent::for_config(&config)));
             agents.insert(Arc::new(noded::agents::concat::ConcatAgent::for_config(&config)));
+            // Live metrics, started as noded's built-in agents start them: one sampler for the
+            // process (the demo's nodes share this host), each sample pushed to the hub by every
+            // node's link, so the console's Metrics view has data; every second, so the graphs
+            // move. Started before the nodes' links, which take the sampler's frames when they
+            // come up. The metrics agent itself is not added: the demo's agent list stays the one
+            // the console tests walk.
+            config.metrics.interval = 1.0;
+            noded::agents::metrics::install(&config);
             if let (Some((standin, state)), true) = (&xen, id.starts_with("xen-")) {
                 let map: std::collections::HashMap<String, String> =
                     [("xen-01", "10.0.0.1"), ("xen-02", "10.0.0.2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

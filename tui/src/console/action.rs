@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::theme::Theme;
 use super::inspector::{self, Inspection};
 use super::{discovery, inventory, log, processes, rpc, xen};
-use super::{concat, jobs};
+use super::{concat, jobs, metrics};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -87,6 +87,8 @@ pub enum Action {
     Jobs(jobs::Msg),
     /// The Concat view, under the Jobs tab.
     Concat(concat::Msg),
+    /// The Metrics view, under the Inventory tab.
+    Metrics(metrics::Msg),
     /// A discovery round was started (by the Discovery panel or a `:` command).
     RunDiscovery {
         round: u64,
@@ -380,6 +382,8 @@ pub enum NetCommand {
     Xen(xen::Cmd),
     Jobs(jobs::Cmd),
     Concat(concat::Cmd),
+    /// The Metrics view's subscription and group facts.
+    Metrics(metrics::Cmd),
 }
 
 impl From<NetCommand> for Action {

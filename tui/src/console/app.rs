@@ -348,6 +348,22 @@ impl App {
                     Notice::info(said),
                 ]))
             }
+            "group" => {
+                if !arg.is_empty() && !arg.chars().all(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.' | ':')) {
+                    return Some(Notice::error(format!("not a fact name: {arg:?} (e.g. group country)")));
+                }
+                let fact = (!arg.is_empty()).then(|| arg.to_string());
+                let said = match &fact {
+                    Some(f) => format!("metrics grouped by {f}"),
+                    None => "metrics not grouped".to_string(),
+                };
+                Some(Action::Batch(vec![
+                    Action::FocusPanel(PanelId::Inventory),
+                    Action::Inventory(super::inventory::Msg::ShowMetrics),
+                    Action::Metrics(super::metrics::Msg::Group(fact)),
+                    Notice::info(said),
+                ]))
+            }
             "panel" => match PanelId::from_name(arg) {
                 Some(p) => Some(Action::FocusPanel(p)),
                 None => {
@@ -507,9 +523,10 @@ impl Component for App {
                 batch([self.discovery.update(action.clone()), self.rpc.update(action.clone()), self.log.update(action)])
             }
             Action::Request { .. } => batch([self.rpc.update(action.clone()), self.log.update(action)]),
-            Action::Members { .. } => self.discovery.update(action),
+            // The Metrics view follows the filter's members too (the hosts it shows).
+            Action::Members { .. } => batch([self.discovery.update(action.clone()), self.inventory.update(action)]),
             Action::Discovery(_) => self.discovery.update(action),
-            Action::Inventory(_) => self.inventory.update(action),
+            Action::Inventory(_) | Action::Metrics(_) => self.inventory.update(action),
             Action::Rpc(_) => self.rpc.update(action),
             Action::Log(_) => self.log.update(action),
             Action::Processes(_) => self.processes.update(action),

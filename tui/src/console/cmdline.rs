@@ -26,10 +26,11 @@ pub fn key_table() -> Vec<Binding> {
 }
 
 /// The commands and what they do (for completion and the unknown-command message).
-pub const COMMANDS: [(&str, &str); 7] = [
+pub const COMMANDS: [(&str, &str); 8] = [
     ("ping", "ping [FILTER]: run a discovery round (with FILTER, or the filter in force)"),
     ("filter", "filter EXPR: set the discovery filter and run it"),
     ("columns", "columns FACT,...: show these facts as Discovery columns for the session (none: no columns)"),
+    ("group", "group FACT: the Metrics view with hosts grouped by a fact (none: ungrouped)"),
     ("theme", "theme NAME: switch the colors"),
     ("panel", "panel NAME: go to a panel"),
     ("help", "help: the key bindings"),

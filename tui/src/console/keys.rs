@@ -17,144 +17,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use serde::Deserialize;
 
 use super::action::{Action, PanelId};
 use super::widgets::search;
 use super::{cmdline, confirm, discovery, help, inspector, inventory, log, processes, rpc, xen};
-use super::{concat, jobs};
+use super::{concat, jobs, metrics};
 
-/// One key with its modifiers, as written in a table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key {
-    pub code: KeyCode,
-    pub mods: KeyModifiers,
-}
-
-impl Key {
-    pub const fn new(code: KeyCode) -> Key {
-        Key { code, mods: KeyModifiers::NONE }
-    }
-    pub const fn ch(c: char) -> Key {
-        Key::new(KeyCode::Char(c))
-    }
-    pub const fn ctrl(c: char) -> Key {
-        Key { code: KeyCode::Char(c), mods: KeyModifiers::CONTROL }
-    }
-
-    /// The key of a terminal event, with the modifiers that matter. Shift is part of the character
-    /// itself (`?`, `G`) and of back-tab, so it is dropped there.
-    pub fn of(ev: &KeyEvent) -> Key {
-        let mut mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
-        if matches!(ev.code, KeyCode::Char(_) | KeyCode::BackTab) {
-            mods.remove(KeyModifiers::SHIFT);
-        }
-        Key { code: ev.code, mods }
-    }
-
-    /// A key that types text when an input line has focus.
-    pub fn is_text(&self) -> bool {
-        matches!(self.code, KeyCode::Char(_)) && (self.mods - KeyModifiers::SHIFT).is_empty()
-    }
-
-    /// Parses the way keys are written in tables and `keys.toml`: `q`, `G`, `?`, `space`, `enter`,
-    /// `esc`, `tab`, `shift-tab`, `up`, `pgdn`, `F9`, `ctrl-c`, `alt-x`.
-    pub fn parse(text: &str) -> Result<Key, String> {
-        let bad = || format!("unknown key {text:?} (e.g. \"q\", \"G\", \"space\", \"enter\", \"F9\", \"ctrl-c\", \"shift-tab\")");
-        let mut mods = KeyModifiers::NONE;
-        let mut rest = text;
-        loop {
-            if rest.chars().count() <= 1 {
-                break;
-            }
-            if let Some(r) = rest.strip_prefix("ctrl-") {
-                mods |= KeyModifiers::CONTROL;
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix("alt-") {
-                mods |= KeyModifiers::ALT;
-                rest = r;
-            } else if let Some(r) = rest.strip_prefix("shift-") {
-                mods |= KeyModifiers::SHIFT;
-                rest = r;
-            } else {
-                break;
-            }
-        }
-        let code = match rest {
-            "space" => KeyCode::Char(' '),
-            "enter" => KeyCode::Enter,
-            "esc" => KeyCode::Esc,
-            "tab" if mods.contains(KeyModifiers::SHIFT) => {
-                mods.remove(KeyModifiers::SHIFT);
-                KeyCode::BackTab
-            }
-            "tab" => KeyCode::Tab,
-            "backtab" => KeyCode::BackTab,
-            "up" => KeyCode::Up,
-            "down" => KeyCode::Down,
-            "left" => KeyCode::Left,
-            "right" => KeyCode::Right,
-            "home" => KeyCode::Home,
-            "end" => KeyCode::End,
-            "pgup" => KeyCode::PageUp,
-            "pgdn" => KeyCode::PageDown,
-            "backspace" => KeyCode::Backspace,
-            "del" => KeyCode::Delete,
-            "insert" => KeyCode::Insert,
-            f if f.len() > 1 && f.starts_with('F') && f[1..].parse::<u8>().is_ok_and(|n| (1..=24).contains(&n)) => {
-                KeyCode::F(f[1..].parse().expect("checked"))
-            }
-            s if s.chars().count() == 1 => {
-                let c = s.chars().next().expect("one char");
-                if c.is_control() {
-                    return Err(bad());
-                }
-                // ctrl-X and ctrl-x are the same key to a terminal.
-                let c = if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c };
-                mods.remove(KeyModifiers::SHIFT);
-                KeyCode::Char(c)
-            }
-            _ => return Err(bad()),
-        };
-        Ok(Key { code, mods })
-    }
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.mods.contains(KeyModifiers::CONTROL) {
-            f.write_str("ctrl-")?;
-        }
-        if self.mods.contains(KeyModifiers::ALT) {
-            f.write_str("alt-")?;
-        }
-        if self.mods.contains(KeyModifiers::SHIFT) {
-            f.write_str("shift-")?;
-        }
-        match self.code {
-            KeyCode::Char(' ') => f.write_str("space"),
-            KeyCode::Char(c) => write!(f, "{c}"),
-            KeyCode::Enter => f.write_str("enter"),
-            KeyCode::Esc => f.write_str("esc"),
-            KeyCode::Up => f.write_str("up"),
-            KeyCode::Down => f.write_str("down"),
-            KeyCode::Left => f.write_str("left"),
-            KeyCode::Right => f.write_str("right"),
-            KeyCode::Home => f.write_str("home"),
-            KeyCode::End => f.write_str("end"),
-            KeyCode::PageUp => f.write_str("pgup"),
-            KeyCode::PageDown => f.write_str("pgdn"),
-            KeyCode::Tab => f.write_str("tab"),
-            KeyCode::BackTab => f.write_str("shift-tab"),
-            KeyCode::Backspace => f.write_str("backspace"),
-            KeyCode::Delete => f.write_str("del"),
-            KeyCode::Insert => f.write_str("insert"),
-            KeyCode::F(n) => write!(f, "F{n}"),
-            other => write!(f, "{other:?}"),
-        }
-    }
-}
+mod key;
+pub use key::Key;
 
 /// One row of a key table.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +67,8 @@ pub enum Mode {
     /// Typing in a list's `/` search line.
     Search,
     Inventory,
+    /// The Metrics view under the Inventory tab.
+    Metrics,
     Rpc,
     /// Filling in the RPC form.
     RpcForm,
@@ -235,7 +109,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 27] = [
+    pub const ALL: [Mode; 28] = [
         Mode::Global,
         Mode::Discovery,
         Mode::DiscoveryFilter,
@@ -247,6 +121,7 @@ impl Mode {
         Mode::SortMenu,
         Mode::ColumnChooser,
         Mode::Inventory,
+        Mode::Metrics,
         Mode::Xen,
         Mode::XenDestinations,
         Mode::XenPlan,
@@ -272,6 +147,7 @@ impl Mode {
             Mode::DiscoveryFilter => "Editing the discovery filter",
             Mode::Search => "Searching a list (/)",
             Mode::Inventory => "Inventory",
+            Mode::Metrics => "Metrics",
             Mode::Rpc => "RPC",
             Mode::RpcForm => "RPC form",
             Mode::RpcField => "Editing an RPC form field",
@@ -305,6 +181,7 @@ impl Mode {
             Mode::DiscoveryFilter => "discovery_filter",
             Mode::Search => "search",
             Mode::Inventory => "inventory",
+            Mode::Metrics => "metrics",
             Mode::Rpc => "rpc",
             Mode::RpcForm => "rpc_form",
             Mode::RpcField => "rpc_field",
@@ -338,6 +215,7 @@ impl Mode {
             Mode::DiscoveryFilter => "EDIT FILTER",
             Mode::Search => "SEARCH",
             Mode::Inventory => "INVENTORY",
+            Mode::Metrics => "METRICS",
             Mode::Rpc => "RPC",
             Mode::RpcForm => "RPC FORM",
             Mode::RpcField => "EDIT FIELD",
@@ -421,6 +299,7 @@ fn default_table(mode: Mode) -> Vec<Binding> {
         Mode::DiscoveryFilter => discovery::filter_key_table(),
         Mode::Search => search::key_table(),
         Mode::Inventory => inventory::key_table(),
+        Mode::Metrics => metrics::key_table(),
         Mode::Rpc => rpc::key_table(),
         Mode::RpcForm => rpc::form_key_table(),
         Mode::RpcField => rpc::field_key_table(),
@@ -612,102 +491,4 @@ fn section_line(text: &str, section: &str) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crossterm::event::KeyEventKind;
-
-    fn press(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
-        KeyEvent::new_with_kind(code, mods, KeyEventKind::Press)
-    }
-
-    #[test]
-    fn compiled_in_tables_are_valid() {
-        Keymap::defaults().validate().unwrap();
-        for mode in Mode::ALL {
-            let mut names: Vec<&str> = Keymap::defaults().table(mode).iter().map(|b| b.name).collect();
-            let n = names.len();
-            names.sort();
-            names.dedup();
-            assert_eq!(n, names.len(), "binding names are unique in {mode}");
-        }
-    }
-
-    #[test]
-    fn keys_parse_and_print_the_same_way() {
-        for text in ["q", "G", "?", "space", "enter", "esc", "tab", "shift-tab", "up", "pgdn", "F9", "ctrl-c", "alt-x", "/", "[", "]"] {
-            assert_eq!(Key::parse(text).unwrap().to_string(), text);
-        }
-        assert_eq!(Key::parse("ctrl-C").unwrap(), Key::ctrl('c'));
-        assert!(Key::parse("ctrl-").unwrap_err().contains("unknown key \"ctrl-\""));
-        assert!(Key::parse("hyper-x").is_err());
-        assert!(Key::parse("F99").is_err());
-        assert!(Key::parse("").is_err());
-    }
-
-    #[test]
-    fn lookup_ignores_shift_on_characters_and_backtab_and_honours_ctrl() {
-        let keys = Keymap::defaults();
-        let help = keys.lookup(Mode::Global, &press(KeyCode::Char('?'), KeyModifiers::SHIFT)).unwrap();
-        assert_eq!(help.action, Action::ToggleHelp);
-        let back = keys.lookup(Mode::Global, &press(KeyCode::BackTab, KeyModifiers::SHIFT)).unwrap();
-        assert_eq!(back.action, Action::PrevPanel);
-        let quit = keys.lookup(Mode::DiscoveryFilter, &press(KeyCode::Char('c'), KeyModifiers::CONTROL)).unwrap();
-        assert_eq!(quit.action, Action::Quit);
-        assert!(keys.lookup(Mode::DiscoveryFilter, &press(KeyCode::Char('q'), KeyModifiers::NONE)).is_none());
-        let failed = keys.lookup(Mode::Discovery, &press(KeyCode::Char('F'), KeyModifiers::SHIFT)).unwrap();
-        assert_eq!(failed.name, "tag_failed");
-        assert_eq!(
-            keys.lookup(Mode::Global, &press(KeyCode::Char('5'), KeyModifiers::NONE)).unwrap().action,
-            Action::FocusPanel(PanelId::Rpc)
-        );
-    }
-
-    #[test]
-    fn a_user_file_rebinds_by_name() {
-        let mut keys = Keymap::defaults();
-        keys.apply_user("[discovery]\ntag_failed = \"ctrl-f\"\ndown = [\"j\", \"down\", \"ctrl-n\"]\n\n[global]\nhelp = []\n", "keys.toml")
-            .unwrap();
-        let b = keys.lookup(Mode::Discovery, &press(KeyCode::Char('f'), KeyModifiers::CONTROL)).unwrap();
-        assert_eq!(b.name, "tag_failed");
-        assert!(keys.lookup(Mode::Discovery, &press(KeyCode::Char('F'), KeyModifiers::NONE)).is_none(), "the old key is gone");
-        assert_eq!(keys.lookup(Mode::Discovery, &press(KeyCode::Char('n'), KeyModifiers::CONTROL)).unwrap().name, "down");
-        assert!(keys.lookup(Mode::Global, &press(KeyCode::Char('?'), KeyModifiers::NONE)).is_none());
-        assert_eq!(keys.table(Mode::Global).iter().find(|b| b.name == "help").unwrap().keys_label(), "(unbound)");
-    }
-
-    #[test]
-    fn a_duplicate_binding_names_the_line() {
-        let mut keys = Keymap::defaults();
-        let e = keys.apply_user("# mine\n[discovery]\nrerun = \"r\"\ntag = \"s\"\n", "keys.toml").unwrap_err().to_string();
-        assert_eq!(e, "keys.toml:4: [discovery] key s is bound twice (tag and sort)");
-    }
-
-    #[test]
-    fn an_unknown_action_key_or_section_names_the_line() {
-        let e = Keymap::defaults().apply_user("[discovery]\nrerun = \"r\"\nexplode = \"x\"\n", "k.toml").unwrap_err().to_string();
-        assert!(e.starts_with("k.toml:3: [discovery] unknown action \"explode\" (known: aim, edit_filter"), "{e}");
-        let e = Keymap::defaults().apply_user("[discovery]\ntag = \"ctrl-\"\n", "k.toml").unwrap_err().to_string();
-        assert!(e.starts_with("k.toml:2: [discovery] tag: unknown key \"ctrl-\""), "{e}");
-        let e = Keymap::defaults().apply_user("\n[nowhere]\nx = \"y\"\n", "k.toml").unwrap_err().to_string();
-        assert!(e.starts_with("k.toml:2: unknown section [nowhere] (known: global, discovery"), "{e}");
-        let e = Keymap::defaults().apply_user("[discovery]\ntag = 3\n", "k.toml").unwrap_err().to_string();
-        assert!(e.starts_with("k.toml:2: expected a key"), "{e}");
-        let e = Keymap::defaults().apply_user("[discovery]\ntag = \"t\"\ntag = \"u\"\n", "k.toml").unwrap_err().to_string();
-        assert!(e.starts_with("k.toml:3:"), "{e}");
-    }
-
-    #[test]
-    fn a_plain_character_in_a_text_entry_mode_is_an_error() {
-        let e = Keymap::defaults().apply_user("[command_line]\ncomplete = \"x\"\n", "k.toml").unwrap_err().to_string();
-        assert_eq!(e, "k.toml:2: [command_line] key x (complete) would shadow typing");
-    }
-
-    #[test]
-    fn load_without_a_file_is_the_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Keymap::load(Some(&dir.path().join("keys.toml"))).unwrap(), Keymap::defaults());
-        std::fs::write(dir.path().join("keys.toml"), "[log]\nreopen = \"o\"\n").unwrap();
-        let keys = Keymap::load(Some(&dir.path().join("keys.toml"))).unwrap();
-        assert_eq!(keys.key_of(Mode::Log, "reopen"), Some(Key::ch('o')));
-    }
-}
+mod tests;

@@ -9,8 +9,9 @@
 //! focused panel, then to the global table (tab, 1-6, `?`, `:`, `q`, `esc` back). Each panel and
 //! popup owns its key table (`key_table()`, in the panel's `keys.rs`); [`keys`] merges them with
 //! the global keys and the user's keys file, and the footer and help are generated from the result.
-//! Tab 7 is Jobs (`jobs`), with the Concat view (`concat`) under it (`]`): eight titled tabs
-//! do not fit 80 columns.
+//! Tab 7 is Jobs (`jobs`), with the Concat view (`concat`) under it (`]`); tab 3, Inventory,
+//! has the Metrics view (`metrics`) under it (`]` past its last tab, `[` before its first):
+//! eight titled tabs do not fit 80 columns.
 //!
 //! A panel larger than one file is a folder: `mod.rs` holds its state, messages and `Component`
 //! impl, `keys.rs` its key table, `draw.rs` (`view.rs` for Processes) its drawing, `tests.rs` its
@@ -55,6 +56,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod keys;
 pub mod log;
+pub mod metrics;
 pub mod net;
 pub mod processes;
 pub mod record;

@@ -7,16 +7,19 @@
 //! a slow request never holds up another, and a hub error or late reply can only reach the work
 //! it belongs to. When the watching link fails the task says so and reconnects every couple of
 //! seconds by itself; a round asked for meanwhile runs as soon as the link is back.
+//!
+//! The Metrics view's subscription lives on one more link of its own ([`metrics_stream`]): its
+//! updates arrive unasked, so they must not share a link with work that reads replies.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use fleet_protocol::{Filter, Message};
+use fleet_protocol::{Filter, Message, MetricSubscribe};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -27,7 +30,7 @@ use super::discovery::filter_of;
 use super::inventory::{self, Part};
 use super::rpc::{self, FleetAgent};
 use super::{processes, xen};
-use super::{concat, jobs};
+use super::{concat, jobs, metrics};
 
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -118,6 +121,8 @@ struct Work {
     round: Option<AbortHandle>,
     /// The filter of the latest round: whose members the registry reads report.
     active_filter: Arc<Mutex<String>>,
+    /// The metrics stream's inbox of subscriptions, once the Metrics view first asked.
+    metrics: Option<UnboundedSender<MetricSubscribe>>,
 }
 
 impl Work {
@@ -170,6 +175,26 @@ impl Work {
                         .await
                 });
             }
+            NetCommand::Metrics(metrics::Cmd::Subscribe(ask)) => {
+                // One stream for the console's lifetime; each ask replaces its subscription.
+                let stream = self.metrics.get_or_insert_with(|| {
+                    let (tx, rx) = unbounded_channel();
+                    tokio::spawn(metrics_stream(settings.clone(), rx, actions.clone()));
+                    tx
+                });
+                if stream.send(ask).is_err() {
+                    tracing::error!("the metrics stream is gone");
+                }
+            }
+            NetCommand::Metrics(metrics::Cmd::Facts { nodes, fact }) => {
+                tokio::spawn(async move {
+                    let scope = Scope { filter: String::new(), targets: Some(nodes) };
+                    let result = fleet_facts(&settings, &pool, &scope, std::slice::from_ref(&fact)).await.map(|by_node| {
+                        by_node.into_iter().map(|(node, mut values)| (node, values.remove(&fact).unwrap_or(Value::Null))).collect()
+                    });
+                    let _ = actions.send(Action::Metrics(metrics::Msg::Facts { fact, result }));
+                });
+            }
             NetCommand::Concat(cmd) => {
                 tokio::spawn(async move {
                     with_link(&pool, &actions, "concat", async |client, actions| {
@@ -201,6 +226,72 @@ async fn with_link(
     }
 }
 
+/// What woke the metrics stream.
+enum StreamEvent {
+    Ask(Option<MetricSubscribe>),
+    Update(fleet_protocol::MetricUpdate),
+    Other,
+    Lost(String),
+    Retry,
+}
+
+/// The Metrics view's stream: a link of its own holding the console's metrics subscription, its
+/// `MetricUpdate`s sent on as the view's messages. Each ask replaces the subscription in force;
+/// an empty ask is sent to the hub (it stops forwarding) and the link closed until the next ask.
+/// A lost link is opened again with the latest ask every [`RETRY_EVERY`]. Ends with the UI.
+async fn metrics_stream(settings: Arc<NetSettings>, mut asks: UnboundedReceiver<MetricSubscribe>, actions: UnboundedSender<Action>) {
+    let mut ask = MetricSubscribe::default();
+    let mut link: Option<Client> = None;
+    loop {
+        let wanted = !ask.nodes.is_empty() || ask.all_nodes;
+        if wanted && link.is_none() {
+            match settings.connect(false).await {
+                Ok(mut client) => match client.subscribe_metrics(ask.clone()).await {
+                    Ok(()) => link = Some(client),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot subscribe to metrics"),
+                },
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "no link for the metrics stream"),
+            }
+        }
+        let event = match link.as_mut() {
+            Some(client) => tokio::select! {
+                next = asks.recv() => StreamEvent::Ask(next),
+                msg = client.recv() => match msg {
+                    Ok(Message::MetricUpdate(update)) => StreamEvent::Update(update),
+                    Ok(_) => StreamEvent::Other,
+                    Err(e) => StreamEvent::Lost(format!("{e:#}")),
+                },
+            },
+            None if wanted => tokio::select! {
+                _ = tokio::time::sleep(RETRY_EVERY) => StreamEvent::Retry,
+                next = asks.recv() => StreamEvent::Ask(next),
+            },
+            None => StreamEvent::Ask(asks.recv().await),
+        };
+        match event {
+            StreamEvent::Ask(None) => return,
+            StreamEvent::Ask(Some(next)) => {
+                ask = next;
+                let empty = ask.nodes.is_empty() && !ask.all_nodes;
+                if let Some(client) = link.as_mut() {
+                    let sent = client.subscribe_metrics(ask.clone()).await;
+                    if empty || sent.is_err() {
+                        link = None;
+                    }
+                }
+            }
+            StreamEvent::Update(update) => {
+                let _ = actions.send(Action::Metrics(metrics::Msg::Update(update)));
+            }
+            StreamEvent::Other | StreamEvent::Retry => {}
+            StreamEvent::Lost(reason) => {
+                tracing::warn!(%reason, "metrics stream link lost; opening another");
+                link = None;
+            }
+        }
+    }
+}
+
 /// The task. Runs until the UI drops its command sender.
 pub async fn run(
     settings: fleet_client::Settings,
@@ -215,6 +306,7 @@ pub async fn run(
         actions: actions.clone(),
         round: None,
         active_filter: Arc::new(Mutex::new(String::new())),
+        metrics: None,
     };
     // A round asked for while no hub was reachable runs on connect.
     let mut wanted: Option<NetCommand> = None;

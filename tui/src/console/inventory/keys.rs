@@ -19,6 +19,7 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("prev_tab", &["["], Action::Inventory(I::PrevTab), "previous tab"),
         Binding::new("fold", &["enter", "space"], Action::Inventory(I::Fold), "fold"),
         Binding::new("refresh", &["r"], Action::Inventory(I::Refresh), "refresh"),
+        Binding::new("metrics", &["m"], Action::Inventory(I::ShowMetrics), "metrics view"),
         Binding::new("search", &["/"], Action::Search(SearchEdit::Open), "search"),
     ];
     t.extend(nav_bindings());

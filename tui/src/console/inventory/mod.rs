@@ -2,7 +2,9 @@
 //! (a tree of nested facts, foldable and searchable), Agents (name, version, description and
 //! actions, from rpcutil agent_inventory), Classes and Stats (rpcutil daemon_stats: counters,
 //! uptime, hubs). Data is fetched when a node is first shown and again when its registration
-//! changes (a `NodeChanged` event) or on `r`.
+//! changes (a `NodeChanged` event) or on `r`. `]` past the last tab (Stats), or `m`, switches
+//! to the Metrics view ([`super::metrics`]), which shares the tab because eight titled tabs do
+//! not fit 80 columns; there `]` goes on to Facts and `[` back to Stats.
 //!
 //! This file holds the panel's state and how actions change it; `keys` its key table and
 //! `draw` the drawing.
@@ -25,6 +27,7 @@ use serde_json::Value;
 use super::action::{Action, Nav, NetCommand, PanelId};
 use super::component::{Component, PanelContext};
 use super::keys::{Keymap, Mode};
+use super::metrics::MetricsView;
 use super::theme::Theme;
 use super::widgets::search::Search;
 use fleet_client::format::value_text;
@@ -40,6 +43,8 @@ pub enum Msg {
     /// Fold or unfold the fact branch under the cursor.
     Fold,
     Refresh,
+    /// The Metrics view (`m`, `:group`).
+    ShowMetrics,
     /// An answer of the network task for `node`.
     Fetched {
         node: String,
@@ -184,8 +189,17 @@ pub fn fact_lines(facts: &Value, folded: &HashSet<String>, search: &Search) -> V
 
 pub use fleet_client::format::{uptime as format_uptime, utc_datetime as format_utc};
 
+/// Which of the tab's two views is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Inventory,
+    Metrics,
+}
+
 pub struct Inventory {
     theme: Theme,
+    view: View,
+    metrics: MetricsView,
     keys: Arc<Keymap>,
     nodes: Vec<String>,
     /// The node under the cursor (kept by name: the list changes as nodes come and go).
@@ -215,6 +229,8 @@ impl Inventory {
             .unwrap_or_default();
         Inventory {
             theme: ctx.theme.clone(),
+            view: View::Inventory,
+            metrics: MetricsView::new(ctx),
             keys: ctx.keys.clone(),
             nodes: Vec::new(),
             selected: None,
@@ -234,7 +250,24 @@ impl Inventory {
     }
 
     pub fn mode(&self) -> Mode {
+        if self.view == View::Metrics {
+            return self.metrics.mode();
+        }
         if self.search().editing() { Mode::Search } else { Mode::Inventory }
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn metrics(&self) -> &MetricsView {
+        &self.metrics
+    }
+
+    /// Shows `view`; the Metrics view subscribes while it is on screen and unsubscribes when not.
+    fn show_view(&mut self, view: View) -> Option<Action> {
+        self.view = view;
+        self.metrics.set_open(self.shown && view == View::Metrics)
     }
 
     pub fn selected(&self) -> Option<&str> {
@@ -317,9 +350,25 @@ impl Inventory {
         match msg {
             Msg::FocusDetails => self.focus = Focus::Details,
             Msg::FocusNodes => self.focus = Focus::Nodes,
+            Msg::ShowMetrics => return self.show_view(View::Metrics),
+            // From the Metrics view, on round the cycle of tabs: `]` to Facts, `[` to Stats.
+            Msg::NextTab | Msg::PrevTab if self.view == View::Metrics => {
+                self.tab = if msg == Msg::NextTab { Tab::Facts } else { Tab::Stats };
+                self.detail_cursor = 0;
+                let leave = self.show_view(View::Inventory);
+                let fetch = self.fetch_selected(false);
+                return match (leave, fetch) {
+                    (Some(a), Some(b)) => Some(Action::Batch(vec![a, b])),
+                    (a, b) => a.or(b),
+                };
+            }
             Msg::NextTab | Msg::PrevTab => {
                 let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
                 let n = Tab::ALL.len();
+                // The Metrics view sits past the last tab (`[` from the first still wraps to it).
+                if msg == Msg::NextTab && i == n - 1 {
+                    return self.show_view(View::Metrics);
+                }
                 self.tab = Tab::ALL[if msg == Msg::NextTab { (i + 1) % n } else { (i + n - 1) % n }];
                 self.detail_cursor = 0;
             }
@@ -348,10 +397,40 @@ impl Inventory {
 
 impl Component for Inventory {
     fn handle_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if self.view == View::Metrics {
+            return self.metrics.handle_key(key);
+        }
         self.on_key(key)
     }
 
     fn update(&mut self, action: Action) -> Option<Action> {
+        // The Metrics view follows the hosts in scope whether shown or not.
+        let for_metrics = match &action {
+            Action::Metrics(_) => return self.metrics.update(action),
+            Action::Nav(_) if self.view == View::Metrics => return self.metrics.update(action),
+            Action::Nodes(_) | Action::Members { .. } | Action::ScopeChanged(_) | Action::ThemeChanged(_) => {
+                self.metrics.update(action.clone())
+            }
+            _ => None,
+        };
+        let own = self.on_action(action);
+        match (for_metrics, own) {
+            (Some(a), Some(b)) => Some(Action::Batch(vec![a, b])),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect) {
+        match self.view {
+            View::Inventory => self.render(frame, area),
+            View::Metrics => self.metrics.draw(frame, area),
+        }
+    }
+}
+
+impl Inventory {
+    /// What the Inventory view does with an action.
+    fn on_action(&mut self, action: Action) -> Option<Action> {
         match action {
             Action::Inventory(msg) => return self.on_msg(msg),
             Action::Nav(nav) => return self.move_cursor(nav),
@@ -372,7 +451,12 @@ impl Component for Inventory {
             }
             Action::FocusChanged(panel) => {
                 self.shown = panel == PanelId::Inventory;
-                return self.fetch_selected(false);
+                let metrics = self.metrics.set_open(self.shown && self.view == View::Metrics);
+                let fetch = if self.view == View::Inventory { self.fetch_selected(false) } else { None };
+                return match (metrics, fetch) {
+                    (Some(a), Some(b)) => Some(Action::Batch(vec![a, b])),
+                    (a, b) => a.or(b),
+                };
             }
             Action::NodeEvent(Event::NodeChanged { identity } | Event::NodeJoined { identity }) => {
                 // A registration change: what is cached for the node is out of date.
@@ -385,9 +469,5 @@ impl Component for Inventory {
             _ => {}
         }
         None
-    }
-
-    fn draw(&self, frame: &mut Frame, area: Rect) {
-        self.render(frame, area);
     }
 }
