@@ -8,7 +8,7 @@
 //! it belongs to. When the watching link fails the task says so and reconnects every couple of
 //! seconds by itself; a round asked for meanwhile runs as soon as the link is back.
 //!
-//! The Metrics view's subscription lives on one more link of its own ([`metrics_stream`]): its
+//! The Metrics view's subscription lives on one more link of its own (`stream.rs`): its
 //! updates arrive unasked, so they must not share a link with work that reads replies.
 
 use std::collections::BTreeMap;
@@ -222,72 +222,6 @@ async fn with_link(
         }
         Err(e) => {
             let _ = actions.send(super::action::Notice::error(format!("{what}: {e:#}")));
-        }
-    }
-}
-
-/// What woke the metrics stream.
-enum StreamEvent {
-    Ask(Option<MetricSubscribe>),
-    Update(fleet_protocol::MetricUpdate),
-    Other,
-    Lost(String),
-    Retry,
-}
-
-/// The Metrics view's stream: a link of its own holding the console's metrics subscription, its
-/// `MetricUpdate`s sent on as the view's messages. Each ask replaces the subscription in force;
-/// an empty ask is sent to the hub (it stops forwarding) and the link closed until the next ask.
-/// A lost link is opened again with the latest ask every [`RETRY_EVERY`]. Ends with the UI.
-async fn metrics_stream(settings: Arc<NetSettings>, mut asks: UnboundedReceiver<MetricSubscribe>, actions: UnboundedSender<Action>) {
-    let mut ask = MetricSubscribe::default();
-    let mut link: Option<Client> = None;
-    loop {
-        let wanted = !ask.nodes.is_empty() || ask.all_nodes;
-        if wanted && link.is_none() {
-            match settings.connect(false).await {
-                Ok(mut client) => match client.subscribe_metrics(ask.clone()).await {
-                    Ok(()) => link = Some(client),
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot subscribe to metrics"),
-                },
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "no link for the metrics stream"),
-            }
-        }
-        let event = match link.as_mut() {
-            Some(client) => tokio::select! {
-                next = asks.recv() => StreamEvent::Ask(next),
-                msg = client.recv() => match msg {
-                    Ok(Message::MetricUpdate(update)) => StreamEvent::Update(update),
-                    Ok(_) => StreamEvent::Other,
-                    Err(e) => StreamEvent::Lost(format!("{e:#}")),
-                },
-            },
-            None if wanted => tokio::select! {
-                _ = tokio::time::sleep(RETRY_EVERY) => StreamEvent::Retry,
-                next = asks.recv() => StreamEvent::Ask(next),
-            },
-            None => StreamEvent::Ask(asks.recv().await),
-        };
-        match event {
-            StreamEvent::Ask(None) => return,
-            StreamEvent::Ask(Some(next)) => {
-                ask = next;
-                let empty = ask.nodes.is_empty() && !ask.all_nodes;
-                if let Some(client) = link.as_mut() {
-                    let sent = client.subscribe_metrics(ask.clone()).await;
-                    if empty || sent.is_err() {
-                        link = None;
-                    }
-                }
-            }
-            StreamEvent::Update(update) => {
-                let _ = actions.send(Action::Metrics(metrics::Msg::Update(update)));
-            }
-            StreamEvent::Other | StreamEvent::Retry => {}
-            StreamEvent::Lost(reason) => {
-                tracing::warn!(%reason, "metrics stream link lost; opening another");
-                link = None;
-            }
         }
     }
 }
@@ -612,6 +546,9 @@ async fn fleet_agents(settings: &NetSettings, pool: &Pool, scope: &Scope) -> Res
     }
     Ok(agents.into_values().collect())
 }
+
+mod stream;
+use stream::metrics_stream;
 
 #[cfg(test)]
 mod tests;
