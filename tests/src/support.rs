@@ -608,18 +608,69 @@ pub fn fleet(hub: &str, args: &[&str]) -> Output {
     fleet_raw(&all)
 }
 
-/// Runs `fleet ARGS...` (no `--hub` added) in the same clean environment as [`fleet`].
-pub fn fleet_raw(args: &[&str]) -> Output {
-    let config_home = tempfile::Builder::new().prefix("fleet-xdg-").tempdir().expect("tempdir");
-    let started = Instant::now();
-    let mut child = Command::new(fleet_bin())
-        .args(args)
-        .env("XDG_CONFIG_HOME", config_home.path())
+/// `fleet ARGS...` in the clean environment every test runs it in: its config under
+/// `config_home`, the test caller's key and the test hub's key, nothing from the caller's shell.
+pub fn fleet_command(config_home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(fleet_bin());
+    c.args(args)
+        .env("XDG_CONFIG_HOME", config_home)
         .env("FLEET_KEY", TestKeys::get().private_key())
         .env("FLEET_HUB_KEY", TestKeys::get().hub_public_key())
         .env_remove("FLEET_HUB")
         .env_remove("FLEET_CONFIG")
-        .env_remove("RUST_LOG")
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// A `fleet` that keeps running (`--watch`, `--follow`): its stdout lines arrive on `lines` as it
+/// prints them. Killed and reaped on drop.
+pub struct FleetStream {
+    child: Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    _config_home: tempfile::TempDir,
+}
+
+impl FleetStream {
+    /// Starts `fleet ARGS...` as [`fleet_command`] sets it up.
+    pub fn start(args: &[&str]) -> FleetStream {
+        use std::io::BufRead as _;
+        let config_home = tempfile::Builder::new().prefix("fleet-xdg-").tempdir().expect("tempdir");
+        let mut child = fleet_command(config_home.path(), args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn fleet");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        FleetStream { child, lines, _config_home: config_home }
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for FleetStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `fleet ARGS...` (no `--hub` added) in the same clean environment as [`fleet`].
+pub fn fleet_raw(args: &[&str]) -> Output {
+    let config_home = tempfile::Builder::new().prefix("fleet-xdg-").tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut child = fleet_command(config_home.path(), args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

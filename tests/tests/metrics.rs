@@ -5,14 +5,12 @@
 //! /proc. Then web-02 must be the worst host of the web group, `-S 'metric.load1>50'` must find
 //! it alone (by broadcast: only nodes can answer), and its history must be there at once.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use fleet_e2e::support::{Hub, Node, NodeSpec, Output, TestKeys, discover, fleet, fleet_bin, wait_for, wait_for_nodes};
+use fleet_e2e::support::{FleetStream, Hub, Node, NodeSpec, Output, discover, fleet, wait_for, wait_for_nodes};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(20);
@@ -154,40 +152,19 @@ fn watch_prints_round_after_round() {
     let hub = Hub::start();
     let _node = NodeSpec::new(hub.endpoint(), "solo").config(FAST).start();
     wait_for_nodes(hub.endpoint(), &["solo"], T);
-    let config_home = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(fleet_bin())
-        .args(["--hub", hub.endpoint(), "metrics", "--jsonl", "--watch", "--every", "0.3"])
-        .env("XDG_CONFIG_HOME", config_home.path())
-        .env("FLEET_KEY", TestKeys::get().private_key())
-        .env("FLEET_HUB_KEY", TestKeys::get().hub_public_key())
-        .env_remove("FLEET_HUB")
-        .env_remove("FLEET_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut watch = FleetStream::start(&["--hub", hub.endpoint(), "metrics", "--jsonl", "--watch", "--every", "0.3"]);
     // Rounds keep coming until the samples show up, each one JSON document on its line.
     let deadline = Instant::now() + T;
     let mut rounds = 0;
     let mut sampled = 0;
     while sampled < 2 && Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) else { break };
+        let Ok(line) = watch.lines.recv_timeout(Duration::from_secs(5)) else { break };
         let doc: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         rounds += 1;
         if host(&doc, "solo").is_some_and(|h| h["time_ms"].as_u64() > Some(0)) {
             sampled += 1;
         }
     }
-    let still_running = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let _ = child.wait();
+    let still_running = watch.running();
     assert!(sampled >= 2 && still_running, "--watch printed {rounds} round(s), {sampled} with a sample; running: {still_running}");
 }

@@ -121,40 +121,30 @@ fn only_node_links_send_samples_and_only_console_links_subscribe() {
 /// history the hub holds first.
 #[test]
 fn fleet_metrics_follow_prints_the_hubs_stream() {
-    use std::io::{BufRead, BufReader};
     let hub = Hub::start();
     let _nodes = start_nodes(&hub);
     // The hub holds a few samples of each node, so --history has something to send first.
     wait_for("the hub to hold two samples a node", T, || fleet_e2e::support::hub_stats(hub.endpoint()).metric_samples >= 6);
-    let config_home = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(fleet_e2e::support::fleet_bin())
-        .args(["--hub", hub.endpoint(), "metrics", "--follow", "--history", "-I", "web-02", "-m", "load1", "--jsonl"])
-        .env("XDG_CONFIG_HOME", config_home.path())
-        .env("FLEET_KEY", fleet_e2e::support::TestKeys::get().private_key())
-        .env("FLEET_HUB_KEY", fleet_e2e::support::TestKeys::get().hub_public_key())
-        .env_remove("FLEET_HUB")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let follow = fleet_e2e::support::FleetStream::start(&[
+        "--hub",
+        hub.endpoint(),
+        "metrics",
+        "--follow",
+        "--history",
+        "-I",
+        "web-02",
+        "-m",
+        "load1",
+        "--jsonl",
+    ]);
     let mut updates: Vec<MetricUpdate> = Vec::new();
     let deadline = Instant::now() + T;
     while updates.len() < 3 && Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        if let Ok(line) = follow.lines.recv_timeout(Duration::from_millis(200)) {
             updates.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(follow);
     assert!(updates.len() >= 3, "the stream went on: {updates:?}");
     assert!(updates.iter().all(|u| u.node == "web-02" && u.series.keys().eq(["load1"])), "{updates:?}");
     assert!(updates[0].times.len() >= 2, "the history came first, several samples at once: {:?}", updates[0]);
