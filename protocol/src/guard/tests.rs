@@ -1,4 +1,5 @@
 //! Unit tests of the guard module.
+use super::inspect::FLAG_MORE;
 use super::*;
 
 const LIMITS: GuardLimits = GuardLimits { max_frame: 1000, max_command: 300, max_parts: 4 };
