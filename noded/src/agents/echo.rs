@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
 
 pub struct Echo {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
     /// Share (0.0-1.0) of calls that fail on purpose.
     failure_share: f64,
 }

@@ -190,7 +190,15 @@ impl AgentSet {
     }
 }
 
-/// Parses a compiled-in DDL; a broken built-in DDL is a build defect caught by tests.
-pub(crate) fn builtin_ddl(name: &str, text: &str) -> Ddl {
-    Ddl::from_toml(text, &format!("ddl/agents/{name}.toml")).unwrap_or_else(|e| panic!("built-in DDL is invalid: {e}"))
+/// A compiled-in DDL, parsed once per process and shared by every agent instance (`noded sim`
+/// runs thousands); a broken built-in DDL is a build defect caught by tests.
+pub(crate) fn builtin_ddl(name: &'static str, text: &str) -> Arc<Ddl> {
+    static PARSED: std::sync::Mutex<Vec<(&'static str, Arc<Ddl>)>> = std::sync::Mutex::new(Vec::new());
+    let mut parsed = PARSED.lock().expect("built-in DDL cache");
+    if let Some((_, ddl)) = parsed.iter().find(|(n, _)| *n == name) {
+        return ddl.clone();
+    }
+    let ddl = Arc::new(Ddl::from_toml(text, &format!("ddl/agents/{name}.toml")).unwrap_or_else(|e| panic!("built-in DDL is invalid: {e}")));
+    parsed.push((name, ddl.clone()));
+    ddl
 }

@@ -20,7 +20,7 @@ use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
 mod detail;
 
 pub struct ProcessAgent {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
     snapshot: Arc<Mutex<Snapshotter>>,
 }
 

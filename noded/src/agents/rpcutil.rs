@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::{ActionError, ActionFuture, Agent, AgentContext};
 
 pub struct Rpcutil {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
 }
 
 impl Rpcutil {

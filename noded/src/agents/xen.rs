@@ -41,7 +41,7 @@ const MIGRATE_LIMIT: Duration = Duration::from_secs(290);
 const OUTPUT_CAP: usize = 8 << 20;
 
 pub struct XenAgent {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
     xl: Arc<Xl>,
 }
 

@@ -68,7 +68,7 @@ impl ConcatConfig {
 
 /// The agent: its settings and the node's fragment store.
 pub struct ConcatAgent {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
     inner: Arc<Inner>,
 }
 

@@ -68,7 +68,7 @@ impl JobsConfig {
 }
 
 pub struct JobsAgent {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
     /// `<state_dir>/jobs`; each node identity gets a folder in it, so simulated nodes sharing a
     /// state directory keep their jobs apart.
     dir: PathBuf,

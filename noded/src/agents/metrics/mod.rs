@@ -96,7 +96,7 @@ impl DataSource for WithMetrics {
 }
 
 pub struct MetricsAgent {
-    ddl: Ddl,
+    ddl: Arc<Ddl>,
     sampler: Arc<Sampler>,
 }
 
