@@ -6,8 +6,10 @@
 //!
 //! Memory is bounded three ways: samples per node (by age, `history_minutes`, and by count, one
 //! per `min_interval` over that window), series per sample (`max_series`) and nodes
-//! (`max_nodes`, the node heard from longest ago goes first). A stored value is an `f32` in one
-//! flat ring per node, so a sample costs 8 bytes of time plus 4 bytes per series.
+//! (`max_nodes`, the node heard from longest ago goes first). A stored value is a bfloat16 (the
+//! top half of an `f32`: its range, about 3 significant digits) in one flat ring per node, so a
+//! sample costs 8 bytes of time plus 2 bytes per series. That is plenty for the history a console
+//! draws; a live update carries the node's own value, unrounded.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -60,18 +62,41 @@ impl HubMetricsConfig {
 const MAX_NAME: usize = 200;
 const MAX_PATTERNS: usize = 64;
 
+/// A value kept in 16 bits: the top half of its `f32`, rounded to nearest (even on a tie).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bf16(u16);
+
+impl Bf16 {
+    const NAN: Bf16 = Bf16(0x7fc0);
+
+    fn new(v: f64) -> Bf16 {
+        let v = v as f32;
+        if v.is_nan() {
+            return Bf16::NAN;
+        }
+        let bits = v.to_bits();
+        let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1));
+        Bf16((rounded >> 16) as u16)
+    }
+
+    fn get(self) -> f64 {
+        f64::from(f32::from_bits(u32::from(self.0) << 16))
+    }
+}
+
 /// One node's samples: `times` (hub clock, ms) and, row by row, a value per name in `values`.
 struct NodeSeries {
     names: Arc<[String]>,
     times: VecDeque<u64>,
-    /// `values[i * names.len() + j]` is `names[j]` at `times[i]`; NaN where a sample lacked it.
-    values: VecDeque<f32>,
+    /// `values[i * names.len() + j]` is `names[j]` at `times[i]` (see [`Bf16`]); NaN where a
+    /// sample lacked it.
+    values: VecDeque<Bf16>,
     received: Instant,
 }
 
 impl NodeSeries {
     fn bytes(&self) -> usize {
-        self.times.capacity() * 8 + self.values.capacity() * 4 + self.names.iter().map(|n| n.len() + 24).sum::<usize>()
+        self.times.capacity() * 8 + self.values.capacity() * 2 + self.names.iter().map(|n| n.len() + 24).sum::<usize>()
     }
 
     /// Re-lays the stored rows out for a new set of names (a mount or interface came or went).
@@ -81,7 +106,7 @@ impl NodeSeries {
         let mut values = VecDeque::with_capacity(self.times.capacity() * self.names.len());
         for row in 0..rows {
             for name in self.names.iter() {
-                let v = old.binary_search(name).map_or(f32::NAN, |j| self.values[row * old.len() + j]);
+                let v = old.binary_search(name).map_or(Bf16::NAN, |j| self.values[row * old.len() + j]);
                 values.push_back(v);
             }
         }
@@ -94,7 +119,7 @@ impl NodeSeries {
         let series = (self.names.iter().enumerate())
             .filter(|(_, n)| keep(n))
             .map(|(j, n)| {
-                let column = (0..self.times.len()).map(|i| Some(self.values[i * width + j] as f64).filter(|v| !v.is_nan())).collect();
+                let column = (0..self.times.len()).map(|i| Some(self.values[i * width + j].get()).filter(|v| !v.is_nan())).collect();
                 (n.clone(), column)
             })
             .collect();
@@ -176,7 +201,7 @@ impl MetricStore {
             series.values.reserve_exact((wanted - rows) * width);
         }
         series.times.push_back(now_ms);
-        series.values.extend(sample.values.iter().map(|&v| v as f32));
+        series.values.extend(sample.values.iter().map(|&v| Bf16::new(v)));
         series.received = Instant::now();
         self.samples += 1;
         true
@@ -312,6 +337,17 @@ impl Hub {
 mod tests {
     use super::*;
 
+    #[test]
+    fn stored_values_keep_three_significant_digits_and_their_gaps() {
+        for v in [0.0, 1.26, 99.0, 57.3, 4096.0, 8.5e9, -3.25, 1e-3] {
+            let back = Bf16::new(v).get();
+            assert!((back - v).abs() <= v.abs() / 256.0, "{v} came back as {back}");
+        }
+        assert!(Bf16::new(f64::NAN).get().is_nan());
+        assert!(Bf16::NAN.get().is_nan());
+        assert_eq!(Bf16::new(f64::INFINITY).get(), f64::INFINITY);
+    }
+
     fn sample(names: &[&str], values: &[f64]) -> MetricSample {
         MetricSample { time_ms: 0, names: names.iter().map(|n| n.to_string()).collect(), values: values.to_vec() }
     }
@@ -329,10 +365,11 @@ mod tests {
         }
         let h = s.history("web-01", &|_| true).unwrap();
         assert_eq!(h.times.len(), 60);
-        assert_eq!(h.series["load1"].last(), Some(&Some(999.0)));
+        // Kept to about three significant digits (see Bf16).
+        assert_eq!(h.series["load1"].last(), Some(&Some(1000.0)), "999 is kept as 1000");
         assert_eq!(h.series["load1"][0], Some(940.0));
         // Its memory stays what 60 rows need (plus the growth step), however long it runs.
-        assert!(s.bytes() < 64 * 12 + 200, "{} bytes", s.bytes());
+        assert!(s.bytes() < 64 * 10 + 200, "{} bytes", s.bytes());
     }
 
     #[test]
@@ -359,9 +396,9 @@ mod tests {
                 s.push(&format!("node-{n:04}"), sample(&names, &[1.5; 25]), 1_000_000 + t * 5000 + n);
             }
         }
-        // 181 rows of 8 + 25 * 4 bytes a node, and its names: about 21 MB in all.
+        // 181 rows of 8 + 25 * 2 bytes a node, and its names: about 11 MB in all.
         let per_node = s.bytes() / 1000;
-        assert!((181 * 108..181 * 108 + 2000).contains(&per_node), "{per_node} bytes a node");
+        assert!((181 * 58..181 * 58 + 2000).contains(&per_node), "{per_node} bytes a node");
     }
 
     #[test]
