@@ -27,6 +27,14 @@ pub mod builtin {
 
     /// (agent name, DDL text) of every built-in agent.
     pub fn all() -> Vec<(&'static str, &'static str)> {
-        vec![("rpcutil", RPCUTIL), ("echo", ECHO), ("process", PROCESS), ("xen", XEN), ("concat", CONCAT), ("jobs", JOBS), ("metrics", METRICS)]
+        vec![
+            ("rpcutil", RPCUTIL),
+            ("echo", ECHO),
+            ("process", PROCESS),
+            ("xen", XEN),
+            ("concat", CONCAT),
+            ("jobs", JOBS),
+            ("metrics", METRICS),
+        ]
     }
 }

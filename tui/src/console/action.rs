@@ -10,10 +10,10 @@ use crossterm::event::KeyEvent;
 use fleet_protocol::{Event, Status};
 use serde_json::{Map, Value};
 
-use super::theme::Theme;
 use super::inspector::{self, Inspection};
-use super::{discovery, inventory, log, processes, rpc, xen};
+use super::theme::Theme;
 use super::{concat, jobs, metrics};
+use super::{discovery, inventory, log, processes, rpc, xen};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

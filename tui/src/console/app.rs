@@ -338,7 +338,8 @@ impl App {
             },
             "columns" => {
                 let columns: Vec<String> = arg.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect();
-                if let Some(bad) = columns.iter().find(|c| !c.chars().all(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.' | ':'))) {
+                if let Some(bad) = columns.iter().find(|c| !c.chars().all(|ch| ch.is_alphanumeric() || matches!(ch, '_' | '-' | '.' | ':')))
+                {
                     return Some(Notice::error(format!("not a fact name: {bad:?} (e.g. columns country,role)")));
                 }
                 let said = if columns.is_empty() { "no fact columns".to_string() } else { format!("fact columns {}", columns.join(", ")) };

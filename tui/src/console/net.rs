@@ -29,8 +29,8 @@ use super::action::{Action, LinkState, NetCommand, ReplyRow, RequestEvent, Reque
 use super::discovery::filter_of;
 use super::inventory::{self, Part};
 use super::rpc::{self, FleetAgent};
-use super::{processes, xen};
 use super::{concat, jobs, metrics};
+use super::{processes, xen};
 
 const RETRY_EVERY: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -171,8 +171,10 @@ impl Work {
             }
             NetCommand::Jobs(cmd) => {
                 tokio::spawn(async move {
-                    with_link(&pool, &actions, "jobs", async |client, actions| jobs::execute(cmd, client, &settings.settings, actions).await)
-                        .await
+                    with_link(&pool, &actions, "jobs", async |client, actions| {
+                        jobs::execute(cmd, client, &settings.settings, actions).await
+                    })
+                    .await
                 });
             }
             NetCommand::Metrics(metrics::Cmd::Subscribe(ask)) => {
