@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use fleet_protocol::join::JoinProof;
+
+use crate::limits::RateBucket;
 use fleet_protocol::keys::PublicKeys;
 
 /// What an enrolled link may do at the hub.
@@ -206,31 +208,6 @@ impl Default for KnockLimits {
     }
 }
 
-/// A token bucket: `rate` per second, bursts of twice that.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl Bucket {
-    fn full(rate: f64) -> Bucket {
-        Bucket { tokens: rate * 2.0, refilled: Instant::now() }
-    }
-
-    /// Takes one token if there is one.
-    fn take(&mut self, rate: f64) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
-        self.refilled = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
-}
-
 /// Source addresses remembered for their knock rate at most; past it the idle ones are dropped.
 const MAX_SOURCES: usize = 4096;
 
@@ -240,9 +217,9 @@ pub struct Enrollment {
     snapshot: Snapshot,
     stamps: Vec<Option<SystemTime>>,
     limits: KnockLimits,
-    bucket: Bucket,
+    bucket: RateBucket,
     /// Knock rate per source address, and which pending keys each source recorded.
-    sources: HashMap<std::net::IpAddr, Bucket>,
+    sources: HashMap<std::net::IpAddr, RateBucket>,
     recorded_from: HashMap<[u8; 32], std::net::IpAddr>,
     /// When the pending list was last found full (the warning is logged once a minute).
     full_warned: Option<Instant>,
@@ -275,7 +252,7 @@ impl Enrollment {
             snapshot: Snapshot::default(),
             stamps: Vec::new(),
             limits,
-            bucket: Bucket::full(limits.per_second),
+            bucket: RateBucket::full(limits.per_second),
             sources: HashMap::new(),
             recorded_from: HashMap::new(),
             full_warned: None,
@@ -373,13 +350,13 @@ impl Enrollment {
             }
             if self.sources.len() >= MAX_SOURCES {
                 // A bucket idle for 2 s is full again: forgetting it changes nothing.
-                self.sources.retain(|_, b| b.refilled.elapsed() < Duration::from_secs(2));
+                self.sources.retain(|_, b| b.idle() < Duration::from_secs(2));
                 if self.sources.len() >= MAX_SOURCES {
                     self.sources.clear();
                 }
             }
             let rate = self.limits.per_source_per_second;
-            if !self.sources.entry(ip).or_insert_with(|| Bucket::full(rate)).take(rate) {
+            if !self.sources.entry(ip).or_insert_with(|| RateBucket::full(rate)).take(rate) {
                 return Verdict::Refused(format!("too many unknown keys knocking from {ip}"));
             }
         }

@@ -1,5 +1,40 @@
-//! File descriptors: what a link costs, and raising the soft limit to the hard one at start, so a
-//! hub or a simulator is bounded by what the administrator allows, not by a login default.
+//! Limits: file descriptors (what a link costs, and raising the soft limit to the hard one at
+//! start, so a hub or a simulator is bounded by what the administrator allows, not by a login
+//! default), and the token bucket every rate limit uses.
+
+use std::time::{Duration, Instant};
+
+/// A token bucket: `rate` per second, bursts of twice that. The rate is passed to each call, so a
+/// changed configuration applies at once.
+#[derive(Debug, Clone, Copy)]
+pub struct RateBucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl RateBucket {
+    /// A bucket holding a full burst.
+    pub fn full(rate: f64) -> RateBucket {
+        RateBucket { tokens: rate * 2.0, refilled: Instant::now() }
+    }
+
+    /// Takes one token; false when the bucket is empty (over the rate).
+    pub fn take(&mut self, rate: f64) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// How long since the bucket was last used.
+    pub fn idle(&self) -> Duration {
+        self.refilled.elapsed()
+    }
+}
 
 /// Descriptors one link costs on each side: the TCP connection, the frame guard's relay to the
 /// ZeroMQ socket, and that socket's end of the relay.

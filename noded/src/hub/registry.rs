@@ -11,6 +11,7 @@ use fleet_protocol::{Ack, Discover, Discovered, DownNode, ErrorNotice, Event, He
 use tracing::{debug, info, warn};
 
 use super::Hub;
+use crate::limits::RateBucket;
 
 pub(super) struct NodeEntry {
     pub peer: Peer,
@@ -77,35 +78,27 @@ impl DownNodes {
 
 pub(super) struct ConsoleEntry {
     pub subscribe: bool,
-    /// Token bucket for the per-console request rate limit.
-    tokens: f64,
-    refilled: Instant,
+    /// The per-console request rate limit.
+    rate: RateBucket,
 }
 
 impl ConsoleEntry {
-    pub fn new(subscribe: bool, burst: f64) -> ConsoleEntry {
-        ConsoleEntry { subscribe, tokens: burst, refilled: Instant::now() }
+    /// A console with a full burst of `rate` requests a second.
+    pub fn new(subscribe: bool, rate: f64) -> ConsoleEntry {
+        ConsoleEntry { subscribe, rate: RateBucket::full(rate) }
     }
 
     /// Takes one token; false when the console is over its rate.
     pub fn take(&mut self, rate: f64) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.rate.take(rate)
     }
 }
 
 impl Hub {
     /// The console entry of `peer`, made on first use (a console may skip Hello).
     pub(super) fn console(&mut self, peer: &Peer) -> &mut ConsoleEntry {
-        let burst = self.config.max_requests_per_second * 2.0;
-        self.consoles.entry(peer.clone()).or_insert_with(|| ConsoleEntry::new(false, burst))
+        let rate = self.config.max_requests_per_second;
+        self.consoles.entry(peer.clone()).or_insert_with(|| ConsoleEntry::new(false, rate))
     }
 
     /// A node's registration, accepted only under the name its link key was enrolled with.
@@ -154,8 +147,8 @@ impl Hub {
     }
 
     pub(super) async fn on_hello(&mut self, peer: Peer, hello: Hello) {
-        let burst = self.config.max_requests_per_second * 2.0;
-        self.consoles.insert(peer.clone(), ConsoleEntry::new(hello.subscribe, burst));
+        let rate = self.config.max_requests_per_second;
+        self.consoles.insert(peer.clone(), ConsoleEntry::new(hello.subscribe, rate));
         debug!(console = %hello.name, "console attached");
         let welcome = Welcome { hub_version: crate::VERSION.to_string(), nodes: self.nodes.len() as u32 };
         self.send(&peer, &Message::Welcome(welcome)).await;
