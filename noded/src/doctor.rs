@@ -134,21 +134,19 @@ pub async fn run(config_path: &Path, cfg: &NodeConfig) -> Report {
 
 /// One link handshake: the enrolled name, or what went wrong and its fix.
 async fn try_attach(endpoint: &str, key: &KeyPair, hub: &PublicKeys, identity: &str) -> Result<String, (String, String)> {
-    let wait = Duration::from_secs(3);
-    let mut link = fleet_protocol::transport::Link::connect(endpoint, wait).await.map_err(|e| {
-        (format!("cannot connect: {e}"), "start the hub, check the address in `hubs`, and that the port is open".to_string())
-    })?;
-    let (init, hello) = fleet_protocol::noise::Initiator::start(key, &hub.link, identity).map_err(|e| (e.to_string(), String::new()))?;
-    link.send(bytes::Bytes::from(hello)).await.map_err(|e| (e.to_string(), "check the hub's log".to_string()))?;
-    match tokio::time::timeout(wait, link.recv()).await {
-        Err(_) => Err((
+    use fleet_protocol::join::AttachError;
+    let log = || "check the hub's log".to_string();
+    fleet_protocol::join::attach_once(endpoint, &hub.link, key, identity, None, Duration::from_secs(3)).await.map_err(|e| match e {
+        AttachError::Connect(e) => {
+            (format!("cannot connect: {e}"), "start the hub, check the address in `hubs`, and that the port is open".into())
+        }
+        AttachError::NoAnswer => (
             "this node's key is not enrolled yet (the hub holds it as pending)".into(),
             format!("on the hub: noded hub enroll --accept {identity} --role node, or join with a token: noded join TOKEN"),
-        )),
-        Ok(Err(e)) => Err((e.to_string(), "check the hub's log".into())),
-        Ok(Ok(answer)) => match init.finish_named(&answer) {
-            Ok((_, name)) => Ok(if name.is_empty() { identity.to_string() } else { name }),
-            Err(e) => Err((format!("hub key mismatch: {e}"), "the pinned hub_key is not this hub's: re-join with a fresh token".into())),
-        },
-    }
+        ),
+        AttachError::Link(e) | AttachError::Refused(e) => (e, log()),
+        AttachError::KeyMismatch(e) => {
+            (format!("hub key mismatch: {e}"), "the pinned hub_key is not this hub's: re-join with a fresh token".into())
+        }
+    })
 }

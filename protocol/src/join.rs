@@ -103,24 +103,56 @@ impl JoinToken {
     }
 }
 
+/// Why a one-off link handshake did not end with the hub accepting the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachError {
+    /// No link to the endpoint (refused, unresolvable, timed out).
+    Connect(String),
+    /// The link broke while sending or waiting.
+    Link(String),
+    /// No answer within the wait: the hub does not know the key (it holds it as pending).
+    NoAnswer,
+    /// The hub said why it refused (a join claim).
+    Refused(String),
+    /// The answer does not complete the handshake: the hub does not hold the pinned key.
+    KeyMismatch(String),
+}
+
+/// One link handshake with the hub at `endpoint` whose link key is `hub_link`, as `name`, with a
+/// join claim when `proof` is given. Returns the name the hub enrolled the key under (the claimed
+/// one from a hub that does not say). Used by `noded join`, `fleet join` and `noded doctor`.
+pub async fn attach_once(
+    endpoint: &str,
+    hub_link: &[u8; 32],
+    key: &KeyPair,
+    name: &str,
+    proof: Option<&JoinProof>,
+    wait: std::time::Duration,
+) -> Result<String, AttachError> {
+    use crate::noise::{Initiator, NoiseError};
+    let mut link = crate::transport::Link::connect(endpoint, wait).await.map_err(|e| AttachError::Connect(e.to_string()))?;
+    let (initiator, hello) = Initiator::start_with(key, hub_link, name, proof).map_err(|e| AttachError::Link(e.to_string()))?;
+    link.send(bytes::Bytes::from(hello)).await.map_err(|e| AttachError::Link(e.to_string()))?;
+    let answer =
+        tokio::time::timeout(wait, link.recv()).await.map_err(|_| AttachError::NoAnswer)?.map_err(|e| AttachError::Link(e.to_string()))?;
+    match initiator.finish_named(&answer) {
+        Ok((_, enrolled)) => Ok(if enrolled.is_empty() { name.to_string() } else { enrolled }),
+        Err(NoiseError::Refused(why)) => Err(AttachError::Refused(why)),
+        Err(e) => Err(AttachError::KeyMismatch(e.to_string())),
+    }
+}
+
 /// Joins the hub named in `token` with `key`, claiming `name`: a link handshake carrying the
 /// token's proof. Returns the name the hub enrolled the key under, or why it did not.
 pub async fn redeem(token: &JoinToken, key: &KeyPair, name: &str, timeout: std::time::Duration) -> Result<String, String> {
-    use crate::noise::Initiator;
-    let mut link = crate::transport::Link::connect(&token.endpoint, timeout)
-        .await
-        .map_err(|e| format!("cannot reach the hub at {}: {e}", token.endpoint))?;
-    let (initiator, hello) = Initiator::start_with(key, &token.hub.link, name, Some(&token.proof(key))).map_err(|e| e.to_string())?;
-    link.send(bytes::Bytes::from(hello)).await.map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(timeout, link.recv())
-        .await
-        .map_err(|_| format!("the hub at {} did not answer the join within {:.0} s", token.endpoint, timeout.as_secs_f64()))?
-        .map_err(|e| e.to_string())?;
-    match initiator.finish_named(&answer) {
-        Ok((_, enrolled)) => Ok(if enrolled.is_empty() { name.to_string() } else { enrolled }),
-        Err(crate::noise::NoiseError::Refused(why)) => Err(why),
-        Err(e) => Err(format!("the hub at {} does not hold the key in the token: {e}", token.endpoint)),
-    }
+    let ep = &token.endpoint;
+    attach_once(ep, &token.hub.link, key, name, Some(&token.proof(key)), timeout).await.map_err(|e| match e {
+        AttachError::Connect(e) => format!("cannot reach the hub at {ep}: {e}"),
+        AttachError::Link(e) => e,
+        AttachError::NoAnswer => format!("the hub at {ep} did not answer the join within {:.0} s", timeout.as_secs_f64()),
+        AttachError::Refused(why) => why,
+        AttachError::KeyMismatch(e) => format!("the hub at {ep} does not hold the key in the token: {e}"),
+    })
 }
 
 /// The first 8 bytes of a key, in hex.
