@@ -8,35 +8,8 @@
 set -euo pipefail
 NODES=${1:-1000}; MINUTES=${2:-15}; BIN=${3:-target/release}
 BIN=$(cd "$BIN" && pwd)
-work=$(mktemp -d /tmp/fleet-metrics-XXXXXX); chmod 700 "$work"
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
-trap cleanup EXIT
-
-"$BIN/noded" keygen --out "$work/hub.key" > /dev/null
-mkdir -p "$work/keys" "$work/callers" "$work/policies" "$work/enroll"; chmod 700 "$work/enroll"
-XDG_CONFIG_HOME="$work/xdg" "$BIN/fleet" keygen bench --dir "$work/keys" > /dev/null
-cp "$work/keys/bench.pub" "$work/callers/bench.pub"
-"$BIN/noded" hub --enroll-dir "$work/enroll" enroll --add bench "$work/keys/bench.pub" --role console > /dev/null
-cat > "$work/noded.toml" <<TOML
-hub_key = "$work/hub.pub"
-callers_dir = "$work/callers"
-policy_dir = "$work/policies"
-audit_log = "$work/audit.log"
-state_dir = "$work/state"
-[hub]
-key_file = "$work/hub.key"
-enroll_dir = "$work/enroll"
-callers_dir = "$work/callers"
-audit_log = "$work/hub-audit.log"
-TOML
-"$BIN/noded" --config "$work/noded.toml" hub --hub tcp://127.0.0.1:0 > "$work/hub.out" 2> "$work/hub.log" & pids+=($!); hub_pid=$!
-ep=""
-for _ in $(seq 100); do ep=$(grep -o 'hub listening on tcp://[0-9.:]*' "$work/hub.out" | awk '{print $4}' || true); [ -n "$ep" ] && break; sleep 0.1; done
-[ -n "$ep" ] || { echo "the hub did not start:"; cat "$work/hub.log"; exit 1; }
-"$BIN/noded" --config "$work/noded.toml" sim --nodes "$NODES" --hub "$ep" --enroll-into "$work/enroll" 2> "$work/sim.log" & pids+=($!)
-export XDG_CONFIG_HOME="$work/xdg" FLEET_KEY="$work/keys/bench.key" FLEET_HUB_KEY="$work/hub.pub" FLEET_HUB="$ep"
-until [ "$("$BIN/fleet" discover --json 2> /dev/null | grep -c '"')" -ge "$NODES" ]; do sleep 1; done
+. "$(dirname "$0")/lib.sh"
+bench_fleet bench "$NODES"
 "$BIN/fleet" metrics --follow --jsonl > "$work/follow.jsonl" 2> "$work/follow.log" & pids+=($!)
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
