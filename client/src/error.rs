@@ -33,6 +33,10 @@ pub enum ClientError {
     /// No hub of the list could be reached, or the link handshake failed.
     #[error("{0}")]
     NoHub(String),
+    /// Registry discovery was asked where no registry runs (a NATS cluster without
+    /// `noded registry`); broadcast discovery still works.
+    #[error("{0}")]
+    NoRegistry(String),
     /// The hub refused something or went away.
     #[error("{0}")]
     Hub(String),

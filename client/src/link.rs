@@ -3,6 +3,11 @@
 //! A hub that dies mid-request costs nothing while another is attached: the nodes are attached to
 //! every hub too, and replies are de-duplicated by sender in the round. Used by the CLI commands
 //! and, from a background task, by the full-screen console.
+//!
+//! The list's `nats://` entries are one more link: a NATS cluster ([`nats`]), used the same way by
+//! everything above this module.
+
+mod nats;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,14 +72,22 @@ pub enum SignatureCheck {
     Bad,
 }
 
-/// One attached hub: where to send, and the link's Noise session (shared with its reader task,
-/// which opens what arrives).
+/// One attached hub, or one NATS cluster.
 struct HubLink {
     hub: String,
-    tx: LinkSender,
-    session: Arc<Mutex<Session>>,
-    reader: JoinHandle<()>,
+    way: Way,
     alive: bool,
+}
+
+enum Way {
+    /// A ZeroMQ hub: where to send, and the link's Noise session (shared with its reader task,
+    /// which opens what arrives).
+    Zmq {
+        tx: LinkSender,
+        session: Arc<Mutex<Session>>,
+        reader: JoinHandle<()>,
+    },
+    Nats(Box<nats::NatsWay>),
 }
 
 /// What a link's reader task hands over: a decrypted frame, or the link's end.
@@ -97,7 +110,9 @@ pub struct Client {
 impl Drop for Client {
     fn drop(&mut self) {
         for l in &self.links {
-            l.reader.abort();
+            if let Way::Zmq { reader, .. } = &l.way {
+                reader.abort();
+            }
         }
     }
 }
@@ -178,16 +193,20 @@ impl Client {
                  or pick one with --caller NAME or FLEET_KEY=FILE"
             ))
         })?;
-        let hub_key = credentials.hub_key.ok_or_else(|| {
-            ClientError::Config(format!(
-                "no hub key{hub_key_at}: copy the hub's hub.pub there (or set `hub_key` in the config, or FLEET_HUB_KEY=FILE)"
-            ))
-        })?;
         if settings.hubs.is_empty() {
             return Err(ClientError::Config("no hub: set `hubs` in the config, FLEET_HUB, or --hub".into()));
         }
+        let (nats_servers, zmq_hubs) = fleet_protocol::nats::split_endpoints(&settings.hubs);
+        let hub_key = match zmq_hubs.is_empty() {
+            true => [0; 32],
+            false => credentials.hub_key.ok_or_else(|| {
+                ClientError::Config(format!(
+                    "no hub key{hub_key_at}: copy the hub's hub.pub there (or set `hub_key` in the config, or FLEET_HUB_KEY=FILE)"
+                ))
+            })?,
+        };
         let tasks: Vec<_> =
-            settings.hubs.iter().map(|hub| tokio::spawn(attach(hub.clone(), signer.clone(), hub_key, settings.connect_timeout))).collect();
+            zmq_hubs.iter().map(|hub| tokio::spawn(attach(hub.clone(), signer.clone(), hub_key, settings.connect_timeout))).collect();
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let mut links = Vec::new();
         let mut errors = Vec::new();
@@ -196,10 +215,17 @@ impl Client {
                 Ok(Ok(a)) => {
                     let session = Arc::new(Mutex::new(a.session));
                     let reader = spawn_reader(links.len(), a.rx, session.clone(), inbox_tx.clone());
-                    links.push(HubLink { hub: a.hub, tx: a.tx, session, reader, alive: true });
+                    links.push(HubLink { hub: a.hub, way: Way::Zmq { tx: a.tx, session, reader }, alive: true });
                 }
                 Ok(Err(e)) => errors.push(e),
                 Err(e) => errors.push(format!("attaching: {e}")),
+            }
+        }
+        if !nats_servers.is_empty() {
+            let shown = nats_servers.iter().map(|s| fleet_protocol::nats::redact(s)).collect::<Vec<_>>().join(",");
+            match nats::NatsWay::attach(nats_servers, &settings.nats, links.len(), inbox_tx.clone(), settings.connect_timeout).await {
+                Ok(way) => links.push(HubLink { hub: shown, way: Way::Nats(Box::new(way)), alive: true }),
+                Err(e) => errors.push(e),
             }
         }
         if links.is_empty() {
@@ -272,11 +298,23 @@ impl Client {
             _ => encode_message(msg).map_err(|e| ClientError::input(format!("encoding message: {e}")))?,
         };
         let mut sent = 0;
+        let mut not_here = 0;
         let mut errors = Vec::new();
         for l in self.links.iter_mut().filter(|l| l.alive) {
-            let sealed = l.session.lock().expect("link session lock").seal(&frame);
+            let (tx, session) = match &mut l.way {
+                Way::Zmq { tx, session, .. } => (tx, session),
+                Way::Nats(way) => {
+                    match way.send(msg, &frame).await {
+                        Ok(nats::Sent::Yes) => sent += 1,
+                        Ok(nats::Sent::NotHere) => not_here += 1,
+                        Err(e) => errors.push(format!("{}: {e}", l.hub)),
+                    }
+                    continue;
+                }
+            };
+            let sealed = session.lock().expect("link session lock").seal(&frame);
             let result = match sealed {
-                Ok(sealed) => l.tx.send(Bytes::from(sealed)).await.map_err(|e| e.to_string()),
+                Ok(sealed) => tx.send(Bytes::from(sealed)).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match result {
@@ -287,6 +325,12 @@ impl Client {
                     errors.push(format!("{}: {e}", l.hub));
                 }
             }
+        }
+        if sent == 0 && not_here > 0 && errors.is_empty() {
+            return Err(ClientError::Hub(format!(
+                "{:?} needs a ZeroMQ hub (noded hub): a NATS cluster has no hub to keep hub counters or live metrics",
+                msg.kind()
+            )));
         }
         if sent == 0 {
             return Err(ClientError::Hub(format!(
@@ -365,14 +409,43 @@ impl Client {
     /// Asks every hub's registry which nodes match, and merges the answers: a node live on any
     /// hub is live; a node down on every hub that knows it is down, since the latest time seen.
     pub async fn discover_all(&mut self, filter: &Filter, collective: &str, timeout: Duration) -> Result<Discovered> {
-        self.send(&Message::Discover(Discover { filter: filter.clone(), collective: Some(collective.to_string()) })).await?;
+        let question = Discover { filter: filter.clone(), collective: Some(collective.to_string()) };
+        self.send(&Message::Discover(question.clone())).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut answered: Vec<bool> = vec![false; self.links.len()];
         let mut nodes = std::collections::BTreeSet::new();
         let mut down: std::collections::BTreeMap<String, u64> = Default::default();
         let mut refusal = None;
+        let mut no_registry = None;
+        // Takes in one link's answer; a refusal is handed back.
+        let mut merge = |answered: &mut Vec<bool>, link: usize, msg: Message| match msg {
+            Message::Discovered(d) => {
+                answered[link] = true;
+                nodes.extend(d.nodes);
+                for n in d.down {
+                    let since = down.entry(n.identity).or_insert(n.since_ms);
+                    *since = (*since).max(n.since_ms);
+                }
+                None
+            }
+            Message::Error(e) => {
+                answered[link] = true;
+                Some(e.message)
+            }
+            _ => None,
+        };
+        // A NATS cluster's registries answer a request of their own, at once.
+        for (i, l) in self.links.iter().enumerate().filter(|(_, l)| l.alive) {
+            if let Way::Nats(way) = &l.way {
+                match way.discover(&question, timeout, &self.limits).await {
+                    Ok(Some(answer)) => refusal = merge(&mut answered, i, answer).or(refusal),
+                    Ok(None) => no_registry = Some(l.hub.clone()),
+                    Err(e) => refusal = Some(format!("{}: {e}", l.hub)),
+                }
+            }
+        }
         loop {
-            let waiting = self.links.iter().enumerate().any(|(i, l)| l.alive && !answered[i]);
+            let waiting = self.links.iter().enumerate().any(|(i, l)| l.alive && !answered[i] && matches!(l.way, Way::Zmq { .. }));
             if !waiting {
                 break;
             }
@@ -380,23 +453,12 @@ impl Client {
                 Ok(r) => r?,
                 Err(_) => break,
             };
-            match next {
-                (link, Message::Discovered(d)) => {
-                    answered[link] = true;
-                    nodes.extend(d.nodes);
-                    for n in d.down {
-                        let since = down.entry(n.identity).or_insert(n.since_ms);
-                        *since = (*since).max(n.since_ms);
-                    }
-                }
-                (link, Message::Error(e)) => {
-                    answered[link] = true;
-                    refusal = Some(e.message);
-                }
-                _ => {}
-            }
+            refusal = merge(&mut answered, next.0, next.1).or(refusal);
         }
         if !answered.iter().any(|a| *a) {
+            if let Some(servers) = no_registry {
+                return Err(ClientError::NoRegistry(format!("no registry runs on NATS {servers} (start one: noded registry)")));
+            }
             return Err(match refusal {
                 Some(e) => ClientError::Hub(format!("hub refused discovery: {e}")),
                 None => ClientError::Hub(format!("hub {} did not answer discovery within {:.1} s", self.hub(), timeout.as_secs_f64())),
@@ -417,6 +479,24 @@ impl Client {
     /// Through two hubs each sample comes twice, stamped by each hub's clock.
     pub async fn subscribe_metrics(&mut self, ask: fleet_protocol::MetricSubscribe) -> Result<()> {
         self.send(&Message::MetricSubscribe(ask)).await
+    }
+
+    /// Publishes request `id` again, the very same signed frame, to each of `nodes` directly,
+    /// where the transport can (NATS); returns how many copies went out (0 on ZeroMQ hubs, which
+    /// lose nothing a retry could bring back).
+    pub async fn resend(&mut self, id: &str, nodes: &[String]) -> usize {
+        let mut sent = 0;
+        for l in self.links.iter_mut().filter(|l| l.alive) {
+            if let Way::Nats(way) = &mut l.way {
+                sent += way.resend(id, nodes).await;
+            }
+        }
+        sent
+    }
+
+    /// Whether [`resend`](Self::resend) can do anything here.
+    pub fn can_resend(&self) -> bool {
+        self.links.iter().any(|l| l.alive && matches!(l.way, Way::Nats(_)))
     }
 
     /// The counters of the first hub that answers.

@@ -223,8 +223,14 @@ pub async fn discover_with_down(client: &mut Client, spec: &Spec) -> Result<(Vec
     }
     match spec.method {
         DiscoveryMethod::Registry | DiscoveryMethod::Flatfile => {
-            let d = client.discover_all(&spec.filter, &spec.collective, spec.discovery_timeout).await?;
-            Ok((d.nodes, d.down))
+            match client.discover_all(&spec.filter, &spec.collective, spec.discovery_timeout).await {
+                Ok(d) => Ok((d.nodes, d.down)),
+                Err(ClientError::NoRegistry(why)) => {
+                    tracing::info!("{why}; discovering by broadcast");
+                    Ok((broadcast_discover(client, spec).await?, Vec::new()))
+                }
+                Err(e) => Err(e),
+            }
         }
         DiscoveryMethod::Broadcast => Ok((broadcast_discover(client, spec).await?, Vec::new())),
     }
@@ -346,7 +352,14 @@ struct InFlight {
     /// Through two hubs a node gets the request twice and refuses the second copy as a replay;
     /// that refusal stands for the node only if nothing better came.
     replay_refusals: HashMap<String, Box<Reply>>,
+    /// When to publish the request again to the nodes still waited for, where the transport can
+    /// lose a message (NATS: a server died with it); `None` where it cannot.
+    retry_at: Option<tokio::time::Instant>,
+    retry_every: Duration,
 }
+
+/// The first retry's wait; each next one waits twice as long.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// Requests in flight and the replies collected for them, by request id: replies are
 /// de-duplicated across hubs, replay refusals held back, unreachable targets marked down, and a
@@ -387,6 +400,8 @@ impl Collector {
             sent_through: client.live_links(),
             dispatched: HashMap::new(),
             replay_refusals: HashMap::new(),
+            retry_at: client.can_resend().then(|| tokio::time::Instant::now() + FIRST_RETRY),
+            retry_every: FIRST_RETRY,
         };
         self.requests.insert(id, flight);
         Ok(())
@@ -401,7 +416,8 @@ impl Collector {
     /// requests whose own deadline passed give up on their nodes. Returns the nodes that ended.
     pub async fn step(&mut self, client: &mut Client, until: tokio::time::Instant, on: &mut impl FnMut(&Progress)) -> Result<Vec<Ended>> {
         loop {
-            let next_deadline = self.requests.values().map(|r| r.deadline).min();
+            self.retry_due(client).await;
+            let next_deadline = self.requests.values().flat_map(|r| [Some(r.deadline), r.retry_at]).flatten().min();
             let wait_until = next_deadline.map_or(until, |d| d.min(until));
             let next = match client.recv_from_until(wait_until).await {
                 Ok(next) => next,
@@ -471,6 +487,20 @@ impl Collector {
             }
             Message::Error(e) => Err(ClientError::Hub(format!("hub refused the request: {}", e.message))),
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Publishes again the requests whose retry is due, to the nodes still waited for; the same
+    /// signed frame, so a node that already ran one only sends its reply again.
+    async fn retry_due(&mut self, client: &mut Client) {
+        let now = tokio::time::Instant::now();
+        for (id, flight) in &mut self.requests {
+            let Some(at) = flight.retry_at.filter(|at| *at <= now) else { continue };
+            let waiting: Vec<String> = flight.waiting.iter().cloned().collect();
+            let sent = client.resend(id, &waiting).await;
+            tracing::debug!(request = %id, waiting = waiting.len(), sent, "request published again to the nodes not heard from");
+            flight.retry_every *= 2;
+            flight.retry_at = Some(at.max(now) + flight.retry_every).filter(|next| *next < flight.deadline);
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Settings {
     pub discovery_timeout: Duration,
     /// How long to wait for a hub to answer the link handshake.
     pub connect_timeout: Duration,
+    /// TLS and credentials for the `nats://` entries of `hubs`.
+    pub nats: fleet_protocol::nats::NatsAuth,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             timeout: None,
             discovery_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
+            nats: Default::default(),
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct NodeConfig {
     pub jobs: crate::agents::jobs::JobsConfig,
     /// `[metrics]`: the sampling interval, the history kept, and collectd's socket.
     pub metrics: crate::agents::metrics::MetricsConfig,
+    /// `[nats]`: TLS and credentials for `nats://` / `tls://` entries of `hubs`.
+    pub nats: fleet_protocol::nats::NatsAuth,
     pub hub: HubConfig,
 }
 
@@ -138,6 +140,7 @@ impl Default for NodeConfig {
             concat: crate::agents::concat::ConcatConfig::default(),
             jobs: crate::agents::jobs::JobsConfig::default(),
             metrics: crate::agents::metrics::MetricsConfig::default(),
+            nats: Default::default(),
             hub: HubConfig::with_dirs(&dirs),
         }
     }
@@ -365,6 +368,21 @@ impl NodeConfig {
 
     pub fn link_timeout(&self) -> f64 {
         self.link_timeout.unwrap_or(self.heartbeat_interval * 3.0)
+    }
+
+    /// The NATS servers and the ZeroMQ hubs of `hubs`.
+    pub fn split_hubs(&self) -> (Vec<String>, Vec<String>) {
+        fleet_protocol::nats::split_endpoints(&self.hubs)
+    }
+
+    /// Whether some hub in `hubs` is a ZeroMQ hub (which needs the pinned hub key).
+    pub fn has_zmq_hub(&self) -> bool {
+        !self.split_hubs().1.is_empty()
+    }
+
+    /// The options to reach the NATS servers of `hubs` as `name`.
+    pub fn nats_options(&self, name: &str) -> Result<fleet_protocol::nats::NatsOptions, fleet_protocol::nats::NatsError> {
+        self.nats.options(self.split_hubs().0, name, std::time::Duration::from_secs_f64(self.connect_timeout))
     }
 }
 

@@ -24,7 +24,7 @@
 mod gate;
 mod tokens;
 
-pub use gate::{FORGET_DIR, Gate, GateEvents, request_forget};
+pub use gate::{FORGET_DIR, Gate, GateEvents, request_forget, take_forget_requests};
 pub use tokens::{TOKENS_DIR, TokenRequest, create_token};
 
 use std::collections::HashMap;
@@ -140,9 +140,35 @@ fn read_keys(dir: &Path) -> Vec<(String, [u8; 32], Option<Role>)> {
 
 /// Key file text with its role line set to `role` (any old role line removed).
 fn with_role(text: &str, role: Role) -> String {
-    let mut out: String = text.lines().filter(|l| !l.trim_start().starts_with("role")).map(|l| format!("{l}\n")).collect();
+    let mut out = without_role(text);
     out.push_str(&format!("role = \"{role}\"\n"));
     out
+}
+
+/// Key file text without its role line: a public key file as `noded keygen` wrote it.
+fn without_role(text: &str) -> String {
+    text.lines().filter(|l| !l.trim_start().starts_with("role")).map(|l| format!("{l}\n")).collect()
+}
+
+/// The signing keys of the keys enrolled as nodes in `dir` (its `accepted/` files with
+/// `role = "node"`): whom a NATS registry believes a registration from. Link-only files (no
+/// signing key) and other roles are left out.
+pub fn node_keyring(dir: &Path) -> fleet_protocol::keys::Keyring {
+    let accepted = dir.join("accepted");
+    let mut ring = fleet_protocol::keys::Keyring::default();
+    for (name, _, role) in read_keys(&accepted) {
+        if role != Some(Role::Node) {
+            continue;
+        }
+        let path = accepted.join(format!("{name}.pub"));
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        match PublicKeys::parse(&without_role(&text), &path).map(|keys| ring.insert(&name, keys)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(file = %path.display(), error = %e, "ignoring node key"),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "ignoring node key (no signing key?)"),
+        }
+    }
+    ring
 }
 
 /// A claimed name made safe to use as a file name.

@@ -31,7 +31,7 @@ use crate::setup::misconfigured;
 
 pub(crate) mod metrics;
 mod outbox;
-mod registry;
+pub(crate) mod registry;
 mod requests;
 pub mod trust;
 

@@ -12,6 +12,7 @@ pub mod hub;
 pub mod limits;
 pub mod node;
 pub mod policy;
+pub mod registry;
 pub mod security;
 pub mod setup;
 pub mod sim;

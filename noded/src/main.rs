@@ -184,6 +184,18 @@ enum Command {
         #[command(subcommand)]
         enroll: Option<HubCommand>,
     },
+    /// Keep the live-node view of a fleet on NATS and answer discovery from it (the hub's
+    /// registry, where NATS servers route instead of a hub). Reads signed registrations from the
+    /// servers in `hubs` (nats://...), believes those signed by keys enrolled as nodes in
+    /// hub.enroll_dir (`noded hub enroll`), and answers in a queue group: run several.
+    Registry {
+        /// Heartbeats a node may miss before it is listed as down.
+        #[arg(long)]
+        missed_heartbeats: Option<u32>,
+        /// Enrollment directory holding the node keys (default hub.enroll_dir).
+        #[arg(long, value_name = "DIR")]
+        enroll_dir: Option<PathBuf>,
+    },
     /// Create this node's key pair (ed25519 signing key + X25519 link key), private file mode 0600.
     Keygen {
         /// Private key file to write; the public half goes next to it with the extension .pub.
@@ -295,6 +307,14 @@ fn load_config(cli: &Cli) -> Result<NodeConfig> {
             cfg.hub.audit_log = (!off).then(|| v.clone());
         } else {
             cfg.audit_log = (!off).then(|| v.clone());
+        }
+    }
+    if let Some(Command::Registry { missed_heartbeats, enroll_dir }) = &cli.command {
+        if let Some(m) = missed_heartbeats {
+            cfg.hub.missed_heartbeats = *m;
+        }
+        if let Some(d) = enroll_dir {
+            cfg.hub.enroll_dir = d.clone();
         }
     }
     if let Some(Command::Hub { missed_heartbeats, hub_key_file, enroll_dir, .. }) = &cli.command {
@@ -493,7 +513,10 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
         }
         Some(Command::Sim { nodes, ref prefix, ref enroll_into }) => {
             let callers = fleet_protocol::keys::Keyring::load(&cfg.callers_dir).context("callers_dir")?;
-            let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).context("hub_key")?;
+            let hub_link_key = match cfg.has_zmq_hub() {
+                true => Some(fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).context("hub_key")?.link),
+                false => None,
+            };
             let fd_limit = noded::limits::raise_fd_limit();
             let needed = nodes as u64 * noded::limits::FDS_PER_LINK * cfg.hubs.len() as u64 + noded::limits::FDS_BASE;
             if needed > fd_limit {
@@ -505,7 +528,7 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                      links past it will fail (raise it: ulimit -n, or LimitNOFILE= under systemd)"
                 );
             }
-            let built = noded::sim::build(nodes, &cfg, &callers, hub.link, prefix);
+            let built = noded::sim::build(nodes, &cfg, &callers, hub_link_key, prefix);
             if let Some(dir) = enroll_into {
                 let accepted = dir.join("accepted");
                 for (n, key) in &built {
@@ -521,6 +544,7 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                 let _ = t.await;
             }
         }
+        Some(Command::Registry { .. }) => noded::registry::run(cfg, shutdown).await?,
         Some(Command::Init { force }) => {
             let hub = cli.common.hubs.first().context("noded init needs the hub's address: noded init --hub HOST:PORT")?;
             println!("{}", noded::setup::node_init(&cfg_path, &cfg, hub, force)?);

@@ -23,6 +23,7 @@ use crate::policy::Decision;
 use crate::security::Security;
 
 mod link;
+mod nats;
 pub(crate) mod request;
 
 pub use link::run;
@@ -182,6 +183,19 @@ impl NodeState {
     }
     fn set_hub_state(&self, hub: &str, state: impl Into<String>) {
         self.hubs.lock().expect("hubs lock").insert(hub.to_string(), state.into());
+    }
+
+    /// `msg` in an envelope signed with this node's key, as a frame.
+    pub fn signed(&self, msg: fleet_protocol::Message) -> Option<Bytes> {
+        let mut env = match fleet_protocol::Envelope::seal(&msg) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!(error = %e, kind = ?msg.kind(), "cannot encode");
+                return None;
+            }
+        };
+        env.sign(&self.security.key, &self.identity);
+        env.to_frame().ok().map(Bytes::from)
     }
 
     pub fn registration(&self) -> Registration {

@@ -64,8 +64,8 @@ pub struct Security {
     /// Largest accepted distance of `msgtime` into the future, in ms.
     pub max_skew_ms: u64,
     callers_dir: Option<std::path::PathBuf>,
-    /// The pinned link key of the hubs this node attaches to.
-    pub hub_link_key: [u8; 32],
+    /// The pinned link key of the ZeroMQ hubs this node attaches to (none on NATS only).
+    pub hub_link_key: Option<[u8; 32]>,
     /// The pinned hub signing key, when this node accepts callers and policies from its hub.
     hub_trust_key: Option<[u8; 32]>,
     /// The callers in the callers directory, and the ones the hub distributed (with their
@@ -90,8 +90,13 @@ impl Security {
                     .with_context(|| "callers_dir: the trusted callers' public keys are needed (or set accept_trust_from_hub = true)");
             }
         };
-        let hub = fleet_protocol::keys::PublicKeys::load(&cfg.hub_key)
-            .with_context(|| format!("hub_key: the hub's public key is needed to authenticate the link ({})", cfg.hub_key.display()))?;
+        // Only a ZeroMQ hub link needs the pinned hub key: NATS links are TLS and credentials.
+        let hub = match cfg.has_zmq_hub() {
+            true => Some(fleet_protocol::keys::PublicKeys::load(&cfg.hub_key).with_context(|| {
+                format!("hub_key: the hub's public key is needed to authenticate the link ({})", cfg.hub_key.display())
+            })?),
+            false => None,
+        };
         let audit = match &cfg.audit_log {
             Some(path) => Audit::open(path, cfg.audit_max_bytes, cfg.audit_keep)
                 .with_context(|| format!("audit_log: cannot open {}", path.display()))?,
@@ -105,8 +110,8 @@ impl Security {
             replay: ReplayCache::default(),
             max_skew_ms: (cfg.max_clock_skew * 1000.0) as u64,
             callers_dir: Some(cfg.callers_dir.clone()),
-            hub_link_key: hub.link,
-            hub_trust_key: cfg.accept_trust_from_hub.then_some(hub.signing),
+            hub_link_key: hub.as_ref().map(|h| h.link),
+            hub_trust_key: hub.filter(|_| cfg.accept_trust_from_hub).map(|h| h.signing),
             local_callers: Mutex::new(callers),
             hub_callers: Default::default(),
         })
@@ -115,7 +120,7 @@ impl Security {
     /// For in-process nodes (demo, simulator, benchmarks): given keys, no files.
     pub fn in_memory(
         key: Arc<KeyPair>,
-        hub_link_key: [u8; 32],
+        hub_link_key: Option<[u8; 32]>,
         callers: Keyring,
         policy_dir: &Path,
         default_allow: bool,

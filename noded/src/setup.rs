@@ -243,7 +243,7 @@ pub fn prepare_node(cfg: &NodeConfig) -> anyhow::Result<()> {
         let (private, _) = save_key(&cfg.key_file).map_err(|e| misconfigured(format!("key_file: {e:#}")))?;
         tracing::info!(key = %private.display(), "created this node's key pair (first start)");
     }
-    if !cfg.hub_key.exists() {
+    if cfg.has_zmq_hub() && !cfg.hub_key.exists() {
         return Err(misconfigured(format!(
             "hub_key: {} is missing: the hub's public key must be pinned before attaching. Run `noded join TOKEN` \
              (a token from `noded hub token` on the hub), or copy the hub's hub.pub there",

@@ -46,7 +46,7 @@ pub fn build(
     n: usize,
     config: &NodeConfig,
     callers: &Keyring,
-    hub_link_key: [u8; 32],
+    hub_link_key: Option<[u8; 32]>,
     prefix: &str,
 ) -> Vec<(Arc<NodeState>, Arc<KeyPair>)> {
     let builtin = facts::builtin_facts();

@@ -1,5 +1,6 @@
 //! fleet's wire protocol: the messages that travel between consoles, hubs and nodes, the msgpack
-//! codec with its size and depth limits, the filter language, and the ZeroMQ transport seam.
+//! codec with its size and depth limits, the filter language, and the transport seam (ZeroMQ and
+//! NATS).
 
 pub mod codec;
 pub mod domain;
@@ -10,6 +11,7 @@ pub mod jobs;
 pub mod join;
 pub mod keys;
 pub mod message;
+pub mod nats;
 pub mod noise;
 pub mod transport;
 

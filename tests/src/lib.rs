@@ -1,4 +1,5 @@
 //! Support for fleet's end-to-end tests: real `noded`, `noded hub` and `fleet` processes.
 
+pub mod nats;
 pub mod pty;
 pub mod support;

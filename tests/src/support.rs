@@ -99,6 +99,12 @@ fn enroll_dirs() -> &'static std::sync::Mutex<std::collections::HashMap<String, 
     DIRS.get_or_init(Default::default)
 }
 
+/// Makes `dir` the enrollment directory of `endpoint` (a NATS server URL whose registry reads
+/// `dir`), so nodes started against it enroll their keys there.
+pub fn set_enroll_dir(endpoint: &str, dir: &Path) {
+    enroll_dirs().lock().unwrap().insert(endpoint.to_string(), dir.to_path_buf());
+}
+
 /// The enrollment directory of the test hub on `endpoint`, if the harness started one there.
 pub fn enroll_dir_of(endpoint: &str) -> Option<PathBuf> {
     enroll_dirs().lock().unwrap().get(endpoint).cloned()
@@ -146,7 +152,7 @@ pub fn signed_frame(req: &Request) -> Vec<u8> {
 }
 
 /// A `noded` command that ignores the host's `/etc/fleet/noded.toml` and `NODED_CONFIG`.
-fn noded_command(config: &Path) -> Command {
+pub(crate) fn noded_command(config: &Path) -> Command {
     let mut c = Command::new(noded_bin());
     c.env_remove("NODED_CONFIG").arg("--config").arg(config);
     c
@@ -196,14 +202,14 @@ fn signal(child: &Child, sig: rustix::process::Signal) {
 /// A child process the harness owns: signalled, waited for and reaped the same way for hubs and
 /// nodes.
 #[derive(Default)]
-struct Proc(Option<Child>);
+pub(crate) struct Proc(pub(crate) Option<Child>);
 
 impl Proc {
-    fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.0.as_ref().map(Child::id)
     }
 
-    fn sigkill(&mut self) {
+    pub(crate) fn sigkill(&mut self) {
         if let Some(mut child) = self.0.take() {
             signal(&child, rustix::process::Signal::KILL);
             let _ = child.wait();
@@ -230,11 +236,11 @@ impl Proc {
     }
 }
 
-fn read_log(path: &Path) -> String {
+pub(crate) fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
 }
 
-fn write_file(path: &Path, text: &str) {
+pub(crate) fn write_file(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 

@@ -90,7 +90,7 @@ async fn fleet_of(nodes: usize) -> Result<Fleet> {
     let started = Instant::now();
     let known = security.dir.path().join("nodes");
     std::fs::create_dir_all(&known)?;
-    let built = noded::sim::build(nodes, &cfg, &security.callers, security.hub_key.public().link, "bench-");
+    let built = noded::sim::build(nodes, &cfg, &security.callers, Some(security.hub_key.public().link), "bench-");
     // Every key enrolled before any node knocks: a node that knocks before the hub has read its
     // enrollment is parked and retried, which times the hub's enrollment watcher, not registration.
     for (n, key) in &built {

@@ -109,7 +109,7 @@ impl DemoSecurity {
         } else {
             Audit::disabled()
         };
-        Ok(Security::in_memory(key, self.hub_key.public().link, self.callers.clone(), &self.policy_dir(), false, audit))
+        Ok(Security::in_memory(key, Some(self.hub_key.public().link), self.callers.clone(), &self.policy_dir(), false, audit))
     }
 }
 

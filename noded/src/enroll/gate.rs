@@ -151,7 +151,9 @@ pub fn request_forget(dir: &Path, node: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn take_forget_requests(dir: &Path) -> Vec<String> {
+/// The names `noded hub forget` asked for in `dir` (the forget directory), each request file
+/// removed as it is read.
+pub fn take_forget_requests(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut names = Vec::new();
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {

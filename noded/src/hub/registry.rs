@@ -21,7 +21,7 @@ pub(super) struct NodeEntry {
 
 /// A node the registry lost: its last registration (facts to match discovery filters on) and
 /// since when it is down.
-pub(super) struct DownEntry {
+pub(crate) struct DownEntry {
     registration: Registration,
     since_ms: u64,
     since: Instant,
@@ -29,7 +29,7 @@ pub(super) struct DownEntry {
 
 /// Nodes that went down, oldest first out when over the count limit or past `keep_down_for`.
 #[derive(Default)]
-pub(super) struct DownNodes {
+pub(crate) struct DownNodes {
     by_name: HashMap<String, DownEntry>,
     by_age: BTreeSet<(Instant, String)>,
 }
@@ -39,7 +39,7 @@ impl DownNodes {
         self.by_name.len()
     }
 
-    fn insert(&mut self, registration: Registration, max: usize) {
+    pub fn insert(&mut self, registration: Registration, max: usize) {
         let identity = registration.identity.clone();
         self.remove(&identity);
         let since = Instant::now();
@@ -157,29 +157,7 @@ impl Hub {
     /// Registry discovery: the nodes of the collective whose registration matches the filter.
     pub(super) async fn on_discover(&mut self, peer: Peer, discover: Discover) {
         self.console(&peer);
-        let reply = match discover.filter.compile() {
-            Ok(expr) => {
-                let mut nodes: Vec<String> = self
-                    .nodes
-                    .values()
-                    .filter(|n| discover.collective.as_ref().is_none_or(|c| n.registration.collectives.contains(c)))
-                    .filter(|n| expr.matches(&n.registration.view()))
-                    .map(|n| n.registration.identity.clone())
-                    .collect();
-                nodes.sort();
-                let mut down: Vec<DownNode> = self
-                    .down
-                    .by_name
-                    .values()
-                    .filter(|d| discover.collective.as_ref().is_none_or(|c| d.registration.collectives.contains(c)))
-                    .filter(|d| expr.matches(&d.registration.view()))
-                    .map(|d| DownNode { identity: d.registration.identity.clone(), since_ms: d.since_ms })
-                    .collect();
-                down.sort_by(|a, b| a.identity.cmp(&b.identity));
-                Message::Discovered(Discovered { nodes, down })
-            }
-            Err(e) => Message::Error(ErrorNotice { message: e.to_string() }),
-        };
+        let reply = discovered(self.nodes.values().map(|n| &n.registration), &self.down, &discover);
         self.send(&peer, &reply).await;
     }
 
@@ -189,10 +167,7 @@ impl Hub {
         let stale: Vec<(String, Peer)> = self
             .nodes
             .values()
-            .filter(|n| {
-                let interval = Duration::from_millis(n.registration.interval_ms.max(100));
-                now.duration_since(n.last_seen) > interval * missed
-            })
+            .filter(|n| is_stale(&n.registration, n.last_seen, now, missed))
             .map(|n| (n.registration.identity.clone(), n.peer.clone()))
             .collect();
         for (identity, peer) in stale {
@@ -220,4 +195,31 @@ impl Hub {
             info!(node = %identity, "asked to forget a node the registry does not list");
         }
     }
+}
+
+/// Whether a node last heard from at `last_seen` missed `missed` heartbeats in a row by `now`.
+pub(crate) fn is_stale(registration: &Registration, last_seen: Instant, now: Instant, missed: u32) -> bool {
+    let interval = Duration::from_millis(registration.interval_ms.max(100));
+    now.duration_since(last_seen) > interval * missed
+}
+
+/// The answer to a discovery question: the live nodes of the collective whose registration
+/// matches the filter, and the down nodes that match it with since when; an error for a filter
+/// that does not compile.
+pub(crate) fn discovered<'a>(live: impl Iterator<Item = &'a Registration>, down: &DownNodes, discover: &Discover) -> Message {
+    let expr = match discover.filter.compile() {
+        Ok(expr) => expr,
+        Err(e) => return Message::Error(ErrorNotice { message: e.to_string() }),
+    };
+    let in_collective = |r: &Registration| discover.collective.as_ref().is_none_or(|c| r.collectives.contains(c));
+    let mut nodes: Vec<String> = live.filter(|r| in_collective(r) && expr.matches(&r.view())).map(|r| r.identity.clone()).collect();
+    nodes.sort();
+    let mut down: Vec<DownNode> = down
+        .by_name
+        .values()
+        .filter(|d| in_collective(&d.registration) && expr.matches(&d.registration.view()))
+        .map(|d| DownNode { identity: d.registration.identity.clone(), since_ms: d.since_ms })
+        .collect();
+    down.sort_by(|a, b| a.identity.cmp(&b.identity));
+    Message::Discovered(Discovered { nodes, down })
 }

@@ -14,18 +14,23 @@ use tracing::{debug, info, warn};
 
 use super::{NodeState, Stats};
 
-fn jittered(base: Duration, jitter: f64) -> Duration {
+pub(super) fn jittered(base: Duration, jitter: f64) -> Duration {
     let spread = base.as_secs_f64() * jitter;
     let offset = if spread > 0.0 { rand::random_range(-spread..spread) } else { 0.0 };
     Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.01))
 }
 
-/// Runs a node until `shutdown` flips to true: one link task per configured hub.
+/// Runs a node until `shutdown` flips to true: one link task per configured ZeroMQ hub, and one
+/// connection to the NATS servers of the list (they are one cluster).
 pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
     let mut tasks = Vec::new();
-    for hub in node.config.hubs.clone() {
+    let (nats, zmq) = node.config.split_hubs();
+    for hub in zmq {
         node.set_hub_state(&hub, "connecting");
         tasks.push(tokio::spawn(link_loop(node.clone(), hub, shutdown.clone())));
+    }
+    if !nats.is_empty() {
+        tasks.push(tokio::spawn(super::nats::run(node.clone(), shutdown.clone())));
     }
     let _ = crate::until_set(&mut shutdown).await;
     for t in tasks {
@@ -88,8 +93,10 @@ async fn serve_link(node: &Arc<NodeState>, hub: &str, link: Link, shutdown: &mut
     let mut down = rx.down_signal();
     // The Noise handshake: the hub must hold the pinned key, and must know ours.
     let handshake_wait = Duration::from_secs_f64(node.config.connect_timeout);
-    let (initiator, hello) = match fleet_protocol::noise::Initiator::start(&node.security.key, &node.security.hub_link_key, &node.identity)
-    {
+    let Some(hub_link_key) = node.security.hub_link_key else {
+        return "no hub key pinned (hub_key): a ZeroMQ hub link needs it".into();
+    };
+    let (initiator, hello) = match fleet_protocol::noise::Initiator::start(&node.security.key, &hub_link_key, &node.identity) {
         Ok(x) => x,
         Err(e) => return format!("cannot start the link handshake: {e}"),
     };
@@ -236,16 +243,8 @@ impl Drop for ReplyPath {
 /// the time the reply is ready.
 async fn answer_request(node: Arc<NodeState>, env: fleet_protocol::Envelope, limits: Limits) {
     let Some(reply) = node.handle_envelope(env, &limits).await else { return };
-    let mut env = match fleet_protocol::Envelope::seal(&Message::Reply(Box::new(reply))) {
-        Ok(env) => env,
-        Err(e) => {
-            warn!(error = %e, "cannot encode reply");
-            return;
-        }
-    };
-    env.sign(&node.security.key, &node.identity);
-    if let Ok(frame) = env.to_frame()
-        && node.send_reply(Bytes::from(frame)).await
+    if let Some(frame) = node.signed(Message::Reply(Box::new(reply)))
+        && node.send_reply(frame).await
     {
         Stats::bump(&node.stats.replies);
     }

@@ -308,7 +308,7 @@ mod tests {
     /// action, and a clock skew of 5 s.
     fn node(config: NodeConfig) -> Arc<NodeState> {
         let key = Arc::new(KeyPair::generate());
-        let security = Security::in_memory(key, [0; 32], Keyring::default(), std::path::Path::new("/nonexistent"), true, Audit::disabled());
+        let security = Security::in_memory(key, None, Keyring::default(), std::path::Path::new("/nonexistent"), true, Audit::disabled());
         NodeState::new("n1".into(), config, serde_json::json!({}), Vec::new(), AgentSet::builtin(), security)
     }
 

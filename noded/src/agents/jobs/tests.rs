@@ -18,7 +18,7 @@ fn node(dir: &std::path::Path, identity: &str) -> Arc<NodeState> {
     let config = NodeConfig { state_dir: dir.join("state"), ..NodeConfig::default() };
     let audit = Audit::open(dir.join("audit.log"), 1 << 20, 1).unwrap();
     let security =
-        Security::in_memory(Arc::new(KeyPair::generate()), [0; 32], Keyring::default(), std::path::Path::new("/nonexistent"), true, audit);
+        Security::in_memory(Arc::new(KeyPair::generate()), None, Keyring::default(), std::path::Path::new("/nonexistent"), true, audit);
     let mut agents = AgentSet::builtin();
     agents.insert(Arc::new(JobsAgent::for_config(&config)));
     NodeState::new(identity.into(), config, json!({}), Vec::new(), agents, security)

@@ -29,7 +29,7 @@ fn sampled(dir: &std::path::Path) -> Arc<Sampler> {
 fn node(dir: &std::path::Path, sampler: Arc<Sampler>) -> Arc<NodeState> {
     let audit = Audit::open(dir.join("audit.log"), 1 << 20, 1).unwrap();
     let security =
-        Security::in_memory(Arc::new(KeyPair::generate()), [0; 32], Keyring::default(), std::path::Path::new("/nonexistent"), true, audit);
+        Security::in_memory(Arc::new(KeyPair::generate()), None, Keyring::default(), std::path::Path::new("/nonexistent"), true, audit);
     let mut agents = AgentSet::builtin();
     agents.insert(Arc::new(MetricsAgent::with_sampler(sampler)));
     NodeState::new("web-01".into(), NodeConfig::default(), json!({"role": "web", "dc": {"name": "fra1"}}), Vec::new(), agents, security)

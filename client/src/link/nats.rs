@@ -1,0 +1,162 @@
+//! The console on a NATS cluster: one connection (the client reconnects by itself, to any server
+//! of the cluster), one inbox subscription for every reply, requests published on the subjects
+//! of [`fleet_protocol::nats`], and discovery asked of the registries' queue group.
+//!
+//! A request is published once: to each target's own subject, or, without targets, to its
+//! agent's subject. The signed frame is kept, so a round can publish the very same bytes again to
+//! the nodes it still waits for ([`NatsWay::resend`]): a node that already ran it sends its reply
+//! again, one that is running it ignores the copy, one that never got it runs it once.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fleet_protocol::codec::{Limits, decode_message, encode_message};
+use fleet_protocol::nats::{NatsAuth, NatsEvent, Subjects, redact};
+use fleet_protocol::{Discover, Dispatched, Message};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Inbound;
+
+/// Request frames kept for retries, at most (a round sends one, a rollout one per node).
+const KEPT_FRAMES: usize = 4096;
+
+/// What a link did with a message.
+pub(super) enum Sent {
+    Yes,
+    /// The message has no meaning on this transport (hub counters, live metrics).
+    NotHere,
+}
+
+pub(super) struct NatsWay {
+    client: async_nats::Client,
+    inbox: String,
+    to_client: mpsc::UnboundedSender<Inbound>,
+    link: usize,
+    reader: JoinHandle<()>,
+    /// Signed request frames sent, by request id, with their collective's subjects.
+    kept: HashMap<String, (Subjects, Bytes)>,
+    kept_order: VecDeque<String>,
+}
+
+impl Drop for NatsWay {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl NatsWay {
+    /// Connects to the cluster and starts reading the inbox into the client's queue as `link`.
+    pub async fn attach(
+        servers: Vec<String>,
+        auth: &NatsAuth,
+        link: usize,
+        to_client: mpsc::UnboundedSender<Inbound>,
+        timeout: Duration,
+    ) -> Result<NatsWay, String> {
+        let shown = servers.iter().map(|s| redact(s)).collect::<Vec<_>>().join(",");
+        let name = format!("fleet-{}", std::process::id());
+        let options = auth.options(servers, &name, timeout).map_err(|e| e.to_string())?;
+        let (client, mut events) = fleet_protocol::nats::connect(&options).await.map_err(|e| e.to_string())?;
+        let inbox = client.new_inbox();
+        let mut sub = client.subscribe(inbox.clone()).await.map_err(|e| format!("NATS {shown}: subscribing to the inbox: {e}"))?;
+        let tx = to_client.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    msg = sub.next() => match msg {
+                        Some(msg) => {
+                            if tx.send(Inbound::Frame { link, frame: msg.payload.to_vec() }).is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            let _ = tx.send(Inbound::Closed { link, why: "the NATS connection closed".into() });
+                            return;
+                        }
+                    },
+                    Some(event) = events.recv() => match event {
+                        NatsEvent::Disconnected => tracing::warn!(servers = %shown, "NATS connection lost; reconnecting"),
+                        NatsEvent::Connected => tracing::info!(servers = %shown, "reconnected to NATS"),
+                    },
+                }
+            }
+        });
+        Ok(NatsWay { client, inbox, to_client, link, reader, kept: HashMap::new(), kept_order: VecDeque::new() })
+    }
+
+    /// Publishes one message; `frame` is its signed (request) or plain encoding.
+    pub async fn send(&mut self, msg: &Message, frame: &[u8]) -> Result<Sent, String> {
+        let req = match msg {
+            Message::Request(req) => req,
+            // No hub on NATS: nobody to greet, and discovery goes through `discover`.
+            Message::Hello(_) | Message::Discover(_) => return Ok(Sent::Yes),
+            _ => return Ok(Sent::NotHere),
+        };
+        let subjects = Subjects::new(&req.collective)?;
+        let frame = Bytes::copy_from_slice(frame);
+        let destinations = match req.targets.is_empty() {
+            true => vec![subjects.agent(&req.agent)?],
+            false => req.targets.iter().map(|t| subjects.node(t)).collect::<Result<Vec<_>, String>>()?,
+        };
+        for subject in destinations {
+            self.client.publish_with_reply(subject, self.inbox.clone(), frame.clone()).await.map_err(|e| e.to_string())?;
+        }
+        self.client.flush().await.map_err(|e| e.to_string())?;
+        if req.reply == fleet_protocol::ReplyMode::Normal {
+            self.keep(&req.id, subjects, frame);
+        }
+        // What a hub would say once the request left: here, that it reached the cluster.
+        let note = Message::Dispatched(Dispatched { request_id: req.id.clone(), sent: req.targets.clone(), unknown: Vec::new() });
+        if let Ok(frame) = encode_message(&note) {
+            let _ = self.to_client.send(Inbound::Frame { link: self.link, frame });
+        }
+        Ok(Sent::Yes)
+    }
+
+    fn keep(&mut self, id: &str, subjects: Subjects, frame: Bytes) {
+        self.kept.insert(id.to_string(), (subjects, frame));
+        self.kept_order.push_back(id.to_string());
+        while self.kept_order.len() > KEPT_FRAMES {
+            if let Some(old) = self.kept_order.pop_front() {
+                self.kept.remove(&old);
+            }
+        }
+    }
+
+    /// Publishes request `id` again, the same signed bytes, to each of `nodes` on its own
+    /// subject. Returns how many copies went out.
+    pub async fn resend(&mut self, id: &str, nodes: &[String]) -> usize {
+        let Some((subjects, frame)) = self.kept.get(id) else { return 0 };
+        let mut sent = 0;
+        for node in nodes {
+            let Ok(subject) = subjects.node(node) else { continue };
+            if self.client.publish_with_reply(subject, self.inbox.clone(), frame.clone()).await.is_ok() {
+                sent += 1;
+            }
+        }
+        let _ = self.client.flush().await;
+        sent
+    }
+
+    /// Asks the registries (one answers, in their queue group). `Ok(None)`: no registry runs.
+    pub async fn discover(&self, question: &Discover, timeout: Duration, limits: &Limits) -> Result<Option<Message>, String> {
+        let collective = question.collective.as_deref().unwrap_or("fleet");
+        let subject = Subjects::new(collective)?.discover();
+        let frame = encode_message(&Message::Discover(question.clone())).map_err(|e| e.to_string())?;
+        let asked = self.client.request(subject, Bytes::from(frame));
+        let answer = match tokio::time::timeout(timeout, asked).await {
+            Err(_) => return Err(format!("no registry answered discovery within {:.1} s", timeout.as_secs_f64())),
+            Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => return Ok(None),
+            Ok(Err(e)) => return Err(format!("discovery over NATS: {e}")),
+            Ok(Ok(answer)) => answer,
+        };
+        match decode_message(&answer.payload, limits) {
+            Ok(m @ (Message::Discovered(_) | Message::Error(_))) => Ok(Some(m)),
+            Ok(other) => Err(format!("the registry answered discovery with a {:?}", other.kind())),
+            Err(e) => Err(format!("the registry's answer does not decode: {e}")),
+        }
+    }
+}
