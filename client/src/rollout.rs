@@ -277,6 +277,7 @@ pub(crate) async fn execute(
         hub_lost: None,
         discovery_ms: 0.0,
         elapsed_ms: 0.0,
+        resent: 0,
         rollout: None,
     };
     let mut o = collector.finish(client, blank);

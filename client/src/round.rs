@@ -96,6 +96,10 @@ pub struct Outcome {
     pub hub_lost: Option<String>,
     pub discovery_ms: f64,
     pub elapsed_ms: f64,
+    /// Copies of the request published again to nodes not heard from (NATS, after a lost
+    /// message); each node still runs it at most once.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resent: usize,
     /// How a limited or staged round went: the subset, each node's batch, where it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::rollout::Report>,
@@ -285,6 +289,7 @@ pub async fn run(client: &mut Client, spec: &Spec, mut on: impl FnMut(&Progress)
         hub_lost: None,
         discovery_ms,
         elapsed_ms: discovery_ms,
+        resent: 0,
         rollout: None,
     };
     if discovered.is_empty() {
@@ -374,6 +379,8 @@ pub(crate) struct Collector {
     down: Vec<DownNode>,
     /// Set when every hub link was lost.
     pub hub_lost: Option<String>,
+    /// Copies published again by retries.
+    resent: usize,
 }
 
 impl Collector {
@@ -385,6 +392,7 @@ impl Collector {
             no_reply: Vec::new(),
             down: Vec::new(),
             hub_lost: None,
+            resent: 0,
         }
     }
 
@@ -498,6 +506,7 @@ impl Collector {
             let Some(at) = flight.retry_at.filter(|at| *at <= now) else { continue };
             let waiting: Vec<String> = flight.waiting.iter().cloned().collect();
             let sent = client.resend(id, &waiting).await;
+            self.resent += sent;
             tracing::debug!(request = %id, waiting = waiting.len(), sent, "request published again to the nodes not heard from");
             flight.retry_every *= 2;
             flight.retry_at = Some(at.max(now) + flight.retry_every).filter(|next| *next < flight.deadline);
@@ -548,8 +557,13 @@ impl Collector {
         o.no_reply.sort();
         o.down.extend(self.down);
         o.hub_lost = self.hub_lost;
+        o.resent += self.resent;
         o
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A node's refusal of a request id it already received (here: the same request through a

@@ -674,9 +674,15 @@ impl Drop for FleetStream {
 
 /// Runs `fleet ARGS...` (no `--hub` added) in the same clean environment as [`fleet`].
 pub fn fleet_raw(args: &[&str]) -> Output {
+    fleet_env(args, &[])
+}
+
+/// [`fleet_raw`] with extra environment (`FLEET_DDL_PATH`, say).
+pub fn fleet_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let config_home = tempfile::Builder::new().prefix("fleet-xdg-").tempdir().expect("tempdir");
     let started = Instant::now();
     let mut child = fleet_command(config_home.path(), args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

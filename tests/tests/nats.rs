@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use fleet_e2e::nats::Cluster;
-use fleet_e2e::support::{Hub, Node, NodeSpec, Output, discover, fleet, ping, wait_for, wait_for_nodes};
+use fleet_e2e::support::{Hub, Node, NodeSpec, Output, discover, fleet, fleet_env, ping, wait_for, wait_for_nodes};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -45,8 +45,12 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
+        Self::start_with_registry_on(0)
+    }
+
+    fn start_with_registry_on(server: usize) -> Nats {
         let cluster = Cluster::start(3);
-        let registry = cluster.registry(0);
+        let registry = cluster.registry(server);
         Nats { cluster, _registry: registry }
     }
 }
@@ -198,4 +202,150 @@ fn without_a_registry_discovery_falls_back_to_broadcast() {
     assert_eq!(discover(&console, &["-F", "role=db"]), names(&["solo-a", "solo-b"]));
     eprintln!("broadcast discovery (no registry) took {:.2} s", started.elapsed().as_secs_f64());
     drop(last);
+}
+
+const TALLY_DDL: &str = r#"
+[metadata]
+name = "tally"
+description = "Counts its runs in a file, slowly"
+version = "1.0.0"
+timeout = 10
+
+[actions.count]
+description = "Append one line to the marker file after a while"
+[actions.count.output.runs]
+description = "Runs so far"
+display_as = "Runs"
+"#;
+
+/// Sleeps `$DELAY` seconds, then appends one line to `$MARKER_FILE`: the file's line count is how
+/// many times the node ran the action.
+const TALLY_SCRIPT: &str = r#"#!/bin/sh
+req="$1"; reply="$2"; proto="$3"
+if [ "$proto" = "io.choria.mcorpc.external.v1.activation_request" ]; then
+  echo '{"activate": true}' > "$reply"; exit 0
+fi
+sleep "$DELAY"
+echo ran >> "$MARKER_FILE"
+printf '{"statuscode":0,"statusmsg":"OK","data":{"runs":%s}}' "$(wc -l < "$MARKER_FILE")" > "$reply"
+"#;
+
+#[test]
+fn a_server_killed_mid_request_loses_no_reply_and_runs_nothing_twice() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut nats = Nats::start_with_registry_on(2);
+    let agents = tempfile::tempdir().unwrap();
+    std::fs::write(agents.path().join("tally.toml"), TALLY_DDL).unwrap();
+    std::fs::write(agents.path().join("tally"), TALLY_SCRIPT).unwrap();
+    std::fs::set_permissions(agents.path().join("tally"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    // Nine nodes, three per server, whose replies come back spread over 0.3 to 1.5 s.
+    let ids: Vec<String> = (0..9).map(|i| format!("tally-{i}")).collect();
+    let _nodes: Vec<Node> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            nats.node(i, id)
+                .arg("--agents-dir")
+                .arg(agents.path().display().to_string())
+                .env("MARKER_FILE", &marks.path().join(id).display().to_string())
+                .env("DELAY", &format!("{:.2}", 0.3 + 0.15 * i as f64))
+                .start()
+        })
+        .collect();
+    let console = nats.console();
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    wait_for_nodes(&console, &all, T);
+    wait_for("every node to offer tally", T, || discover(&console, &["-A", "tally"]).len() == 9);
+
+    // The console's own server dies while the replies come in: the console and the three nodes on
+    // it move to the survivors, and what was in flight is asked for again.
+    let run_on = console.clone();
+    let ddls = agents.path().to_path_buf();
+    let run = std::thread::spawn(move || {
+        fleet_env(&["--hub", &run_on, "rpc", "tally", "count", "--json", "--timeout", "20"], &[("FLEET_DDL_PATH", &ddls)])
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let killed = Instant::now();
+    nats.cluster.kill(0);
+    let out = run.join().unwrap();
+    eprintln!(
+        "the round took {:.2} s; server n0 (the console's) was killed 0.7 s in, {:.2} s before the round ended",
+        out.elapsed.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+    let doc = out.json();
+    eprintln!("copies published again: {}; the console's log:\n{}", doc["summary"]["resent"], out.stderr);
+    let replies = doc["replies"].as_array().unwrap_or_else(|| panic!("{out}"));
+    let mut senders: Vec<&str> = replies.iter().filter_map(|r| r["sender"].as_str()).collect();
+    senders.sort();
+    assert_eq!(senders, all, "every reply arrived: {out}");
+    assert!(replies.iter().all(|r| r["status"] == "Ok" && r["data"]["runs"] == 1), "{out}");
+    assert_eq!(out.code, Some(0), "{out}");
+    // The slowest nodes were still running at the first retry: the copies they got changed nothing.
+    assert!(doc["summary"]["resent"].as_u64().unwrap_or(0) >= 1, "the retry path ran: {out}");
+    for id in &ids {
+        let runs = std::fs::read_to_string(marks.path().join(id)).unwrap_or_default().lines().count();
+        assert_eq!(runs, 1, "{id} ran the request {runs} times");
+    }
+
+    // The survivors carry the next round too.
+    let (senders, out) = ping(&console, &[]);
+    assert_eq!((senders.len(), out.code), (9, Some(0)), "{out}");
+}
+
+/// What a retry is, seen from the wire: the very same signed frame published again. A node runs
+/// it once and answers each copy that asks on the same inbox with the same reply; a copy that asks
+/// on another inbox (someone replaying what they saw) gets nothing.
+#[test]
+fn the_same_signed_request_published_twice_runs_once_and_is_answered_twice() {
+    use futures::StreamExt;
+    use std::os::unix::fs::PermissionsExt;
+    let nats = Nats::start();
+    let agents = tempfile::tempdir().unwrap();
+    std::fs::write(agents.path().join("tally.toml"), TALLY_DDL).unwrap();
+    std::fs::write(agents.path().join("tally"), TALLY_SCRIPT).unwrap();
+    std::fs::set_permissions(agents.path().join("tally"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = agents.path().join("runs");
+    let _node = nats
+        .node(1, "once")
+        .arg("--agents-dir")
+        .arg(agents.path().display().to_string())
+        .env("MARKER_FILE", &marker.display().to_string())
+        .env("DELAY", "0.5")
+        .start();
+    wait_for_nodes(&nats.console(), &["once"], T);
+
+    let frame = fleet_e2e::support::signed_frame(&fleet_e2e::support::request("tally", "count", Default::default(), &["once"]));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect_with_options(
+            nats.cluster.console_url(0).replace("console:console-secret@", ""),
+            async_nats::ConnectOptions::with_user_and_password("console".into(), fleet_e2e::nats::CONSOLE_PASSWORD.into()),
+        )
+        .await
+        .unwrap();
+        let (inbox, other) = (client.new_inbox(), client.new_inbox());
+        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+        let mut stolen = client.subscribe(other.clone()).await.unwrap();
+        let subject = "fleet.fleet.node.once".to_string();
+        let payload = bytes::Bytes::from(frame);
+        // Twice while it runs (the second is ignored), once after (the reply again), once to
+        // another inbox (nothing).
+        client.publish_with_reply(subject.clone(), inbox.clone(), payload.clone()).await.unwrap();
+        client.publish_with_reply(subject.clone(), inbox.clone(), payload.clone()).await.unwrap();
+        client.flush().await.unwrap();
+        let first = tokio::time::timeout(T, replies.next()).await.expect("a reply").unwrap();
+        client.publish_with_reply(subject.clone(), inbox.clone(), payload.clone()).await.unwrap();
+        client.publish_with_reply(subject, other, payload).await.unwrap();
+        client.flush().await.unwrap();
+        let again = tokio::time::timeout(T, replies.next()).await.expect("the reply again").unwrap();
+        assert_eq!(first.payload, again.payload, "the very same signed reply");
+        let extra = tokio::time::timeout(Duration::from_millis(1500), replies.next()).await;
+        assert!(extra.is_err(), "one reply per copy asked after the run, none for the copy sent while it ran");
+        let thief = tokio::time::timeout(Duration::from_millis(500), stolen.next()).await;
+        assert!(thief.is_err(), "a copy asking on another inbox gets nothing");
+    });
+    let runs = std::fs::read_to_string(&marker).unwrap_or_default().lines().count();
+    assert_eq!(runs, 1, "the node ran the request {runs} times");
 }

@@ -31,6 +31,7 @@ fn outcome(replies: Vec<ReplyRecord>, no_reply: &[&str]) -> Outcome {
         down: Vec::new(),
         hub_lost: None,
         discovery_ms: 1.0,
+        resent: 0,
         rollout: None,
         elapsed_ms: 10.0,
     }

@@ -100,7 +100,7 @@ pub fn summary_json(o: &Outcome, code: i32) -> Value {
     json!({
         "request_id": o.request_id, "discovered": o.discovered.len(), "replies": o.replies.len(),
         "ok": o.ok_count(), "failed": o.failed_count(), "no_reply": o.no_reply, "down": o.down, "hub_lost": o.hub_lost,
-        "discovery_ms": o.discovery_ms, "elapsed_ms": o.elapsed_ms, "exit_code": code, "rollout": o.rollout,
+        "discovery_ms": o.discovery_ms, "elapsed_ms": o.elapsed_ms, "exit_code": code, "rollout": o.rollout, "resent": o.resent,
     })
 }
 
