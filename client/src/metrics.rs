@@ -38,6 +38,43 @@ pub const DEFAULT_RANK: &str = "load1";
 /// Metrics where a lower value is the worse one; for every other metric the highest is worst.
 const LOWER_IS_WORSE: &[&str] = &["mem_available_bytes"];
 
+/// How two parts of a derived figure combine into one.
+type Combine = fn(f64, f64) -> f64;
+
+/// The figures derived across a family's parts: (name, the parts' prefix, how two parts combine).
+const DERIVED: [(&str, &str, Combine); 3] = [
+    ("disk_used_max_pct", "disk_used_pct:", f64::max),
+    ("net_rx_bytes_per_s", "net_rx_bytes_per_s:", |a, b| a + b),
+    ("net_tx_bytes_per_s", "net_tx_bytes_per_s:", |a, b| a + b),
+];
+
+/// The series patterns to ask a node or the hub for so `metric` can be shown: a derived figure
+/// needs all its parts (`disk_used_max_pct` -> `disk_used_pct:*`), any other metric itself.
+pub fn series_patterns(metric: &str) -> Vec<String> {
+    match DERIVED.iter().find(|(name, ..)| *name == metric) {
+        Some((_, prefix, _)) => vec![format!("{prefix}*")],
+        None => vec![metric.to_string()],
+    }
+}
+
+/// The series patterns to ask for so `metrics` can be shown, each once, in order. Process
+/// counts (`procs:NAME`) are not series: they are counted through the process agent.
+pub fn series_of<'a>(metrics: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut patterns: Vec<String> = Vec::new();
+    for pattern in metrics.into_iter().filter(|m| !m.starts_with(profile::PROCS)).flat_map(series_patterns) {
+        if !patterns.contains(&pattern) {
+            patterns.push(pattern);
+        }
+    }
+    patterns
+}
+
+/// A host's group from its value of the group-by fact: the value as text, `(none)` where the
+/// host lacks it.
+pub fn group_text(value: Option<&Value>) -> String {
+    value.and_then(fleet_protocol::filter::fact_text).filter(|t| !t.is_empty()).unwrap_or_else(|| NO_GROUP.into())
+}
+
 /// `metrics#latest`'s arguments: the metric patterns wanted (all when empty) and the fact to
 /// group by, if any.
 pub fn latest_args(metrics: &[String], group_by: Option<&str>) -> Map<String, Value> {
@@ -72,12 +109,7 @@ impl HostMetrics {
     pub fn from_reply(identity: &str, data: &Value, group_by: Option<&str>) -> HostMetrics {
         let mut metrics: BTreeMap<String, f64> =
             data["metrics"].as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect();
-        let derived = [
-            ("disk_used_max_pct", "disk_used_pct:", f64::max as fn(f64, f64) -> f64),
-            ("net_rx_bytes_per_s", "net_rx_bytes_per_s:", |a, b| a + b),
-            ("net_tx_bytes_per_s", "net_tx_bytes_per_s:", |a, b| a + b),
-        ];
-        for (name, prefix, combine) in derived {
+        for (name, prefix, combine) in DERIVED {
             let parts = metrics.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v);
             if let Some(v) = parts.reduce(combine) {
                 metrics.insert(name.to_string(), v);
@@ -86,13 +118,7 @@ impl HostMetrics {
         HostMetrics {
             identity: identity.to_string(),
             time_ms: data["time_ms"].as_u64().unwrap_or(0),
-            group: group_by.map(|f| {
-                data["facts"]
-                    .get(f)
-                    .and_then(fleet_protocol::filter::fact_text)
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or_else(|| NO_GROUP.into())
-            }),
+            group: group_by.map(|f| group_text(data["facts"].get(f))),
             metrics,
             problems: data["problems"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect(),
         }
@@ -216,12 +242,14 @@ pub fn value_text(metric: &str, v: f64) -> String {
         format!("{v:.1}%")
     } else if base.starts_with("load") {
         format!("{v:.2}")
-    } else if matches!(base, "processes" | "zombies") || (v.fract() == 0.0 && v.abs() < 1e15) {
+    } else if matches!(base, "processes" | "zombies" | "procs") || (v.fract() == 0.0 && v.abs() < 1e15) {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
     }
 }
+
+pub mod profile;
 
 #[cfg(test)]
 mod tests;

@@ -356,6 +356,23 @@ pub async fn list(
     Ok((outcome, listing))
 }
 
+/// How many processes whose name matches `pattern` (a regex, as `pgrep` takes it) each of
+/// `hosts` runs, by host: one `process list` round that asks for nothing but the count. Hosts
+/// that failed or did not answer are left out.
+pub async fn count(client: &mut Client, settings: &Settings, hosts: Vec<String>, pattern: &str) -> Result<BTreeMap<String, u64>> {
+    let mut args = ListQuery { pattern: pattern.to_string(), match_name: true, ..ListQuery::default() }.args();
+    args.insert("fields".into(), json!("pid"));
+    let (_, timeout) = crate::ddl::checked("process", "list", &mut args)?;
+    let spec = settings.spec("process", "list", args, &Scope::nodes(hosts), timeout);
+    let outcome = round::run(client, &spec, |_| {}).await?;
+    Ok(outcome
+        .replies
+        .iter()
+        .filter(|r| r.reply.status.is_ok())
+        .filter_map(|r| Some((r.reply.sender.clone(), r.reply.data["matched"].as_u64()?)))
+        .collect())
+}
+
 /// One `process kill` per host, each with exactly that host's `pid@start_time` targets. Every
 /// target gets a report, also when its host failed, did not answer, or could not be asked.
 pub async fn kill_exact(client: &mut Client, settings: &Settings, targets: &[ProcKey], signal: Signal) -> Result<Vec<KillReport>> {

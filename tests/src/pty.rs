@@ -310,6 +310,26 @@ pub fn demo_console(home: &Path, rows: u16, cols: u16) -> PtySession {
     console
 }
 
+/// The real console (`fleet --hub HUB`) in a `rows` x `cols` pseudo-terminal, signing as the
+/// test caller and trusting the test hub's key, with its config (`home/config/fleet/config.toml`)
+/// and log under `home`, also its working directory.
+pub fn hub_console(hub: &str, home: &Path, rows: u16, cols: u16) -> PtySession {
+    let keys = crate::support::TestKeys::get();
+    PtyCommand::new(crate::support::fleet_bin())
+        .args(["--hub", hub])
+        .size(rows, cols)
+        .env("FLEET_KEY", keys.private_key().display().to_string())
+        .env("FLEET_HUB_KEY", keys.hub_public_key().display().to_string())
+        .env("XDG_CONFIG_HOME", home.join("config").display().to_string())
+        .env("XDG_STATE_HOME", home.join("state").display().to_string())
+        .env_remove("FLEET_HUB")
+        .env_remove("FLEET_CONFIG")
+        .env_remove("RUST_LOG")
+        .cwd(home)
+        .spawn()
+        .expect("start the console")
+}
+
 /// Types `text` into the RPC form's field under the cursor: enters it, replaces what it held,
 /// and leaves it (each step waited for by the mode the footer names).
 pub fn fill_rpc_field(console: &mut PtySession, text: &str) {

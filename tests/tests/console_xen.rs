@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fleet_e2e::pty::{PtyCommand, PtySession, keys};
-use fleet_e2e::support::{Hub, Node, TestKeys, fleet, fleet_bin, standin, wait_for, wait_for_nodes};
+use fleet_e2e::pty::{PtySession, hub_console, keys};
+use fleet_e2e::support::{Hub, Node, fleet, standin, wait_for, wait_for_nodes};
 use tempfile::TempDir;
 
 const XEN_A: &str = "xen-a";
@@ -48,22 +48,9 @@ impl Dom0s {
     }
 }
 
-/// The real console (`fleet --hub HUB`) in a 30x110 terminal, signing as the test caller and
-/// trusting the test hub's key, with its config and log in `home`.
+/// The real console in a 30x110 terminal (see [`hub_console`]).
 fn console(hub: &str, home: &Path) -> PtySession {
-    PtyCommand::new(fleet_bin())
-        .args(["--hub", hub])
-        .size(30, 110)
-        .env("FLEET_KEY", TestKeys::get().private_key().display().to_string())
-        .env("FLEET_HUB_KEY", TestKeys::get().hub_public_key().display().to_string())
-        .env("XDG_CONFIG_HOME", home.join("config").display().to_string())
-        .env("XDG_STATE_HOME", home.join("state").display().to_string())
-        .env_remove("FLEET_HUB")
-        .env_remove("FLEET_CONFIG")
-        .env_remove("RUST_LOG")
-        .cwd(home)
-        .spawn()
-        .expect("start the console")
+    hub_console(hub, home, 30, 110)
 }
 
 /// Prints the console's log when the test fails, next to the hub's and nodes' logs.

@@ -5,66 +5,13 @@
 //! /proc. Then web-02 must be the worst host of the web group, `-S 'metric.load1>50'` must find
 //! it alone (by broadcast: only nodes can answer), and its history must be there at once.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use fleet_e2e::driven::{DRIVEN_LOAD, DrivenFleet, FAST};
 use fleet_e2e::support::{FleetStream, Hub, Node, NodeSpec, Output, discover, fleet, wait_for, wait_for_nodes};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(20);
-/// web-02's load: far above what the real host shows while the tests run.
-const DRIVEN_LOAD: f64 = 99.0;
-
-/// A proc tree with `DRIVEN_LOAD`, one disk, one interface, three processes (one a zombie), and
-/// `busy_ticks` user ticks in `stat`.
-fn write_proc(dir: &Path, busy_ticks: u64) {
-    std::fs::create_dir_all(dir.join("net")).unwrap();
-    std::fs::write(dir.join("loadavg"), format!("{DRIVEN_LOAD:.2} 60.00 30.00 5/400 999\n")).unwrap();
-    std::fs::write(dir.join("stat"), format!("cpu  {busy_ticks} 0 0 1000 0 0 0 0 0 0\n")).unwrap();
-    std::fs::write(dir.join("meminfo"), "MemTotal: 1000000 kB\nMemAvailable: 50000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n").unwrap();
-    std::fs::write(dir.join("mounts"), "/dev/root / ext4 rw 0 0\n").unwrap();
-    std::fs::write(dir.join("net/dev"), "h1\nh2\n  eth0: 1000 1 0 0 0 0 0 0 2000 1 0 0 0 0 0 0\n").unwrap();
-    for (pid, state) in [("1", "S"), ("2", "R"), ("3", "Z")] {
-        std::fs::create_dir_all(dir.join(pid)).unwrap();
-        std::fs::write(dir.join(pid).join("stat"), format!("{pid} (p) {state} 1\n")).unwrap();
-    }
-}
-
-/// Keeps `dir`'s CPU busy: user ticks advance while idle ticks stand still, until dropped.
-struct CpuDriver {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CpuDriver {
-    fn start(dir: &Path) -> CpuDriver {
-        let (stop, dir) = (Arc::new(AtomicBool::new(false)), dir.to_path_buf());
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut ticks = 0;
-            while !flag.load(Ordering::Relaxed) {
-                ticks += 50;
-                write_proc(&dir, ticks);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        CpuDriver { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for CpuDriver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Samples every half second, so the test sees several soon.
-const FAST: &str = "[metrics]\ninterval = 0.5\nhistory_minutes = 1.0\n";
 
 fn metrics_json(hub: &str, args: &[&str]) -> (Value, Output) {
     let mut all = vec!["metrics", "--json"];
@@ -80,18 +27,8 @@ fn host<'a>(doc: &'a Value, identity: &str) -> Option<&'a Value> {
 
 #[test]
 fn the_driven_node_is_the_worst_of_its_group_and_metric_filters_find_it() {
-    let hub = Hub::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let proc_dir = tmp.path().join("proc");
-    write_proc(&proc_dir, 0);
-    let _driver = CpuDriver::start(&proc_dir);
-    let driven_config = format!("[data]\nprocfs = {:?}\n\n{FAST}", proc_dir.display().to_string());
-    let _nodes: Vec<Node> = vec![
-        NodeSpec::new(hub.endpoint(), "web-01").facts("role: web\n").config(FAST).start(),
-        NodeSpec::new(hub.endpoint(), "web-02").facts("role: web\n").config(&driven_config).start(),
-        NodeSpec::new(hub.endpoint(), "db-01").facts("role: db\n").config(FAST).start(),
-    ];
-    wait_for_nodes(hub.endpoint(), &["db-01", "web-01", "web-02"], T);
+    let fleet_of_three = DrivenFleet::start(T);
+    let hub = &fleet_of_three.hub;
 
     // Every node has a sample with CPU % (which needs two reads) within a few seconds.
     let mut doc = Value::Null;
@@ -167,4 +104,70 @@ fn watch_prints_round_after_round() {
     }
     let still_running = watch.running();
     assert!(sampled >= 2 && still_running, "--watch printed {rounds} round(s), {sampled} with a sample; running: {still_running}");
+}
+
+/// Copies of `sleep` under a name no other process has (`fz` and this test's pid), so a count
+/// of processes by that name is exactly how many this test started. Killed on drop.
+struct NamedSleepers {
+    name: String,
+    children: Vec<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl NamedSleepers {
+    fn start(n: usize) -> NamedSleepers {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("fz{}", std::process::id());
+        let program = dir.path().join(&name);
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        let children = (0..n).map(|_| std::process::Command::new(&program).arg("120").spawn().unwrap()).collect();
+        NamedSleepers { name, children, _dir: dir }
+    }
+}
+
+impl Drop for NamedSleepers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_profile_prints_its_graphs_as_columns_with_a_real_process_count() {
+    let hub = Hub::start();
+    let _nodes: Vec<Node> =
+        ["web-01", "web-02"].iter().map(|n| NodeSpec::new(hub.endpoint(), n).facts("role: web\n").config(FAST).start()).collect();
+    wait_for_nodes(hub.endpoint(), &["web-01", "web-02"], T);
+    let sleepers = NamedSleepers::start(2);
+    let graph = format!("procs:^{}$", sleepers.name);
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.toml");
+    let profiles =
+        format!("[profiles.db]\ngraphs = [\"mem_used_pct\"]\n\n[profiles.web]\ngraphs = [\"load1\", \"cpu_busy_pct\", {graph:?}]\n");
+    std::fs::write(&config, profiles).unwrap();
+    let config = config.display().to_string();
+
+    // Both nodes share this host: each counts the two sleepers.
+    let mut doc = Value::Null;
+    wait_for("a CPU sample and the process count from both nodes", T, || {
+        doc = metrics_json(hub.endpoint(), &["--config", &config, "--profile", "web"]).0;
+        ["web-01", "web-02"].iter().all(|n| host(&doc, n).is_some_and(|h| h["metrics"]["cpu_busy_pct"].is_number()))
+    });
+    for node in ["web-01", "web-02"] {
+        assert_eq!(host(&doc, node).unwrap()["metrics"][&graph], 2.0, "{doc:#}");
+    }
+
+    let text = fleet(hub.endpoint(), &["--config", &config, "metrics", "--profile", "web"]);
+    assert_eq!(text.code, Some(0), "{text}");
+    let header: Vec<&str> = text.stdout.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["HOST", "LOAD1", "CPU%", graph.as_str()], "the profile's graphs are the columns: {text}");
+    for line in text.stdout.lines().skip(1).take(2) {
+        assert!(line.starts_with("web-0") && line.trim_end().ends_with(" 2"), "{text}");
+    }
+
+    let unknown = fleet(hub.endpoint(), &["--config", &config, "metrics", "--profile", "mail"]);
+    assert_eq!(unknown.code, Some(4), "bad input: nothing sent: {unknown}");
+    assert!(unknown.stderr.contains("no metric profile \"mail\" (profiles: db, web)"), "{unknown}");
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fleet_client::metrics::profile::{self, Graph, Profile};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -30,6 +31,12 @@ pub struct ClientConfig {
     /// The hub's public key file, pinned for the link handshake. Default:
     /// `$XDG_CONFIG_HOME/fleet/hub.pub`. Also FLEET_HUB_KEY.
     pub hub_key: Option<PathBuf>,
+    /// `[nats]`: TLS and credentials (CA, client certificate, nkey seed) for `nats://` hubs.
+    pub nats: fleet_protocol::nats::NatsAuth,
+    /// Metric profiles, `[profiles.NAME]` with `graphs = [...]` and an optional `match = "FILTER"`,
+    /// in the file's order: the Metrics view's sets of graphs and `fleet metrics --profile`.
+    #[serde(deserialize_with = "profile::in_file_order")]
+    pub profiles: Vec<Profile>,
 }
 
 impl Default for ClientConfig {
@@ -45,6 +52,8 @@ impl Default for ClientConfig {
             ttl: 60,
             key_file: None,
             hub_key: None,
+            nats: Default::default(),
+            profiles: Vec::new(),
         }
     }
 }
@@ -75,12 +84,26 @@ impl ClientConfig {
         if !(cfg.discovery_timeout.is_finite() && cfg.discovery_timeout > 0.0) {
             anyhow::bail!("{file}: discovery_timeout: must be a positive number of seconds");
         }
-        if let Some(t) = cfg.timeout {
-            if !(t.is_finite() && t > 0.0) {
-                anyhow::bail!("{file}: timeout: must be a positive number of seconds (got {t})");
+        if let Some(t) = cfg.timeout
+            && !(t.is_finite() && t > 0.0)
+        {
+            anyhow::bail!("{file}: timeout: must be a positive number of seconds (got {t})");
+        }
+        for p in &cfg.profiles {
+            for graph in &p.graphs {
+                if let Graph::Procs(name) = graph
+                    && let Err(e) = regex::Regex::new(name)
+                {
+                    anyhow::bail!("{file}: profile {}: graph \"{}\": not a regex pgrep would take: {e}", p.name, graph.name());
+                }
             }
         }
         Ok(cfg)
+    }
+
+    /// The profile called `name`; the error lists the profiles there are.
+    pub fn profile(&self, name: &str) -> Result<&Profile, fleet_client::ClientError> {
+        profile::find(&self.profiles, name)
     }
 
     /// Where the signing key is: FLEET_KEY, `key_file`, or the keys directory and the caller name.
@@ -136,6 +159,7 @@ impl ClientConfig {
             ttl: self.ttl,
             timeout: self.timeout.map(std::time::Duration::from_secs_f64),
             discovery_timeout: std::time::Duration::from_secs_f64(self.discovery_timeout),
+            nats: self.nats.clone(),
             ..fleet_client::Settings::default()
         }
     }
@@ -166,13 +190,18 @@ impl ClientConfig {
     }
 
     pub fn caller(&self) -> String {
-        if let Some(k) = self.key_path() {
-            if let Some(stem) = k.file_stem().and_then(|s| s.to_str()) {
-                return stem.to_string();
-            }
+        if let Some(k) = self.key_path()
+            && let Some(stem) = k.file_stem().and_then(|s| s.to_str())
+        {
+            return stem.to_string();
         }
         self.caller.clone().unwrap_or_else(login_name)
     }
+}
+
+/// The login name, for the default caller id.
+pub fn login_name() -> String {
+    ["USER", "LOGNAME"].iter().filter_map(|v| std::env::var(v).ok()).find(|name| !name.trim().is_empty()).unwrap_or_else(|| "admin".into())
 }
 
 #[cfg(test)]
@@ -189,9 +218,51 @@ mod tests {
     fn defaults() {
         assert_eq!(ClientConfig::parse("", "c.toml").unwrap(), ClientConfig::default());
     }
-}
 
-/// The login name, for the default caller id.
-pub fn login_name() -> String {
-    ["USER", "LOGNAME"].iter().filter_map(|v| std::env::var(v).ok()).find(|name| !name.trim().is_empty()).unwrap_or_else(|| "admin".into())
+    const PROFILES: &str = r#"collective = "fleet"
+
+[profiles.web]
+graphs = ["load1", "net_rx_bytes_per_s", "net_tx_bytes_per_s", "procs:nginx"]
+match = "role=web"
+
+[profiles.db]
+graphs = ["load1", "mem_used_pct", "disk_used_max_pct"]
+match = "role=db or class=/postgres/"
+
+[profiles.any]
+graphs = ["load1", "cpu_busy_pct"]
+"#;
+
+    #[test]
+    fn profiles_are_read_in_file_order_with_their_graphs_and_match() {
+        let cfg = ClientConfig::parse(PROFILES, "c.toml").unwrap();
+        let names: Vec<&str> = cfg.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["web", "db", "any"], "the file's order: the first that fits a host is its profile");
+        let web = cfg.profile("web").unwrap();
+        assert_eq!(web.columns(), ["load1", "net_rx_bytes_per_s", "net_tx_bytes_per_s", "procs:nginx"]);
+        assert_eq!(web.matches.as_deref(), Some("role=web"));
+        assert_eq!(cfg.profile("any").unwrap().matches, None);
+        let e = cfg.profile("mail").unwrap_err().to_string();
+        assert_eq!(e, "no metric profile \"mail\" (profiles: web, db, any)");
+        let e = ClientConfig::default().profile("web").unwrap_err().to_string();
+        assert!(e.ends_with("(profiles: none: add [profiles.NAME] to the config file)"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_profile_is_an_error_naming_the_file_the_profile_and_the_entry() {
+        let bad = |from: &str, to: &str| {
+            assert!(PROFILES.contains(from));
+            ClientConfig::parse(&PROFILES.replace(from, to), "c.toml").unwrap_err().to_string()
+        };
+        let e = bad("\"mem_used_pct\"", "\"mem_usd_pct\"");
+        assert!(e.starts_with("c.toml:") && e.contains("profile db: graph \"mem_usd_pct\": unknown metric (known: load1"), "{e}");
+        let e = bad(r#"graphs = ["load1", "cpu_busy_pct"]"#, "graphs = []");
+        assert!(e.starts_with("c.toml:") && e.contains("profile any: graphs: at least one graph is needed"), "{e}");
+        let e = bad("match = \"role=web\"", "match = \"role=web and\"");
+        assert!(e.starts_with("c.toml:") && e.contains("profile web: match \"role=web and\": column "), "{e}");
+        let e = bad("match = \"role=web\"", "matches = \"role=web\"");
+        assert!(e.starts_with("c.toml:") && e.contains("unknown field `matches`"), "{e}");
+        let e = bad("procs:nginx", "procs:nginx(");
+        assert!(e.starts_with("c.toml: profile web: graph \"procs:nginx(\": not a regex"), "{e}");
+    }
 }

@@ -1,13 +1,15 @@
 //! `fleet metrics`: every matching host's newest metrics sample through the metrics agent, as a
 //! table worst host first, or grouped by a fact with min/avg/max per metric and each group's
-//! worst host (`--group`), once or every few seconds (`--watch`).
+//! worst host (`--group`), once or every few seconds (`--watch`); `--profile NAME` shows a
+//! profile's graphs as the columns, its process counts among them.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::Result;
+use fleet_client::metrics::profile::{self, Profile};
 use fleet_client::metrics::{self, Group, HostMetrics, value_text};
-use fleet_client::{Client, Outcome, round};
+use fleet_client::{Client, Outcome, Settings, round};
 use serde_json::json;
 
 use super::args::MetricsArgs;
@@ -31,7 +33,13 @@ const LABELS: &[(&str, &str)] = &[
 ];
 
 pub async fn run(ctx: &Ctx, m: &MetricsArgs, f: &FilterArgs, out: &OutputArgs) -> Result<i32> {
-    let args = metrics::latest_args(&m.metrics, m.group.as_deref());
+    let profile = m.profile.as_deref().map(|name| ctx.config.profile(name)).transpose()?;
+    // A profile's series, and the ranking metric's so hosts can be ranked by it.
+    let series = match profile {
+        Some(p) => metrics::series_of(std::iter::once(m.by.as_str()).chain(p.metric_names())),
+        None => m.metrics.clone(),
+    };
+    let args = metrics::latest_args(&series, m.group.as_deref());
     let spec = ctx.settings.spec(metrics::AGENT, "latest", args, &f.scope(), QUERY_TIMEOUT);
     spec.filter.compile().map_err(fleet_client::ClientError::from)?;
     if m.follow {
@@ -42,7 +50,7 @@ pub async fn run(ctx: &Ctx, m: &MetricsArgs, f: &FilterArgs, out: &OutputArgs) -
     }
     let mut client = ctx.client().await?;
     loop {
-        let code = once(&mut client, &spec, m, out).await?;
+        let code = once(&mut client, &ctx.settings, &spec, m, profile, out).await?;
         if !m.watch {
             return Ok(code);
         }
@@ -81,10 +89,20 @@ async fn follow(ctx: &Ctx, spec: &fleet_client::Spec, m: &MetricsArgs, out: &Out
 }
 
 /// One round and its printout; returns the round's exit code.
-async fn once(client: &mut Client, spec: &fleet_client::Spec, m: &MetricsArgs, out: &OutputArgs) -> Result<i32> {
+async fn once(
+    client: &mut Client,
+    settings: &Settings,
+    spec: &fleet_client::Spec,
+    m: &MetricsArgs,
+    profile: Option<&Profile>,
+    out: &OutputArgs,
+) -> Result<i32> {
     let outcome = round::run(client, spec, |_| {}).await?;
     let code = outcome.exit_code();
     let mut hosts = metrics::hosts(&outcome, m.group.as_deref());
+    if let Some(p) = profile {
+        count_processes(client, settings, p, &mut hosts).await?;
+    }
     metrics::rank(&mut hosts, &m.by);
     let groups = m.group.as_ref().map(|_| metrics::group(&hosts, &m.by));
     if out.json || out.jsonl {
@@ -106,13 +124,31 @@ async fn once(client: &mut Client, spec: &fleet_client::Spec, m: &MetricsArgs, o
     if m.watch {
         println!("fleet metrics at {} UTC, every {} s\n", fleet_client::format::utc_time_ms(fleet_protocol::now_ms()), m.every);
     }
-    let columns = columns(&hosts, &m.metrics);
+    let columns = match profile {
+        Some(p) => p.columns(),
+        None => columns(&hosts, &m.metrics),
+    };
     match (&groups, &m.group) {
         (Some(groups), Some(fact)) => print!("{}", groups_text(groups, fact, &columns)),
         _ => print!("{}", hosts_text(&hosts, &columns)),
     }
     print_end(&outcome, &hosts);
     Ok(code)
+}
+
+/// Fills the profile's `procs:NAME` graphs of the hosts that answered: one process list round
+/// per name.
+async fn count_processes(client: &mut Client, settings: &Settings, p: &Profile, hosts: &mut [HostMetrics]) -> Result<()> {
+    let answered: Vec<String> = hosts.iter().map(|h| h.identity.clone()).collect();
+    let wanted = p.process_names().map(|name| (name.to_string(), answered.clone())).collect();
+    for (graph, by_host) in profile::process_counts(client, settings, &wanted).await? {
+        for h in hosts.iter_mut() {
+            if let Some(n) = by_host.get(&h.identity) {
+                h.metrics.insert(graph.clone(), *n as f64);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The default columns, or every metric the hosts sent when `-m` chose them.

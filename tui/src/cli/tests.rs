@@ -36,6 +36,7 @@ fn cli_and_rpc_panel_print_the_same_aggregates() {
         discovery_ms: 0.0,
         rollout: None,
         elapsed_ms: 1.0,
+        resent: 0,
     };
     let rows: Vec<ReplyRow> = replies()
         .into_iter()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crossterm::event::KeyEvent;
+use fleet_client::metrics::profile::Profile;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::Paragraph;
@@ -48,6 +49,8 @@ pub struct AppInit {
     pub now: SystemTime,
     /// Where the Log panel keeps its history across restarts; `None` keeps it in memory.
     pub log_history: Option<PathBuf>,
+    /// The config's metric profiles, for the Metrics view.
+    pub profiles: Vec<Profile>,
 }
 
 impl AppInit {
@@ -62,6 +65,7 @@ impl AppInit {
             theme_dirs: Vec::new(),
             now,
             log_history: None,
+            profiles: Vec::new(),
         }
     }
 }
@@ -129,6 +133,7 @@ impl App {
             fatal: None,
             dirty: true,
         };
+        app.inventory.update(Action::Metrics(super::metrics::Msg::Profiles(init.profiles)));
         // Panels that stamp times start from the same clock as the top bar.
         app.broadcast(Action::Tick(init.now));
         app.inspector.set_now(init.now);
@@ -363,6 +368,14 @@ impl App {
                     Action::Inventory(super::inventory::Msg::ShowMetrics),
                     Action::Metrics(super::metrics::Msg::Group(fact)),
                     Notice::info(said),
+                ]))
+            }
+            "profile" => {
+                let name = (!arg.is_empty()).then(|| arg.to_string());
+                Some(Action::Batch(vec![
+                    Action::FocusPanel(PanelId::Inventory),
+                    Action::Inventory(super::inventory::Msg::ShowMetrics),
+                    Action::Metrics(super::metrics::Msg::UseProfile(name)),
                 ]))
             }
             "panel" => match PanelId::from_name(arg) {

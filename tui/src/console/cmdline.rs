@@ -1,6 +1,7 @@
-//! The `:` command line: `:ping [FILTER]`, `:filter EXPR`, `:theme NAME`, `:panel NAME`, `:help`,
-//! `:quit`. `tab` completes command names, theme names and panel names (again to cycle through
-//! several); `up` and `down` walk the history of this session.
+//! The `:` command line: `:ping [FILTER]`, `:filter EXPR`, `:group FACT`, `:profile NAME`,
+//! `:theme NAME`, `:panel NAME`, `:help`, `:quit`. `tab` completes command names, theme names
+//! and panel names (again to cycle through several); `up` and `down` walk the history of this
+//! session.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -26,11 +27,12 @@ pub fn key_table() -> Vec<Binding> {
 }
 
 /// The commands and what they do (for completion and the unknown-command message).
-pub const COMMANDS: [(&str, &str); 8] = [
+pub const COMMANDS: [(&str, &str); 9] = [
     ("ping", "ping [FILTER]: run a discovery round (with FILTER, or the filter in force)"),
     ("filter", "filter EXPR: set the discovery filter and run it"),
     ("columns", "columns FACT,...: show these facts as Discovery columns for the session (none: no columns)"),
     ("group", "group FACT: the Metrics view with hosts grouped by a fact (none: ungrouped)"),
+    ("profile", "profile NAME: the Metrics view with every host on a profile (none: each picked by its match)"),
     ("theme", "theme NAME: switch the colors"),
     ("panel", "panel NAME: go to a panel"),
     ("help", "help: the key bindings"),
@@ -256,10 +258,12 @@ mod tests {
     fn tab_offers_several_and_cycles_through_them() {
         let mut c = typed("p");
         c.apply(CommandLineEdit::Complete);
-        assert_eq!(c.text(), "p", "ping and panel share only the p");
-        assert_eq!(c.candidates(), ["ping", "panel"]);
+        assert_eq!(c.text(), "p", "ping, profile and panel share only the p");
+        assert_eq!(c.candidates(), ["ping", "profile", "panel"]);
         c.apply(CommandLineEdit::Complete);
         assert_eq!(c.text(), "ping");
+        c.apply(CommandLineEdit::Complete);
+        assert_eq!(c.text(), "profile");
         c.apply(CommandLineEdit::Complete);
         assert_eq!(c.text(), "panel");
         c.apply(CommandLineEdit::Complete);

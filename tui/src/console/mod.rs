@@ -105,6 +105,8 @@ pub struct Options {
     /// Shown in the top bar, e.g. that this is the demo.
     pub note: Option<String>,
     pub log_level: Option<String>,
+    /// The config's metric profiles, for the Metrics view.
+    pub profiles: Vec<fleet_client::metrics::profile::Profile>,
 }
 
 impl Options {
@@ -115,7 +117,16 @@ impl Options {
         note: Option<String>,
         log_level: Option<String>,
     ) -> Options {
-        Options { hubs: settings.hubs.clone(), settings, credentials, theme: cfg.theme.clone(), read_only: cfg.read_only, note, log_level }
+        Options {
+            hubs: settings.hubs.clone(),
+            settings,
+            credentials,
+            theme: cfg.theme.clone(),
+            read_only: cfg.read_only,
+            note,
+            log_level,
+            profiles: cfg.profiles.clone(),
+        }
     }
 }
 
@@ -148,6 +159,7 @@ pub async fn run(opts: Options) -> Result<()> {
         theme_dirs,
         now: SystemTime::now(),
         log_history: state_dir().map(|d| d.join(log::FILE_NAME)),
+        profiles: opts.profiles.clone(),
     });
 
     let result = event_loop(&mut screen, &mut app, &mut inbox, &net_tx).await;

@@ -23,6 +23,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use fleet_client::metrics::profile;
 use fleet_client::{Client, Credentials, Outcome, Progress, SignatureCheck, Spec, round};
 
 use super::action::{Action, LinkState, NetCommand, ReplyRow, RequestEvent, RequestInfo, Scope};
@@ -197,6 +198,19 @@ impl Work {
                     let _ = actions.send(Action::Metrics(metrics::Msg::Facts { fact, result }));
                 });
             }
+            NetCommand::Metrics(metrics::Cmd::Matching(profiles)) => {
+                tokio::spawn(async move {
+                    let result = on_link(&pool, async |client| profile::matching(client, &settings.settings, &profiles).await).await;
+                    let _ = actions.send(Action::Metrics(metrics::Msg::Matching(result)));
+                });
+            }
+            NetCommand::Metrics(metrics::Cmd::Count(wanted)) => {
+                tokio::spawn(async move {
+                    let result = on_link(&pool, async |client| profile::process_counts(client, &settings.settings, &wanted).await).await;
+                    let time_ms = fleet_protocol::now_ms();
+                    let _ = actions.send(Action::Metrics(metrics::Msg::Counts { time_ms, result }));
+                });
+            }
             NetCommand::Concat(cmd) => {
                 tokio::spawn(async move {
                     with_link(&pool, &actions, "concat", async |client, actions| {
@@ -226,6 +240,16 @@ async fn with_link(
             let _ = actions.send(super::action::Notice::error(format!("{what}: {e:#}")));
         }
     }
+}
+
+/// Runs `work` on a pooled link and returns what it found; the error says why, also when no
+/// link could be had (for views that wait on an answer either way).
+async fn on_link<T>(pool: &Pool, work: impl AsyncFnOnce(&mut Client) -> fleet_client::Result<T>) -> Result<T, String> {
+    let _permit = pool.busy.acquire().await;
+    let mut client = pool.take().await.map_err(|e| format!("{e:#}"))?;
+    let result = work(&mut client).await.map_err(|e| format!("{e:#}"));
+    pool.give(client);
+    result
 }
 
 /// The task. Runs until the UI drops its command sender.

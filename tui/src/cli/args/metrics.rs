@@ -13,6 +13,11 @@ pub struct MetricsArgs {
     /// memory, swap and fullest-disk %, network rx/tx per second, processes and zombies.
     #[arg(short = 'm', long = "metric", value_name = "NAME", value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// Show a metric profile's graphs (`[profiles.NAME]` in the config file) as the columns;
+    /// its `procs:NAME` graphs count processes through the process agent. The filter flags
+    /// still choose the hosts (the profile's `match` only picks profiles in the console).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["metrics", "follow"])]
+    pub profile: Option<String>,
     /// The metric that ranks hosts and groups, worst first.
     #[arg(long, value_name = "METRIC", default_value = fleet_client::metrics::DEFAULT_RANK)]
     pub by: String,

@@ -408,7 +408,7 @@ impl Component for Inventory {
         let for_metrics = match &action {
             Action::Metrics(_) => return self.metrics.update(action),
             Action::Nav(_) if self.view == View::Metrics => return self.metrics.update(action),
-            Action::Nodes(_) | Action::Members { .. } | Action::ScopeChanged(_) | Action::ThemeChanged(_) => {
+            Action::Nodes(_) | Action::Members { .. } | Action::ScopeChanged(_) | Action::ThemeChanged(_) | Action::Tick(_) => {
                 self.metrics.update(action.clone())
             }
             _ => None,

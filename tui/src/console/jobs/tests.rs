@@ -22,11 +22,16 @@ pub(crate) fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(T0)
 }
 
-pub(crate) fn app_with(read_only: bool) -> App {
+/// What the shell starts from in these tests: one hub, the demo's note, the fixed clock.
+pub(crate) fn test_init(read_only: bool) -> AppInit {
     let mut init = AppInit::new(vec!["tcp://127.0.0.1:7402".into()], now());
     init.note = Some("demo: embedded hub + 6 in-process nodes".into());
     init.read_only = read_only;
-    App::new(init)
+    init
+}
+
+pub(crate) fn app_with(read_only: bool) -> App {
+    App::new(test_init(read_only))
 }
 
 pub(crate) fn key(c: char) -> Action {

@@ -1,6 +1,9 @@
-//! Drawing the Metrics view: the host list (a sparkline and the newest value per host, group
-//! headers with min/avg/max and the worst host) and the selected host's line chart. From 120
-//! columns the chart sits beside the list, below it otherwise; a short screen shows the list only.
+//! Drawing the Metrics view: the host list (per host a sparkline and the newest value of each
+//! graph its profile shows, group headers with min/avg/max and the worst host, profile headings
+//! naming the graphs above their columns) and the selected host's line chart. From 120 columns
+//! the chart sits beside the list, below it otherwise; a short screen shows the list only.
+
+use std::collections::HashMap;
 
 use fleet_client::metrics::{Group, HostMetrics, value_text};
 use ratatui::Frame;
@@ -48,7 +51,16 @@ impl MetricsView {
     }
 
     fn list_title(&self) -> String {
-        let mut title = format!(" Metrics: {} · last {} · {} hosts", self.metric(), window_text(self.window_secs()), self.hosts().len());
+        let mut title = format!(" Metrics: {}", self.metric());
+        // The selected host's (or its group's) profile: the one `p` switches.
+        if let Some(host) = self.selected().filter(|_| !self.profiles().is_empty()) {
+            let shown = self.profile_of(&host);
+            match shown.profile {
+                Some(i) => title.push_str(&format!(" · profile {}{}", self.profiles()[i].name, if shown.chosen { "" } else { " (auto)" })),
+                None => title.push_str(" · no profile"),
+            }
+        }
+        title.push_str(&format!(" · last {} · {} hosts", window_text(self.window_secs()), self.hosts().len()));
         if let Some(fact) = &self.group_by {
             title.push_str(&format!(" · by {fact}"));
         }
@@ -69,6 +81,8 @@ impl MetricsView {
             Some(("no nodes in scope".to_string(), t.label))
         } else if let Some(e) = &self.group_error {
             Some((format!("cannot read the group fact: {e}"), t.error))
+        } else if let Some(e) = &self.profiles.error {
+            Some((e.clone(), t.error))
         } else if self.newest_ms().is_none() {
             Some(("waiting for samples from the hub …".to_string(), t.label))
         } else {
@@ -89,21 +103,61 @@ impl MetricsView {
             .iter()
             .filter_map(|r| match r {
                 Row::Host(h) => Some(h.identity.chars().count() as u16 + 2),
-                Row::Group(_) => None,
+                Row::Group(_) | Row::Profile { .. } => None,
             })
             .max()
             .unwrap_or(8)
             .clamp(8, 20)
             .min(body.width / 3);
-        // One scale for every sparkline, so the bars compare across hosts.
-        let metric = self.metric();
-        let scale = self.hosts().iter().flat_map(|h| self.points(h, metric)).map(|(_, v)| v).fold(0.0_f64, f64::max);
-        for (i, row) in rows.iter().skip(top).take(visible).enumerate() {
-            let line = Rect { y: body.y + i as u16, height: 1, ..body };
+        // One scale per graph for every sparkline, so the bars compare across hosts.
+        let mut scales: HashMap<String, f64> = HashMap::new();
+        let mut scale = |graph: &str| {
+            *scales
+                .entry(graph.to_string())
+                .or_insert_with(|| self.hosts().iter().flat_map(|h| self.points(h, graph)).map(|(_, v)| v).fold(0.0_f64, f64::max))
+        };
+        // The graphs of the heading above; rows above the visible ones still set it.
+        let mut graphs = vec![self.metric().to_string()];
+        for (i, row) in rows.iter().enumerate() {
+            if let Row::Profile { graphs: g, .. } = row {
+                graphs = g.clone();
+            }
+            if i < top || i >= top + visible {
+                continue;
+            }
+            let line = Rect { y: body.y + (i - top) as u16, height: 1, ..body };
             match row {
                 Row::Group(g) => frame.render_widget(Paragraph::new(self.group_line(g, line.width)), line),
-                Row::Host(h) => self.draw_host(frame, line, h, name_width, scale, Some(&h.identity) == selected.as_ref()),
+                Row::Profile { name, graphs } => self.draw_heading(frame, line, name.as_deref(), graphs, name_width),
+                Row::Host(h) => {
+                    let scales: Vec<f64> = graphs.iter().map(|g| scale(g)).collect();
+                    self.draw_host(frame, line, h, &graphs, name_width, &scales, Some(&h.identity) == selected.as_ref())
+                }
             }
+        }
+    }
+
+    /// A host line's areas: the name, then one cell per graph.
+    fn cells(&self, area: Rect, name_width: u16, graphs: usize) -> (Rect, Vec<Rect>) {
+        let indent = if self.group_by.is_some() { 2 } else { 0 };
+        let [name, rest] = Layout::horizontal([Constraint::Length(name_width + indent), Constraint::Min(0)]).areas(area);
+        let n = graphs.max(1) as u32;
+        let cells = Layout::horizontal((0..n).map(|_| Constraint::Ratio(1, n))).spacing(u16::from(n > 1)).split(rest);
+        (name, cells.to_vec())
+    }
+
+    /// `profile web` and each graph's name above its column of values (the profile's name may
+    /// run on into the first column's room).
+    fn draw_heading(&self, frame: &mut Frame, area: Rect, profile: Option<&str>, graphs: &[String], name_width: u16) {
+        let t = &self.theme;
+        let label = profile.map_or_else(|| "no profile".to_string(), |p| format!("profile {p}"));
+        frame.render_widget(Paragraph::new(Span::styled(cut(&label, area.width as usize, '…'), t.table.header)), area);
+        let (_, cells) = self.cells(area, name_width, graphs.len());
+        for (graph, cell) in graphs.iter().zip(cells) {
+            let text = cut(graph, cell.width as usize, '…');
+            let width = text.chars().count() as u16;
+            let right = Rect { x: cell.x + cell.width - width, width, ..cell };
+            frame.render_widget(Paragraph::new(Span::styled(text, t.table.header)), right);
         }
     }
 
@@ -128,16 +182,33 @@ impl MetricsView {
         fit_line(spans, width as usize)
     }
 
-    /// One host: its name, a sparkline of the window, the newest value.
-    fn draw_host(&self, frame: &mut Frame, area: Rect, host: &HostMetrics, name_width: u16, scale: f64, selected: bool) {
+    /// One host: its name, then per graph a sparkline of the window and the newest value.
+    #[allow(clippy::too_many_arguments)]
+    fn draw_host(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        host: &HostMetrics,
+        graphs: &[String],
+        name_width: u16,
+        scales: &[f64],
+        selected: bool,
+    ) {
         let t = &self.theme;
-        let metric = self.metric();
         let indent = if self.group_by.is_some() { 2 } else { 0 };
-        let [name, spark, value] =
-            Layout::horizontal([Constraint::Length(name_width + indent), Constraint::Min(0), Constraint::Length(VALUE_WIDTH)]).areas(area);
+        let (name, cells) = self.cells(area, name_width, graphs.len());
         let name_style = if selected { t.row.selected } else { t.text };
-        let label = format!("{}{}", " ".repeat(indent as usize), cut(&host.identity, name_width.saturating_sub(1) as usize, '…'));
+        let label = format!("{}{}", " ".repeat(indent), cut(&host.identity, name_width.saturating_sub(1) as usize, '…'));
         frame.render_widget(Paragraph::new(Span::styled(label, name_style)), name);
+        for ((graph, cell), scale) in graphs.iter().zip(cells).zip(scales) {
+            self.draw_cell(frame, cell, host, graph, *scale);
+        }
+    }
+
+    /// One graph of a host: a sparkline of the window (where the cell has room) and the newest value.
+    fn draw_cell(&self, frame: &mut Frame, area: Rect, host: &HostMetrics, metric: &str, scale: f64) {
+        let t = &self.theme;
+        let [spark, value] = Layout::horizontal([Constraint::Min(0), Constraint::Length(VALUE_WIDTH)]).areas(area);
         let points = self.points(&host.identity, metric);
         let wanted = spark.width.saturating_sub(1) as usize;
         // The newest sample at the right edge, so every host's line ends at the same time.

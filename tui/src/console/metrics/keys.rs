@@ -16,6 +16,8 @@ pub fn key_table() -> Vec<Binding> {
         Binding::new("prev_metric", &["M"], Action::Metrics(Msg::PrevMetric), "previous metric"),
         Binding::new("processes", &["enter"], Action::Metrics(Msg::OpenProcesses), "processes"),
         Binding::new("zoom", &["z"], Action::Metrics(Msg::Zoom), "zoom"),
+        Binding::new("next_profile", &["p"], Action::Metrics(Msg::NextProfile), "next profile"),
+        Binding::new("auto_profile", &["P"], Action::Metrics(Msg::UseProfile(None)), "auto profiles"),
         Binding::new("facts", &["]"], Action::Inventory(inventory::Msg::NextTab), "inventory facts"),
         Binding::new("stats", &["["], Action::Inventory(inventory::Msg::PrevTab), "inventory stats"),
     ];

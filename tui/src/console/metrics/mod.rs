@@ -1,7 +1,10 @@
 //! The Metrics view, the second view of the Inventory tab (`]`/`[`): live metrics of the hosts in
 //! scope, as the hub forwards them. One sparkline per host for the selected metric, a line chart
 //! of the selected host over the time window, and with `:group FACT` the hosts grouped by a fact,
-//! each group with min/avg/max and its worst host, worst groups first.
+//! each group with min/avg/max and its worst host, worst groups first. Profiles from the config
+//! (`[profiles.NAME]`) set which graphs a host or a group shows, each under a heading naming
+//! the profile and its graphs; `p` switches the selected host's or group's profile, `P` goes
+//! back to the one its `match` picks.
 //!
 //! The view only keeps and draws samples: ranking, grouping and the derived metrics (fullest
 //! mount, network rates summed over interfaces) are the client core's ([`fleet_client::metrics`]),
@@ -9,11 +12,15 @@
 //! subscription (the hosts in scope, the shown metric's series, with history); leaving it sends
 //! an empty subscription, so the hub forwards nothing to a console that does not look.
 //!
-//! This file holds the state and how actions change it; `keys` the key table, `draw` the drawing.
+//! This file holds the state and how actions change it; `profiles` which profile each host
+//! shows and the process counts, `keys` the key table, `draw` the drawing.
 
 mod draw;
 mod keys;
+mod profiles;
 
+#[cfg(test)]
+mod profile_tests;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crossterm::event::KeyEvent;
+use fleet_client::metrics::profile::{Matching, PROCS, Profile};
 use fleet_client::metrics::{self as core, Group, HostMetrics};
 use fleet_protocol::{MetricSubscribe, MetricUpdate};
 use ratatui::Frame;
@@ -35,6 +43,7 @@ use super::processes;
 use super::theme::Theme;
 
 pub use keys::key_table;
+pub use profiles::{COUNT_EVERY, Shown};
 
 /// The metrics `m`/`M` switch between: the columns `fleet metrics` shows by default.
 pub const METRICS: &[&str] = core::DEFAULT_COLUMNS;
@@ -42,6 +51,9 @@ pub const METRICS: &[&str] = core::DEFAULT_COLUMNS;
 /// Samples kept per host: 15 minutes at one a second. The hub keeps the long history; the view
 /// only needs what its widest window shows.
 const KEEP: usize = 900;
+
+/// Per host, per sample time (ms): the values of that sample by series name.
+type Samples = BTreeMap<String, BTreeMap<u64, BTreeMap<String, f64>>>;
 
 /// The time windows `z` zooms through, in seconds; the first is the default (the hub's and the
 /// node's default history).
@@ -65,6 +77,20 @@ pub enum Msg {
         fact: String,
         result: Result<HashMap<String, Value>, String>,
     },
+    /// The config's profiles (at start).
+    Profiles(Vec<Profile>),
+    /// `p`: the next profile for the selected host or group.
+    NextProfile,
+    /// `:profile NAME` for every host and group; `P` and `:profile` alone: back to what each
+    /// profile's `match` picks.
+    UseProfile(Option<String>),
+    /// The hosts each profile's `match` selects.
+    Matching(Result<Matching, String>),
+    /// The `procs:NAME` graphs' counts (graph -> host -> count), taken at `time_ms`.
+    Counts {
+        time_ms: u64,
+        result: Result<BTreeMap<String, BTreeMap<String, u64>>, String>,
+    },
 }
 
 /// The view's network work, wrapped by the shell as `NetCommand::Metrics`; `net.rs` runs it.
@@ -74,12 +100,18 @@ pub enum Cmd {
     Subscribe(MetricSubscribe),
     /// rpcutil get_facts of `fact` on `nodes` -> [`Msg::Facts`].
     Facts { nodes: Vec<String>, fact: String },
+    /// Which hosts these profiles' `match` selects -> [`Msg::Matching`].
+    Matching(Vec<Profile>),
+    /// Count processes by name (-> the hosts to count on) -> [`Msg::Counts`].
+    Count(BTreeMap<String, Vec<String>>),
 }
 
-/// One line of the host list: a group's header, or a host.
+/// One line of the host list: a group's header, a profile's heading (its name, none where no
+/// profile fits, and the graphs of the hosts below it), or a host.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Row {
     Group(Group),
+    Profile { name: Option<String>, graphs: Vec<String> },
     Host(HostMetrics),
 }
 
@@ -97,7 +129,7 @@ pub struct MetricsView {
     window: usize,
     /// Per host, per sample time (ms): the metrics of that sample, raw series and the client
     /// core's derived ones.
-    samples: BTreeMap<String, BTreeMap<u64, BTreeMap<String, f64>>>,
+    samples: Samples,
     group_by: Option<String>,
     /// The group-by fact's value per node (`Null` where a node lacks it).
     group_values: HashMap<String, Value>,
@@ -106,6 +138,7 @@ pub struct MetricsView {
     selected: Option<String>,
     /// The subscription in force, as last sent.
     subscribed: Option<MetricSubscribe>,
+    profiles: profiles::Profiles,
     list_top: Cell<usize>,
     page: Cell<usize>,
 }
@@ -127,6 +160,7 @@ impl MetricsView {
             group_error: None,
             selected: None,
             subscribed: None,
+            profiles: Default::default(),
             list_top: Cell::new(0),
             page: Cell::new(10),
         }
@@ -167,23 +201,13 @@ impl MetricsView {
         hosts
     }
 
-    /// The series patterns the shown metric needs: the client core derives the fullest mount and
-    /// the summed network rates from their per-mount and per-interface parts.
-    pub fn series_patterns(metric: &str) -> Vec<String> {
-        match metric {
-            "disk_used_max_pct" => vec!["disk_used_pct:*".into()],
-            "net_rx_bytes_per_s" | "net_tx_bytes_per_s" => vec![format!("{metric}:*")],
-            other => vec![other.to_string()],
-        }
-    }
-
     /// The subscription the view wants now: none while it is off screen.
     fn wanted(&self) -> MetricSubscribe {
         let hosts = self.hosts();
         if !self.open || hosts.is_empty() {
             return MetricSubscribe::default();
         }
-        MetricSubscribe { nodes: hosts, all_nodes: false, series: Self::series_patterns(self.metric()), history: true }
+        MetricSubscribe { nodes: hosts, all_nodes: false, series: self.wanted_series(), history: true }
     }
 
     /// Sends the wanted subscription when it differs from the one in force.
@@ -210,7 +234,7 @@ impl MetricsView {
     /// Shows or hides the view: subscribes when it opens, unsubscribes when it closes.
     pub fn set_open(&mut self, open: bool) -> Option<Action> {
         self.open = open;
-        let facts = self.fetch_facts();
+        let facts = batch(self.fetch_facts(), self.fetch_matching());
         batch(self.resubscribe(), facts)
     }
 
@@ -232,12 +256,23 @@ impl MetricsView {
     /// The newest sample time over the hosts in scope: the right edge of every graph (the
     /// nodes' clock, so a console on another clock still shows the newest samples).
     pub fn newest_ms(&self) -> Option<u64> {
-        self.hosts().iter().filter_map(|h| self.samples.get(h)?.keys().next_back().copied()).max()
+        self.newest_in(&self.samples)
+    }
+
+    fn newest_in(&self, store: &Samples) -> Option<u64> {
+        self.hosts().iter().filter_map(|h| store.get(h)?.keys().next_back().copied()).max()
+    }
+
+    /// Where `metric`'s values are kept: the process counts (`procs:NAME`, the console's clock,
+    /// when each count came back) apart from the nodes' samples (their clock).
+    fn store_of(&self, metric: &str) -> &Samples {
+        if metric.starts_with(PROCS) { &self.profiles.counts } else { &self.samples }
     }
 
     /// `host`'s values of `metric` inside the window, oldest first, as (ms, value).
     pub fn points(&self, host: &str, metric: &str) -> Vec<(u64, f64)> {
-        let (Some(kept), Some(newest)) = (self.samples.get(host), self.newest_ms()) else {
+        let store = self.store_of(metric);
+        let (Some(kept), Some(newest)) = (store.get(host), self.newest_in(store)) else {
             return Vec::new();
         };
         let from = newest.saturating_sub(self.window_secs() * 1000);
@@ -251,7 +286,10 @@ impl MetricsView {
             .into_iter()
             .map(|host| {
                 let newest = self.samples.get(&host).and_then(|s| s.last_key_value());
-                let (time_ms, metrics) = newest.map(|(t, m)| (*t, m.clone())).unwrap_or_default();
+                let (time_ms, mut metrics) = newest.map(|(t, m)| (*t, m.clone())).unwrap_or_default();
+                if let Some((_, counts)) = self.profiles.counts.get(&host).and_then(|c| c.last_key_value()) {
+                    metrics.extend(counts.clone());
+                }
                 let facts = group_by.map(|f| json!({ f: self.group_values.get(&host).cloned().unwrap_or(Value::Null) }));
                 HostMetrics::from_reply(&host, &json!({ "time_ms": time_ms, "metrics": metrics, "facts": facts }), group_by)
             })
@@ -259,19 +297,42 @@ impl MetricsView {
     }
 
     /// The host list: worst first by the shown metric; grouped, each group's header before its
-    /// hosts, worst groups first (the client core's ranking and aggregates).
+    /// hosts, worst groups first (the client core's ranking and aggregates). With profiles, each
+    /// group's hosts under its profile's heading; ungrouped, the hosts of one profile together
+    /// (in the config's order, hosts no profile fits last), each under its profile's heading.
     pub fn rows(&self) -> Vec<Row> {
         let mut hosts = self.latest();
         let metric = self.metric();
+        let shown = self.shown_profiles();
+        let profile = |host: &str| shown.get(host).and_then(|s| s.profile);
+        let heading = |p: Option<usize>| Row::Profile { name: p.map(|i| self.profiles()[i].name.clone()), graphs: self.graphs(p) };
         if self.group_by.is_none() {
             core::rank(&mut hosts, metric);
-            return hosts.into_iter().map(Row::Host).collect();
+            if shown.is_empty() {
+                return hosts.into_iter().map(Row::Host).collect();
+            }
+            // A stable sort keeps each profile's hosts worst first.
+            hosts.sort_by_key(|h| profile(&h.identity).unwrap_or(usize::MAX));
+            let mut rows = Vec::new();
+            let mut last = None;
+            for h in hosts {
+                let p = profile(&h.identity);
+                if last != Some(p) {
+                    rows.push(heading(p));
+                    last = Some(p);
+                }
+                rows.push(Row::Host(h));
+            }
+            return rows;
         }
         let mut by_name: HashMap<String, HostMetrics> = hosts.iter().map(|h| (h.identity.clone(), h.clone())).collect();
         let mut rows = Vec::new();
         for group in core::group(&hosts, metric) {
             let members = group.hosts.clone();
             rows.push(Row::Group(group));
+            if !shown.is_empty() {
+                rows.push(heading(members.first().and_then(|m| profile(m))));
+            }
             rows.extend(members.iter().filter_map(|m| by_name.remove(m)).map(Row::Host));
         }
         rows
@@ -283,7 +344,7 @@ impl MetricsView {
             .into_iter()
             .filter_map(|r| match r {
                 Row::Host(h) => Some(h.identity),
-                Row::Group(_) => None,
+                Row::Group(_) | Row::Profile { .. } => None,
             })
             .collect()
     }
@@ -327,7 +388,8 @@ impl MetricsView {
                 self.group_values.clear();
                 self.group_error = None;
                 self.group_by = fact;
-                self.fetch_facts()
+                let facts = self.fetch_facts();
+                batch(facts, self.profiles_changed())
             }
             Msg::Update(update) => {
                 self.ingest(update);
@@ -345,9 +407,21 @@ impl MetricsView {
                         for host in self.hosts() {
                             self.group_values.entry(host).or_insert(Value::Null);
                         }
+                        // The groups decide the profiles shown.
+                        self.profiles_changed()
                     }
-                    Err(e) => self.group_error = Some(e),
+                    Err(e) => {
+                        self.group_error = Some(e);
+                        None
+                    }
                 }
+            }
+            Msg::Profiles(list) => self.set_profiles(list),
+            Msg::NextProfile => self.next_profile(),
+            Msg::UseProfile(name) => self.use_profile(name),
+            Msg::Matching(result) => self.matched(result),
+            Msg::Counts { time_ms, result } => {
+                self.counted(time_ms, result);
                 None
             }
         }
@@ -369,9 +443,11 @@ impl Component for MetricsView {
             Action::Nodes(mut nodes) => {
                 nodes.sort();
                 self.all_nodes = nodes;
-                let facts = self.fetch_facts();
+                self.nodes_changed();
+                let facts = batch(self.fetch_facts(), self.fetch_matching());
                 batch(self.resubscribe(), facts)
             }
+            Action::Tick(now) => self.count_due(now),
             Action::Members { filter, nodes } => {
                 self.members = Some((filter, nodes));
                 let facts = self.fetch_facts();

@@ -15,11 +15,11 @@ use crate::console::keys::Mode;
 use crossterm::event::KeyCode;
 
 /// 2026-05-01 12:00:00 UTC, as the nodes stamp samples.
-const T0: u64 = 1_777_636_800_000;
+pub(super) const T0: u64 = 1_777_636_800_000;
 const NODES: [&str; 4] = ["web-01", "web-02", "db-01", "cache-01"];
 
 /// `samples` of one node, one a second ending at `T0`, for `series` (one value per sample each).
-fn update(node: &str, series: &[(&str, &[f64])]) -> MetricUpdate {
+pub(super) fn update(node: &str, series: &[(&str, &[f64])]) -> MetricUpdate {
     let n = series.first().map(|(_, v)| v.len()).unwrap_or(0) as u64;
     MetricUpdate {
         node: node.into(),
@@ -29,13 +29,17 @@ fn update(node: &str, series: &[(&str, &[f64])]) -> MetricUpdate {
 }
 
 /// A load curve of `len` samples rising to `peak`.
-fn curve(peak: f64, len: usize) -> Vec<f64> {
+pub(super) fn curve(peak: f64, len: usize) -> Vec<f64> {
     (0..len).map(|i| peak * (0.3 + 0.7 * ((i as f64 / 3.0).sin().abs()) * i as f64 / len as f64)).collect()
 }
 
 /// The shell on four nodes, with the Metrics view open; returns what went to the network.
 fn opened() -> (App, Vec<NetCommand>) {
-    let mut app = app_with(false);
+    open_on(app_with(false))
+}
+
+/// `app` on four nodes, with the Metrics view open; returns what went to the network.
+pub(super) fn open_on(mut app: App) -> (App, Vec<NetCommand>) {
     send(&mut app, Action::Nodes(NODES.iter().map(|n| n.to_string()).collect()));
     send(&mut app, key('3'));
     // `]` past the Stats tab is the Metrics view.
@@ -48,14 +52,41 @@ fn opened() -> (App, Vec<NetCommand>) {
 
 /// The app with samples: web-02 the busiest, cache-01 without samples yet.
 fn fed() -> App {
-    let (mut app, _) = opened();
+    feed(opened().0)
+}
+
+/// `app` (open on the four nodes) with load samples: web-02 the busiest, cache-01 without
+/// samples yet.
+pub(super) fn feed(mut app: App) -> App {
     for (node, peak) in [("web-01", 0.8), ("web-02", 3.5), ("db-01", 1.2)] {
         send(&mut app, Action::Metrics(Msg::Update(update(node, &[("load1", &curve(peak, 120))]))));
     }
     app
 }
 
-fn subscribe_of(sent: &[NetCommand]) -> Vec<MetricSubscribe> {
+/// `:group role`, and the nodes' roles as the facts round would answer (nodes left out did not
+/// answer).
+pub(super) fn group_by_role(app: &mut App, roles: &[(&str, &str)]) {
+    send(app, Action::RunCommand("group role".into()));
+    let values: HashMap<String, Value> = roles.iter().map(|(n, r)| (n.to_string(), json!(r))).collect();
+    send(app, Action::Metrics(Msg::Facts { fact: "role".into(), result: Ok(values) }));
+}
+
+/// The host list's shape: `[group]`, `<profile: graphs>`, host.
+pub(super) fn shape(app: &App) -> Vec<String> {
+    app.inventory()
+        .metrics()
+        .rows()
+        .iter()
+        .map(|r| match r {
+            Row::Group(g) => format!("[{}]", g.value),
+            Row::Profile { name, graphs } => format!("<{}: {}>", name.as_deref().unwrap_or("none"), graphs.join(" ")),
+            Row::Host(h) => h.identity.clone(),
+        })
+        .collect()
+}
+
+pub(super) fn subscribe_of(sent: &[NetCommand]) -> Vec<MetricSubscribe> {
     sent.iter()
         .filter_map(|c| match c {
             NetCommand::Metrics(Cmd::Subscribe(s)) => Some(s.clone()),
@@ -110,15 +141,7 @@ fn opening_subscribes_to_the_hosts_in_scope_and_the_shown_series_and_leaving_uns
 fn samples_feed_the_view_ranked_worst_first_with_the_cores_derived_metrics() {
     let mut app = fed();
     let view = app.inventory().metrics();
-    let order: Vec<String> = view
-        .rows()
-        .into_iter()
-        .map(|r| match r {
-            Row::Host(h) => h.identity,
-            Row::Group(g) => panic!("not grouped: {g:?}"),
-        })
-        .collect();
-    assert_eq!(order, ["web-02", "db-01", "web-01", "cache-01"], "worst first, no samples last");
+    assert_eq!(shape(&app), ["web-02", "db-01", "web-01", "cache-01"], "worst first, no samples last; no groups, no profiles");
     assert_eq!(view.selected().as_deref(), Some("web-02"));
     assert_eq!(view.points("web-02", "load1").len(), 120);
 
@@ -165,14 +188,7 @@ fn group_by_a_fact_asks_the_facts_and_ranks_groups_by_their_worst_host() {
     assert_eq!(web.worst_host.as_deref(), Some("web-02"));
     let spread = &web.metrics["load1"];
     assert!(spread.min <= spread.avg && spread.avg <= spread.max && spread.max > 3.0, "{spread:?}");
-    let shape: Vec<String> = rows
-        .iter()
-        .map(|r| match r {
-            Row::Group(g) => format!("[{}]", g.value),
-            Row::Host(h) => h.identity.clone(),
-        })
-        .collect();
-    assert_eq!(shape, ["[web]", "web-02", "web-01", "[db]", "db-01", "[(none)]", "cache-01"], "cache-01 did not answer");
+    assert_eq!(shape(&app), ["[web]", "web-02", "web-01", "[db]", "db-01", "[(none)]", "cache-01"], "cache-01 did not answer");
     // A late answer for another fact is ignored; `:group` alone ungroups.
     send(&mut app, Action::Metrics(Msg::Facts { fact: "country".into(), result: Err("x".into()) }));
     assert_eq!(app.inventory().metrics().group_by(), Some("role"));
@@ -197,12 +213,7 @@ fn snapshots() {
     insta::assert_snapshot!("metrics_80x24", render(&app, 80, 24));
     insta::assert_snapshot!("metrics_160x48", render(&app, 160, 48));
     insta::assert_snapshot!("metrics_40x10", render(&app, 40, 10));
-    send(&mut app, Action::RunCommand("group role".into()));
-    let values: HashMap<String, Value> = [("web-01", "web"), ("web-02", "web"), ("db-01", "db"), ("cache-01", "cache")]
-        .iter()
-        .map(|(n, r)| (n.to_string(), json!(r)))
-        .collect();
-    send(&mut app, Action::Metrics(Msg::Facts { fact: "role".into(), result: Ok(values) }));
+    group_by_role(&mut app, &[("web-01", "web"), ("web-02", "web"), ("db-01", "db"), ("cache-01", "cache")]);
     send(&mut app, key('j'));
     insta::assert_snapshot!("metrics_grouped_80x24", render(&app, 80, 24));
     insta::assert_snapshot!("metrics_grouped_160x48", render(&app, 160, 48));
