@@ -25,6 +25,8 @@ use crate::hub::registry::{DownNodes, discovered, is_stale};
 
 /// How often node keys are re-read at most when a registration comes from an unknown name.
 const KEY_RESCAN: Duration = Duration::from_secs(2);
+/// Registrations held until the next key scan (a node enrolled a moment ago), at most.
+const HELD_MAX: usize = 10_000;
 
 /// The live nodes and the nodes that went down.
 #[derive(Default)]
@@ -129,18 +131,23 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     info!(servers = %shown, nodes_enrolled = nodes.len(), enroll_dir = %dir.display(), "registry serving");
     println!("registry on {shown}, {} node keys enrolled in {}", nodes.len(), dir.display());
     let mut registry = Registry::default();
+    // Registrations that failed the signature check, by claimed signer, tried again after the
+    // next key scan: a node enrolled a moment ago need not wait for its next heartbeat.
+    let mut held: HashMap<String, Bytes> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let keep_down = Duration::from_secs_f64(cfg.hub.keep_down_for);
     loop {
         tokio::select! {
             Some(msg) = registrations.next() => {
                 let now = Instant::now();
-                let mut outcome = registry.on_frame(&msg.payload, &nodes, &limits, now);
-                if matches!(&outcome, Registered::Refused(why) if why.starts_with("signature")) && now.duration_since(scanned) > KEY_RESCAN {
-                    // A node enrolled since the last scan: read the keys again, once in a while.
-                    nodes = crate::enroll::node_keyring(&dir);
-                    scanned = now;
-                    outcome = registry.on_frame(&msg.payload, &nodes, &limits, now);
+                let outcome = registry.on_frame(&msg.payload, &nodes, &limits, now);
+                if matches!(&outcome, Registered::Refused(why) if why.starts_with("signature")) {
+                    if let Some(signer) = Envelope::from_frame(&msg.payload, &limits).ok().and_then(|e| e.signer)
+                        && (held.len() < HELD_MAX || held.contains_key(&signer))
+                    {
+                        held.insert(signer, msg.payload.clone());
+                    }
+                    continue;
                 }
                 match outcome {
                     Registered::Joined => info!(subject = %msg.subject, live = registry.live(), "node joined"),
@@ -166,6 +173,16 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
                 NatsEvent::Disconnected => warn!(servers = %shown, "registry lost NATS; reconnecting"),
             },
             _ = tick.tick() => {
+                if !held.is_empty() && scanned.elapsed() > KEY_RESCAN {
+                    nodes = crate::enroll::node_keyring(&dir);
+                    scanned = Instant::now();
+                    for (signer, frame) in held.drain() {
+                        match registry.on_frame(&frame, &nodes, &limits, scanned) {
+                            Registered::Refused(why) => warn!(signer = %signer, reason = %why, "registration refused"),
+                            _ => info!(node = %signer, live = registry.live(), "node joined (enrolled since the last key scan)"),
+                        }
+                    }
+                }
                 for id in registry.expire(Instant::now(), cfg.hub.missed_heartbeats, cfg.hub.max_down_nodes) {
                     info!(node = %id, "node left ({} heartbeats missed); listed as down", cfg.hub.missed_heartbeats);
                 }

@@ -2,6 +2,11 @@
 //! nodes behind an in-process hub, over real loopback TCP; p50, p99, max, and the hub's and the
 //! console's own CPU. `fleet bench register`: a registration storm alone, against a separate
 //! `noded hub` process and separate `noded sim` processes.
+//!
+//! `--transport nats` runs the same rounds over a 3-server `nats-server` cluster on loopback with
+//! an in-process `noded registry` in the hub's place ([`nats`]).
+
+mod nats;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -33,6 +38,29 @@ struct Fleet {
     console_rt: Runtime,
     endpoint: String,
     credentials: Credentials,
+    /// The NATS servers, when the rounds go over NATS.
+    cluster: Option<nats::LocalCluster>,
+    /// `noded sim` processes, when the nodes run outside this process.
+    sims: Children,
+}
+
+/// What carries the benchmark's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// The in-process ZeroMQ hub.
+    Zeromq,
+    /// A 3-server nats-server cluster (child processes) and an in-process registry.
+    Nats,
+}
+
+impl Transport {
+    /// What routes and answers discovery: whose CPU the "hub" line counts.
+    fn router(self) -> &'static str {
+        match self {
+            Transport::Zeromq => "hub",
+            Transport::Nats => "registry",
+        }
+    }
 }
 
 impl Fleet {
@@ -43,6 +71,11 @@ impl Fleet {
 
     fn stop(self) {
         let _ = self.shutdown.send(true);
+        // The nodes go first, then (dropped last) the servers they were attached to.
+        drop(self.sims);
+        if self.cluster.is_some() {
+            std::thread::sleep(Duration::from_millis(300));
+        }
         // Dropping a runtime inside an async context panics; the process exits right after.
         self.hub_rt.shutdown_background();
         self.console_rt.shutdown_background();
@@ -59,8 +92,11 @@ fn runtime(name: &str) -> Result<Runtime> {
         .with_context(|| format!("starting the {name} runtime"))
 }
 
-/// A hub and `nodes` sim nodes on loopback, every node registered.
-async fn fleet_of(nodes: usize) -> Result<Fleet> {
+/// A hub (or a NATS cluster and a registry) and `nodes` sim nodes on loopback, every node
+/// registered.
+/// With `per_process` > 0 the nodes run in `noded sim` processes of that many nodes each, so
+/// this process holds only the console and the hub (or the registry).
+async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Result<Fleet> {
     // FLEET_BENCH_LINK_GUARD=0 measures the sim nodes without their outbound frame guards, to
     // show what that layer costs.
     let link_guard = std::env::var("FLEET_BENCH_LINK_GUARD").map(|v| v != "0").unwrap_or(true);
@@ -68,43 +104,99 @@ async fn fleet_of(nodes: usize) -> Result<Fleet> {
     // does not check reply signatures (as a console with no node keys does).
     let verify = std::env::var("FLEET_BENCH_VERIFY").map(|v| v != "0").unwrap_or(true);
     let security = crate::demo::DemoSecurity::create("bench")?;
+    // Every node's links live in this process (and the NATS servers inherit the limit).
+    let open_files = noded::limits::raise_fd_limit();
+    eprintln!("open-files limit {open_files}");
     let (tx, rx) = watch::channel(false);
     let hub_rt = runtime(HUB_THREADS)?;
     let (config, hub_shutdown) = (security.hub_config(), rx.clone());
-    let endpoint = hub_rt
-        .spawn(async move {
-            let (hub, endpoint) = noded::hub::Hub::bind("tcp://127.0.0.1:0", config, Limits::default()).await?;
-            tokio::spawn(hub.run(hub_shutdown));
-            anyhow::Ok(endpoint)
-        })
-        .await
-        .context("the hub task panicked")??;
     let cfg = noded::NodeConfig {
-        hubs: vec![endpoint.clone()],
         heartbeat_interval: 30.0,
         connect_timeout: 30.0,
         policy_dir: security.policy_dir(),
         link_guard,
         ..Default::default()
     };
-    let started = Instant::now();
-    let known = security.dir.path().join("nodes");
-    std::fs::create_dir_all(&known)?;
-    let built = noded::sim::build(nodes, &cfg, &security.callers, Some(security.hub_key.public().link), "bench-");
-    // Every key enrolled before any node knocks: a node that knocks before the hub has read its
-    // enrollment is parked and retried, which times the hub's enrollment watcher, not registration.
-    for (n, key) in &built {
-        security.enroll(&n.identity, key)?;
-        if verify {
-            std::fs::write(known.join(format!("{}.pub", n.identity)), key.public().to_file_text(&n.identity))?;
+    // The nodes in groups: (identity prefix, hub list, count).
+    let (endpoint, cluster, groups) = match transport {
+        Transport::Zeromq => {
+            let endpoint = hub_rt
+                .spawn(async move {
+                    let (hub, endpoint) = noded::hub::Hub::bind("tcp://127.0.0.1:0", config, Limits::default()).await?;
+                    tokio::spawn(hub.run(hub_shutdown));
+                    anyhow::Ok(endpoint)
+                })
+                .await
+                .context("the hub task panicked")??;
+            (endpoint.clone(), None, vec![("bench-".to_string(), vec![endpoint], nodes)])
         }
-    }
-    for (n, _) in built {
-        tokio::spawn(noded::node::run(n, rx.clone()));
+        Transport::Nats => {
+            let cluster = nats::LocalCluster::start(security.dir.path())?;
+            let registry = noded::NodeConfig { hubs: cluster.list_from(0), hub: config, ..cfg.clone() };
+            hub_rt.spawn(async move {
+                if let Err(e) = noded::registry::run(registry, hub_shutdown).await {
+                    eprintln!("the registry stopped: {e:#}");
+                }
+            });
+            // A third of the nodes on each server, each listing its own server first.
+            let groups = (0..nats::SERVERS)
+                .map(|server| {
+                    let count = nodes / nats::SERVERS + usize::from(server < nodes % nats::SERVERS);
+                    (format!("bench{server}-"), cluster.list_from(server), count)
+                })
+                .collect();
+            (cluster.urls[0].clone(), Some(cluster), groups)
+        }
+    };
+    let started = Instant::now();
+    let enroll_dir = security.dir.path().join("enroll");
+    let mut sims = Children(Vec::new());
+    if per_process == 0 {
+        let known = security.dir.path().join("nodes");
+        std::fs::create_dir_all(&known)?;
+        let hub_link_key = (transport == Transport::Zeromq).then(|| security.hub_key.public().link);
+        let mut built = Vec::new();
+        for (prefix, hubs, count) in &groups {
+            let cfg = noded::NodeConfig { hubs: hubs.clone(), ..cfg.clone() };
+            built.extend(noded::sim::build(*count, &cfg, &security.callers, hub_link_key, prefix));
+        }
+        // Every key enrolled before any node knocks: a node that knocks before the hub has read
+        // its enrollment is parked and retried, which times the hub's enrollment watcher, not
+        // registration.
+        for (n, key) in &built {
+            security.enroll(&n.identity, key)?;
+            if verify {
+                std::fs::write(known.join(format!("{}.pub", n.identity)), key.public().to_file_text(&n.identity))?;
+            }
+        }
+        for (n, _) in built {
+            tokio::spawn(noded::node::run(n, rx.clone()));
+        }
+    } else {
+        let noded = noded_binary()?;
+        let dir = security.dir.path().to_path_buf();
+        let config = write_noded_config(&dir)?;
+        for (prefix, hubs, count) in &groups {
+            for (i, first) in (0..*count).step_by(per_process).enumerate() {
+                let n = per_process.min(count - first);
+                let sim = Command::new(&noded)
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["sim", "--nodes", &n.to_string(), "--prefix", &format!("{prefix}{i}-")])
+                    .args(hubs.iter().flat_map(|h| ["--hub", h.as_str()]))
+                    .arg("--enroll-into")
+                    .arg(&enroll_dir)
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(dir.join(format!("sim-{prefix}{i}.log")))?)
+                    .spawn()
+                    .with_context(|| format!("starting {}", noded.display()))?;
+                sims.0.push(sim);
+            }
+        }
+        eprintln!("{} noded sim process(es) of at most {per_process} nodes", sims.0.len());
     }
     let credentials = security.credentials();
-    eprintln!("console checks reply signatures: {}", if credentials.known_nodes.is_empty() { "no (FLEET_BENCH_VERIFY=0)" } else { "yes" });
-    let fleet = Fleet { shutdown: tx, hub_rt, console_rt: runtime(CONSOLE_THREADS)?, endpoint, credentials };
+    let mut fleet = Fleet { shutdown: tx, hub_rt, console_rt: runtime(CONSOLE_THREADS)?, endpoint, credentials, cluster, sims };
     let (settings, credentials) = (bench_settings(&fleet.endpoint), fleet.credentials.clone());
     fleet
         .on_console(async move {
@@ -113,6 +205,12 @@ async fn fleet_of(nodes: usize) -> Result<Fleet> {
         })
         .await?;
     eprintln!("{nodes} nodes registered in {:.2} s", started.elapsed().as_secs_f64());
+    if per_process > 0 && verify {
+        // The sim processes enrolled their keys; the console checks replies against them.
+        fleet.credentials.known_nodes = std::sync::Arc::new(noded::enroll::node_keyring(&enroll_dir));
+    }
+    let checks = if fleet.credentials.known_nodes.is_empty() { "no (FLEET_BENCH_VERIFY=0)" } else { "yes" };
+    eprintln!("console checks reply signatures: {checks}");
     // The security dir must outlive the fleet; it is removed when the process exits.
     std::mem::forget(security);
     Ok(fleet)
@@ -249,10 +347,10 @@ async fn timed_rounds(
 }
 
 /// The CPU lines under a round benchmark's latencies.
-fn report_cpu(timed: &Timed, nodes: usize, rounds: usize) {
+fn report_cpu(timed: &Timed, nodes: usize, rounds: usize, router: &str) {
     let node_rounds = (nodes * rounds).max(1) as f64;
     println!(
-        "  hub CPU {:.2} s = {:.1} µs per node per round (its own runtime's threads, in this process)",
+        "  {router} CPU {:.2} s = {:.1} µs per node per round (its own runtime's threads, in this process)",
         timed.hub_cpu.as_secs_f64(),
         timed.hub_cpu.as_secs_f64() * 1e6 / node_rounds
     );
@@ -273,7 +371,7 @@ fn pgrep_digest(o: &Outcome) -> usize {
 
 /// `fleet pgrep .` rounds: every process of every node, totals computed as the CLI prints them.
 pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
-    let fleet = fleet_of(nodes).await?;
+    let fleet = fleet_of(nodes, Transport::Zeromq, 0).await?;
     let args = ListQuery { pattern: ".".into(), ..ListQuery::default() }.args();
     let timed = timed_rounds(&fleet, nodes, rounds, 2, spec("process", "list", args), pgrep_digest).await?;
     fleet.stop();
@@ -282,20 +380,29 @@ pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
         &timed.hist,
         timed.incomplete,
     );
-    report_cpu(&timed, nodes, rounds);
+    report_cpu(&timed, nodes, rounds, "hub");
     Ok(())
 }
 
-pub async fn ping(nodes: usize, rounds: usize) -> Result<()> {
-    let fleet = fleet_of(nodes).await?;
+pub async fn ping(nodes: usize, rounds: usize, transport: Transport, per_process: usize) -> Result<()> {
+    let fleet = fleet_of(nodes, transport, per_process).await?;
     let timed = timed_rounds(&fleet, nodes, rounds, 3, spec("rpcutil", "ping", Map::new()), |_| 0).await?;
-    fleet.stop();
+    let over = match transport {
+        Transport::Zeromq => "one ZeroMQ hub".to_string(),
+        Transport::Nats => format!("a {}-server NATS cluster", nats::SERVERS),
+    };
     report(
-        &format!("fleet bench ping: {nodes} nodes, {rounds} rounds (registry discovery + signed request + all replies)"),
+        &format!("fleet bench ping: {nodes} nodes over {over}, {rounds} rounds (registry discovery + signed request + all replies)"),
         &timed.hist,
         timed.incomplete,
     );
-    report_cpu(&timed, nodes, rounds);
+    report_cpu(&timed, nodes, rounds, transport.router());
+    if let Some(cluster) = &fleet.cluster {
+        cluster.report(nodes);
+    }
+    let held = if per_process > 0 { "" } else { " and every sim node" };
+    println!("  this process (console, {}{held}): RSS {:.1} MiB", transport.router(), rss_mib("self"));
+    fleet.stop();
     Ok(())
 }
 

@@ -291,6 +291,7 @@ pub enum Command {
     /// group's min/avg/max and worst host, worst group first.
     #[command(after_help = "Examples:\n  fleet metrics\n  fleet metrics --group role\n  \
                             fleet metrics -S 'metric.load1>8' --watch\n  fleet metrics -m 'load*,mem_used_pct' --json\n  \
+                            fleet metrics --profile web                # [profiles.web] in the config file\n  \
                             fleet metrics -I web-01 -m '*/load/*'      # collectd's load, as collectd names it\n\n\
                             Any metric is also a filter term: -S 'metric.mem_used_pct>90' (nodes decide, so discovery \
                             is by broadcast).")]
@@ -410,12 +411,19 @@ pub enum DdlCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Full ping rounds against N simulated nodes behind an in-process hub.
+    /// Full ping rounds against N simulated nodes behind an in-process hub, or over a local
+    /// 3-server NATS cluster (`--transport nats`, needs nats-server installed).
     Ping {
         #[arg(long, default_value_t = 1000)]
         nodes: usize,
         #[arg(long, default_value_t = 50)]
         rounds: usize,
+        /// What carries the rounds.
+        #[arg(long, value_enum, default_value = "zeromq")]
+        transport: crate::bench::Transport,
+        /// Run the nodes in `noded sim` processes of this many nodes each (0: in this process).
+        #[arg(long, default_value_t = 0)]
+        per_process: usize,
     },
     /// Full `pgrep .` rounds (every process of every node, totals rendered) against N sim nodes.
     Pgrep {
