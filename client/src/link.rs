@@ -438,7 +438,11 @@ impl Client {
         for (i, l) in self.links.iter().enumerate().filter(|(_, l)| l.alive) {
             if let Way::Nats(way) = &l.way {
                 match way.discover(&question, timeout, &self.limits).await {
-                    Ok(Some(answer)) => refusal = merge(&mut answered, i, answer).or(refusal),
+                    Ok(Some(answers)) => {
+                        for answer in answers {
+                            refusal = merge(&mut answered, i, answer).or(refusal);
+                        }
+                    }
                     Ok(None) => no_registry = Some(l.hub.clone()),
                     Err(e) => refusal = Some(format!("{}: {e}", l.hub)),
                 }

@@ -28,7 +28,7 @@ pub struct Settings {
     /// How long to wait for a hub to answer the link handshake.
     pub connect_timeout: Duration,
     /// TLS and credentials for the `nats://` entries of `hubs`.
-    pub nats: fleet_protocol::nats::NatsAuth,
+    pub nats: fleet_protocol::nats::NatsConfig,
 }
 
 impl Default for Settings {

@@ -96,7 +96,7 @@ pub struct NodeConfig {
     /// `[metrics]`: the sampling interval, the history kept, and collectd's socket.
     pub metrics: crate::agents::metrics::MetricsConfig,
     /// `[nats]`: TLS and credentials for `nats://` / `tls://` entries of `hubs`.
-    pub nats: fleet_protocol::nats::NatsAuth,
+    pub nats: fleet_protocol::nats::NatsConfig,
     pub hub: HubConfig,
 }
 

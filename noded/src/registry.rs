@@ -5,7 +5,9 @@
 //! `hub.enroll_dir`), lists a node as down after `hub.missed_heartbeats` missed heartbeats (kept
 //! `hub.keep_down_for`, at most `hub.max_down_nodes`, until it comes back or `noded hub forget`),
 //! and answers discovery on `fleet.*.discover` exactly as the ZeroMQ hub does. Registries answer
-//! in the queue group `registry`: run two or more, and each question gets one answer.
+//! in the queue group `registry`: run two or more, and each question gets one answer. In a fleet of
+//! cells (NATS clusters joined by gateways) each cell's registries answer in their cell's own group
+//! (`[nats] cell`), for the nodes of their cell, and a console merges one answer per cell.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
 use fleet_protocol::keys::Keyring;
-use fleet_protocol::nats::{NatsEvent, REGISTRY_QUEUE, redact};
+use fleet_protocol::nats::{NatsEvent, redact, registry_queue};
 use fleet_protocol::{Envelope, ErrorNotice, Message, Registration};
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -122,13 +124,15 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     }
     let shown = options.servers.iter().map(|s| redact(s)).collect::<Vec<_>>().join(",");
     let (client, mut events) = fleet_protocol::nats::connect(&options).await?;
-    let mut registrations = client.subscribe("fleet.*.registration").await.context("subscribing to registrations")?;
-    let mut questions = client.queue_subscribe("fleet.*.discover", REGISTRY_QUEUE.to_string()).await.context("subscribing to discovery")?;
+    let mut registrations =
+        client.subscribe(fleet_protocol::nats::registrations_of(cfg.nats.cell.as_deref())).await.context("subscribing to registrations")?;
+    let queue = registry_queue(cfg.nats.cell.as_deref());
+    let mut questions = client.queue_subscribe("fleet.*.discover", queue.clone()).await.context("subscribing to discovery")?;
     let limits = Limits { max_frame: cfg.max_frame, ..Limits::default() };
     let dir = cfg.hub.enroll_dir.clone();
     let mut nodes = crate::enroll::node_keyring(&dir);
     let mut scanned = Instant::now();
-    info!(servers = %shown, nodes_enrolled = nodes.len(), enroll_dir = %dir.display(), "registry serving");
+    info!(servers = %shown, nodes_enrolled = nodes.len(), enroll_dir = %dir.display(), %queue, "registry serving");
     println!("registry on {shown}, {} node keys enrolled in {}", nodes.len(), dir.display());
     let mut registry = Registry::default();
     // Registrations that failed the signature check, by claimed signer, tried again after the

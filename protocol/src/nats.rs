@@ -7,8 +7,8 @@
 //! |---|---|---|
 //! | `fleet.C.agent.AGENT` | consoles (broadcast requests) | every node with that agent |
 //! | `fleet.C.node.IDENTITY` | consoles (direct requests, retries) | that node |
-//! | `fleet.C.registration` | nodes (signed registrations, heartbeats) | registries |
-//! | `fleet.C.discover` | consoles (discovery) | one registry (queue group `registry`) |
+//! | `fleet.C.registration[.CELL]` | nodes (signed registrations, heartbeats) | registries (of the cell) |
+//! | `fleet.C.discover` | consoles (discovery) | one registry per cell (queue group `registry[-CELL]`) |
 //! | `_INBOX.…` | nodes (signed replies), registries | the console that asked |
 //!
 //! The links use NATS's own TLS and credentials (user and password in the URL, an nkey seed file,
@@ -21,8 +21,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-/// The queue group registries answer discovery in: one answer per question however many run.
-pub const REGISTRY_QUEUE: &str = "registry";
+/// The queue group the registries of `cell` answer discovery in: one answer per cell however
+/// many registries run in it. Without cells, one group for the whole cluster.
+pub fn registry_queue(cell: Option<&str>) -> String {
+    match cell {
+        Some(c) => format!("registry-{c}"),
+        None => "registry".to_string(),
+    }
+}
 
 /// Whether `endpoint` names a NATS server (`nats://` or `tls://`) rather than a ZeroMQ hub.
 pub fn is_nats(endpoint: &str) -> bool {
@@ -32,6 +38,14 @@ pub fn is_nats(endpoint: &str) -> bool {
 /// The NATS servers of a hub list, and the ZeroMQ hubs: a list may hold both.
 pub fn split_endpoints(hubs: &[String]) -> (Vec<String>, Vec<String>) {
     hubs.iter().cloned().partition(|h| is_nats(h))
+}
+
+/// What registries of `cell` (all, without cells) read: the registrations of every collective.
+pub fn registrations_of(cell: Option<&str>) -> String {
+    match cell {
+        Some(c) => format!("fleet.*.registration.{c}"),
+        None => "fleet.*.registration".to_string(),
+    }
 }
 
 /// A name as one subject token: no wildcard, no space, no dot (a dot separates tokens).
@@ -74,8 +88,13 @@ impl Subjects {
         Ok(format!("{}.node.{identity}", self.prefix))
     }
 
-    pub fn registration(&self) -> String {
-        format!("{}.registration", self.prefix)
+    /// Where the nodes of `cell` (all nodes, without cells) publish their registrations: a
+    /// cell's registrations stay in the cell.
+    pub fn registration(&self, cell: Option<&str>) -> String {
+        match cell {
+            Some(c) => format!("{}.registration.{c}", self.prefix),
+            None => format!("{}.registration", self.prefix),
+        }
     }
 
     pub fn discover(&self) -> String {
@@ -100,12 +119,13 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
 }
 
-/// How a node, a registry or a console proves itself to NATS servers: the `[nats]` section of
-/// each one's config. User and password may also sit in the server URL
-/// (`nats://node:secret@host:4222`); an nkey seed file keeps the secret out of the config.
+/// How a node, a registry or a console proves itself to NATS servers, and the cells of a
+/// fleet: the `[nats]` section of each one's config. User and password may also sit in the
+/// server URL (`nats://node:secret@host:4222`); an nkey seed file keeps the secret out of the
+/// config.
 #[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-pub struct NatsAuth {
+pub struct NatsConfig {
     /// CA certificate (PEM) the servers' certificates are checked against; TLS is then required.
     pub ca: Option<PathBuf>,
     /// Client certificate and key (PEM), for servers that verify clients (`verify = true`).
@@ -113,9 +133,14 @@ pub struct NatsAuth {
     pub key: Option<PathBuf>,
     /// A file holding an nkey seed (`SU...`), for servers with nkey users.
     pub nkey_seed: Option<PathBuf>,
+    /// A registry's cell (a NATS cluster joined to others by gateways): it answers discovery for
+    /// the nodes it hears, in its cell's own queue group, so every cell answers once.
+    pub cell: Option<String>,
+    /// A console's count of cells: how many registries' answers make one discovery (default 1).
+    pub cells: Option<usize>,
 }
 
-impl NatsAuth {
+impl NatsConfig {
     /// The options to reach the NATS `servers` as `name` with these credentials.
     pub fn options(&self, servers: Vec<String>, name: &str, connect_timeout: Duration) -> Result<NatsOptions, NatsError> {
         let cert = match (&self.cert, &self.key) {
@@ -123,6 +148,9 @@ impl NatsAuth {
             (None, None) => None,
             _ => return Err(NatsError::Config("[nats]: cert and key go together (a client certificate needs its key)".into())),
         };
+        if let Some(cell) = &self.cell {
+            check_token("cell", cell, false).map_err(NatsError::Config)?;
+        }
         Ok(NatsOptions { servers, name: name.to_string(), ca: self.ca.clone(), cert, nkey_seed: self.nkey_seed.clone(), connect_timeout })
     }
 }

@@ -26,14 +26,14 @@ pub const REGISTRY_PASSWORD: &str = "registry-secret";
 pub const AUTHORIZATION: &str = r#"authorization {
   users: [
     { user: node, password: "node-secret", permissions: {
-        publish: { allow: ["_INBOX.>", "fleet.*.registration"] },
+        publish: { allow: ["_INBOX.>", "fleet.*.registration", "fleet.*.registration.*"] },
         subscribe: { allow: ["fleet.*.agent.>", "fleet.*.node.>"] } } },
     { user: console, password: "console-secret", permissions: {
         publish: { allow: ["fleet.*.agent.>", "fleet.*.node.>", "fleet.*.discover"] },
         subscribe: { allow: ["_INBOX.>"] } } },
     { user: registry, password: "registry-secret", permissions: {
         publish: { allow: ["_INBOX.>"] },
-        subscribe: { allow: ["fleet.*.registration", "fleet.*.discover"] } } }
+        subscribe: { allow: ["fleet.*.registration", "fleet.*.registration.*", "fleet.*.discover"] } } }
   ]
 }
 "#;

@@ -42,6 +42,16 @@ struct Fleet {
     cluster: Option<nats::LocalCluster>,
     /// `noded sim` processes, when the nodes run outside this process.
     sims: Children,
+    /// The cells (NATS clusters joined by gateways) whose registries answer discovery.
+    cells: Option<usize>,
+}
+
+/// Nodes that share an identity prefix, a server list and a cell.
+struct Group {
+    prefix: String,
+    hubs: Vec<String>,
+    count: usize,
+    cell: Option<String>,
 }
 
 /// What carries the benchmark's messages.
@@ -64,6 +74,13 @@ impl Transport {
 }
 
 impl Fleet {
+    /// What the console is told: the hub or first server, and on NATS how many cells answer.
+    fn settings(&self) -> Settings {
+        let mut settings = bench_settings(&self.endpoint);
+        settings.nats.cells = self.cells;
+        settings
+    }
+
     /// Runs `work` on the console's runtime and waits for it.
     async fn on_console<T: Send + 'static>(&self, work: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
         self.console_rt.spawn(work).await.context("the console task panicked")?
@@ -96,7 +113,7 @@ fn runtime(name: &str) -> Result<Runtime> {
 /// registered.
 /// With `per_process` > 0 the nodes run in `noded sim` processes of that many nodes each, so
 /// this process holds only the console and the hub (or the registry).
-async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Result<Fleet> {
+async fn fleet_of(nodes: usize, transport: Transport, per_process: usize, cells: bool) -> Result<Fleet> {
     // FLEET_BENCH_LINK_GUARD=0 measures the sim nodes without their outbound frame guards, to
     // show what that layer costs.
     let link_guard = std::env::var("FLEET_BENCH_LINK_GUARD").map(|v| v != "0").unwrap_or(true);
@@ -117,7 +134,6 @@ async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Res
         link_guard,
         ..Default::default()
     };
-    // The nodes in groups: (identity prefix, hub list, count).
     let (endpoint, cluster, groups) = match transport {
         Transport::Zeromq => {
             let endpoint = hub_rt
@@ -128,24 +144,12 @@ async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Res
                 })
                 .await
                 .context("the hub task panicked")??;
-            (endpoint.clone(), None, vec![("bench-".to_string(), vec![endpoint], nodes)])
+            (endpoint.clone(), None, vec![Group { prefix: "bench-".into(), hubs: vec![endpoint], count: nodes, cell: None }])
         }
         Transport::Nats => {
-            let cluster = nats::LocalCluster::start(security.dir.path())?;
-            let registry = noded::NodeConfig { hubs: cluster.list_from(0), hub: config, ..cfg.clone() };
-            hub_rt.spawn(async move {
-                if let Err(e) = noded::registry::run(registry, hub_shutdown).await {
-                    eprintln!("the registry stopped: {e:#}");
-                }
-            });
-            // A third of the nodes on each server, each listing its own server first.
-            let groups = (0..nats::SERVERS)
-                .map(|server| {
-                    let count = nodes / nats::SERVERS + usize::from(server < nodes % nats::SERVERS);
-                    (format!("bench{server}-"), cluster.list_from(server), count)
-                })
-                .collect();
-            (cluster.urls[0].clone(), Some(cluster), groups)
+            let cluster = nats::LocalCluster::start(security.dir.path(), cells)?;
+            let groups = cluster.start_registries(&hub_rt, &noded::NodeConfig { hub: config, ..cfg.clone() }, hub_shutdown, cells);
+            (cluster.urls[0].clone(), Some(cluster), groups.split(nodes))
         }
     };
     let started = Instant::now();
@@ -156,9 +160,10 @@ async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Res
         std::fs::create_dir_all(&known)?;
         let hub_link_key = (transport == Transport::Zeromq).then(|| security.hub_key.public().link);
         let mut built = Vec::new();
-        for (prefix, hubs, count) in &groups {
-            let cfg = noded::NodeConfig { hubs: hubs.clone(), ..cfg.clone() };
-            built.extend(noded::sim::build(*count, &cfg, &security.callers, hub_link_key, prefix));
+        for g in &groups {
+            let mut cfg = noded::NodeConfig { hubs: g.hubs.clone(), ..cfg.clone() };
+            cfg.nats.cell = g.cell.clone();
+            built.extend(noded::sim::build(g.count, &cfg, &security.callers, hub_link_key, &g.prefix));
         }
         // Every key enrolled before any node knocks: a node that knocks before the hub has read
         // its enrollment is parked and retried, which times the hub's enrollment watcher, not
@@ -175,15 +180,24 @@ async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Res
     } else {
         let noded = noded_binary()?;
         let dir = security.dir.path().to_path_buf();
-        let config = write_noded_config(&dir)?;
-        for (prefix, hubs, count) in &groups {
-            for (i, first) in (0..*count).step_by(per_process).enumerate() {
-                let n = per_process.min(count - first);
+        let shared = write_noded_config(&dir)?;
+        for g in &groups {
+            let prefix = &g.prefix;
+            let config = match &g.cell {
+                None => shared.clone(),
+                Some(cell) => {
+                    let path = dir.join(format!("noded-{cell}.toml"));
+                    std::fs::write(&path, format!("{}\n[nats]\ncell = {cell:?}\n", std::fs::read_to_string(&shared)?))?;
+                    path
+                }
+            };
+            for (i, first) in (0..g.count).step_by(per_process).enumerate() {
+                let n = per_process.min(g.count - first);
                 let sim = Command::new(&noded)
                     .arg("--config")
                     .arg(&config)
                     .args(["sim", "--nodes", &n.to_string(), "--prefix", &format!("{prefix}{i}-")])
-                    .args(hubs.iter().flat_map(|h| ["--hub", h.as_str()]))
+                    .args(g.hubs.iter().flat_map(|h| ["--hub", h.as_str()]))
                     .arg("--enroll-into")
                     .arg(&enroll_dir)
                     .stdout(Stdio::null())
@@ -196,14 +210,19 @@ async fn fleet_of(nodes: usize, transport: Transport, per_process: usize) -> Res
         eprintln!("{} noded sim process(es) of at most {per_process} nodes", sims.0.len());
     }
     let credentials = security.credentials();
-    let mut fleet = Fleet { shutdown: tx, hub_rt, console_rt: runtime(CONSOLE_THREADS)?, endpoint, credentials, cluster, sims };
-    let (settings, credentials) = (bench_settings(&fleet.endpoint), fleet.credentials.clone());
-    fleet
+    let cells = cells.then_some(nats::SERVERS);
+    let mut fleet = Fleet { shutdown: tx, hub_rt, console_rt: runtime(CONSOLE_THREADS)?, endpoint, credentials, cluster, sims, cells };
+    let (settings, credentials) = (fleet.settings(), fleet.credentials.clone());
+    let registered = fleet
         .on_console(async move {
             let mut client = Client::connect(&settings, &credentials, false).await?;
             crate::demo::wait_for_registry(&mut client, &settings.collective, nodes, Duration::from_secs(120)).await
         })
-        .await?;
+        .await;
+    if let Err(e) = registered {
+        fleet.stop();
+        return Err(e.context(format!("see the logs in {}", security.dir.path().display())));
+    }
     eprintln!("{nodes} nodes registered in {:.2} s", started.elapsed().as_secs_f64());
     if per_process > 0 && verify {
         // The sim processes enrolled their keys; the console checks replies against them.
@@ -308,7 +327,7 @@ async fn timed_rounds(
     spec: Spec,
     digest: fn(&Outcome) -> usize,
 ) -> Result<Timed> {
-    let (settings, credentials) = (bench_settings(&fleet.endpoint), fleet.credentials.clone());
+    let (settings, credentials) = (fleet.settings(), fleet.credentials.clone());
     fleet
         .on_console(async move {
             let mut client = Client::connect(&settings, &credentials, false).await?;
@@ -371,7 +390,7 @@ fn pgrep_digest(o: &Outcome) -> usize {
 
 /// `fleet pgrep .` rounds: every process of every node, totals computed as the CLI prints them.
 pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
-    let fleet = fleet_of(nodes, Transport::Zeromq, 0).await?;
+    let fleet = fleet_of(nodes, Transport::Zeromq, 0, false).await?;
     let args = ListQuery { pattern: ".".into(), ..ListQuery::default() }.args();
     let timed = timed_rounds(&fleet, nodes, rounds, 2, spec("process", "list", args), pgrep_digest).await?;
     fleet.stop();
@@ -384,11 +403,12 @@ pub async fn pgrep(nodes: usize, rounds: usize) -> Result<()> {
     Ok(())
 }
 
-pub async fn ping(nodes: usize, rounds: usize, transport: Transport, per_process: usize) -> Result<()> {
-    let fleet = fleet_of(nodes, transport, per_process).await?;
+pub async fn ping(nodes: usize, rounds: usize, transport: Transport, per_process: usize, cells: bool) -> Result<()> {
+    let fleet = fleet_of(nodes, transport, per_process, cells).await?;
     let timed = timed_rounds(&fleet, nodes, rounds, 3, spec("rpcutil", "ping", Map::new()), |_| 0).await?;
     let over = match transport {
         Transport::Zeromq => "one ZeroMQ hub".to_string(),
+        Transport::Nats if cells => format!("{} NATS cells (one server each) joined by gateways", nats::SERVERS),
         Transport::Nats => format!("a {}-server NATS cluster", nats::SERVERS),
     };
     report(

@@ -32,7 +32,7 @@ pub struct ClientConfig {
     /// `$XDG_CONFIG_HOME/fleet/hub.pub`. Also FLEET_HUB_KEY.
     pub hub_key: Option<PathBuf>,
     /// `[nats]`: TLS and credentials (CA, client certificate, nkey seed) for `nats://` hubs.
-    pub nats: fleet_protocol::nats::NatsAuth,
+    pub nats: fleet_protocol::nats::NatsConfig,
     /// Metric profiles, `[profiles.NAME]` with `graphs = [...]` and an optional `match = "FILTER"`,
     /// in the file's order: the Metrics view's sets of graphs and `fleet metrics --profile`.
     #[serde(deserialize_with = "profile::in_file_order")]

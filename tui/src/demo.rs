@@ -310,7 +310,13 @@ async fn seed_concat(nodes: &[Arc<NodeState>], security: &DemoSecurity) -> Resul
 pub async fn wait_for_registry(client: &mut Client, collective: &str, count: usize, timeout: Duration) -> Result<Duration> {
     let started = std::time::Instant::now();
     loop {
-        let found = client.discover(&fleet_protocol::Filter::default(), collective, timeout).await?.len();
+        // Each question waits briefly: one lost while the fleet starts is simply asked again.
+        let found = match client.discover(&fleet_protocol::Filter::default(), collective, timeout.min(Duration::from_secs(2))).await {
+            Ok(nodes) => nodes.len(),
+            // A registry that is still starting (on NATS) answers soon.
+            Err(fleet_client::ClientError::NoRegistry(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
         if found >= count {
             return Ok(started.elapsed());
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
-use fleet_protocol::nats::{NatsAuth, NatsEvent, Subjects, redact};
+use fleet_protocol::nats::{NatsConfig, NatsEvent, Subjects, redact};
 use fleet_protocol::{Discover, Dispatched, Message};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -39,6 +39,8 @@ pub(super) struct NatsWay {
     /// Signed request frames sent, by request id, with their collective's subjects.
     kept: HashMap<String, (Subjects, Bytes)>,
     kept_order: VecDeque<String>,
+    /// How many cells' registries answer a discovery question.
+    cells: usize,
 }
 
 impl Drop for NatsWay {
@@ -51,14 +53,14 @@ impl NatsWay {
     /// Connects to the cluster and starts reading the inbox into the client's queue as `link`.
     pub async fn attach(
         servers: Vec<String>,
-        auth: &NatsAuth,
+        config: &NatsConfig,
         link: usize,
         to_client: mpsc::UnboundedSender<Inbound>,
         timeout: Duration,
     ) -> Result<NatsWay, String> {
         let shown = servers.iter().map(|s| redact(s)).collect::<Vec<_>>().join(",");
         let name = format!("fleet-{}", std::process::id());
-        let options = auth.options(servers, &name, timeout).map_err(|e| e.to_string())?;
+        let options = config.options(servers, &name, timeout).map_err(|e| e.to_string())?;
         let (client, mut events) = fleet_protocol::nats::connect(&options).await.map_err(|e| e.to_string())?;
         let inbox = client.new_inbox();
         let mut sub = client.subscribe(inbox.clone()).await.map_err(|e| format!("NATS {shown}: subscribing to the inbox: {e}"))?;
@@ -84,7 +86,8 @@ impl NatsWay {
                 }
             }
         });
-        Ok(NatsWay { client, inbox, to_client, link, reader, kept: HashMap::new(), kept_order: VecDeque::new() })
+        let cells = config.cells.unwrap_or(1).max(1);
+        Ok(NatsWay { client, inbox, to_client, link, reader, kept: HashMap::new(), kept_order: VecDeque::new(), cells })
     }
 
     /// Publishes one message; `frame` is its signed (request) or plain encoding.
@@ -141,22 +144,64 @@ impl NatsWay {
         sent
     }
 
-    /// Asks the registries (one answers, in their queue group). `Ok(None)`: no registry runs.
-    pub async fn discover(&self, question: &Discover, timeout: Duration, limits: &Limits) -> Result<Option<Message>, String> {
+    /// Asks the registries: one per cell answers (in its cell's queue group), and the console
+    /// waits for `cells` answers. `Ok(None)`: no registry runs.
+    pub async fn discover(&self, question: &Discover, timeout: Duration, limits: &Limits) -> Result<Option<Vec<Message>>, String> {
         let collective = question.collective.as_deref().unwrap_or("fleet");
         let subject = Subjects::new(collective)?.discover();
-        let frame = encode_message(&Message::Discover(question.clone())).map_err(|e| e.to_string())?;
-        let asked = self.client.request(subject, Bytes::from(frame));
-        let answer = match tokio::time::timeout(timeout, asked).await {
-            Err(_) => return Err(format!("no registry answered discovery within {:.1} s", timeout.as_secs_f64())),
-            Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => return Ok(None),
-            Ok(Err(e)) => return Err(format!("discovery over NATS: {e}")),
-            Ok(Ok(answer)) => answer,
-        };
-        match decode_message(&answer.payload, limits) {
-            Ok(m @ (Message::Discovered(_) | Message::Error(_))) => Ok(Some(m)),
-            Ok(other) => Err(format!("the registry answered discovery with a {:?}", other.kind())),
-            Err(e) => Err(format!("the registry's answer does not decode: {e}")),
+        let frame = Bytes::from(encode_message(&Message::Discover(question.clone())).map_err(|e| e.to_string())?);
+        let late = || format!("no registry answered discovery within {:.1} s", timeout.as_secs_f64());
+        if self.cells <= 1 {
+            // One answer: a request, which also says at once when no registry listens.
+            let answer = match tokio::time::timeout(timeout, self.client.request(subject, frame)).await {
+                Err(_) => return Err(late()),
+                Ok(Err(e)) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => return Ok(None),
+                Ok(Err(e)) => return Err(format!("discovery over NATS: {e}")),
+                Ok(Ok(answer)) => answer,
+            };
+            return registry_answer(&answer.payload, limits).map(|m| Some(vec![m]));
         }
+        let inbox = self.client.new_inbox();
+        let mut answers_in = self.client.subscribe(inbox.clone()).await.map_err(|e| format!("discovery over NATS: {e}"))?;
+        self.client.publish_with_reply(subject, inbox, frame).await.map_err(|e| format!("discovery over NATS: {e}"))?;
+        self.client.flush().await.map_err(|e| format!("discovery over NATS: {e}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut answers = Vec::new();
+        let mut nobody = false;
+        while answers.len() < self.cells {
+            match tokio::time::timeout_at(deadline, answers_in.next()).await {
+                // The server's own note that nothing listened when the question arrived.
+                Ok(Some(msg)) if msg.status.is_some() => {
+                    nobody |= msg.status == Some(async_nats::StatusCode::NO_RESPONDERS);
+                    if nobody {
+                        break;
+                    }
+                }
+                Ok(Some(msg)) => answers.push(registry_answer(&msg.payload, limits)?),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        match answers.len() {
+            0 if nobody => Ok(None),
+            0 => Err(late()),
+            n if n < self.cells => {
+                tracing::warn!(
+                    "{n} of {} cells answered discovery within {:.1} s; the others' nodes are left out",
+                    self.cells,
+                    timeout.as_secs_f64()
+                );
+                Ok(Some(answers))
+            }
+            _ => Ok(Some(answers)),
+        }
+    }
+}
+
+/// A registry's answer, decoded: what it found, or why it refused.
+fn registry_answer(payload: &[u8], limits: &Limits) -> Result<Message, String> {
+    match decode_message(payload, limits) {
+        Ok(m @ (Message::Discovered(_) | Message::Error(_))) => Ok(m),
+        Ok(other) => Err(format!("the registry answered discovery with a {:?}", other.kind())),
+        Err(e) => Err(format!("the registry's answer does not decode: {e}")),
     }
 }

@@ -178,7 +178,8 @@ impl NatsLink {
     /// Publishes the node's signed registration on its main collective's registration subject.
     async fn register(&self) {
         let Some(frame) = self.node.signed(fleet_protocol::Message::Registration(Box::new(self.node.registration()))) else { return };
-        if let Err(e) = self.client.publish(self.subjects[0].registration(), frame).await {
+        let subject = self.subjects[0].registration(self.node.config.nats.cell.as_deref());
+        if let Err(e) = self.client.publish(subject, frame).await {
             debug!(error = %e, "registration not published");
         }
     }

@@ -1,6 +1,10 @@
 //! The NATS side of `fleet bench ping --transport nats`: a 3-server `nats-server` cluster on
 //! loopback (child processes, routed to each other), an in-process `noded registry`, and the sim
 //! nodes spread over the three servers, each listing its own server first.
+//!
+//! With `--cells`, each server is a cell of its own (a one-server cluster) and the three are joined
+//! by gateways, as docs/scale.md plans a 100,000-node fleet: a registry per cell, the nodes of a cell
+//! registering there only, and the console merging one discovery answer per cell.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{Children, process_cpu, rss_mib};
+use super::{Children, Group, process_cpu, rss_mib};
 
 /// Servers in the benchmark's cluster.
 pub const SERVERS: usize = 3;
@@ -18,6 +22,21 @@ pub struct LocalCluster {
     _children: Children,
     pub urls: Vec<String>,
     pids: Vec<String>,
+}
+
+/// Per server: the server list of the nodes placed there, and their cell.
+pub struct Layout(Vec<(Vec<String>, Option<String>)>);
+
+impl Layout {
+    /// `nodes` spread evenly over the servers.
+    pub fn split(self, nodes: usize) -> Vec<Group> {
+        let n = self.0.len();
+        self.0
+            .into_iter()
+            .enumerate()
+            .map(|(i, (hubs, cell))| Group { prefix: format!("bench{i}-"), hubs, count: nodes / n + usize::from(i < nodes % n), cell })
+            .collect()
+    }
 }
 
 fn server_bin() -> Result<PathBuf> {
@@ -36,26 +55,27 @@ fn free_port() -> Result<u16> {
 }
 
 impl LocalCluster {
-    /// Starts the servers in `dir` and waits until each accepts clients and routes to the others.
-    pub fn start(dir: &Path) -> Result<LocalCluster> {
+    /// Starts the servers in `dir` and waits until each accepts clients and routes (or, as
+    /// cells, has gateways) to the others.
+    pub fn start(dir: &Path, cells: bool) -> Result<LocalCluster> {
         let bin = server_bin()?;
         let ports: Vec<(u16, u16)> = (0..SERVERS).map(|_| Ok((free_port()?, free_port()?))).collect::<Result<_>>()?;
         let mut children = Children(Vec::new());
         let mut pids = Vec::new();
         let mut logs = Vec::new();
         for (i, (port, route)) in ports.iter().enumerate() {
-            let routes: Vec<String> =
-                ports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, (_, r))| format!("\"nats-route://127.0.0.1:{r}\"")).collect();
+            let others = ports.iter().enumerate().filter(|(j, _)| *j != i);
+            let joined = if cells {
+                let gateways: Vec<String> =
+                    others.map(|(j, (_, g))| format!("{{ name: \"c{j}\", urls: [\"nats://127.0.0.1:{g}\"] }}")).collect();
+                format!("gateway {{\n  name: \"c{i}\"\n  listen: 127.0.0.1:{route}\n  gateways: [{}]\n}}\n", gateways.join(", "))
+            } else {
+                let routes: Vec<String> = others.map(|(_, (_, r))| format!("\"nats-route://127.0.0.1:{r}\"")).collect();
+                format!("cluster {{\n  name: fleet-bench\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n", routes.join(", "))
+            };
             let config = dir.join(format!("nats-{i}.conf"));
             // A console's inbox takes every reply of a round at once: room for 10,000 of them.
-            std::fs::write(
-                &config,
-                format!(
-                    "server_name: b{i}\nlisten: 127.0.0.1:{port}\nmax_pending: 256MB\n\
-                     cluster {{\n  name: fleet-bench\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
-                    routes.join(", ")
-                ),
-            )?;
+            std::fs::write(&config, format!("server_name: b{i}\nlisten: 127.0.0.1:{port}\nmax_pending: 256MB\n{joined}"))?;
             let log = dir.join(format!("nats-{i}.log"));
             let child = Command::new(&bin)
                 .arg("-c")
@@ -74,7 +94,7 @@ impl LocalCluster {
             loop {
                 let log = std::fs::read_to_string(&logs[i]).unwrap_or_default();
                 if std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok()
-                    && log.matches("Route connection created").count() >= SERVERS - 1
+                    && log.matches(if cells { "gateway connection to" } else { "Route connection created" }).count() >= SERVERS - 1
                 {
                     break;
                 }
@@ -84,6 +104,37 @@ impl LocalCluster {
         }
         let urls = ports.iter().map(|(p, _)| format!("nats://127.0.0.1:{p}")).collect();
         Ok(LocalCluster { _children: children, urls, pids })
+    }
+
+    /// Starts the registries on `rt`: one for the cluster, or one per cell (each on its own
+    /// server). Returns the shape of the node groups: per server, its list and its cell.
+    pub fn start_registries(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        cfg: &noded::NodeConfig,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        cells: bool,
+    ) -> Layout {
+        let registries: Vec<(Vec<String>, Option<String>)> = match cells {
+            true => (0..self.urls.len()).map(|i| (vec![self.urls[i].clone()], Some(format!("c{i}")))).collect(),
+            false => vec![(self.list_from(0), None)],
+        };
+        for (hubs, cell) in registries {
+            let mut registry = noded::NodeConfig { hubs, ..cfg.clone() };
+            registry.nats.cell = cell;
+            let shutdown = shutdown.clone();
+            rt.spawn(async move {
+                if let Err(e) = noded::registry::run(registry, shutdown).await {
+                    eprintln!("the registry stopped: {e:#}");
+                }
+            });
+        }
+        // A cell's nodes know only their cell's server; a cluster's nodes list their own first.
+        Layout(
+            (0..self.urls.len())
+                .map(|i| if cells { (vec![self.urls[i].clone()], Some(format!("c{i}"))) } else { (self.list_from(i), None) })
+                .collect(),
+        )
     }
 
     /// The server list of a node or console on server `first`: that one first, then the others.

@@ -424,6 +424,10 @@ pub enum BenchCommand {
         /// Run the nodes in `noded sim` processes of this many nodes each (0: in this process).
         #[arg(long, default_value_t = 0)]
         per_process: usize,
+        /// With --transport nats: three one-server cells joined by gateways, a registry per cell,
+        /// instead of one 3-server cluster (docs/scale.md).
+        #[arg(long)]
+        cells: bool,
     },
     /// Full `pgrep .` rounds (every process of every node, totals rendered) against N sim nodes.
     Pgrep {

@@ -184,8 +184,8 @@ async fn dispatch(cli: Cli, ctx: Ctx) -> Result<i32> {
         Some(Command::Metrics { args, filter, output }) => metrics::run(&ctx, &args, &filter, &output).await,
         Some(Command::HubStats { output }) => inventory::hub_stats(&ctx, &output).await,
         Some(Command::Demo { headless }) => demo::run(&ctx, headless, log_level).await,
-        Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds, transport, per_process } }) => {
-            crate::bench::ping(nodes, rounds, transport, per_process).await.map(|_| 0)
+        Some(Command::Bench { what: BenchCommand::Ping { nodes, rounds, transport, per_process, cells } }) => {
+            crate::bench::ping(nodes, rounds, transport, per_process, cells).await.map(|_| 0)
         }
         Some(Command::Bench { what: BenchCommand::Pgrep { nodes, rounds } }) => crate::bench::pgrep(nodes, rounds).await.map(|_| 0),
         Some(Command::Bench { what: BenchCommand::Register { nodes, per_process } }) => {
