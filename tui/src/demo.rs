@@ -309,19 +309,23 @@ async fn seed_concat(nodes: &[Arc<NodeState>], security: &DemoSecurity) -> Resul
 /// returns how long that took, or says how many had registered when `timeout` passed.
 pub async fn wait_for_registry(client: &mut Client, collective: &str, count: usize, timeout: Duration) -> Result<Duration> {
     let started = std::time::Instant::now();
+    let mut why = String::new();
     loop {
-        // Each question waits briefly: one lost while the fleet starts is simply asked again.
+        // Each question waits briefly: one lost or unanswered while the fleet starts (a registry
+        // still starting on NATS, a hub busy with a registration storm) is simply asked again.
         let found = match client.discover(&fleet_protocol::Filter::default(), collective, timeout.min(Duration::from_secs(2))).await {
             Ok(nodes) => nodes.len(),
-            // A registry that is still starting (on NATS) answers soon.
-            Err(fleet_client::ClientError::NoRegistry(_)) => 0,
+            Err(e @ (fleet_client::ClientError::NoRegistry(_) | fleet_client::ClientError::Hub(_))) => {
+                why = format!(" (last: {e})");
+                0
+            }
             Err(e) => return Err(e.into()),
         };
         if found >= count {
             return Ok(started.elapsed());
         }
         if started.elapsed() > timeout {
-            anyhow::bail!("only {found} of {count} nodes registered within {:.0} s", timeout.as_secs_f64());
+            anyhow::bail!("only {found} of {count} nodes registered within {:.0} s{why}", timeout.as_secs_f64());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
