@@ -177,9 +177,15 @@ fn a_console_on_one_server_reaches_nodes_on_the_other_two() {
     for r in doc["replies"].as_array().unwrap() {
         assert_eq!((r["status"].as_str(), r["data"]["msg"].as_str()), (Some("Ok"), Some("over the routes")), "{out}");
     }
-    // Replies are signed end to end: each checks against the node's key when the console has it.
-    let (_, out) = ping(&console, &["-I", "n1-a"]);
+    // Hub counters need a hub: said at once, nothing hangs.
+    let out = fleet(&console, &["hub-stats"]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert!(out.stderr.contains("needs a ZeroMQ hub"), "{out}");
+    // `fleet metrics` asks the nodes' metrics agent: every node's latest sample.
+    let out = fleet(&console, &["metrics", "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
+    let hosts = out.json()["hosts"].as_array().map(|h| h.len());
+    assert_eq!(hosts, Some(4), "{out}");
 }
 
 #[test]
