@@ -78,6 +78,10 @@ pub async fn run(config_path: &Path, cfg: &NodeConfig) -> Report {
         }
     };
     let hub = match PublicKeys::load(&cfg.hub_key) {
+        _ if !cfg.has_zmq_hub() => {
+            r.good("no ZeroMQ hub in hubs: no hub key is needed");
+            None
+        }
         Ok(h) => {
             r.good(format!("hub key pinned at {} ({})", cfg.hub_key.display(), fleet_protocol::join::fingerprint(&h.link)));
             Some(h)
@@ -120,9 +124,24 @@ pub async fn run(config_path: &Path, cfg: &NodeConfig) -> Report {
             );
         }
     }
+    let identity = cfg.identity.clone().unwrap_or_else(crate::facts::host_name);
+    let (nats, zmq) = cfg.split_hubs();
+    if !nats.is_empty() {
+        let shown = nats.iter().map(|s| fleet_protocol::nats::redact(s)).collect::<Vec<_>>().join(", ");
+        let reached = match cfg.nats_options(&identity) {
+            Ok(options) => fleet_protocol::nats::connect(&options).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match reached {
+            Ok(()) => r.good(format!("NATS {shown}: reachable, credentials accepted")),
+            Err(e) => r.bad(
+                format!("NATS {shown}: {e}"),
+                "check the server URLs in `hubs`, the user and password in them or [nats] nkey_seed, and [nats] ca for TLS",
+            ),
+        }
+    }
     if let (Some(key), Some(hub)) = (key, hub) {
-        let identity = cfg.identity.clone().unwrap_or_else(crate::facts::host_name);
-        for endpoint in &cfg.hubs {
+        for endpoint in &zmq {
             match try_attach(endpoint, &key, &hub, &identity).await {
                 Ok(name) => r.good(format!("hub {endpoint}: reachable, this key is enrolled as {name}")),
                 Err((what, fix)) => r.bad(format!("hub {endpoint}: {what}"), fix),

@@ -161,7 +161,7 @@ fn the_foundation_checks_pass_on_the_zeromq_hub_and_on_nats() {
 fn a_console_on_one_server_reaches_nodes_on_the_other_two() {
     let nats = Nats::start();
     // Nodes only on servers 1 and 2, the console only on server 0: everything crosses a route.
-    let _nodes: Vec<Node> = ["n1-a", "n2-a", "n1-b", "n2-b"]
+    let nodes: Vec<Node> = ["n1-a", "n2-a", "n1-b", "n2-b"]
         .iter()
         .enumerate()
         .map(|(i, id)| NodeSpec::new(&nats.cluster.node_url(1 + i % 2), id).facts("role: web\n").start())
@@ -181,6 +181,21 @@ fn a_console_on_one_server_reaches_nodes_on_the_other_two() {
     let out = fleet(&console, &["hub-stats"]);
     assert_eq!(out.code, Some(4), "{out}");
     assert!(out.stderr.contains("needs a ZeroMQ hub"), "{out}");
+    // noded doctor checks the servers and the credentials, and needs no hub key for them.
+    let doctor = |url: &str| {
+        let out = std::process::Command::new(fleet_e2e::support::noded_bin())
+            .env_remove("NODED_CONFIG")
+            .arg("--config")
+            .arg(nodes[0].dir().join("noded.toml"))
+            .args(["--identity", "n1-a", "--hub", url, "doctor"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = doctor(&nats.cluster.node_url(1));
+    assert!(report.contains("reachable, credentials accepted") && report.contains("no hub key is needed"), "{report}");
+    let report = doctor(&nats.cluster.node_url(1).replace("node-secret", "wrong"));
+    assert!(report.contains("check the server URLs") && !report.contains("wrong"), "a bad password is named, never shown: {report}");
     // `fleet metrics` asks the nodes' metrics agent: every node's latest sample.
     let out = fleet(&console, &["metrics", "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
