@@ -10,11 +10,11 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::support::{Proc, TestKeys, noded_command, read_log, set_enroll_dir, wait_for, write_file};
+use crate::support::{Proc, noded_command, read_log, set_enroll_dir, wait_for, write_file};
 
 /// The passwords of the test users (loopback only, a fresh cluster per test).
 pub const NODE_PASSWORD: &str = "node-secret";
@@ -69,8 +69,21 @@ pub struct Cluster {
 impl Cluster {
     /// `n` servers, each with a route to every other; returns once every route is up.
     pub fn start(n: usize) -> Cluster {
+        Self::start_with(n, false)
+    }
+
+    /// Like [`Cluster::start`]; with `tls`, the servers require TLS from every client, with a
+    /// certificate for 127.0.0.1 signed by a CA of this cluster's own ([`Cluster::ca`]).
+    pub fn start_with(n: usize, tls: bool) -> Cluster {
         let bin = server_bin();
         let dir = tempfile::Builder::new().prefix("fleet-nats-").tempdir().expect("tempdir");
+        let tls_block = match tls {
+            true => {
+                let (cert, key) = make_certificates(dir.path());
+                format!("tls {{\n  cert_file: {cert:?}\n  key_file: {key:?}\n}}\n")
+            }
+            false => String::new(),
+        };
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let mut servers = Vec::new();
         for (i, (port, route_port)) in ports.iter().enumerate() {
@@ -80,7 +93,7 @@ impl Cluster {
             write_file(
                 &config,
                 &format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\n{AUTHORIZATION}\ncluster {{\n  name: fleet-test\n  listen: 127.0.0.1:{route_port}\n  routes: [{}]\n}}\n",
+                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\n{tls_block}{AUTHORIZATION}\ncluster {{\n  name: fleet-test\n  listen: 127.0.0.1:{route_port}\n  routes: [{}]\n}}\n",
                     routes.join(", ")
                 ),
             );
@@ -139,6 +152,11 @@ impl Cluster {
         std::iter::once(first).chain((0..self.servers.len()).filter(move |i| *i != first))
     }
 
+    /// The CA certificate the servers' certificate is signed by (with `tls`).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
     /// Where the registries read node keys (`accepted/NAME.pub`, role node).
     pub fn enroll_dir(&self) -> PathBuf {
         self.dir.path().join("enroll")
@@ -165,7 +183,8 @@ impl Cluster {
     pub fn registry(&self, i: usize) -> Registry {
         let config = self.dir.path().join(format!("registry-{i}.toml"));
         let enroll = self.enroll_dir();
-        write_file(&config, "[hub]\nmissed_heartbeats = 3\n");
+        let tls = if self.ca().exists() { format!("[nats]\nca = {:?}\n", self.ca().display().to_string()) } else { String::new() };
+        write_file(&config, &format!("[hub]\nmissed_heartbeats = 3\n{tls}"));
         let log = self.dir.path().join(format!("registry-{i}.log"));
         let mut cmd = noded_command(&config);
         cmd.arg("registry")
@@ -245,23 +264,52 @@ impl Drop for Registry {
     }
 }
 
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with `openssl` in `dir`:
+/// `ca.pem`, and the server's certificate and key paths.
+fn make_certificates(dir: &Path) -> (String, String) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fleet-test-ca",
+    ]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    write_file(&dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    let path = |f: &str| dir.join(f).display().to_string();
+    (path("server.pem"), path("server.key"))
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Until `deadline`, whether `cond` holds (polled every 50 ms).
-pub fn within(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
-}
-
-/// The test console's key, for tests that need to say who signed.
-pub fn console_key() -> PathBuf {
-    TestKeys::get().private_key()
 }

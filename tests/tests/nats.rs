@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use fleet_e2e::nats::Cluster;
-use fleet_e2e::support::{Hub, Node, NodeSpec, Output, discover, fleet, fleet_env, ping, wait_for, wait_for_nodes};
+use fleet_e2e::support::{Hub, Node, NodeSpec, discover, fleet, fleet_env, ping, wait_for, wait_for_nodes};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -212,17 +212,10 @@ fn without_a_registry_discovery_falls_back_to_broadcast() {
         .map(|(i, id)| NodeSpec::new(&cluster.node_url(i), id).facts("role: db\n").start())
         .collect();
     let console = cluster.console_urls(2);
-    let mut last: Option<Output> = None;
-    wait_for("both nodes to answer a broadcast discovery", T, || {
-        let (senders, out) = ping(&console, &["-F", "role=db"]);
-        let ok = senders == names(&["solo-a", "solo-b"]);
-        last = Some(out);
-        ok
-    });
+    wait_for("both nodes to answer a broadcast discovery", T, || ping(&console, &["-F", "role=db"]).0 == names(&["solo-a", "solo-b"]));
     let started = Instant::now();
     assert_eq!(discover(&console, &["-F", "role=db"]), names(&["solo-a", "solo-b"]));
     eprintln!("broadcast discovery (no registry) took {:.2} s", started.elapsed().as_secs_f64());
-    drop(last);
 }
 
 const TALLY_DDL: &str = r#"
@@ -369,4 +362,31 @@ fn the_same_signed_request_published_twice_runs_once_and_is_answered_twice() {
     });
     let runs = std::fs::read_to_string(&marker).unwrap_or_default().lines().count();
     assert_eq!(runs, 1, "the node ran the request {runs} times");
+}
+
+/// `fleet ARGS` with `config_toml` as its config file, in the harness's clean environment.
+fn fleet_configured(config_toml: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("fleet")).unwrap();
+    std::fs::write(home.path().join("fleet/config.toml"), config_toml).unwrap();
+    let out = fleet_e2e::support::fleet_command(home.path(), args).stdin(std::process::Stdio::null()).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn over_tls_the_servers_certificate_is_checked_against_the_configured_ca() {
+    let cluster = Cluster::start_with(1, true);
+    let _registry = cluster.registry(0);
+    let tls = format!("[nats]\nca = {:?}\n", cluster.ca().display().to_string());
+    let _node = NodeSpec::new(&cluster.node_url(0), "tls-a").config(&tls).start();
+    let console = cluster.console_url(0);
+    wait_for("tls-a to answer over TLS", T, || {
+        let (code, stdout, _) = fleet_configured(&tls, &["--hub", &console, "ping", "--json"]);
+        code == Some(0) && stdout.contains("\"tls-a\"")
+    });
+    // Without the CA the console refuses the servers' certificate, and says so.
+    let (code, _, stderr) = fleet_configured("", &["--hub", &console, "ping"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("NATS") && !stderr.contains("console-secret"), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
 }
