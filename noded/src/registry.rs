@@ -16,8 +16,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
 use fleet_protocol::keys::Keyring;
-use fleet_protocol::nats::{NatsEvent, redact, registry_queue};
-use fleet_protocol::{Envelope, ErrorNotice, Message, Registration};
+use fleet_protocol::nats::{NatsEvent, Subjects, redact, registry_queue};
+use fleet_protocol::{Envelope, ErrorNotice, Event, Message, Registration};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -38,13 +38,27 @@ pub struct Registry {
 }
 
 /// What became of one registration message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Registered {
-    Joined,
-    Back,
-    Beat,
+    /// Believed; what watching consoles of the node's main collective should hear (a node that
+    /// joined or came back, or changed its facts, classes, agents or collectives), nothing for a
+    /// plain heartbeat.
+    Accepted(Option<Told>),
     /// Refused, and why (for the log).
     Refused(String),
+}
+
+/// An event for the consoles of one collective.
+#[derive(Debug, PartialEq)]
+pub struct Told {
+    pub collective: String,
+    pub event: Event,
+}
+
+impl Told {
+    fn about(reg: &Registration, event: Event) -> Told {
+        Told { collective: reg.collectives.first().cloned().unwrap_or_else(|| "fleet".into()), event }
+    }
 }
 
 impl Registry {
@@ -76,24 +90,36 @@ impl Registry {
             return Registered::Refused(format!("signed by {signer} but registers {}", reg.identity));
         }
         let identity = reg.identity.clone();
-        let known = self.live.insert(identity.clone(), (reg, now)).is_some();
-        match (known, self.down.remove(&identity)) {
-            (true, _) => Registered::Beat,
-            (false, true) => Registered::Back,
-            (false, false) => Registered::Joined,
-        }
+        let changed = |old: &Registration| {
+            old.facts != reg.facts || old.classes != reg.classes || old.agents != reg.agents || old.collectives != reg.collectives
+        };
+        let event = match self.live.get(&identity).map(|(old, _)| changed(old)) {
+            Some(false) => None,
+            Some(true) => Some(Told::about(&reg, Event::NodeChanged { identity: identity.clone() })),
+            None => {
+                let back = self.down.remove(&identity);
+                info!(node = %identity, live = self.live.len() + 1, "node {}", if back { "is back" } else { "joined" });
+                Some(Told::about(&reg, Event::NodeJoined { identity: identity.clone() }))
+            }
+        };
+        self.live.insert(identity, (reg, now));
+        Registered::Accepted(event)
     }
 
-    /// Moves nodes that missed `missed` heartbeats to the down list; returns their names.
-    pub fn expire(&mut self, now: Instant, missed: u32, max_down: usize) -> Vec<String> {
+    /// Moves nodes that missed `missed` heartbeats to the down list; returns what to tell.
+    pub fn expire(&mut self, now: Instant, missed: u32, max_down: usize) -> Vec<Told> {
         let stale: Vec<String> =
             self.live.iter().filter(|(_, (reg, seen))| is_stale(reg, *seen, now, missed)).map(|(id, _)| id.clone()).collect();
-        for id in &stale {
-            if let Some((reg, _)) = self.live.remove(id) {
+        let mut told = Vec::new();
+        for identity in stale {
+            if let Some((reg, _)) = self.live.remove(&identity) {
+                info!(node = %identity, "node left ({missed} heartbeats missed); listed as down");
+                let reason = format!("{missed} heartbeats missed");
+                told.push(Told::about(&reg, Event::NodeLeft { identity, reason }));
                 self.down.insert(reg, max_down);
             }
         }
-        stale
+        told
     }
 
     /// Answers a discovery question frame.
@@ -154,9 +180,8 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
                     continue;
                 }
                 match outcome {
-                    Registered::Joined => info!(subject = %msg.subject, live = registry.live(), "node joined"),
-                    Registered::Back => info!(subject = %msg.subject, "node is back"),
-                    Registered::Beat => {}
+                    Registered::Accepted(Some(told)) => tell(&client, told).await,
+                    Registered::Accepted(None) => {}
                     Registered::Refused(why) => warn!(subject = %msg.subject, reason = %why, "registration refused"),
                 }
             }
@@ -183,12 +208,13 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
                     for (signer, frame) in held.drain() {
                         match registry.on_frame(&frame, &nodes, &limits, scanned) {
                             Registered::Refused(why) => warn!(signer = %signer, reason = %why, "registration refused"),
-                            _ => info!(node = %signer, live = registry.live(), "node joined (enrolled since the last key scan)"),
+                            Registered::Accepted(Some(told)) => tell(&client, told).await,
+                            Registered::Accepted(None) => {}
                         }
                     }
                 }
-                for id in registry.expire(Instant::now(), cfg.hub.missed_heartbeats, cfg.hub.max_down_nodes) {
-                    info!(node = %id, "node left ({} heartbeats missed); listed as down", cfg.hub.missed_heartbeats);
+                for told in registry.expire(Instant::now(), cfg.hub.missed_heartbeats, cfg.hub.max_down_nodes) {
+                    tell(&client, told).await;
                 }
                 registry.expire_down(keep_down);
                 for id in crate::enroll::take_forget_requests(&dir.join(crate::enroll::FORGET_DIR)) {
@@ -203,6 +229,20 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     }
     let _ = client.flush().await;
     Ok(())
+}
+
+/// Tells the watching consoles of a collective what happened (unsigned: an event only makes a
+/// console ask the registries again).
+async fn tell(client: &async_nats::Client, told: Told) {
+    let Ok(subjects) = Subjects::new(&told.collective) else { return };
+    match encode_message(&Message::Event(told.event)) {
+        Ok(frame) => {
+            if let Err(e) = client.publish(subjects.events(), Bytes::from(frame)).await {
+                debug!(error = %e, "event not published");
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot encode an event"),
+    }
 }
 
 #[cfg(test)]
@@ -241,8 +281,14 @@ mod tests {
         let limits = Limits::default();
         let mut r = Registry::default();
         let t0 = Instant::now();
-        assert_eq!(r.on_frame(&frame(registration("web-01"), &web, "web-01"), &ring, &limits, t0), Registered::Joined);
-        assert_eq!(r.on_frame(&frame(registration("web-01"), &web, "web-01"), &ring, &limits, t0), Registered::Beat);
+        let joined =
+            |id: &str| Registered::Accepted(Some(Told { collective: "fleet".into(), event: Event::NodeJoined { identity: id.into() } }));
+        assert_eq!(r.on_frame(&frame(registration("web-01"), &web, "web-01"), &ring, &limits, t0), joined("web-01"));
+        assert_eq!(r.on_frame(&frame(registration("web-01"), &web, "web-01"), &ring, &limits, t0), Registered::Accepted(None));
+        let mut moved = registration("web-01");
+        moved.facts = serde_json::json!({"role": "db"});
+        let changed = r.on_frame(&frame(moved, &web, "web-01"), &ring, &limits, t0);
+        assert!(matches!(changed, Registered::Accepted(Some(Told { event: Event::NodeChanged { .. }, .. }))), "{changed:?}");
         // Another enrolled node cannot register (or keep alive) web-01.
         let forged = r.on_frame(&frame(registration("web-01"), &other, "db-01"), &ring, &limits, t0);
         assert!(matches!(&forged, Registered::Refused(w) if w.contains("signed by db-01")), "{forged:?}");
@@ -256,11 +302,12 @@ mod tests {
         let Message::Discovered(d) = r.answer(&question, &limits) else { panic!() };
         assert_eq!((d.nodes, d.down.len()), (vec!["web-01".to_string()], 0));
 
-        assert_eq!(r.expire(t0 + Duration::from_millis(3500), 3, 10), ["web-01"]);
+        let left = r.expire(t0 + Duration::from_millis(3500), 3, 10);
+        assert!(matches!(&left[..], [Told { event: Event::NodeLeft { identity, .. }, .. }] if identity == "web-01"), "{left:?}");
         let Message::Discovered(d) = r.answer(&question, &limits) else { panic!() };
         assert_eq!((d.nodes.len(), d.down[0].identity.as_str()), (0, "web-01"));
         let later = t0 + Duration::from_secs(5);
-        assert_eq!(r.on_frame(&frame(registration("web-01"), &web, "web-01"), &ring, &limits, later), Registered::Back);
+        assert_eq!(r.on_frame(&frame(registration("web-01"), &web, "web-01"), &ring, &limits, later), joined("web-01"));
         assert_eq!((r.live(), r.down()), (1, 0));
         assert!(matches!(r.answer(b"junk", &limits), Message::Error(_)));
     }

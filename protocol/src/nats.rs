@@ -9,6 +9,7 @@
 //! | `fleet.C.node.IDENTITY` | consoles (direct requests, retries) | that node |
 //! | `fleet.C.registration[.CELL]` | nodes (signed registrations, heartbeats) | registries (of the cell) |
 //! | `fleet.C.discover` | consoles (discovery) | one registry per cell (queue group `registry[-CELL]`) |
+//! | `fleet.C.events` | registries (a node joined, left or changed) | consoles that watch |
 //! | `_INBOX.…` | nodes (signed replies), registries | the console that asked |
 //!
 //! The links use NATS's own TLS and credentials (user and password in the URL, an nkey seed file,
@@ -99,6 +100,11 @@ impl Subjects {
 
     pub fn discover(&self) -> String {
         format!("{}.discover", self.prefix)
+    }
+
+    /// Where registries tell watching consoles that a node joined, left or changed.
+    pub fn events(&self) -> String {
+        format!("{}.events", self.prefix)
     }
 }
 

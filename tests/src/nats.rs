@@ -30,9 +30,9 @@ pub const AUTHORIZATION: &str = r#"authorization {
         subscribe: { allow: ["fleet.*.agent.>", "fleet.*.node.>"] } } },
     { user: console, password: "console-secret", permissions: {
         publish: { allow: ["fleet.*.agent.>", "fleet.*.node.>", "fleet.*.discover"] },
-        subscribe: { allow: ["_INBOX.>"] } } },
+        subscribe: { allow: ["_INBOX.>", "fleet.*.events"] } } },
     { user: registry, password: "registry-secret", permissions: {
-        publish: { allow: ["_INBOX.>"] },
+        publish: { allow: ["_INBOX.>", "fleet.*.events"] },
         subscribe: { allow: ["fleet.*.registration", "fleet.*.registration.*", "fleet.*.discover"] } } }
   ]
 }

@@ -390,3 +390,24 @@ fn over_tls_the_servers_certificate_is_checked_against_the_configured_ca() {
     assert!(stderr.contains("NATS") && !stderr.contains("console-secret"), "{stderr}");
     assert!(stderr.contains("invalid peer certificate"), "{stderr}");
 }
+
+/// The full-screen console on NATS, in a real pseudo-terminal: it connects, lists the nodes the
+/// registry knows, stays connected (its link checks are answered by the NATS connection), and
+/// shows a node that joins later from the registry's event.
+#[test]
+fn the_console_runs_on_nats_and_hears_a_node_join() {
+    let nats = Nats::start();
+    let _first = nats.node(1, "early-bird").start();
+    wait_for_nodes(&nats.console(), &["early-bird"], T);
+    let home = tempfile::tempdir().unwrap();
+    let mut console = fleet_e2e::pty::hub_console(&nats.cluster.console_url(0), home.path(), 24, 100);
+    console.wait_for_all(&["early-bird", " connected "], T).unwrap();
+    let _late = nats.node(2, "late-comer").start();
+    let screen = console.wait_for("late-comer in the grid", T, |s| s.contains("late-comer")).unwrap();
+    assert!(screen.contains(" connected "), "{screen}");
+    // Past the console's link-silence limit (6 s), still connected.
+    std::thread::sleep(Duration::from_secs(7));
+    let screen = console.screen_text();
+    assert!(screen.contains(" connected ") && screen.contains("early-bird"), "{screen}");
+    console.send("q").unwrap();
+}

@@ -41,11 +41,16 @@ pub(super) struct NatsWay {
     kept_order: VecDeque<String>,
     /// How many cells' registries answer a discovery question.
     cells: usize,
+    /// The task forwarding the registries' events, once the console asked to watch.
+    events: Option<JoinHandle<()>>,
 }
 
 impl Drop for NatsWay {
     fn drop(&mut self) {
         self.reader.abort();
+        if let Some(events) = &self.events {
+            events.abort();
+        }
     }
 }
 
@@ -87,15 +92,31 @@ impl NatsWay {
             }
         });
         let cells = config.cells.unwrap_or(1).max(1);
-        Ok(NatsWay { client, inbox, to_client, link, reader, kept: HashMap::new(), kept_order: VecDeque::new(), cells })
+        Ok(NatsWay { client, inbox, to_client, link, reader, kept: HashMap::new(), kept_order: VecDeque::new(), cells, events: None })
     }
 
     /// Publishes one message; `frame` is its signed (request) or plain encoding.
     pub async fn send(&mut self, msg: &Message, frame: &[u8]) -> Result<Sent, String> {
         let req = match msg {
             Message::Request(req) => req,
-            // No hub on NATS: nobody to greet, and discovery goes through `discover`.
-            Message::Hello(_) | Message::Discover(_) => return Ok(Sent::Yes),
+            // No hub to greet: a console that watches hears the registries' events instead.
+            Message::Hello(hello) => {
+                if hello.subscribe && self.events.is_none() {
+                    self.events = Some(self.watch_events().await?);
+                }
+                return Ok(Sent::Yes);
+            }
+            // The link is the NATS connection, which keeps itself alive: up is the answer.
+            Message::Ping => {
+                if self.client.connection_state() == async_nats::connection::State::Connected
+                    && let Ok(frame) = encode_message(&Message::Pong)
+                {
+                    let _ = self.to_client.send(Inbound::Frame { link: self.link, frame });
+                }
+                return Ok(Sent::Yes);
+            }
+            // Discovery goes through `discover`.
+            Message::Discover(_) => return Ok(Sent::Yes),
             _ => return Ok(Sent::NotHere),
         };
         let subjects = Subjects::new(&req.collective)?;
@@ -117,6 +138,19 @@ impl NatsWay {
             let _ = self.to_client.send(Inbound::Frame { link: self.link, frame });
         }
         Ok(Sent::Yes)
+    }
+
+    /// Forwards the registries' events (a node joined, left or changed) into the client's queue.
+    async fn watch_events(&self) -> Result<JoinHandle<()>, String> {
+        let mut events = self.client.subscribe("fleet.*.events").await.map_err(|e| format!("watching NATS events: {e}"))?;
+        let (tx, link) = (self.to_client.clone(), self.link);
+        Ok(tokio::spawn(async move {
+            while let Some(msg) = events.next().await {
+                if tx.send(Inbound::Frame { link, frame: msg.payload.to_vec() }).is_err() {
+                    return;
+                }
+            }
+        }))
     }
 
     fn keep(&mut self, id: &str, subjects: Subjects, frame: Bytes) {
