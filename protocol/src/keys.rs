@@ -256,6 +256,11 @@ impl PublicKeys {
 
     /// Parses `.pub` file text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<PublicKeys, KeyError> {
+        Self::parse_checked(text, path).map(|(keys, _)| keys)
+    }
+
+    /// [`PublicKeys::parse`], also handing back the signing key as the point its check decoded.
+    fn parse_checked(text: &str, path: &Path) -> Result<(PublicKeys, VerifyingKey), KeyError> {
         let parsed: PublicFile = toml::from_str(text).map_err(|e| format_err(path, e.message().trim()))?;
         if parsed.format != PUBLIC_FORMAT {
             return Err(format_err(path, format!("format is '{}', expected '{PUBLIC_FORMAT}'", parsed.format)));
@@ -266,14 +271,18 @@ impl PublicKeys {
         if key.is_weak() {
             return Err(format_err(path, "signing: a weak (small-order) ed25519 key is never trusted"));
         }
-        Ok(PublicKeys { signing, link })
+        Ok((PublicKeys { signing, link }, key))
     }
 
     pub fn load(path: &Path) -> Result<PublicKeys, KeyError> {
+        Self::load_checked(path).map(|(keys, _)| keys)
+    }
+
+    fn load_checked(path: &Path) -> Result<(PublicKeys, VerifyingKey), KeyError> {
         let file = File::open(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
         check_dir_not_writable_by_others(parent_of(path), "a public key")?;
         let text = read_limited(file, path)?;
-        PublicKeys::parse(&text, path)
+        PublicKeys::parse_checked(&text, path)
     }
 }
 
@@ -329,11 +338,10 @@ impl Keyring {
                 ring.skip(path, e.to_string());
                 continue;
             }
-            match PublicKeys::load(&path).map(Trusted::new) {
-                Ok(Some(trusted)) => {
-                    ring.callers.insert(caller, trusted);
+            match PublicKeys::load_checked(&path) {
+                Ok((keys, verifier)) => {
+                    ring.callers.insert(caller, Trusted { keys, verifier });
                 }
-                Ok(None) => ring.skip(path, "signing: not a usable ed25519 public key".into()),
                 Err(e) => ring.skip(path, e.to_string()),
             }
         }

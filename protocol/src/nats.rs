@@ -224,8 +224,17 @@ pub async fn connect(options: &NatsOptions) -> Result<(async_nats::Client, mpsc:
         connect = connect.add_client_certificate(cert.clone(), key.clone());
     }
     if let Some(path) = &options.nkey_seed {
-        let seed = std::fs::read_to_string(path)
-            .map_err(|e| NatsError::Config(format!("cannot read the NATS nkey seed {}: {e}", path.display())))?;
+        use std::os::unix::fs::MetadataExt;
+        let unreadable = |e: std::io::Error| NatsError::Config(format!("cannot read the NATS nkey seed {}: {e}", path.display()));
+        let mode = std::fs::metadata(path).map_err(unreadable)?.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(NatsError::Config(format!(
+                "the NATS nkey seed {} is open to others (mode {mode:04o}): chmod 600 {}",
+                path.display(),
+                path.display()
+            )));
+        }
+        let seed = std::fs::read_to_string(path).map_err(unreadable)?;
         connect = connect.nkey(seed.trim().to_string());
     }
     if let Some((user, password)) = credentials(&options.servers)? {

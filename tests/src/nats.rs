@@ -21,13 +21,21 @@ pub const NODE_PASSWORD: &str = "node-secret";
 pub const CONSOLE_PASSWORD: &str = "console-secret";
 pub const REGISTRY_PASSWORD: &str = "registry-secret";
 
-/// The permissions of each kind of client, as a `nats-server` `authorization` block: what
-/// docs/nats.md tells an admin to configure.
-pub const AUTHORIZATION: &str = r#"authorization {
-  users: [
-    { user: node, password: "node-secret", permissions: {
+/// What a node may publish and subscribe to.
+const NODE_PERMISSIONS: &str = r#"permissions: {
         publish: { allow: ["_INBOX.>", "fleet.*.registration", "fleet.*.registration.*"] },
-        subscribe: { allow: ["fleet.*.agent.>", "fleet.*.node.>"] } } },
+        subscribe: { allow: ["fleet.*.agent.>", "fleet.*.node.>"] } }"#;
+
+/// The permissions of each kind of client, as a `nats-server` `authorization` block: what
+/// docs/nats.md tells an admin to configure. With `node_nkey`, also a node user known by that
+/// nkey (a public key `U...`) rather than a password.
+fn authorization(node_nkey: Option<&str>) -> String {
+    let nkey_user = node_nkey.map(|k| format!("    {{ nkey: \"{k}\", {NODE_PERMISSIONS} }},\n")).unwrap_or_default();
+    format!("authorization {{\n  users: [\n    {{ user: node, password: \"node-secret\", {NODE_PERMISSIONS} }},\n{nkey_user}{OTHER_USERS}")
+}
+
+/// The console and registry users, and the end of the block.
+const OTHER_USERS: &str = r#"
     { user: console, password: "console-secret", permissions: {
         publish: { allow: ["fleet.*.agent.>", "fleet.*.node.>", "fleet.*.discover"] },
         subscribe: { allow: ["_INBOX.>", "fleet.*.events"] } } },
@@ -69,12 +77,14 @@ pub struct Cluster {
 impl Cluster {
     /// `n` servers, each with a route to every other; returns once every route is up.
     pub fn start(n: usize) -> Cluster {
-        Self::start_with(n, false)
+        Self::start_with(n, false, None)
     }
 
     /// Like [`Cluster::start`]; with `tls`, the servers require TLS from every client, with a
-    /// certificate for 127.0.0.1 signed by a CA of this cluster's own ([`Cluster::ca`]).
-    pub fn start_with(n: usize, tls: bool) -> Cluster {
+    /// certificate for 127.0.0.1 signed by a CA of this cluster's own ([`Cluster::ca`]); with
+    /// `node_nkey`, a node may also log in with that nkey.
+    pub fn start_with(n: usize, tls: bool, node_nkey: Option<&str>) -> Cluster {
+        let users = authorization(node_nkey);
         let bin = server_bin();
         let dir = tempfile::Builder::new().prefix("fleet-nats-").tempdir().expect("tempdir");
         let tls_block = match tls {
@@ -93,7 +103,7 @@ impl Cluster {
             write_file(
                 &config,
                 &format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\n{tls_block}{AUTHORIZATION}\ncluster {{\n  name: fleet-test\n  listen: 127.0.0.1:{route_port}\n  routes: [{}]\n}}\n",
+                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\n{tls_block}{users}\ncluster {{\n  name: fleet-test\n  listen: 127.0.0.1:{route_port}\n  routes: [{}]\n}}\n",
                     routes.join(", ")
                 ),
             );
@@ -110,6 +120,7 @@ impl Cluster {
         std::fs::create_dir_all(enroll.join("accepted")).expect("enroll dir");
         for i in 0..n {
             set_enroll_dir(&cluster.node_url(i), &enroll);
+            set_enroll_dir(&cluster.plain_url(i), &enroll);
         }
         cluster
     }
@@ -126,6 +137,11 @@ impl Cluster {
     /// The URL of server `i` with the given user's credentials.
     fn url(&self, user: &str, password: &str, i: usize) -> String {
         format!("nats://{user}:{password}@127.0.0.1:{}", self.servers[i].port)
+    }
+
+    /// Server `i` without credentials in the URL (an nkey, say, proves who connects).
+    pub fn plain_url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.servers[i].port)
     }
 
     /// Server `i` as a node connects to it.

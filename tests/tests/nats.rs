@@ -375,7 +375,7 @@ fn fleet_configured(config_toml: &str, args: &[&str]) -> (Option<i32>, String, S
 
 #[test]
 fn over_tls_the_servers_certificate_is_checked_against_the_configured_ca() {
-    let cluster = Cluster::start_with(1, true);
+    let cluster = Cluster::start_with(1, true, None);
     let _registry = cluster.registry(0);
     let tls = format!("[nats]\nca = {:?}\n", cluster.ca().display().to_string());
     let _node = NodeSpec::new(&cluster.node_url(0), "tls-a").config(&tls).start();
@@ -410,4 +410,36 @@ fn the_console_runs_on_nats_and_hears_a_node_join() {
     let screen = console.screen_text();
     assert!(screen.contains(" connected ") && screen.contains("early-bird"), "{screen}");
     console.send("q").unwrap();
+}
+
+/// A node proves itself to the servers with an nkey (`[nats] nkey_seed`): no password in its
+/// config or its URL. A seed others can read is refused with the fix; a seed the servers do not
+/// know never gets a node in.
+#[test]
+fn a_node_logs_in_with_its_nkey_and_an_unknown_or_loose_seed_gets_nowhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = nkeys::KeyPair::new_user();
+    let cluster = Cluster::start_with(1, false, Some(&user.public_key()));
+    let _registry = cluster.registry(0);
+    let dir = tempfile::tempdir().unwrap();
+    let seed_file = |name: &str, key: &nkeys::KeyPair, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, key.seed().unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        format!("[nats]\nnkey_seed = {:?}\n", path.display().to_string())
+    };
+    let known = seed_file("known.nk", &user, 0o600);
+    let _node = NodeSpec::new(&cluster.plain_url(0), "by-nkey").config(&known).start();
+    let stranger = seed_file("stranger.nk", &nkeys::KeyPair::new_user(), 0o600);
+    let mut outsider = NodeSpec::new(&cluster.plain_url(0), "outsider").config(&stranger).start();
+    let loose = seed_file("loose.nk", &user, 0o644);
+    let mut careless = NodeSpec::new(&cluster.plain_url(0), "careless").config(&loose).start();
+    let console = cluster.console_url(0);
+    wait_for_nodes(&console, &["by-nkey"], T);
+    let (senders, out) = ping(&console, &[]);
+    assert_eq!((senders, out.code), (names(&["by-nkey"]), Some(0)), "{out}");
+    wait_for("the loose seed to be refused with its fix", T, || careless.log().contains("chmod 600"));
+    wait_for("the unknown nkey to be refused", T, || outsider.log().to_lowercase().contains("authorization"));
+    assert!(outsider.is_running() && careless.is_running(), "a refused login leaves the daemon running and retrying");
+    assert_eq!(discover(&console, &[]), names(&["by-nkey"]));
 }

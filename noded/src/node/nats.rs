@@ -50,6 +50,9 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
     };
     let (initial, max) = (Duration::from_secs_f64(node.config.retry_initial_delay), Duration::from_secs_f64(node.config.retry_max_delay));
     let mut delay = initial;
+    // Each new reason is logged once as a warning (a bad seed, refused credentials); repeats of it
+    // while retrying only at debug level.
+    let mut last_reason = String::new();
     loop {
         let connected = tokio::select! {
             r = fleet_protocol::nats::connect(&options) => r,
@@ -62,8 +65,14 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
                 return;
             }
             Err(e) => {
-                debug!(error = %e, "cannot reach NATS");
-                node.set_hub_state(&label, format!("down: {e}"));
+                let reason = e.to_string();
+                if reason != last_reason {
+                    warn!(error = %reason, "cannot attach to NATS; retrying");
+                } else {
+                    debug!(error = %reason, "cannot attach to NATS; retrying");
+                }
+                node.set_hub_state(&label, format!("down: {reason}"));
+                last_reason = reason;
             }
         }
         let wait = jittered(delay, node.config.retry_jitter);
