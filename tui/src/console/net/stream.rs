@@ -31,8 +31,14 @@ pub(super) async fn metrics_stream(
 ) {
     let mut ask = MetricSubscribe::default();
     let mut link: Option<Client> = None;
+    // Only a ZeroMQ hub keeps and forwards samples; on a NATS cluster the stream stays closed
+    // rather than opening a connection every few seconds to be told so.
+    let has_hub = !fleet_protocol::nats::split_endpoints(&settings.settings.hubs).1.is_empty();
+    if !has_hub {
+        tracing::info!("no ZeroMQ hub in the hub list: the Metrics view gets no live stream on NATS");
+    }
     loop {
-        let wanted = !ask.nodes.is_empty() || ask.all_nodes;
+        let wanted = has_hub && (!ask.nodes.is_empty() || ask.all_nodes);
         if wanted && link.is_none() {
             match settings.connect(false).await {
                 Ok(mut client) => match client.subscribe_metrics(ask.clone()).await {
