@@ -518,7 +518,11 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                 false => None,
             };
             let fd_limit = noded::limits::raise_fd_limit();
-            let needed = nodes as u64 * noded::limits::FDS_PER_LINK * cfg.hubs.len() as u64 + noded::limits::FDS_BASE;
+            // Each ZeroMQ hub link takes FDS_PER_LINK descriptors; all the NATS servers of the list
+            // share one connection.
+            let (nats, zmq) = cfg.split_hubs();
+            let per_node = noded::limits::FDS_PER_LINK * zmq.len() as u64 + u64::from(!nats.is_empty());
+            let needed = nodes as u64 * per_node + noded::limits::FDS_BASE;
             if needed > fd_limit {
                 warn!(
                     nodes,
