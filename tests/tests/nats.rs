@@ -392,8 +392,9 @@ fn over_tls_the_servers_certificate_is_checked_against_the_configured_ca() {
 }
 
 /// The full-screen console on NATS, in a real pseudo-terminal: it connects, lists the nodes the
-/// registry knows, stays connected (its link checks are answered by the NATS connection), and
-/// shows a node that joins later from the registry's event.
+/// registry knows, stays connected (its link checks are answered by the NATS connection), shows a
+/// node that joins later from the registry's event, and its Metrics view draws both nodes from
+/// their own sample history (no hub to stream from).
 #[test]
 fn the_console_runs_on_nats_and_hears_a_node_join() {
     let nats = Nats::start();
@@ -409,6 +410,22 @@ fn the_console_runs_on_nats_and_hears_a_node_join() {
     std::thread::sleep(Duration::from_secs(7));
     let screen = console.screen_text();
     assert!(screen.contains(" connected ") && screen.contains("early-bird"), "{screen}");
+    // The Metrics view, without a hub to stream from, asks the nodes for their samples.
+    console.send("3").unwrap();
+    console.wait_for_text("INVENTORY", T).unwrap();
+    console.send("m").unwrap();
+    console.wait_for_all(&["METRICS", "Metrics: load1"], T).unwrap();
+    const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    console
+        .wait_for("a sparkline for both nodes", T, |s| {
+            ["early-bird", "late-comer"].iter().all(|node| {
+                s.lines().any(|l| {
+                    let host = l.split('│').nth(1).unwrap_or_default();
+                    host.trim_start().starts_with(node) && !host.contains("no sample") && host.chars().any(|c| SPARK.contains(&c))
+                })
+            })
+        })
+        .unwrap();
     console.send("q").unwrap();
 }
 

@@ -1,10 +1,14 @@
 //! The Metrics view's stream: one link of the network task's own that holds the console's
-//! metrics subscription and sends the hub's updates on as the view's messages.
+//! metrics subscription and sends the hub's updates on as the view's messages. On a NATS cluster,
+//! which has no hub to keep samples, the nodes' own history is asked for instead ([`poll`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fleet_client::Client;
-use fleet_protocol::{Message, MetricSubscribe};
+use fleet_protocol::{Message, MetricSubscribe, MetricUpdate};
+use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::{NetSettings, RETRY_EVERY};
@@ -31,14 +35,12 @@ pub(super) async fn metrics_stream(
 ) {
     let mut ask = MetricSubscribe::default();
     let mut link: Option<Client> = None;
-    // Only a ZeroMQ hub keeps and forwards samples; on a NATS cluster the stream stays closed
-    // rather than opening a connection every few seconds to be told so.
-    let has_hub = !fleet_protocol::nats::split_endpoints(&settings.settings.hubs).1.is_empty();
-    if !has_hub {
-        tracing::info!("no ZeroMQ hub in the hub list: the Metrics view gets no live stream on NATS");
+    // Only a ZeroMQ hub keeps and forwards samples.
+    if fleet_protocol::nats::split_endpoints(&settings.settings.hubs).1.is_empty() {
+        return poll(settings, asks, actions).await;
     }
     loop {
-        let wanted = has_hub && (!ask.nodes.is_empty() || ask.all_nodes);
+        let wanted = !ask.nodes.is_empty() || ask.all_nodes;
         if wanted && link.is_none() {
             match settings.connect(false).await {
                 Ok(mut client) => match client.subscribe_metrics(ask.clone()).await {
@@ -85,4 +87,87 @@ pub(super) async fn metrics_stream(
             }
         }
     }
+}
+
+/// How often the nodes are asked for their new samples when there is no hub to stream them.
+const POLL_EVERY: Duration = Duration::from_secs(3);
+
+/// The stream without a hub (a NATS cluster): every [`POLL_EVERY`], one `metrics#history` round on
+/// the nodes the view shows, for the samples newer than the oldest newest-sample among them; each
+/// reply is handed on as that node's update (the view keeps samples by time, so one seen twice
+/// changes nothing).
+async fn poll(settings: Arc<NetSettings>, mut asks: UnboundedReceiver<MetricSubscribe>, actions: UnboundedSender<Action>) {
+    let mut ask = MetricSubscribe::default();
+    let mut newest: HashMap<String, u64> = HashMap::new();
+    let mut link: Option<Client> = None;
+    loop {
+        let wanted = !ask.nodes.is_empty() || ask.all_nodes;
+        let next = match wanted {
+            true => tokio::select! {
+                next = asks.recv() => Some(next),
+                _ = tokio::time::sleep(POLL_EVERY) => None,
+            },
+            false => Some(asks.recv().await),
+        };
+        match next {
+            Some(None) => return,
+            Some(Some(next)) => {
+                ask = next;
+                continue;
+            }
+            None => {}
+        }
+        if link.is_none() {
+            match settings.connect(false).await {
+                Ok(client) => link = Some(client),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "no link for the metrics view");
+                    continue;
+                }
+            }
+        }
+        let Some(client) = link.as_mut() else { continue };
+        let since = match ask.all_nodes {
+            true => newest.values().min().copied().unwrap_or(0),
+            false => ask.nodes.iter().map(|n| newest.get(n).copied().unwrap_or(0)).min().unwrap_or(0),
+        };
+        let mut args = serde_json::Map::new();
+        if !ask.series.is_empty() {
+            args.insert("metrics".into(), json!(ask.series.join(",")));
+        }
+        args.insert("since_ms".into(), json!(since));
+        let scope = match ask.all_nodes {
+            true => fleet_client::Scope::default(),
+            false => fleet_client::Scope::nodes(ask.nodes.clone()),
+        };
+        let spec = settings.settings.spec(fleet_client::metrics::AGENT, "history", args, &scope, POLL_EVERY);
+        match fleet_client::round::run(client, &spec, |_| {}).await {
+            Ok(outcome) => {
+                for r in outcome.replies.iter().filter(|r| r.reply.status.is_ok()) {
+                    let update = history_update(&r.reply.sender, &r.reply.data);
+                    if let Some(last) = update.times.last() {
+                        newest.insert(update.node.clone(), *last);
+                        let _ = actions.send(Action::Metrics(metrics::Msg::Update(update)));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "asking the nodes for their samples");
+                link = None;
+            }
+        }
+    }
+}
+
+/// A node's `metrics#history` answer (times and one column per series) as the update a hub would
+/// have sent.
+fn history_update(node: &str, data: &Value) -> MetricUpdate {
+    let times = data["times"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+    let series = data["series"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, column)| (name.clone(), column.as_array().into_iter().flatten().map(Value::as_f64).collect()))
+        .collect();
+    MetricUpdate { node: node.to_string(), times, series }
 }
