@@ -44,6 +44,9 @@ pub enum Registered {
     /// joined or came back, or changed its facts, classes, agents or collectives), nothing for a
     /// plain heartbeat.
     Accepted(Option<Told>),
+    /// The signature does not check with the node keys known now: a key enrolled since the last
+    /// scan, or a forgery. `signer` is the name the envelope claims.
+    Unverified { signer: String, why: String },
     /// Refused, and why (for the log).
     Refused(String),
 }
@@ -79,7 +82,13 @@ impl Registry {
         };
         let signer = match env.verify(nodes) {
             Ok(signer) => signer,
-            Err(e) => return Registered::Refused(format!("signature: {e}")),
+            Err(e) => {
+                let why = format!("signature: {e}");
+                return match env.signer {
+                    Some(signer) => Registered::Unverified { signer, why },
+                    None => Registered::Refused(why),
+                };
+            }
         };
         let reg = match env.open(limits) {
             Ok(Message::Registration(reg)) => *reg,
@@ -170,19 +179,13 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         tokio::select! {
             Some(msg) = registrations.next() => {
                 let now = Instant::now();
-                let outcome = registry.on_frame(&msg.payload, &nodes, &limits, now);
-                if matches!(&outcome, Registered::Refused(why) if why.starts_with("signature")) {
-                    if let Some(signer) = Envelope::from_frame(&msg.payload, &limits).ok().and_then(|e| e.signer)
-                        && (held.len() < HELD_MAX || held.contains_key(&signer))
-                    {
-                        held.insert(signer, msg.payload.clone());
+                match registry.on_frame(&msg.payload, &nodes, &limits, now) {
+                    Registered::Unverified { signer, .. } => {
+                        if held.len() < HELD_MAX || held.contains_key(&signer) {
+                            held.insert(signer, msg.payload.clone());
+                        }
                     }
-                    continue;
-                }
-                match outcome {
-                    Registered::Accepted(Some(told)) => tell(&client, told).await,
-                    Registered::Accepted(None) => {}
-                    Registered::Refused(why) => warn!(subject = %msg.subject, reason = %why, "registration refused"),
+                    outcome => settle(&client, outcome, &msg.subject).await,
                 }
             }
             Some(msg) = questions.next() => {
@@ -206,11 +209,7 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
                     nodes = crate::enroll::node_keyring(&dir);
                     scanned = Instant::now();
                     for (signer, frame) in held.drain() {
-                        match registry.on_frame(&frame, &nodes, &limits, scanned) {
-                            Registered::Refused(why) => warn!(signer = %signer, reason = %why, "registration refused"),
-                            Registered::Accepted(Some(told)) => tell(&client, told).await,
-                            Registered::Accepted(None) => {}
-                        }
+                        settle(&client, registry.on_frame(&frame, &nodes, &limits, scanned), &signer).await;
                     }
                 }
                 for told in registry.expire(Instant::now(), cfg.hub.missed_heartbeats, cfg.hub.max_down_nodes) {
@@ -229,6 +228,16 @@ pub async fn run(cfg: NodeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     }
     let _ = client.flush().await;
     Ok(())
+}
+
+/// What becomes of a registration once it is decided: the consoles told of a change, or the
+/// refusal logged with `from` (the subject or the claimed signer).
+async fn settle(client: &async_nats::Client, outcome: Registered, from: &str) {
+    match outcome {
+        Registered::Accepted(Some(told)) => tell(client, told).await,
+        Registered::Accepted(None) => {}
+        Registered::Unverified { why, .. } | Registered::Refused(why) => warn!(from, reason = %why, "registration refused"),
+    }
 }
 
 /// Tells the watching consoles of a collective what happened (unsigned: an event only makes a
@@ -294,7 +303,10 @@ mod tests {
         assert!(matches!(&forged, Registered::Refused(w) if w.contains("signed by db-01")), "{forged:?}");
         // A key signing under a name it is not enrolled for fails the signature check.
         let stolen = r.on_frame(&frame(registration("web-01"), &other, "web-01"), &ring, &limits, t0);
-        assert!(matches!(&stolen, Registered::Refused(w) if w.starts_with("signature")), "{stolen:?}");
+        assert!(
+            matches!(&stolen, Registered::Unverified { signer, why } if signer == "web-01" && why.starts_with("signature")),
+            "{stolen:?}"
+        );
         assert!(matches!(r.on_frame(b"\x01garbage", &ring, &limits, t0), Registered::Refused(_)));
 
         let question =
