@@ -20,6 +20,37 @@ pub(super) fn jittered(base: Duration, jitter: f64) -> Duration {
     Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.01))
 }
 
+/// The jittered, doubling wait between attempts to attach: `retry_initial_delay` at first, up to
+/// `retry_max_delay`, each with `retry_jitter`.
+pub(super) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    jitter: f64,
+    delay: Duration,
+}
+
+impl Backoff {
+    pub fn new(cfg: &crate::NodeConfig) -> Backoff {
+        let initial = Duration::from_secs_f64(cfg.retry_initial_delay);
+        Backoff { initial, max: Duration::from_secs_f64(cfg.retry_max_delay), jitter: cfg.retry_jitter, delay: initial }
+    }
+
+    /// Back to the first, shortest wait (after a link that worked).
+    pub fn reset(&mut self) {
+        self.delay = self.initial;
+    }
+
+    /// Sleeps the next wait; false when `shutdown` came first.
+    pub async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let wait = jittered(self.delay, self.jitter);
+        self.delay = (self.delay * 2).min(self.max);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = crate::until_set(shutdown) => false,
+        }
+    }
+}
+
 /// Runs a node until `shutdown` flips to true: one link task per configured ZeroMQ hub, and one
 /// connection to the NATS servers of the list (they are one cluster).
 pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
@@ -42,9 +73,7 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
 /// or goes quiet (zmq.rs DEALER does not reconnect by itself).
 async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Receiver<bool>) {
     let cfg = &node.config;
-    let initial = Duration::from_secs_f64(cfg.retry_initial_delay);
-    let max = Duration::from_secs_f64(cfg.retry_max_delay);
-    let mut delay = initial;
+    let mut backoff = Backoff::new(cfg);
     loop {
         if *shutdown.borrow() {
             return;
@@ -63,18 +92,15 @@ async fn link_loop(node: Arc<NodeState>, hub: String, mut shutdown: watch::Recei
                 }
                 warn!(hub = %hub, reason = %why, "hub link lost; rebuilding");
                 node.set_hub_state(&hub, format!("down: {why}"));
-                delay = initial;
+                backoff.reset();
             }
             Err(e) => {
                 node.set_hub_state(&hub, format!("down: {e}"));
                 debug!(hub = %hub, error = %e, "cannot attach");
             }
         }
-        let wait = jittered(delay, cfg.retry_jitter);
-        delay = (delay * 2).min(max);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = crate::until_set(&mut shutdown) => return,
+        if !backoff.wait(&mut shutdown).await {
+            return;
         }
     }
 }

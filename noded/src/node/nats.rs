@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::link::jittered;
+use super::link::{Backoff, jittered};
 use super::{NodeState, Stats};
 
 /// Requests remembered for retries, at most.
@@ -39,8 +39,7 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let subjects: Result<Vec<Subjects>, String> = node.collectives().iter().map(|c| Subjects::new(c)).collect();
-    let subjects = match subjects.and_then(|s| Subjects::new(&node.identity).map(|_| s)) {
+    let subjects = match node_subjects(&node.collectives(), &node.identity) {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot use NATS");
@@ -48,8 +47,7 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let (initial, max) = (Duration::from_secs_f64(node.config.retry_initial_delay), Duration::from_secs_f64(node.config.retry_max_delay));
-    let mut delay = initial;
+    let mut backoff = Backoff::new(&node.config);
     // Each new reason is logged once as a warning (a bad seed, refused credentials); repeats of it
     // while retrying only at debug level.
     let mut last_reason = String::new();
@@ -75,13 +73,20 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
                 last_reason = reason;
             }
         }
-        let wait = jittered(delay, node.config.retry_jitter);
-        delay = (delay * 2).min(max);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = crate::until_set(&mut shutdown) => return,
+        if !backoff.wait(&mut shutdown).await {
+            return;
         }
     }
+}
+
+/// The subjects of each collective the node is in (the main one first), once its identity is
+/// known to make a node subject (host names with dots do).
+fn node_subjects(collectives: &[String], identity: &str) -> Result<Vec<Subjects>, String> {
+    let subjects = collectives.iter().map(|c| Subjects::new(c)).collect::<Result<Vec<_>, String>>()?;
+    if let Some(main) = subjects.first() {
+        main.node(identity)?;
+    }
+    Ok(subjects)
 }
 
 struct NatsLink {
@@ -292,6 +297,15 @@ impl Answered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_name_with_dots_makes_a_node_subject_and_a_wildcard_does_not() {
+        let subjects = node_subjects(&["fleet".into(), "ops".into()], "web-01.example.com").unwrap();
+        assert_eq!(subjects[0].node("web-01.example.com").unwrap(), "fleet.fleet.node.web-01.example.com");
+        assert_eq!(subjects.len(), 2);
+        assert!(node_subjects(&["fleet".into()], "web-*").is_err());
+        assert!(node_subjects(&["my fleet".into()], "web-01").is_err());
+    }
 
     #[test]
     fn a_retry_gets_the_same_reply_and_never_a_second_run() {
