@@ -39,7 +39,7 @@ pub async fn run(node: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let subjects = match node_subjects(&node.collectives(), &node.identity) {
+    let subjects = match node_subjects(node.collectives(), &node.identity) {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot use NATS");
