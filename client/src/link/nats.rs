@@ -68,26 +68,14 @@ impl NatsWay {
         let options = config.options(servers, &name, timeout).map_err(|e| e.to_string())?;
         let (client, mut events) = fleet_protocol::nats::connect(&options).await.map_err(|e| e.to_string())?;
         let inbox = client.new_inbox();
-        let mut sub = client.subscribe(inbox.clone()).await.map_err(|e| format!("NATS {shown}: subscribing to the inbox: {e}"))?;
-        let tx = to_client.clone();
-        let reader = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    msg = sub.next() => match msg {
-                        Some(msg) => {
-                            if tx.send(Inbound::Frame { link, frame: msg.payload.to_vec() }).is_err() {
-                                return;
-                            }
-                        }
-                        None => {
-                            let _ = tx.send(Inbound::Closed { link, why: "the NATS connection closed".into() });
-                            return;
-                        }
-                    },
-                    Some(event) = events.recv() => match event {
-                        NatsEvent::Disconnected => tracing::warn!(servers = %shown, "NATS connection lost; reconnecting"),
-                        NatsEvent::Connected => tracing::info!(servers = %shown, "reconnected to NATS"),
-                    },
+        let sub = client.subscribe(inbox.clone()).await.map_err(|e| format!("NATS {shown}: subscribing to the inbox: {e}"))?;
+        let reader = forward(sub, to_client.clone(), link);
+        // The connection's own ups and downs, for the log: it reconnects by itself.
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    NatsEvent::Disconnected => tracing::warn!(servers = %shown, "NATS connection lost; reconnecting"),
+                    NatsEvent::Connected => tracing::info!(servers = %shown, "reconnected to NATS"),
                 }
             }
         });
@@ -108,10 +96,8 @@ impl NatsWay {
             }
             // The link is the NATS connection, which keeps itself alive: up is the answer.
             Message::Ping => {
-                if self.client.connection_state() == async_nats::connection::State::Connected
-                    && let Ok(frame) = encode_message(&Message::Pong)
-                {
-                    let _ = self.to_client.send(Inbound::Frame { link: self.link, frame });
+                if self.client.connection_state() == async_nats::connection::State::Connected {
+                    self.answer(&Message::Pong);
                 }
                 return Ok(Sent::Yes);
             }
@@ -133,24 +119,21 @@ impl NatsWay {
             self.keep(&req.id, subjects, frame);
         }
         // What a hub would say once the request left: here, that it reached the cluster.
-        let note = Message::Dispatched(Dispatched { request_id: req.id.clone(), sent: req.targets.clone(), unknown: Vec::new() });
-        if let Ok(frame) = encode_message(&note) {
+        self.answer(&Message::Dispatched(Dispatched { request_id: req.id.clone(), sent: req.targets.clone(), unknown: Vec::new() }));
+        Ok(Sent::Yes)
+    }
+
+    /// Hands the client what a hub would have answered (there is none on NATS).
+    fn answer(&self, msg: &Message) {
+        if let Ok(frame) = encode_message(msg) {
             let _ = self.to_client.send(Inbound::Frame { link: self.link, frame });
         }
-        Ok(Sent::Yes)
     }
 
     /// Forwards the registries' events (a node joined, left or changed) into the client's queue.
     async fn watch_events(&self) -> Result<JoinHandle<()>, String> {
-        let mut events = self.client.subscribe("fleet.*.events").await.map_err(|e| format!("watching NATS events: {e}"))?;
-        let (tx, link) = (self.to_client.clone(), self.link);
-        Ok(tokio::spawn(async move {
-            while let Some(msg) = events.next().await {
-                if tx.send(Inbound::Frame { link, frame: msg.payload.to_vec() }).is_err() {
-                    return;
-                }
-            }
-        }))
+        let events = self.client.subscribe("fleet.*.events").await.map_err(|e| format!("watching NATS events: {e}"))?;
+        Ok(forward(events, self.to_client.clone(), self.link))
     }
 
     fn keep(&mut self, id: &str, subjects: Subjects, frame: Bytes) {
@@ -229,6 +212,19 @@ impl NatsWay {
             _ => Ok(Some(answers)),
         }
     }
+}
+
+/// Hands every message of `sub` to the client's queue as link `link`'s frames; when the
+/// subscription ends (the connection closed for good), says the link closed.
+fn forward(mut sub: async_nats::Subscriber, to_client: mpsc::UnboundedSender<Inbound>, link: usize) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            if to_client.send(Inbound::Frame { link, frame: msg.payload.to_vec() }).is_err() {
+                return;
+            }
+        }
+        let _ = to_client.send(Inbound::Closed { link, why: "the NATS connection closed".into() });
+    })
 }
 
 /// A registry's answer, decoded: what it found, or why it refused.
