@@ -460,3 +460,48 @@ fn a_node_logs_in_with_its_nkey_and_an_unknown_or_loose_seed_gets_nowhere() {
     assert!(outsider.is_running() && careless.is_running(), "a refused login leaves the daemon running and retrying");
     assert_eq!(discover(&console, &[]), names(&["by-nkey"]));
 }
+
+/// Hostile bytes on the subjects a console may publish to: a node drops what does not decode and
+/// keeps answering; a registry answers a question that does not decode with an error, and keeps
+/// answering.
+#[test]
+fn garbage_on_the_wire_is_refused_and_the_daemons_keep_running() {
+    use futures::StreamExt;
+    let nats = Nats::start();
+    let mut node = nats.node(1, "sturdy").start();
+    wait_for_nodes(&nats.console(), &["sturdy"], T);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect_with_options(
+            nats.cluster.plain_url(0),
+            async_nats::ConnectOptions::with_user_and_password("console".into(), fleet_e2e::nats::CONSOLE_PASSWORD.into()),
+        )
+        .await
+        .unwrap();
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+        let junk: [&[u8]; 3] = [b"", b"\xff\xff\xff\xff not msgpack", &[0x91; 4096]];
+        for bytes in junk {
+            let payload = bytes::Bytes::copy_from_slice(bytes);
+            client.publish_with_reply("fleet.fleet.node.sturdy", inbox.clone(), payload.clone()).await.unwrap();
+            client.publish_with_reply("fleet.fleet.agent.rpcutil", inbox.clone(), payload.clone()).await.unwrap();
+            client.publish_with_reply("fleet.fleet.discover", inbox.clone(), payload).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        // Only the registry answers, each time with an error saying why.
+        for _ in 0..3 {
+            let msg = tokio::time::timeout(T, answers.next()).await.expect("the registry's answer").unwrap();
+            let limits = fleet_protocol::codec::Limits::default();
+            match fleet_protocol::codec::decode_message(&msg.payload, &limits).unwrap() {
+                fleet_protocol::Message::Error(e) => assert!(e.message.contains("malformed discovery question"), "{}", e.message),
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(500), answers.next()).await;
+        assert!(extra.is_err(), "a node never answers what does not decode");
+    });
+    assert!(node.is_running(), "noded keeps running");
+    let (senders, out) = ping(&nats.console(), &[]);
+    assert_eq!((senders, out.code), (names(&["sturdy"]), Some(0)), "the node and the registry still answer: {out}");
+    assert!(node.log().contains("malformed"), "the node says what it dropped: {}", node.log());
+}
