@@ -36,9 +36,11 @@ impl RateBucket {
     }
 }
 
-/// Descriptors one link costs on each side: the TCP connection, the frame guard's relay to the
-/// ZeroMQ socket, and that socket's end of the relay.
-pub const FDS_PER_LINK: u64 = 3;
+/// Descriptors one link costs the hub: its TCP connection (the hub speaks ZMTP on it itself).
+pub const HUB_FDS_PER_LINK: u64 = 1;
+/// Descriptors one hub link costs a node or a simulated node: the TCP connection, and the frame
+/// guard in front of the zmq.rs DEALER (its listening socket, its end of the relay, the DEALER's).
+pub const NODE_FDS_PER_LINK: u64 = 4;
 /// Descriptors kept for everything else (logs, key files, the runtime, the listening sockets).
 pub const FDS_BASE: u64 = 64;
 
@@ -60,9 +62,9 @@ pub fn raise_fd_limit() -> u64 {
     soft
 }
 
-/// How many links `limit` descriptors carry, keeping `reserve` links' worth for other peers.
+/// How many links `limit` descriptors carry at the hub, keeping `reserve` links' worth for other peers.
 pub fn link_capacity(limit: u64, reserve: u64) -> u64 {
-    (limit.saturating_sub(FDS_BASE) / FDS_PER_LINK).saturating_sub(reserve)
+    (limit.saturating_sub(FDS_BASE) / HUB_FDS_PER_LINK).saturating_sub(reserve)
 }
 
 #[cfg(test)]
@@ -71,7 +73,7 @@ mod tests {
 
     #[test]
     fn capacity_keeps_the_base_and_the_reserve() {
-        assert_eq!(link_capacity(20_000, 64), (20_000 - 64) / 3 - 64);
+        assert_eq!(link_capacity(20_000, 64), 20_000 - 64 - 64);
         assert_eq!(link_capacity(10, 64), 0);
         assert!(raise_fd_limit() >= 256);
     }

@@ -494,8 +494,8 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
             info!(
                 open_files = fd_limit,
                 node_links = capacity,
-                "the open-files limit carries {capacity} node links ({} descriptors each, {CONSOLE_RESERVE} links kept for consoles)",
-                noded::limits::FDS_PER_LINK
+                "the open-files limit carries {capacity} node links ({per_link} descriptor each, {CONSOLE_RESERVE} links kept for consoles)",
+                per_link = noded::limits::HUB_FDS_PER_LINK
             );
             let mut tasks = Vec::new();
             for endpoint in &cfg.hub.bind {
@@ -518,10 +518,10 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                 false => None,
             };
             let fd_limit = noded::limits::raise_fd_limit();
-            // Each ZeroMQ hub link takes FDS_PER_LINK descriptors; all the NATS servers of the list
+            // Each ZeroMQ hub link takes NODE_FDS_PER_LINK descriptors; all the NATS servers of the list
             // share one connection.
             let (nats, zmq) = cfg.split_hubs();
-            let per_node = noded::limits::FDS_PER_LINK * zmq.len() as u64 + u64::from(!nats.is_empty());
+            let per_node = noded::limits::NODE_FDS_PER_LINK * zmq.len() as u64 + u64::from(!nats.is_empty());
             let needed = nodes as u64 * per_node + noded::limits::FDS_BASE;
             if needed > fd_limit {
                 warn!(

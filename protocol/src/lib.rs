@@ -12,6 +12,7 @@ pub mod join;
 pub mod keys;
 pub mod message;
 pub mod nats;
+pub mod router;
 pub mod noise;
 pub mod transport;
 

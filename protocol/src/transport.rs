@@ -6,22 +6,22 @@
 //! zmq.rs DEALER sockets do not reconnect by themselves, so a [`Link`] reports `Down` when its
 //! peer disconnects and the owner rebuilds it (see noded's link loop).
 //!
-//! On `tcp://` the hub's ROUTER is never exposed directly: it listens on an `ipc://` socket in a
-//! directory only the hub's user can enter (mode 0700), behind a [`FrameGuard`], which cuts a
-//! client whose frame header claims more than twice the frame limit before zmq.rs can reserve
-//! memory for it, and gives each client its routing id (see guard.rs). A node's or console's
-//! outbound guard is likewise a Unix socket in a private directory. No local socket of fleet is
-//! reachable by another local user.
+//! The hub's ROUTER is fleet's own ZMTP code (router.rs): one descriptor per link, every frame
+//! header held to the limits before its body is kept, routing ids chosen by the hub. Nodes and
+//! consoles use zmq.rs DEALERs, each behind an outbound [`FrameGuard`] that holds a hub's frames to
+//! the same limits; that guard is a Unix socket in a directory only its user can enter. No local
+//! socket of fleet is reachable by another local user, and the hub has no inner socket at all.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use zeromq::prelude::*;
 use zeromq::util::PeerIdentity;
-use zeromq::{DealerSocket, RouterSocket, SocketEvent, SocketOptions, ZmqMessage};
+use zeromq::{DealerSocket, SocketEvent, SocketOptions, ZmqMessage};
 
 use crate::codec::DEFAULT_MAX_FRAME;
-use crate::guard::{FrameGuard, GuardLimits, PrivateDir, Upstream};
+use crate::guard::{FrameGuard, GuardLimits};
+use crate::router::{Listen, Received, Router, RouterSender};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -55,16 +55,12 @@ pub enum Inbound {
     Malformed(Peer),
 }
 
-/// The hub's bound ROUTER socket.
+/// The hub's bound ROUTER (see `router.rs`: fleet's own ZMTP on each accepted socket).
 pub struct HubSocket {
-    send: zeromq::RouterSendHalf,
-    recv: zeromq::RouterRecvHalf,
-    _monitor: AbortOnDrop,
-    /// The front door on `tcp://` endpoints; dropping it stops its listener and relays.
-    guard: Option<FrameGuard>,
-    /// The private directory of the ROUTER's inner `ipc://` socket (tcp:// only); removed on drop.
-    _inner_dir: Option<PrivateDir>,
+    router: Router,
     endpoint: String,
+    /// Whether routing ids carry the peer's address (TCP).
+    tcp: bool,
 }
 
 /// Peer link events seen by the hub.
@@ -82,10 +78,10 @@ impl HubSocket {
 
     /// Binds like [`HubSocket::bind`] for a hub whose codec accepts frames of up to `max_frame` bytes.
     ///
-    /// On `tcp://` the ROUTER listens on `tcp://127.0.0.1:<any>` and a [`FrameGuard`] takes
-    /// `endpoint`, so a frame header claiming more than twice `max_frame` closes that client's link
-    /// instead of making zmq.rs reserve the claim (see [`GuardLimits::for_max_frame`]). `ipc://`
-    /// endpoints are bound directly, unguarded: only local users the filesystem lets in reach them.
+    /// A frame header claiming more than twice `max_frame` closes that peer's link before any room
+    /// is reserved for it (see [`GuardLimits::for_max_frame`]); a frame a little over the limit
+    /// still reaches the hub, which drops and counts it and keeps the link. The same holds on
+    /// `tcp://` and `ipc://`.
     pub async fn bind_with_limits(
         endpoint: &str,
         max_frame: usize,
@@ -93,45 +89,30 @@ impl HubSocket {
         let bind_error = |source: zeromq::ZmqError| TransportError::Bind { endpoint: endpoint.to_string(), source };
         let io_error = |e: std::io::Error| bind_error(zeromq::ZmqError::Network(e));
         let public = endpoint.parse::<zeromq::Endpoint>().map_err(|e| bind_error(e.into()))?;
-        // On tcp:// the ROUTER itself listens on a Unix socket in a 0700 directory: only the guard
-        // (this process) and this user can reach it.
-        let inner_dir = match public {
-            zeromq::Endpoint::Tcp(..) => Some(PrivateDir::create("fleet-hub-").map_err(io_error)?),
-            _ => None,
-        };
-        let inner = match &inner_dir {
-            Some(dir) => format!("ipc://{}", dir.path().join("router.sock").display()),
-            None => endpoint.to_string(),
-        };
-        let mut sock = RouterSocket::new();
-        let mut monitor = sock.monitor();
-        sock.bind(&inner).await.map_err(bind_error)?;
-        let (guard, endpoint) = match (public, &inner_dir) {
-            (zeromq::Endpoint::Tcp(host, port), Some(dir)) => {
-                let upstream = Upstream::Unix(dir.path().join("router.sock"));
-                let guard = FrameGuard::bind((host.to_string(), port), upstream, GuardLimits::for_max_frame(max_frame))
-                    .await
-                    .map_err(|e| bind_error(e.into()))?;
-                // Report the endpoint as zmq.rs would have: the host as given, the port as bound.
-                let resolved = zeromq::Endpoint::Tcp(host, guard.local_addr().port()).to_string();
-                (Some(guard), resolved)
+        let (listen, tcp) = match &public {
+            zeromq::Endpoint::Tcp(host, port) => {
+                let host = host.to_string().trim_start_matches('[').trim_end_matches(']').to_string();
+                (Listen::Tcp(host, *port), true)
             }
-            _ => (None, inner.clone()),
+            zeromq::Endpoint::Ipc(Some(path)) => (Listen::Unix(path.clone()), false),
+            _ => return Err(io_error(std::io::Error::other("the hub binds tcp://HOST:PORT or ipc://PATH"))),
+        };
+        let (gone_tx, mut gone) = tokio::sync::mpsc::unbounded_channel();
+        let router = Router::bind(listen, GuardLimits::for_max_frame(max_frame), gone_tx).await.map_err(io_error)?;
+        let endpoint = match (public, router.local_addr()) {
+            // Report the endpoint as given, with the port as bound.
+            (zeromq::Endpoint::Tcp(host, _), Some(addr)) => zeromq::Endpoint::Tcp(host, addr.port()).to_string(),
+            (public, _) => public.to_string(),
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let forward = tokio::spawn(async move {
-            use futures_util::StreamExt;
-            while let Some(ev) = monitor.next().await {
-                if let SocketEvent::Disconnected(id) = ev {
-                    let peer = Peer(Bytes::copy_from_slice(id.as_ref()));
-                    if tx.send(PeerEvent::Disconnected(peer)).is_err() {
-                        break;
-                    }
+        tokio::spawn(async move {
+            while let Some(id) = gone.recv().await {
+                if tx.send(PeerEvent::Disconnected(Peer(id))).is_err() {
+                    break;
                 }
             }
         });
-        let (send, recv) = sock.split();
-        Ok((HubSocket { send, recv, _monitor: AbortOnDrop(forward), guard, _inner_dir: inner_dir, endpoint }, rx))
+        Ok((HubSocket { router, endpoint, tcp }, rx))
     }
 
     /// The resolved endpoint (with the real port when bound to port 0).
@@ -139,64 +120,52 @@ impl HubSocket {
         &self.endpoint
     }
 
-    /// Client links the frame guard has cut (oversized or malformed framing); 0 on `ipc://`.
+    /// Links cut for oversized or malformed framing.
     pub fn guard_refusals(&self) -> u64 {
-        self.guard.as_ref().map_or(0, FrameGuard::refusals)
+        self.router.refused().load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Message bytes the front door has delivered to `peer`'s socket so far (the body bytes of
-    /// the frames sent to it), while its link lives; `None` without a guard (`ipc://`).
+    /// Message bytes written to `peer`'s socket so far (the body bytes of the frames sent to it),
+    /// while its link lives.
     pub fn delivered(&self, peer: &Peer) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
-        self.guard.as_ref()?.delivered(&peer.0)
+        self.router.delivered(&peer.0)
     }
 
-    /// The address `peer` connects from, as its front door saw it (the guard puts it in the
-    /// routing id it gives each link); `None` without a guard, where peers name themselves.
+    /// The address `peer` connects from (the router puts it in the routing id it gives each TCP
+    /// link); `None` on `ipc://`.
     pub fn source(&self, peer: &Peer) -> Option<std::net::IpAddr> {
-        self.guard.as_ref()?;
-        crate::guard::source_of(&peer.0)
-    }
-
-    /// A handle on the delivery counters, for tasks that outlive a borrow of the socket.
-    pub fn deliveries(&self) -> Option<crate::guard::Deliveries> {
-        self.guard.as_ref().map(FrameGuard::deliveries)
-    }
-
-    /// The frame guard's shared refusal counter, when there is a guard.
-    pub fn guard_refusal_counter(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
-        self.guard.as_ref().map(FrameGuard::refusal_counter)
+        if !self.tcp {
+            return None;
+        }
+        crate::router::source_of(&peer.0)
     }
 
     pub async fn recv(&mut self) -> Result<Inbound, TransportError> {
-        let msg = self.recv.recv().await.map_err(|_| TransportError::Closed)?;
-        let mut frames = msg.into_vec();
-        let id = frames.remove(0);
+        let Received { id, mut parts } = self.router.recv().await.ok_or(TransportError::Closed)?;
         let peer = Peer(id);
         // A DEALER sends exactly one payload frame; a REQ-style peer adds an empty delimiter.
-        match frames.len() {
-            1 => Ok(Inbound::Frame(peer, frames.pop().unwrap())),
-            2 if frames[0].is_empty() => Ok(Inbound::Frame(peer, frames.pop().unwrap())),
+        match parts.len() {
+            1 => Ok(Inbound::Frame(peer, parts.pop().unwrap())),
+            2 if parts[0].is_empty() => Ok(Inbound::Frame(peer, parts.pop().unwrap())),
             _ => Ok(Inbound::Malformed(peer)),
         }
     }
 
     /// A cheap handle for sending from other tasks.
     pub fn sender(&self) -> HubSender {
-        HubSender { send: self.send.clone() }
+        HubSender { send: self.router.sender() }
     }
 }
 
-/// Sends frames to peers of the hub's ROUTER.
+/// Sends frames to the hub's peers.
 #[derive(Clone)]
 pub struct HubSender {
-    send: zeromq::RouterSendHalf,
+    send: RouterSender,
 }
 
 impl HubSender {
     pub async fn send(&mut self, peer: &Peer, frame: Bytes) -> Result<(), TransportError> {
-        let mut msg = ZmqMessage::from(peer.0.clone());
-        msg.push_back(frame);
-        self.send.send(msg).await.map_err(TransportError::Send)
+        self.send.send(&peer.0, &frame).await.map_err(|e| TransportError::Send(zeromq::ZmqError::Network(e)))
     }
 
     /// Sends the same frame to each peer; returns the peers that could not be reached.
@@ -252,7 +221,7 @@ impl Link {
                 let guard = FrameGuard::bind_outbound(host, port, GuardLimits::default())
                     .await
                     .map_err(|e| TransportError::Connect { endpoint: endpoint.to_string(), reason: format!("frame guard: {e}") })?;
-                let target = guard.ipc_endpoint().expect("an outbound guard listens on a Unix socket");
+                let target = guard.ipc_endpoint();
                 (Some(guard), target)
             }
             _ => (None, endpoint.to_string()),

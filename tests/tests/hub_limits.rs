@@ -263,10 +263,15 @@ fn a_console_that_stops_reading_holds_a_bounded_queue_and_its_memory_goes_when_i
         Hub::start_with("[hub]\nmax_link_queue_bytes = 4194304\nmax_requests_per_second = 10000.0\n", &["--hub", "tcp://127.0.0.1:0"]);
     let pid = hub.pid().unwrap();
     let work = tempfile::tempdir().unwrap();
+    let fds_before = open_fds(pid);
     let _sim = KillOnDrop(start_sim(work.path(), hub.endpoint(), NODES));
     let mut watcher = RawPeer::connect(hub.endpoint());
     watcher.hello("watcher");
     wait_for("the simulated nodes to register", T, || watcher.hub_stats().nodes == NODES as u64);
+    // A link costs the hub one descriptor, its TCP socket (the watcher is one more link).
+    let fds = open_fds(pid) - fds_before;
+    eprintln!("hub descriptors for {NODES} node links and a console: {fds}");
+    assert!(fds <= NODES + 1 + 4, "{fds} descriptors for {} links", NODES + 1);
     let baseline = rss_mib(pid);
     let flood = |sender: &mut dyn FnMut(Vec<u8>)| {
         for _ in 0..REQUESTS {
@@ -377,6 +382,10 @@ fn a_console_that_stops_reading_holds_a_bounded_queue_and_its_memory_goes_when_i
 // 3. No unauthenticated local surface
 
 /// The socket inodes among a process's file descriptors.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
 fn socket_inodes(pid: u32) -> Vec<u64> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -438,15 +447,15 @@ fn no_local_socket_is_reachable_without_a_key() {
     let node_pid = node.pid().unwrap();
     let public_port: u16 = hub.endpoint().rsplit(':').next().unwrap().parse().unwrap();
 
-    // The hub listens on TCP at its public port only (the old inner loopback port is gone); the
-    // node listens on no TCP port at all.
+    // The hub listens on TCP at its public port only (it speaks ZMTP on that socket itself: no
+    // inner port, no inner Unix socket); the node listens on no TCP port at all.
     assert_eq!(tcp_listening_ports(hub_pid), [public_port], "the hub's TCP listeners");
     assert_eq!(tcp_listening_ports(node_pid), Vec::<u16>::new(), "the node's TCP listeners");
 
-    // What remains local is Unix sockets in directories only their owner may enter.
+    // What remains local is the node's Unix socket, in a directory only its owner may enter.
     let hub_sockets = unix_listening_paths(hub_pid);
     let node_sockets = unix_listening_paths(node_pid);
-    assert_eq!(hub_sockets.len(), 1, "the ROUTER's inner socket: {hub_sockets:?}");
+    assert_eq!(hub_sockets, Vec::<PathBuf>::new(), "the hub's Unix sockets");
     assert_eq!(node_sockets.len(), 1, "the link guard's socket: {node_sockets:?}");
     for path in hub_sockets.iter().chain(&node_sockets) {
         let dir = path.parent().unwrap();
@@ -471,7 +480,7 @@ fn no_local_socket_is_reachable_without_a_key() {
     let mut raw = RawZmtp::connect(hub.endpoint());
     let _ = raw.write(&RawZmtp::frame_header(64 << 30, false));
     let _ = raw.write(&[0u8; 4096]);
-    wait_for("the guard to cut the 64 GiB claim", T, || raw.closed_by_peer());
+    wait_for("the hub to cut the 64 GiB claim", T, || raw.closed_by_peer());
     let mut console = RawPeer::connect(hub.endpoint());
     console.hello("console");
     let ping = request("rpcutil", "ping", Map::new(), &["alpha"]);

@@ -3,10 +3,10 @@
 
 use super::{DEFAULT_MAX_COMMAND, DEFAULT_MAX_PARTS};
 
-pub(super) const GREETING_LEN: u8 = 64;
-pub(super) const FLAG_MORE: u8 = 0b001;
-pub(super) const FLAG_LONG: u8 = 0b010;
-pub(super) const FLAG_COMMAND: u8 = 0b100;
+pub(crate) const GREETING_LEN: u8 = 64;
+pub(crate) const FLAG_MORE: u8 = 0b001;
+pub(crate) const FLAG_LONG: u8 = 0b010;
+pub(crate) const FLAG_COMMAND: u8 = 0b100;
 
 /// What the guard lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,8 @@ pub enum Refusal {
     TooManyParts { limit: u32 },
     #[error("the first command is not a well-formed READY")]
     NotReady,
+    #[error("only the NULL security mechanism is spoken here")]
+    Mechanism,
 }
 
 impl Refusal {
@@ -77,11 +79,11 @@ enum State {
     Flags,
     /// Inside the length field: 1 byte, or 8 big-endian bytes when the LONG flag is set.
     Length { flags: u8, got: u8, length: [u8; 8] },
-    /// Inside a body, `remaining` bytes still to pass; `message` for a message (not command) frame.
-    Body { remaining: u64, message: bool },
+    /// Inside a body, `remaining` bytes still to pass.
+    Body { remaining: u64 },
 }
 
-/// Follows the client->hub half of a ZMTP 3.x stream chunk by chunk and says whether each chunk
+/// Follows one direction of a ZMTP 3.x stream chunk by chunk and says whether each chunk
 /// may pass. It only looks at the bytes; the caller forwards them unchanged.
 #[derive(Debug)]
 pub struct ZmtpInspector {
@@ -91,28 +93,11 @@ pub struct ZmtpInspector {
     message_bytes: u64,
     /// Parts already passed of the current multi-part message.
     message_parts: u32,
-    /// Body bytes of message frames (not commands) passed so far.
-    message_body_bytes: u64,
 }
 
 impl ZmtpInspector {
     pub fn new(limits: GuardLimits) -> ZmtpInspector {
-        ZmtpInspector { limits, state: State::Greeting { seen: 0 }, message_bytes: 0, message_parts: 0, message_body_bytes: 0 }
-    }
-
-    /// An inspector for a stream whose greeting and first command the caller already checked.
-    pub fn after_greeting(limits: GuardLimits) -> ZmtpInspector {
-        ZmtpInspector { state: State::Flags, ..ZmtpInspector::new(limits) }
-    }
-
-    /// An inspector that refuses nothing and only counts (the hub-to-client direction).
-    pub(super) fn counting() -> ZmtpInspector {
-        ZmtpInspector::new(GuardLimits { max_frame: u64::MAX, max_command: u64::MAX, max_parts: u32::MAX })
-    }
-
-    /// Body bytes of the message frames (not commands) passed so far.
-    pub fn message_body_bytes(&self) -> u64 {
-        self.message_body_bytes
+        ZmtpInspector { limits, state: State::Greeting { seen: 0 }, message_bytes: 0, message_parts: 0 }
     }
 
     /// Checks the next chunk of the stream. `Ok` means every byte of it may go on to the hub; after
@@ -148,12 +133,9 @@ impl ZmtpInspector {
                         self.begin_frame(flags, claimed)?;
                     }
                 }
-                State::Body { remaining, message } => {
+                State::Body { remaining } => {
                     let take = (bytes.len() as u64).min(*remaining);
                     *remaining -= take;
-                    if *message {
-                        self.message_body_bytes += take;
-                    }
                     if *remaining == 0 {
                         self.state = State::Flags;
                     }
@@ -190,7 +172,7 @@ impl ZmtpInspector {
                 self.message_parts = 0;
             }
         }
-        self.state = if claimed == 0 { State::Flags } else { State::Body { remaining: claimed, message: flags & FLAG_COMMAND == 0 } };
+        self.state = if claimed == 0 { State::Flags } else { State::Body { remaining: claimed } };
         Ok(())
     }
 }
