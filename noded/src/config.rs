@@ -200,11 +200,12 @@ pub struct HubConfig {
     pub max_link_queue: usize,
     /// Most bytes queued for one link.
     pub max_link_queue_bytes: usize,
-    /// Bytes handed to a link's socket but not yet delivered to the client, at most.
+    /// Bytes written to a link's socket but not yet read by the client, at most: the size of
+    /// the link's kernel send buffer (Linux counts its own bookkeeping in it too).
     pub max_link_in_flight: u64,
     /// Most node links at once; past it a new node's handshake is refused (it retries) and the
     /// hub logs that it is full, while consoles still get in. Default: what the open-files limit
-    /// (raised to its hard limit at start) carries at 3 descriptors a link, less 64 links kept
+    /// (raised to its hard limit at start) carries at one descriptor a link, less 64 links kept
     /// for consoles.
     pub max_node_links: Option<u64>,
     /// `[hub.metrics]`: the metrics history the hub keeps for consoles.

@@ -142,7 +142,7 @@ impl Hub {
             }
         };
         let config_metrics = config.metrics.clone();
-        let (sock, peer_events) = HubSocket::bind_with_limits(endpoint, limits.max_frame).await?;
+        let (sock, peer_events) = HubSocket::bind_with_limits(endpoint, limits.max_frame, Some(config.max_link_in_flight as usize)).await?;
         let bound = sock.endpoint().to_string();
         let sender = sock.sender();
         Ok((
@@ -404,20 +404,8 @@ impl Hub {
                 link.role = role;
             }
             None => {
-                let limits = OutboxLimits {
-                    max_frames: self.config.max_link_queue,
-                    max_bytes: self.config.max_link_queue_bytes,
-                    max_in_flight: self.config.max_link_in_flight,
-                };
-                let outbox = Outbox::start(
-                    peer.clone(),
-                    session.clone(),
-                    answer,
-                    self.sender.clone(),
-                    self.sock.delivered(&peer),
-                    limits,
-                    self.outbox_totals.clone(),
-                );
+                let limits = OutboxLimits { max_frames: self.config.max_link_queue, max_bytes: self.config.max_link_queue_bytes };
+                let outbox = Outbox::start(peer.clone(), session.clone(), answer, self.sender.clone(), limits, self.outbox_totals.clone());
                 if role == Role::Node {
                     self.node_links += 1;
                 }

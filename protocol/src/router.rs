@@ -49,8 +49,6 @@ type Writer = Pin<Box<dyn AsyncWrite + Send>>;
 /// One open link.
 struct Conn {
     write: tokio::sync::Mutex<Writer>,
-    /// Message-body bytes written to the socket so far.
-    delivered: Arc<AtomicU64>,
     /// Told when a write failed: the reader stops and the link is torn down.
     closed: Notify,
 }
@@ -74,16 +72,10 @@ impl Conn {
             }
         };
         drop(w);
-        match sent {
-            Ok(()) => {
-                self.delivered.fetch_add(body.len() as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.closed.notify_one();
-                Err(e)
-            }
+        if sent.is_err() {
+            self.closed.notify_one();
         }
+        sent
     }
 }
 
@@ -108,12 +100,18 @@ pub(crate) enum Listen {
 
 impl Router {
     /// Binds and starts accepting. `disconnected` is told the routing id of every link that
-    /// completed its handshake and then went.
-    pub(crate) async fn bind(at: Listen, limits: GuardLimits, disconnected: mpsc::UnboundedSender<Bytes>) -> std::io::Result<Router> {
+    /// completed its handshake and then went. `send_buffer` (TCP only) caps each link's kernel
+    /// send buffer: the bytes that may wait between the hub and a peer that does not read.
+    pub(crate) async fn bind(
+        at: Listen,
+        limits: GuardLimits,
+        send_buffer: Option<usize>,
+        disconnected: mpsc::UnboundedSender<Bytes>,
+    ) -> std::io::Result<Router> {
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let conns: Conns = Default::default();
         let refused = Arc::new(AtomicU64::new(0));
-        let shared = Shared { inbound: tx, conns: conns.clone(), refused: refused.clone(), disconnected, limits };
+        let shared = Shared { inbound: tx, conns: conns.clone(), refused: refused.clone(), disconnected, limits, send_buffer };
         let (accept, local_addr, local_path) = match at {
             Listen::Tcp(host, port) => {
                 let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
@@ -141,11 +139,6 @@ impl Router {
     /// Links cut for breaking the framing or a limit.
     pub(crate) fn refused(&self) -> &Arc<AtomicU64> {
         &self.refused
-    }
-
-    /// The message-body bytes written to the link `id`, while it lives.
-    pub(crate) fn delivered(&self, id: &[u8]) -> Option<Arc<AtomicU64>> {
-        Some(self.conns.read().ok()?.get(id)?.delivered.clone())
     }
 
     pub(crate) fn sender(&self) -> RouterSender {
@@ -191,6 +184,7 @@ struct Shared {
     refused: Arc<AtomicU64>,
     disconnected: mpsc::UnboundedSender<Bytes>,
     limits: GuardLimits,
+    send_buffer: Option<usize>,
 }
 
 async fn accept_tcp(listener: tokio::net::TcpListener, shared: Shared) {
@@ -202,6 +196,11 @@ async fn accept_tcp(listener: tokio::net::TcpListener, shared: Shared) {
                 Ok((stream, peer)) => {
                     // Small frames (pings, replies) must not wait for Nagle.
                     let _ = stream.set_nodelay(true);
+                    if let Some(bytes) = shared.send_buffer
+                        && let Err(e) = rustix::net::sockopt::set_socket_send_buffer_size(&stream, bytes)
+                    {
+                        debug!(%peer, error = %e, "cannot size the link's send buffer");
+                    }
                     let id = Bytes::from(format!("g{}|{:016x}", peer.ip(), rand::random::<u64>()));
                     let (r, w) = stream.into_split();
                     links.spawn(serve(r, Box::pin(w), id, peer.to_string(), shared.clone()));
@@ -254,7 +253,7 @@ enum End {
 
 /// One link, from its greeting to its end.
 async fn serve(read: impl ReadHalf, write: Writer, id: Bytes, peer: String, shared: Arc<Shared>) {
-    let conn = Arc::new(Conn { write: tokio::sync::Mutex::new(write), delivered: Arc::new(AtomicU64::new(0)), closed: Notify::new() });
+    let conn = Arc::new(Conn { write: tokio::sync::Mutex::new(write), closed: Notify::new() });
     let mut framer = Framer::new(shared.limits);
     let mut open = false;
     let end = match conn.write_raw(&framer::greeting()).await {
@@ -304,30 +303,35 @@ async fn read_loop(read: &impl ReadHalf, conn: &Arc<Conn>, framer: &mut Framer, 
             }
             Ok(())
         });
+        // Everything read is handed on even when a write fails (a peer may send and close at
+        // once, before this side's READY could reach it): its messages still count.
+        let mut failed = None;
         for event in events.drain(..) {
-            let handled = match event {
-                Event::Greeted => Ok(()),
+            match event {
+                Event::Greeted => {}
                 Event::Ready => {
-                    let ready = conn.write_raw(&framer::ready()).await;
-                    if ready.is_ok() {
-                        *open = true;
-                        if let Ok(mut conns) = shared.conns.write() {
-                            conns.insert(id.clone(), conn.clone());
-                        }
+                    if failed.is_none() {
+                        failed = conn.write_raw(&framer::ready()).await.err();
                     }
-                    ready
+                    *open = true;
+                    if let Ok(mut conns) = shared.conns.write() {
+                        conns.insert(id.clone(), conn.clone());
+                    }
                 }
-                Event::Ping(context) => conn.write_raw(&framer::pong(&context)).await,
+                Event::Ping(context) => {
+                    if failed.is_none() {
+                        failed = conn.write_raw(&framer::pong(&context)).await.err();
+                    }
+                }
                 Event::Message(parts) => {
                     if shared.inbound.send(Received { id: id.clone(), parts }).await.is_err() {
                         return End::Dropped;
                     }
-                    Ok(())
                 }
-            };
-            if let Err(e) = handled {
-                return End::Io(e);
             }
+        }
+        if let Some(e) = failed {
+            return End::Io(e);
         }
         if let Err(end) = outcome {
             return end;

@@ -73,7 +73,7 @@ impl HubSocket {
     /// Binds a ROUTER on `endpoint` (e.g. `tcp://0.0.0.0:7402`, `tcp://127.0.0.1:0`, `ipc:///run/fleet.sock`)
     /// with the default 16 MiB frame limit. Returns the socket and a receiver of peer disconnect events.
     pub async fn bind(endpoint: &str) -> Result<(HubSocket, tokio::sync::mpsc::UnboundedReceiver<PeerEvent>), TransportError> {
-        Self::bind_with_limits(endpoint, DEFAULT_MAX_FRAME).await
+        Self::bind_with_limits(endpoint, DEFAULT_MAX_FRAME, None).await
     }
 
     /// Binds like [`HubSocket::bind`] for a hub whose codec accepts frames of up to `max_frame` bytes.
@@ -81,10 +81,12 @@ impl HubSocket {
     /// A frame header claiming more than twice `max_frame` closes that peer's link before any room
     /// is reserved for it (see [`GuardLimits::for_max_frame`]); a frame a little over the limit
     /// still reaches the hub, which drops and counts it and keeps the link. The same holds on
-    /// `tcp://` and `ipc://`.
+    /// `tcp://` and `ipc://`. `send_buffer` caps each TCP link's kernel send buffer (the bytes
+    /// that may wait for a peer that stops reading); `None` leaves the kernel's default.
     pub async fn bind_with_limits(
         endpoint: &str,
         max_frame: usize,
+        send_buffer: Option<usize>,
     ) -> Result<(HubSocket, tokio::sync::mpsc::UnboundedReceiver<PeerEvent>), TransportError> {
         let bind_error = |source: zeromq::ZmqError| TransportError::Bind { endpoint: endpoint.to_string(), source };
         let io_error = |e: std::io::Error| bind_error(zeromq::ZmqError::Network(e));
@@ -98,7 +100,7 @@ impl HubSocket {
             _ => return Err(io_error(std::io::Error::other("the hub binds tcp://HOST:PORT or ipc://PATH"))),
         };
         let (gone_tx, mut gone) = tokio::sync::mpsc::unbounded_channel();
-        let router = Router::bind(listen, GuardLimits::for_max_frame(max_frame), gone_tx).await.map_err(io_error)?;
+        let router = Router::bind(listen, GuardLimits::for_max_frame(max_frame), send_buffer, gone_tx).await.map_err(io_error)?;
         let endpoint = match (public, router.local_addr()) {
             // Report the endpoint as given, with the port as bound.
             (zeromq::Endpoint::Tcp(host, _), Some(addr)) => zeromq::Endpoint::Tcp(host, addr.port()).to_string(),
@@ -123,12 +125,6 @@ impl HubSocket {
     /// Links cut for oversized or malformed framing.
     pub fn guard_refusals(&self) -> u64 {
         self.router.refused().load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Message bytes written to `peer`'s socket so far (the body bytes of the frames sent to it),
-    /// while its link lives.
-    pub fn delivered(&self, peer: &Peer) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
-        self.router.delivered(&peer.0)
     }
 
     /// The address `peer` connects from (the router puts it in the routing id it gives each TCP

@@ -1,9 +1,9 @@
 //! One outbound queue per link. The hub's loop only pushes plaintext frames here and never waits
-//! on a peer; a task per link seals them in order and hands them to the socket, at most
-//! `max_in_flight` bytes ahead of what the front door has delivered to that client. A client that
-//! stops reading therefore holds at most its queue (bounded in frames and bytes) plus that much;
-//! past the bound the oldest replies are dropped, and the console is told how many before the next
-//! frame it gets. When the link goes, the queue and its task go with it.
+//! on a peer; a task per link seals them in order and writes them to the link's socket, waiting
+//! while that socket's send buffer (`max_link_in_flight`) is full. A client that stops reading
+//! therefore holds at most its queue (bounded in frames and bytes) plus that buffer; past the bound
+//! the oldest replies are dropped, and the console is told how many before the next frame it gets.
+//! When the link goes, the queue and its task go with it.
 //!
 //! Live metric updates wait beside the queue, one per node: a newer update of a node replaces the
 //! one still waiting (latest value wins), so a console that reads slowly holds at most one update
@@ -12,7 +12,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use fleet_protocol::codec::encode_message;
@@ -27,8 +26,6 @@ use tracing::{debug, warn};
 pub(super) struct OutboxLimits {
     pub max_frames: usize,
     pub max_bytes: usize,
-    /// Bytes handed to the socket but not yet delivered to the client, at most.
-    pub max_in_flight: u64,
 }
 
 enum Out {
@@ -110,12 +107,11 @@ impl Outbox {
         session: Arc<Mutex<Session>>,
         answer: Bytes,
         sender: HubSender,
-        delivered: Option<Arc<AtomicU64>>,
         limits: OutboxLimits,
         totals: Arc<OutboxTotals>,
     ) -> Outbox {
         let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), latest: Mutex::default(), wake: Notify::new() });
-        let task = tokio::spawn(run(peer, session, answer, sender, delivered, limits, shared.clone(), totals.clone()));
+        let task = tokio::spawn(run(peer, session, answer, sender, shared.clone(), totals.clone()));
         Outbox { shared, limits, totals, task }
     }
 
@@ -192,34 +188,21 @@ impl Drop for Outbox {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run(
     peer: Peer,
     mut session: Arc<Mutex<Session>>,
     answer: Bytes,
     mut sender: HubSender,
-    delivered: Option<Arc<AtomicU64>>,
-    limits: OutboxLimits,
     shared: Arc<Shared>,
     totals: Arc<OutboxTotals>,
 ) {
-    // Message bytes handed to the socket for this link (the front door counts the same bytes as
-    // it delivers them). Starts from what was delivered before this outbox existed.
-    let mut sent: u64 = delivered.as_ref().map_or(0, |d| d.load(Ordering::Relaxed));
-    let send = async |sender: &mut HubSender, sent: &mut u64, frame: Bytes| {
-        if let Some(d) = &delivered {
-            // Wait while the client is too far behind; the queue keeps taking (and dropping).
-            while sent.saturating_sub(d.load(Ordering::Relaxed)) > limits.max_in_flight {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        let len = frame.len() as u64;
+    // Waits while the link's socket is full; the queue keeps taking (and dropping) meanwhile.
+    let send = async |sender: &mut HubSender, frame: Bytes| {
         if let Err(e) = sender.send(&peer, frame).await {
             debug!(peer = %peer.short(), error = %e, "send failed");
         }
-        *sent += len;
     };
-    send(&mut sender, &mut sent, answer).await;
+    send(&mut sender, answer).await;
     loop {
         let (item, dropped) = loop {
             let next = {
@@ -246,18 +229,18 @@ async fn run(
             if let Ok(frame) = encode_message(&Message::Error(ErrorNotice { message }))
                 && let Some(sealed) = seal(&session, &frame)
             {
-                send(&mut sender, &mut sent, sealed).await;
+                send(&mut sender, sealed).await;
             }
         }
         match item {
             Out::Frame { plain, .. } => {
                 if let Some(sealed) = seal(&session, &plain) {
-                    send(&mut sender, &mut sent, sealed).await;
+                    send(&mut sender, sealed).await;
                 }
             }
             Out::Rekey { session: new, answer } => {
                 session = new;
-                send(&mut sender, &mut sent, answer).await;
+                send(&mut sender, answer).await;
             }
         }
     }
