@@ -95,8 +95,9 @@ struct NodeSeries {
 }
 
 impl NodeSeries {
+    /// Bytes of samples held (the names are shared, and counted once by the store).
     fn bytes(&self) -> usize {
-        self.times.capacity() * 8 + self.values.capacity() * 2 + self.names.iter().map(|n| n.len() + 24).sum::<usize>()
+        self.times.capacity() * 8 + self.values.capacity() * 2
     }
 
     /// Re-lays the stored rows out for a new set of names (a mount or interface came or went).
@@ -131,13 +132,16 @@ impl NodeSeries {
 pub(super) struct MetricStore {
     config: HubMetricsConfig,
     nodes: HashMap<String, NodeSeries>,
+    /// Each distinct list of series names, shared by every node that reports it (most nodes of
+    /// a fleet report the same metrics).
+    name_lists: HashSet<Arc<[String]>>,
     pub samples: u64,
     expired: Instant,
 }
 
 impl MetricStore {
     pub fn new(config: HubMetricsConfig) -> MetricStore {
-        MetricStore { config, nodes: HashMap::new(), samples: 0, expired: Instant::now() }
+        MetricStore { config, nodes: HashMap::new(), name_lists: HashSet::new(), samples: 0, expired: Instant::now() }
     }
 
     pub fn node_count(&self) -> usize {
@@ -146,7 +150,18 @@ impl MetricStore {
 
     /// Bytes the stored samples take (capacities, so what is really held).
     pub fn bytes(&self) -> usize {
-        self.nodes.values().map(NodeSeries::bytes).sum()
+        let names: usize = self.name_lists.iter().map(|l| l.iter().map(|n| n.len() + 24).sum::<usize>()).sum();
+        self.nodes.values().map(NodeSeries::bytes).sum::<usize>() + names
+    }
+
+    /// The shared copy of a list of series names.
+    fn intern(&mut self, names: Vec<String>) -> Arc<[String]> {
+        if let Some(shared) = self.name_lists.get(&names[..]) {
+            return shared.clone();
+        }
+        let shared: Arc<[String]> = names.into();
+        self.name_lists.insert(shared.clone());
+        shared
     }
 
     /// Stores a sample of `node` taken now. Returns false (nothing stored) when it is malformed
@@ -171,15 +186,17 @@ impl MetricStore {
         }
         let max_samples = self.config.max_samples();
         let window_ms = self.config.window().as_millis() as u64;
-        let series = self.nodes.entry(node.to_string()).or_insert_with(|| NodeSeries {
-            names: sample.names.clone().into(),
-            times: VecDeque::new(),
-            values: VecDeque::new(),
-            received: Instant::now(),
-        });
-        if *series.names != sample.names[..] {
-            series.rename(sample.names.into());
+        if self.nodes.get(node).is_none_or(|s| *s.names != sample.names[..]) {
+            let names = self.intern(std::mem::take(&mut sample.names));
+            match self.nodes.get_mut(node) {
+                Some(series) => series.rename(names),
+                None => {
+                    let series = NodeSeries { names, times: VecDeque::new(), values: VecDeque::new(), received: Instant::now() };
+                    self.nodes.insert(node.to_string(), series);
+                }
+            }
         }
+        let series = self.nodes.get_mut(node).expect("stored just above");
         let width = series.names.len();
         // Older than the window, or over the count: the oldest rows go.
         while series.times.front().is_some_and(|&t| t + window_ms < now_ms) || series.times.len() >= max_samples {
@@ -221,6 +238,8 @@ impl MetricStore {
         self.expired = Instant::now();
         let window = self.config.window();
         self.nodes.retain(|_, s| s.received.elapsed() <= window);
+        // A name list no node uses any more.
+        self.name_lists.retain(|l| Arc::strong_count(l) > 1);
     }
 
     /// The stored samples of `node` in columns, for the series `keep` accepts.
@@ -370,6 +389,23 @@ mod tests {
         assert_eq!(h.series["load1"][0], Some(940.0));
         // Its memory stays what 60 rows need (plus the growth step), however long it runs.
         assert!(s.bytes() < 64 * 10 + 200, "{} bytes", s.bytes());
+    }
+
+    #[test]
+    fn nodes_reporting_the_same_series_share_one_list_of_names() {
+        let mut s = store(1.0, 1.0, 10);
+        s.push("web-01", sample(&["cpu", "load1"], &[1.0, 2.0]), 1_000_000);
+        s.push("web-02", sample(&["cpu", "load1"], &[3.0, 4.0]), 1_000_000);
+        s.push("db-01", sample(&["cpu", "disk"], &[5.0, 6.0]), 1_000_000);
+        assert!(Arc::ptr_eq(&s.nodes["web-01"].names, &s.nodes["web-02"].names));
+        assert_eq!(s.name_lists.len(), 2);
+        // A node whose series change moves to the other list; a list nobody uses goes.
+        s.push("db-01", sample(&["cpu", "load1"], &[7.0, 8.0]), 1_002_000);
+        assert!(Arc::ptr_eq(&s.nodes["web-01"].names, &s.nodes["db-01"].names));
+        s.expired = Instant::now() - Duration::from_secs(10);
+        s.expire();
+        assert_eq!(s.name_lists.len(), 1);
+        assert_eq!(s.history("db-01", &|_| true).unwrap().series["load1"], [None, Some(8.0)]);
     }
 
     #[test]
