@@ -7,15 +7,16 @@
 //! The list's `nats://` entries are one more link: a NATS cluster ([`nats`]), used the same way by
 //! everything above this module.
 
+mod inbound;
 mod nats;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fleet_protocol::codec::{Limits, decode_message, encode_message};
+use fleet_protocol::codec::{Limits, encode_message};
 use fleet_protocol::keys::{KeyPair, Keyring};
 use fleet_protocol::noise::Session;
 use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
@@ -105,6 +106,8 @@ pub struct Client {
     known_nodes: Arc<Keyring>,
     /// Signature checks of the replies received, by (request id, sender).
     checks: HashMap<(String, String), SignatureCheck>,
+    /// Frames taken in with the last burst and not handed out yet, in arrival order.
+    ready: VecDeque<inbound::Ready>,
 }
 
 impl Drop for Client {
@@ -242,6 +245,7 @@ impl Client {
             signer: Some(signer),
             known_nodes: credentials.known_nodes.clone(),
             checks: Default::default(),
+            ready: VecDeque::new(),
         };
         let name = format!("fleet-{}", std::process::id());
         c.send(&Message::Hello(Hello { name, subscribe })).await?;
@@ -256,17 +260,6 @@ impl Client {
     /// The hubs attached and alive.
     pub fn live_hubs(&self) -> Vec<String> {
         self.links.iter().filter(|l| l.alive).map(|l| l.hub.clone()).collect()
-    }
-
-    fn check_reply(&self, frame: &[u8], sender: &str) -> SignatureCheck {
-        let ring = &self.known_nodes;
-        if ring.get(sender).is_none() {
-            return SignatureCheck::Unverified;
-        }
-        match Envelope::from_frame(frame, &self.limits).map(|env| env.verify(ring)) {
-            Ok(Ok(signer)) if signer == sender => SignatureCheck::Verified,
-            _ => SignatureCheck::Bad,
-        }
     }
 
     /// The signature check of a reply this client received.
@@ -342,14 +335,21 @@ impl Client {
     }
 
     /// The next message from any hub, and which link it came on; malformed frames are skipped.
+    /// Cancel-safe: nothing taken from the links is held across its one await.
     async fn recv_from(&mut self) -> Result<(usize, Message)> {
         loop {
-            let Some(inbound) = self.inbox.recv().await else {
-                return Err(ClientError::Hub("hub lost: every hub link is closed".into()));
+            let Some(ready) = self.ready.pop_front() else {
+                let Some(first) = self.inbox.recv().await else {
+                    return Err(ClientError::Hub("hub lost: every hub link is closed".into()));
+                };
+                // Whatever else is already queued comes in with it, so that the replies'
+                // signatures are checked in one batch.
+                let burst = inbound::burst(first, &mut self.inbox);
+                self.ready.extend(inbound::take_in(burst, &self.known_nodes, &self.limits));
+                continue;
             };
-            let (link, frame) = match inbound {
-                Inbound::Frame { link, frame } => (link, frame),
-                Inbound::Closed { link, why } => {
+            match ready {
+                inbound::Ready::Closed { link, why } => {
                     self.links[link].alive = false;
                     tracing::warn!(hub = %self.links[link].hub, %why, "hub link closed");
                     if self.links.iter().any(|l| l.alive) {
@@ -357,26 +357,29 @@ impl Client {
                     }
                     return Err(ClientError::Hub(format!("hub lost: {} closed the link", self.links[link].hub)));
                 }
-            };
-            match decode_message(&frame, &self.limits) {
-                Ok(Message::Reply(r)) => {
-                    let check = self.check_reply(&frame, &r.sender);
-                    if check == SignatureCheck::Bad {
-                        tracing::warn!(sender = %r.sender, request = %r.request_id, "reply signature does not check against the node's key");
+                inbound::Ready::Message { link, message, check } => {
+                    if let (Message::Reply(r), Some(check)) = (&message, check) {
+                        self.note_check(&r.request_id, &r.sender, check);
                     }
-                    if self.checks.len() > 100_000 {
-                        self.checks.clear();
-                    }
-                    // A reply that came through two hubs keeps the worse check.
-                    let slot = self.checks.entry((r.request_id.clone(), r.sender.clone())).or_insert(check);
-                    if check == SignatureCheck::Bad {
-                        *slot = check;
-                    }
-                    return Ok((link, Message::Reply(r)));
+                    return Ok((link, message));
                 }
-                Ok(m) => return Ok((link, m)),
-                Err(e) => tracing::warn!(error = %e, "dropping malformed frame from hub"),
             }
+        }
+    }
+
+    /// Keeps a reply's signature check for [`reply_check`](Self::reply_check), as the reply is
+    /// handed out.
+    fn note_check(&mut self, request_id: &str, sender: &str, check: SignatureCheck) {
+        if check == SignatureCheck::Bad {
+            tracing::warn!(%sender, request = %request_id, "reply signature does not check against the node's key");
+        }
+        if self.checks.len() > 100_000 {
+            self.checks.clear();
+        }
+        // A reply that came through two hubs keeps the worse check.
+        let slot = self.checks.entry((request_id.to_string(), sender.to_string())).or_insert(check);
+        if check == SignatureCheck::Bad {
+            *slot = check;
         }
     }
 

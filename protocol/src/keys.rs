@@ -35,6 +35,9 @@ use rand::TryRng;
 use serde::Deserialize;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+mod batch;
+pub use batch::SignedBytes;
+
 /// Extension of a private key file.
 pub const PRIVATE_EXT: &str = "key";
 /// Extension of a public key file.
