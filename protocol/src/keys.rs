@@ -36,7 +36,9 @@ use serde::Deserialize;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 mod batch;
+mod memo;
 pub use batch::SignedBytes;
+use memo::VerifiedMemo;
 
 /// Extension of a private key file.
 pub const PRIVATE_EXT: &str = "key";
@@ -296,6 +298,8 @@ impl PublicKeys {
 pub struct Keyring {
     callers: BTreeMap<String, Trusted>,
     skipped: Vec<(PathBuf, String)>,
+    /// Signatures this ring and its clones already checked (see memo.rs); only where asked for.
+    memo: Option<std::sync::Arc<VerifiedMemo>>,
 }
 
 /// A trusted key, with its ed25519 point decompressed once: a verify then skips the
@@ -391,7 +395,26 @@ impl Keyring {
     /// for which key to try; success is what proves it.
     pub fn verify(&self, caller: &str, message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
         let trusted = self.callers.get(caller).ok_or_else(|| VerifyError::UnknownCaller(caller.to_string()))?;
-        if trusted.verify(message, signature) { Ok(()) } else { Err(VerifyError::BadSignature(caller.to_string())) }
+        let Some(memo) = &self.memo else {
+            return if trusted.verify(message, signature) { Ok(()) } else { Err(VerifyError::BadSignature(caller.to_string())) };
+        };
+        let key = VerifiedMemo::key(&trusted.keys.signing, message, signature);
+        if memo.contains(&key) {
+            return Ok(());
+        }
+        if !trusted.verify(message, signature) {
+            return Err(VerifyError::BadSignature(caller.to_string()));
+        }
+        memo.insert(key);
+        Ok(())
+    }
+
+    /// This ring, with its clones sharing one record of the signatures they checked, so a signed
+    /// message that many of them verify is checked once. For `noded sim`, whose nodes share a
+    /// process; a real node has nobody to share with.
+    pub fn sharing_verifications(mut self) -> Keyring {
+        self.memo = Some(Default::default());
+        self
     }
 
     /// Which trusted caller made `signature`, trying every key. For when no signer hint is sent.
