@@ -3,6 +3,8 @@
 # and an admin joined with a console token; then `fleet ping` and `fleet pgrep` are timed REPEAT
 # times each (wall time of the whole command, as an admin sees it) and summarised. Anyone can
 # re-run it to compare with Salt on the same box (`salt '*' test.ping`, `salt '*' ps.pgrep`).
+# The nodes' resident memory is read after they have been idle IDLE seconds (default 30): a node
+# settles (hands the heap its work freed back to the system) once requests stop.
 # Usage: bench/real-nodes.sh [NODES=25] [REPEAT=20] [BIN=target/release]
 set -euo pipefail
 NODES=${1:-25}; REPEAT=${2:-20}; BIN=${3:-target/release}
@@ -45,6 +47,7 @@ echo "# $NODES real noded processes on one hub (127.0.0.1:$port); load $(cut -d'
 timed "fleet ping" "$BIN/fleet" ping
 timed "fleet pgrep noded" "$BIN/fleet" pgrep noded
 timed "fleet pgrep python" "$BIN/fleet" pgrep python
+sleep "${IDLE:-30}"
 rss_kb=$(for p in $(pgrep -f "noded join"); do awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup"; done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 pss_kb=$(for p in $(pgrep -f "noded join"); do awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup"; done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-echo "# idle noded (median of $NODES): RSS $((rss_kb / 1024)).$(( (rss_kb % 1024) * 10 / 1024 )) MiB, PSS $((pss_kb / 1024)).$(( (pss_kb % 1024) * 10 / 1024 )) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# idle noded (median of $NODES, after ${IDLE:-30} s idle): RSS $((rss_kb / 1024)).$(( (rss_kb % 1024) * 10 / 1024 )) MiB, PSS $((pss_kb / 1024)).$(( (pss_kb % 1024) * 10 / 1024 )) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -28,8 +28,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// Records that may wait for the writer before [`Audit::log`] blocks.
-pub const QUEUE_CAPACITY: usize = 65_536;
+/// Records that may wait for the writer before [`Audit::log`] blocks. std's bounded channel
+/// allocates and writes every slot when it is made (32 bytes each), so this is resident in every
+/// node for its whole life: a thousand records cover a burst, since the writer only appends to a
+/// buffered file.
+pub const QUEUE_CAPACITY: usize = 1024;
 
 /// What happened to the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -515,7 +515,7 @@ impl Hub {
             }
             if link.outbox.high_water() > 1024 * 1024 {
                 drop(link);
-                outbox::release_memory();
+                crate::memory::release_freed_heap();
             }
         }
         self.consoles.remove(peer);

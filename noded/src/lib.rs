@@ -10,6 +10,7 @@ pub mod enroll;
 pub mod facts;
 pub mod hub;
 pub mod limits;
+pub mod memory;
 pub mod node;
 pub mod policy;
 pub mod registry;

@@ -371,6 +371,13 @@ fn shutdown_signal() -> Result<watch::Receiver<bool>> {
 
 fn main() {
     let cli = Cli::parse();
+    // A node waits nearly all its life: one thread and one malloc arena serve it, and every
+    // further thread and arena would stay resident on each managed host. The hub, the registry
+    // and the simulator serve many links at once and keep their worker threads.
+    let node_role = matches!(cli.command, None | Some(Command::Join { .. }));
+    if node_role {
+        noded::memory::use_one_malloc_arena();
+    }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -379,7 +386,8 @@ fn main() {
         }
     };
     init_logging(&cfg.log_level);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let mut rt = if node_role { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    let rt = rt.worker_threads(2).enable_all().build().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli, cfg)) {
         eprintln!("noded: {e:#}");
         let config = e.chain().any(|c| c.downcast_ref::<Misconfigured>().is_some());
@@ -594,6 +602,9 @@ async fn run_node(cfg: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()
         }
     });
     tokio::spawn(noded::node::watch_callers(node.clone(), shutdown.clone()));
+    // Once up and quiet, and after each burst of requests, the node settles (node::memory).
+    tokio::spawn(noded::memory::release_when_quiet(node.settle.clone(), shutdown.clone()));
+    node.settle.done();
     // Scheduled jobs run, and runs left by a stopped noded are marked lost, before any request.
     noded::agents::jobs::start(node.clone());
     noded::node::run(node.clone(), shutdown).await;

@@ -75,6 +75,8 @@ pub struct NodeState {
     /// goes out through all of them, so a console attached to several hubs gets it even when the
     /// hub the request came through dies before forwarding it.
     reply_paths: Mutex<BTreeMap<u64, mpsc::Sender<Bytes>>>,
+    /// Told when work is over, so the node settles once it is quiet (see [`memory`]).
+    pub settle: Arc<crate::memory::Settle>,
 }
 
 impl NodeState {
@@ -122,6 +124,7 @@ impl NodeState {
             changed,
             security,
             reply_paths: Mutex::new(BTreeMap::new()),
+            settle: Arc::default(),
         })
     }
 

@@ -12,8 +12,8 @@ pub mod join;
 pub mod keys;
 pub mod message;
 pub mod nats;
-pub mod router;
 pub mod noise;
+pub mod router;
 pub mod transport;
 
 pub use codec::{CodecError, Limits};

@@ -253,21 +253,6 @@ fn pop_latest(shared: &Shared, totals: &OutboxTotals) -> Option<Bytes> {
     Some(frame)
 }
 
-/// Hands freed heap back to the system after a large queue went away (glibc keeps it otherwise,
-/// and a hub that once had a slow console would look as big as it was then, for ever).
-pub(super) fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no preconditions.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
-
 fn seal(session: &Arc<Mutex<Session>>, plain: &[u8]) -> Option<Bytes> {
     let mut s = session.lock().ok()?;
     match s.seal(plain) {

@@ -151,6 +151,7 @@ async fn serve_link(node: &Arc<NodeState>, hub: &str, link: Link, shutdown: &mut
     // The hub accepted this node's key: only now is it attached.
     node.set_hub_state(hub, "up");
     info!(hub = %hub, identity = %node.identity, "attached to hub");
+    node.settle.done();
     // From here on replies of any request may leave through this link too.
     let _reply_path = ReplyPath { node: node.clone(), id: node.add_reply_path(out_tx.clone()) };
     let register = |node: &NodeState| encode_message(&Message::Registration(Box::new(node.registration()))).map(Bytes::from);

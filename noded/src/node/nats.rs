@@ -118,6 +118,7 @@ impl NatsLink {
         node.set_hub_state(&self.label, "up");
         info!(servers = %self.label, identity = %node.identity, "attached to NATS");
         self.register().await;
+        node.settle.done();
         let interval = Duration::from_secs_f64(node.config.heartbeat_interval);
         let mut next_beat = tokio::time::Instant::now() + jittered(interval, node.config.retry_jitter);
         loop {

@@ -55,6 +55,7 @@ impl NodeState {
     /// filtered out, or fire-and-forget).
     pub async fn handle_envelope(self: &Arc<Self>, env: fleet_protocol::Envelope, limits: &Limits) -> Option<Reply> {
         let started = Instant::now();
+        let _settle = self.settle.guard();
         Stats::bump(&self.stats.total);
         let claimed = env.signer.clone().unwrap_or_else(|| "-".into());
         let caller = match env.verify(&self.security.callers()) {
