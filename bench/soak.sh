@@ -16,11 +16,14 @@ printf '%6s %12s %12s %8s %11s\n' t_s hub_MiB sim_MiB rounds incomplete
 : > "$work/incomplete"
 rounds=0; incomplete=0; start=$(date +%s); next_sample=0
 end=$(( start + MINUTES * 60 ))
+# Rounds start on a fixed schedule (start + k/RATE), so the time a spawn takes does not lower the rate.
+start_ns=$(date +%s%N); step_ns=$(( 1000000000 / RATE ))
 while [ "$(date +%s)" -lt "$end" ]; do
   for _ in $(seq "$RATE"); do
     ( n=$("$BIN/fleet" ping --json -t 5 2>/dev/null | grep -c '"sender"' || true); [ "$n" -ge "$NODES" ] || echo x >> "$work/incomplete" ) &
-    sleep "$(awk "BEGIN {print 1/$RATE}")"
     rounds=$((rounds + 1))
+    wait_ns=$(( start_ns + rounds * step_ns - $(date +%s%N) ))
+    [ "$wait_ns" -gt 0 ] && sleep "$(awk "BEGIN {print $wait_ns / 1e9}")"
   done
   now=$(( $(date +%s) - start ))
   if [ "$now" -ge "$next_sample" ]; then
