@@ -164,9 +164,10 @@ enum PumpEnd {
     Refused(Refusal),
 }
 
-/// The read side of a stream, TCP or Unix.
-trait ReadSide {
-    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
+/// The read side of a stream, TCP or Unix, borrowed or owned: the guard's relays and the hub's
+/// router read through it.
+pub(crate) trait ReadSide: Send + Sync {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
     fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
     fn try_read_buf(&self, buf: &mut Vec<u8>) -> std::io::Result<usize>;
 }
@@ -174,7 +175,7 @@ trait ReadSide {
 macro_rules! read_side {
     ($t:ty) => {
         impl ReadSide for $t {
-            fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> {
+            fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
                 <$t>::readable(self)
             }
             fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -188,6 +189,8 @@ macro_rules! read_side {
 }
 read_side!(ReadHalf<'_>);
 read_side!(tokio::net::unix::ReadHalf<'_>);
+read_side!(tokio::net::tcp::OwnedReadHalf);
+read_side!(tokio::net::unix::OwnedReadHalf);
 
 async fn relay_streams<CR: ReadSide, CW: tokio::io::AsyncWrite + Unpin, R: ReadSide, W: tokio::io::AsyncWrite + Unpin>(
     client_rx: CR,

@@ -25,7 +25,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::guard::{GuardLimits, Refusal};
+use crate::guard::{GuardLimits, ReadSide, Refusal};
+use crate::transport::{Peer, PeerEvent};
 use framer::{Event, Framer};
 
 /// Messages waiting for the hub's loop. A peer whose messages do not fit waits before its socket
@@ -59,10 +60,11 @@ impl Conn {
     }
 
     async fn send(&self, body: &[u8]) -> std::io::Result<()> {
-        let mut frame = Vec::with_capacity(9 + body.len().min(COALESCE));
+        let coalesce = body.len() <= COALESCE;
+        let mut frame = Vec::with_capacity(9 + if coalesce { body.len() } else { 0 });
         framer::header(&mut frame, 0, body.len());
         let mut w = self.write.lock().await;
-        let sent = if body.len() <= COALESCE {
+        let sent = if coalesce {
             frame.extend_from_slice(body);
             w.write_all(&frame).await
         } else {
@@ -99,30 +101,28 @@ pub(crate) enum Listen {
 }
 
 impl Router {
-    /// Binds and starts accepting. `disconnected` is told the routing id of every link that
-    /// completed its handshake and then went. `send_buffer` (TCP only) caps each link's kernel
+    /// Binds and starts accepting. `disconnected` is told of every link that completed its
+    /// handshake and then went. `send_buffer` (TCP only) caps each link's kernel
     /// send buffer: the bytes that may wait between the hub and a peer that does not read.
     pub(crate) async fn bind(
         at: Listen,
         limits: GuardLimits,
         send_buffer: Option<usize>,
-        disconnected: mpsc::UnboundedSender<Bytes>,
+        disconnected: mpsc::UnboundedSender<PeerEvent>,
     ) -> std::io::Result<Router> {
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let conns: Conns = Default::default();
         let refused = Arc::new(AtomicU64::new(0));
         let shared = Shared { inbound: tx, conns: conns.clone(), refused: refused.clone(), disconnected, limits, send_buffer };
-        let (accept, local_addr, local_path) = match at {
+        let (listener, local_addr, local_path) = match at {
             Listen::Tcp(host, port) => {
                 let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
                 let addr = listener.local_addr()?;
-                (tokio::spawn(accept_tcp(listener, shared)), Some(addr), None)
+                (Listener::Tcp(listener), Some(addr), None)
             }
-            Listen::Unix(path) => {
-                let listener = tokio::net::UnixListener::bind(&path)?;
-                (tokio::spawn(accept_unix(listener, shared)), None, Some(path))
-            }
+            Listen::Unix(path) => (Listener::Unix(tokio::net::UnixListener::bind(&path)?), None, Some(path)),
         };
+        let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Router { inbound, conns, refused, accept, local_addr, local_path })
     }
 
@@ -182,28 +182,27 @@ struct Shared {
     inbound: mpsc::Sender<Received>,
     conns: Conns,
     refused: Arc<AtomicU64>,
-    disconnected: mpsc::UnboundedSender<Bytes>,
+    disconnected: mpsc::UnboundedSender<PeerEvent>,
     limits: GuardLimits,
     send_buffer: Option<usize>,
 }
 
-async fn accept_tcp(listener: tokio::net::TcpListener, shared: Shared) {
+/// A bound listener.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+type LinkTask = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+async fn accept_loop(listener: Listener, shared: Shared) {
     let shared = Arc::new(shared);
     let mut links = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Small frames (pings, replies) must not wait for Nagle.
-                    let _ = stream.set_nodelay(true);
-                    if let Some(bytes) = shared.send_buffer
-                        && let Err(e) = rustix::net::sockopt::set_socket_send_buffer_size(&stream, bytes)
-                    {
-                        debug!(%peer, error = %e, "cannot size the link's send buffer");
-                    }
-                    let id = Bytes::from(format!("g{}|{:016x}", peer.ip(), rand::random::<u64>()));
-                    let (r, w) = stream.into_split();
-                    links.spawn(serve(r, Box::pin(w), id, peer.to_string(), shared.clone()));
+            accepted = accept(&listener, &shared) => match accepted {
+                Ok(link) => {
+                    links.spawn(link);
                 }
                 // Usually out of descriptors; back off rather than spin.
                 Err(e) => accept_failed(e).await,
@@ -213,20 +212,27 @@ async fn accept_tcp(listener: tokio::net::TcpListener, shared: Shared) {
     }
 }
 
-async fn accept_unix(listener: tokio::net::UnixListener, shared: Shared) {
-    let shared = Arc::new(shared);
-    let mut links = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let id = Bytes::from(format!("l|{:016x}", rand::random::<u64>()));
-                    let (r, w) = stream.into_split();
-                    links.spawn(serve(r, Box::pin(w), id, "local".to_string(), shared.clone()));
-                }
-                Err(e) => accept_failed(e).await,
-            },
-            Some(_) = links.join_next(), if !links.is_empty() => {}
+/// The next link, with the routing id the hub gives it, ready to be served.
+async fn accept(listener: &Listener, shared: &Arc<Shared>) -> std::io::Result<LinkTask> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, peer) = l.accept().await?;
+            // Small frames (pings, replies) must not wait for Nagle.
+            let _ = stream.set_nodelay(true);
+            if let Some(bytes) = shared.send_buffer
+                && let Err(e) = rustix::net::sockopt::set_socket_send_buffer_size(&stream, bytes)
+            {
+                debug!(%peer, error = %e, "cannot size the link's send buffer");
+            }
+            let id = Bytes::from(format!("g{}|{:016x}", peer.ip(), rand::random::<u64>()));
+            let (r, w) = stream.into_split();
+            Ok(Box::pin(serve(r, Box::pin(w), id, peer.to_string(), shared.clone())))
+        }
+        Listener::Unix(l) => {
+            let (stream, _) = l.accept().await?;
+            let id = Bytes::from(format!("l|{:016x}", rand::random::<u64>()));
+            let (r, w) = stream.into_split();
+            Ok(Box::pin(serve(r, Box::pin(w), id, "local".to_string(), shared.clone())))
         }
     }
 }
@@ -252,7 +258,7 @@ enum End {
 }
 
 /// One link, from its greeting to its end.
-async fn serve(read: impl ReadHalf, write: Writer, id: Bytes, peer: String, shared: Arc<Shared>) {
+async fn serve(read: impl ReadSide + 'static, write: Writer, id: Bytes, peer: String, shared: Arc<Shared>) {
     let conn = Arc::new(Conn { write: tokio::sync::Mutex::new(write), closed: Notify::new() });
     let mut framer = Framer::new(shared.limits);
     let mut open = false;
@@ -272,11 +278,11 @@ async fn serve(read: impl ReadHalf, write: Writer, id: Bytes, peer: String, shar
         if let Ok(mut conns) = shared.conns.write() {
             conns.remove(&id);
         }
-        let _ = shared.disconnected.send(id);
+        let _ = shared.disconnected.send(PeerEvent::Disconnected(Peer(id)));
     }
 }
 
-async fn read_loop(read: &impl ReadHalf, conn: &Arc<Conn>, framer: &mut Framer, id: &Bytes, open: &mut bool, shared: &Shared) -> End {
+async fn read_loop(read: &impl ReadSide, conn: &Arc<Conn>, framer: &mut Framer, id: &Bytes, open: &mut bool, shared: &Shared) -> End {
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH]);
     }
@@ -338,27 +344,6 @@ async fn read_loop(read: &impl ReadHalf, conn: &Arc<Conn>, framer: &mut Framer, 
         }
     }
 }
-
-/// The read side of an accepted socket, TCP or Unix.
-trait ReadHalf: Send + Sync {
-    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
-    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
-}
-
-macro_rules! read_half {
-    ($t:ty) => {
-        impl ReadHalf for $t {
-            fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
-                <$t>::readable(self)
-            }
-            fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-                <$t>::try_read(self, buf)
-            }
-        }
-    };
-}
-read_half!(tokio::net::tcp::OwnedReadHalf);
-read_half!(tokio::net::unix::OwnedReadHalf);
 
 #[cfg(test)]
 mod tests;

@@ -38,7 +38,7 @@ pub enum TransportError {
 /// Opaque handle for a peer connected to the hub (the ZeroMQ routing id). It is a routing hint,
 /// never proof of who is on the other end.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Peer(Bytes);
+pub struct Peer(pub(crate) Bytes);
 
 impl Peer {
     pub fn short(&self) -> String {
@@ -59,8 +59,6 @@ pub enum Inbound {
 pub struct HubSocket {
     router: Router,
     endpoint: String,
-    /// Whether routing ids carry the peer's address (TCP).
-    tcp: bool,
 }
 
 /// Peer link events seen by the hub.
@@ -91,30 +89,22 @@ impl HubSocket {
         let bind_error = |source: zeromq::ZmqError| TransportError::Bind { endpoint: endpoint.to_string(), source };
         let io_error = |e: std::io::Error| bind_error(zeromq::ZmqError::Network(e));
         let public = endpoint.parse::<zeromq::Endpoint>().map_err(|e| bind_error(e.into()))?;
-        let (listen, tcp) = match &public {
+        let listen = match &public {
             zeromq::Endpoint::Tcp(host, port) => {
                 let host = host.to_string().trim_start_matches('[').trim_end_matches(']').to_string();
-                (Listen::Tcp(host, *port), true)
+                Listen::Tcp(host, *port)
             }
-            zeromq::Endpoint::Ipc(Some(path)) => (Listen::Unix(path.clone()), false),
+            zeromq::Endpoint::Ipc(Some(path)) => Listen::Unix(path.clone()),
             _ => return Err(io_error(std::io::Error::other("the hub binds tcp://HOST:PORT or ipc://PATH"))),
         };
-        let (gone_tx, mut gone) = tokio::sync::mpsc::unbounded_channel();
-        let router = Router::bind(listen, GuardLimits::for_max_frame(max_frame), send_buffer, gone_tx).await.map_err(io_error)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let router = Router::bind(listen, GuardLimits::for_max_frame(max_frame), send_buffer, tx).await.map_err(io_error)?;
         let endpoint = match (public, router.local_addr()) {
             // Report the endpoint as given, with the port as bound.
             (zeromq::Endpoint::Tcp(host, _), Some(addr)) => zeromq::Endpoint::Tcp(host, addr.port()).to_string(),
             (public, _) => public.to_string(),
         };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(id) = gone.recv().await {
-                if tx.send(PeerEvent::Disconnected(Peer(id))).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok((HubSocket { router, endpoint, tcp }, rx))
+        Ok((HubSocket { router, endpoint }, rx))
     }
 
     /// The resolved endpoint (with the real port when bound to port 0).
@@ -130,9 +120,6 @@ impl HubSocket {
     /// The address `peer` connects from (the router puts it in the routing id it gives each TCP
     /// link); `None` on `ipc://`.
     pub fn source(&self, peer: &Peer) -> Option<std::net::IpAddr> {
-        if !self.tcp {
-            return None;
-        }
         crate::router::source_of(&peer.0)
     }
 
