@@ -169,23 +169,22 @@ impl Envelope {
     /// [`Keyring::verify_batch`](crate::keys::Keyring::verify_batch)): one result per envelope, in
     /// order, each the one `verify` gives, still before anything in a body is decoded.
     pub fn verify_batch(envelopes: &[&Envelope], ring: &crate::keys::Keyring) -> Vec<Result<String, SignatureError>> {
-        let mut results = Vec::with_capacity(envelopes.len());
-        // Where in `envelopes`, who, over what, and the signature, for each signer the ring knows;
-        // any other envelope fails at once, as `verify` fails it.
-        let mut checked = Vec::with_capacity(envelopes.len());
+        // Where in `envelopes`, who, over what, and the signature, for each signed envelope; the
+        // ring answers each as `verify` would (unknown signers included). Unsigned ones fail here.
+        let mut results: Vec<Result<String, SignatureError>> = Vec::with_capacity(envelopes.len());
+        let mut signed = Vec::with_capacity(envelopes.len());
         for (i, env) in envelopes.iter().enumerate() {
             match (&env.signer, &env.signature) {
-                (Some(signer), Some(signature)) if ring.get(signer).is_some() => {
-                    checked.push((i, signer.as_str(), env.signed_bytes(), signature.as_slice()));
+                (Some(signer), Some(signature)) => {
+                    signed.push((i, signer.as_str(), env.signed_bytes(), signature.as_slice()));
                     results.push(Ok(signer.clone()));
                 }
-                (Some(signer), Some(_)) => results.push(Err(crate::keys::VerifyError::UnknownCaller(signer.clone()).into())),
                 _ => results.push(Err(SignatureError::Unsigned(env.kind))),
             }
         }
         let items: Vec<_> =
-            checked.iter().map(|(_, signer, message, signature)| crate::keys::SignedBytes { signer, message, signature }).collect();
-        for ((i, ..), verdict) in checked.iter().zip(ring.verify_batch(&items)) {
+            signed.iter().map(|(_, signer, message, signature)| crate::keys::SignedBytes { signer, message, signature }).collect();
+        for ((i, ..), verdict) in signed.iter().zip(ring.verify_batch(&items)) {
             if let Err(e) = verdict {
                 results[*i] = Err(e.into());
             }
