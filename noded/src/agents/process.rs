@@ -4,238 +4,31 @@
 //! caller saw in a `list`, and the kill goes through a pidfd whose start time was re-checked, so a
 //! reused PID is never hit.
 //!
-//! One sysinfo `System` lives as long as the agent and is refreshed with the cheapest refresh
-//! kinds only when someone asks. `start_time` is the kernel's start time in clock ticks since boot
-//! (field 22 of /proc/PID/stat), exact enough to tell two processes with the same PID apart.
+//! The table is read from /proc only when someone asks, and only as far as the filter needs
+//! (table.rs). `start_time` is the kernel's start time in clock ticks since boot (field 22 of
+//! /proc/PID/stat), exact enough to tell two processes with the same PID apart.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fleet_ddl::Ddl;
 use serde_json::{Map, Value, json};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind, Users};
 
 use super::{ActionError, ActionFuture, Agent, AgentContext, RequestMeta};
 
 mod detail;
+pub mod procfs;
+mod table;
+
+pub use table::{ProcRow, Query, Snapshotter};
 
 pub struct ProcessAgent {
     ddl: Arc<Ddl>,
     snapshot: Arc<Mutex<Snapshotter>>,
 }
 
-/// The long-lived sysinfo state.
-pub struct Snapshotter {
-    system: Option<System>,
-    users: Option<Users>,
-    user_names: HashMap<u32, String>,
-    /// pid -> (sysinfo's start time in seconds, the kernel's start time in ticks). A process's
-    /// start ticks never change, so they are read once per process. If a pid is reused within
-    /// the same second the cached ticks are stale, and a kill with them is refused as
-    /// "pid reused" by the fresh check in `kill_one`: the cache can only fail closed.
-    start_ticks: HashMap<u32, (u64, u64)>,
-}
-
-/// One row of the process table.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ProcRow {
-    pub pid: u32,
-    pub ppid: u32,
-    pub user: String,
-    pub state: String,
-    pub rss: u64,
-    pub vsz: u64,
-    pub cpu: f32,
-    pub start_time: u64,
-    pub started: u64,
-    pub threads: u64,
-    pub name: String,
-    pub cmdline: String,
-    pub zombie: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_pid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_start_time: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_cmdline: Option<String>,
-}
-
-/// What `list` looks for.
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub pattern: Option<regex::Regex>,
-    pub match_name: bool,
-    pub zombies: bool,
-    pub user: Option<String>,
-    /// Read each row's thread count (one more /proc read per row); off when the caller did not
-    /// ask for the field.
-    pub threads: bool,
-}
-
-fn state_letter(s: ProcessStatus) -> &'static str {
-    match s {
-        ProcessStatus::Run => "R",
-        ProcessStatus::Sleep => "S",
-        ProcessStatus::Idle => "I",
-        ProcessStatus::UninterruptibleDiskSleep => "D",
-        ProcessStatus::Zombie => "Z",
-        ProcessStatus::Stop => "T",
-        ProcessStatus::Tracing => "t",
-        ProcessStatus::Dead => "X",
-        ProcessStatus::Wakekill => "K",
-        ProcessStatus::Waking => "W",
-        ProcessStatus::Parked => "P",
-        ProcessStatus::LockBlocked => "L",
-        _ => "?",
-    }
-}
-
-/// The kernel's start time of `pid` in clock ticks since boot, from /proc/PID/stat.
+/// The kernel's start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may hold spaces and parentheses; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // rest starts at field 3 (state); starttime is field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn cmdline_of(p: &sysinfo::Process) -> String {
-    let parts: Vec<String> = p.cmd().iter().map(|s| s.to_string_lossy().into_owned()).collect();
-    parts.join(" ")
-}
-
-impl Snapshotter {
-    pub fn new() -> Self {
-        Snapshotter { system: None, users: None, user_names: HashMap::new(), start_ticks: HashMap::new() }
-    }
-
-    fn user_name(&mut self, uid: Option<&sysinfo::Uid>) -> String {
-        let Some(uid) = uid else { return "?".into() };
-        let raw: u32 = **uid;
-        if let Some(n) = self.user_names.get(&raw) {
-            return n.clone();
-        }
-        // Refresh the user list once per unknown uid; a uid without a name shows as its number.
-        if self.users.is_none() {
-            self.users = Users::new_with_refreshed_list().ok();
-        } else if let Some(users) = self.users.as_mut().filter(|u| u.get_user_by_id(uid).is_none()) {
-            users.refresh();
-        }
-        let name = self.users.as_ref().and_then(|u| u.get_user_by_id(uid)).map(|u| u.name().to_string()).unwrap_or_else(|| raw.to_string());
-        self.user_names.insert(raw, name.clone());
-        name
-    }
-
-    /// Refreshes the table and returns the matching rows. Threads are never listed.
-    pub fn list(&mut self, q: &Query) -> Result<Vec<ProcRow>, String> {
-        let kind = ProcessRefreshKind::nothing()
-            .with_memory()
-            .with_cpu()
-            .with_user(UpdateKind::OnlyIfNotSet)
-            .with_cmd(UpdateKind::OnlyIfNotSet)
-            .without_tasks();
-        if self.system.is_none() {
-            self.system = Some(System::new().map_err(|e| format!("cannot read the process table: {e}"))?);
-        }
-        let sys = self.system.as_mut().expect("set above");
-        sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
-        let mut picked = Vec::new();
-        for (pid, p) in sys.processes() {
-            if p.thread_kind().is_some() {
-                continue;
-            }
-            let zombie = p.status() == ProcessStatus::Zombie;
-            if q.zombies && !zombie {
-                continue;
-            }
-            if let Some(re) = &q.pattern {
-                let hay = if q.match_name || zombie { p.name().to_string_lossy().into_owned() } else { cmdline_of(p) };
-                let hay = if hay.is_empty() { p.name().to_string_lossy().into_owned() } else { hay };
-                if !re.is_match(&hay) {
-                    continue;
-                }
-            }
-            picked.push(*pid);
-        }
-        let mut rows = Vec::with_capacity(picked.len());
-        for pid in picked {
-            let Some(p) = self.system.as_ref().and_then(|s| s.process(pid)).map(|p| {
-                (
-                    p.user_id().cloned(),
-                    p.name().to_string_lossy().into_owned(),
-                    cmdline_of(p),
-                    p.status(),
-                    p.parent(),
-                    p.memory(),
-                    p.virtual_memory(),
-                    p.cpu_usage(),
-                    p.start_time(),
-                )
-            }) else {
-                continue;
-            };
-            let (uid, name, cmdline, status, parent, rss, vsz, cpu, started) = p;
-            let user = self.user_name(uid.as_ref());
-            if let Some(u) = &q.user {
-                if *u != user && Some(u.as_str()) != uid.as_ref().map(|x| x.to_string()).as_deref() {
-                    continue;
-                }
-            }
-            let raw_pid = pid.as_u32();
-            let zombie = status == ProcessStatus::Zombie;
-            let ppid = parent.map(|p| p.as_u32()).unwrap_or(0);
-            let (parent_pid, parent_start_time, parent_cmdline) = if zombie && ppid > 0 {
-                let pcmd = self.system.as_ref().and_then(|s| s.process(Pid::from_u32(ppid))).map(cmdline_of);
-                (Some(ppid), start_ticks(ppid), pcmd)
-            } else {
-                (None, None, None)
-            };
-            let start_time = match self.start_ticks.get(&raw_pid) {
-                Some((secs, ticks)) if *secs == started => *ticks,
-                _ => {
-                    let ticks = start_ticks(raw_pid).unwrap_or(0);
-                    self.start_ticks.insert(raw_pid, (started, ticks));
-                    ticks
-                }
-            };
-            rows.push(ProcRow {
-                pid: raw_pid,
-                ppid,
-                user,
-                state: state_letter(status).to_string(),
-                rss,
-                vsz,
-                cpu,
-                start_time,
-                started,
-                threads: if q.threads { thread_count(raw_pid) } else { 0 },
-                name: if zombie { format!("[{name}]") } else { name.clone() },
-                cmdline: if zombie || cmdline.is_empty() { format!("[{name}]") } else { cmdline },
-                zombie,
-                parent_pid,
-                parent_start_time,
-                parent_cmdline,
-            });
-        }
-        rows.retain(|r| r.start_time != 0); // gone between the refresh and the stat read
-        if let Some(sys) = &self.system {
-            let procs = sys.processes();
-            self.start_ticks.retain(|pid, _| procs.contains_key(&Pid::from_u32(*pid)));
-        }
-        rows.sort_by_key(|r| r.pid);
-        Ok(rows)
-    }
-}
-
-impl Default for Snapshotter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn thread_count(pid: u32) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
-    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    procfs::stat(pid).map(|s| s.start_time)
 }
 
 /// Signals by the names the DDL allows.
@@ -344,8 +137,7 @@ fn list(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -> Result<Valu
     };
     let user = s("user");
     let fields: Vec<String> = s("fields").split(',').map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect();
-    let threads = fields.is_empty() || fields.iter().any(|f| f == "threads");
-    let q = Query { pattern, match_name: b("match_name"), zombies: b("zombies"), user: (!user.is_empty()).then_some(user), threads };
+    let q = Query { pattern, match_name: b("match_name"), zombies: b("zombies"), user: (!user.is_empty()).then_some(user) };
     if let Some(bad) = fields.iter().find(|f| !ALL_FIELDS.contains(&f.as_str())) {
         return Err(ActionError::invalid(format!("input 'fields' names unknown field '{bad}' (known: {})", ALL_FIELDS.join(", "))));
     }
@@ -361,10 +153,10 @@ fn list(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -> Result<Valu
         .into_iter()
         .map(|r| {
             let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-            if !fields.is_empty() {
-                if let Value::Object(m) = &mut v {
-                    m.retain(|k, _| fields.iter().any(|f| f == k));
-                }
+            if !fields.is_empty()
+                && let Value::Object(m) = &mut v
+            {
+                m.retain(|k, _| fields.iter().any(|f| f == k));
             }
             v
         })
@@ -419,17 +211,6 @@ impl Agent for ProcessAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_process_is_listed_with_exact_start_time() {
-        let mut s = Snapshotter::new();
-        let me = std::process::id();
-        let rows = s.list(&Query::default()).unwrap();
-        let row = rows.iter().find(|r| r.pid == me).expect("this test process is listed");
-        assert_eq!(Some(row.start_time), start_ticks(me));
-        assert!(!row.zombie);
-        assert!(rows.iter().all(|r| r.pid != 0));
-    }
 
     #[test]
     fn targets_parse_and_refusals() {

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::agents::external::RPC_PROTOCOL;
 use crate::agents::process::kill_one;
+use crate::agents::process::procfs::{Stat, pids, stat};
 
 /// One process of a run's tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,36 +34,6 @@ pub struct Killed {
     pub outcome: String,
 }
 
-/// The fields of /proc/PID/stat a tree needs.
-struct Stat {
-    ppid: u32,
-    pgrp: u32,
-    state: char,
-    start_time: u64,
-    name: String,
-}
-
-fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let name = text[open + 1..close].to_string();
-    // After the name: state (3), ppid (4), pgrp (5), ... starttime (22).
-    let rest: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    Some(Stat {
-        state: rest.first()?.chars().next()?,
-        ppid: rest.get(1)?.parse().ok()?,
-        pgrp: rest.get(2)?.parse().ok()?,
-        start_time: rest.get(19)?.parse().ok()?,
-        name,
-    })
-}
-
-fn all_pids() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
-}
-
 /// Whether `pid` is the external agent process of the run `request_id`.
 fn runs_request(pid: u32, request_id: &str) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
@@ -78,7 +49,8 @@ fn runs_request(pid: u32, request_id: &str) -> bool {
 /// The live processes of the run `request_id`: its agent's process group and all descendants.
 /// Empty when the run started no process (a built-in action) or they are all gone.
 pub fn find(request_id: &str) -> Vec<Member> {
-    let procs: BTreeMap<u32, Stat> = all_pids().into_iter().filter_map(|p| Some((p, stat(p)?))).filter(|(_, s)| s.state != 'Z').collect();
+    let procs: BTreeMap<u32, Stat> =
+        pids().unwrap_or_default().into_iter().filter_map(|p| Some((p, stat(p)?))).filter(|(_, s)| s.state != 'Z').collect();
     let leaders: Vec<u32> = procs.iter().filter(|(pid, s)| s.pgrp == **pid && runs_request(**pid, request_id)).map(|(p, _)| *p).collect();
     let mut tree: BTreeSet<u32> = procs.iter().filter(|(_, s)| leaders.contains(&s.pgrp)).map(|(p, _)| *p).collect();
     // Descendants that moved to a group of their own, to any depth.

@@ -10,12 +10,10 @@
 
 use std::sync::Mutex;
 
-use serde_json::{Map, Value, json};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
-
-use super::{Snapshotter, parse_targets, start_ticks, state_letter};
+use super::{Snapshotter, parse_targets, start_ticks};
 use crate::agents::ActionError;
 use fleet_protocol::Status;
+use serde_json::{Map, Value, json};
 
 /// The one target of a detail request: `PID@START_TIME`.
 fn target(args: &Map<String, Value>) -> Result<(u32, u64), ActionError> {
@@ -65,11 +63,6 @@ fn cgroup(text: &str) -> String {
     text.lines().collect::<Vec<_>>().join("; ")
 }
 
-/// A `Name:\tvalue` line of /proc/PID/status.
-fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
-    status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim)
-}
-
 /// Puts `value` under `key`, or why it could not be read under `key_error`.
 fn put(out: &mut Map<String, Value>, key: &str, value: Result<Value, String>) {
     match value {
@@ -95,38 +88,26 @@ pub(super) fn detail(snapshot: &Mutex<Snapshotter>, args: &Map<String, Value>) -
         }
         None => return Err(ActionError::new(Status::Aborted, format!("no such process: pid {pid} has exited"))),
     }
-    // What sysinfo reads the same way `list` does: the user name, the start date, memory, CPU.
+    // What `list` shows for the process, read the same way: user, start date, memory, CPU.
     let mut snap = snapshot.lock().map_err(|_| ActionError::new(Status::UnknownError, "process snapshot lock poisoned"))?;
-    if snap.system.is_none() {
-        snap.system =
-            Some(System::new().map_err(|e| ActionError::new(Status::UnknownError, format!("cannot read the process table: {e}")))?);
-    }
-    let sys = snap.system.as_mut().expect("set above");
-    let kind = ProcessRefreshKind::nothing().with_memory().with_cpu().with_user(UpdateKind::OnlyIfNotSet);
-    // Only this pid, and no dead process removed: the list's table stays as it was.
-    sys.refresh_processes_specifics(ProcessesToUpdate::Some(&[Pid::from_u32(pid)]), false, kind);
-    let Some(p) = sys.process(Pid::from_u32(pid)) else {
+    let row = snap.row(pid).filter(|r| r.start_time == start_time);
+    drop(snap);
+    let Some(row) = row else {
         return Err(ActionError::new(Status::Aborted, format!("no such process: pid {pid} has exited")));
     };
-    let (uid, started, rss, vsz, cpu, state, name) =
-        (p.user_id().cloned(), p.start_time(), p.memory(), p.virtual_memory(), p.cpu_usage(), p.status(), p.name().to_owned());
-    let user = snap.user_name(uid.as_ref());
-    drop(snap);
 
     let mut out = Map::new();
     out.insert("pid".into(), json!(pid));
     out.insert("start_time".into(), json!(start_time));
-    out.insert("started".into(), json!(started));
-    out.insert("user".into(), json!(user));
-    out.insert("state".into(), json!(state_letter(state)));
-    out.insert("name".into(), json!(name.to_string_lossy()));
-    out.insert("rss".into(), json!(rss));
-    out.insert("vsz".into(), json!(vsz));
-    out.insert("cpu".into(), json!(cpu));
-    let status = read(pid, "status");
-    let ppid = status.as_ref().ok().and_then(|s| status_field(s, "PPid")).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-    out.insert("ppid".into(), json!(ppid));
-    put(&mut out, "threads", status.map(|s| json!(status_field(&s, "Threads").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))));
+    out.insert("started".into(), json!(row.started));
+    out.insert("user".into(), json!(row.user));
+    out.insert("state".into(), json!(row.state));
+    out.insert("name".into(), json!(row.name));
+    out.insert("rss".into(), json!(row.rss));
+    out.insert("vsz".into(), json!(row.vsz));
+    out.insert("cpu".into(), json!(row.cpu));
+    out.insert("ppid".into(), json!(row.ppid));
+    out.insert("threads".into(), json!(row.threads));
     let argv = read(pid, "cmdline").map(|c| nul_list(&c));
     out.insert("cmdline".into(), json!(argv.as_ref().map(|a| a.join(" ")).unwrap_or_default()));
     put(&mut out, "argv", argv.map(|a| json!(a)));
@@ -229,7 +210,6 @@ mod tests {
         assert_eq!(Value::Object(env), json!({"A": "1=one", "B": "2", "EMPTY": ""}));
         assert_eq!(cgroup("0::/system.slice/nginx.service\n"), "/system.slice/nginx.service");
         assert_eq!(cgroup("12:pids:/a\n11:memory:/a\n"), "12:pids:/a; 11:memory:/a");
-        assert_eq!(status_field("Name:\tsleep\nThreads:\t4\n", "Threads"), Some("4"));
     }
 
     #[test]
