@@ -29,6 +29,7 @@ use crate::config::HubConfig;
 use crate::enroll::{Gate, GateEvents, KnockLimits, Role, Verdict};
 use crate::setup::misconfigured;
 
+mod intern;
 pub(crate) mod metrics;
 mod outbox;
 pub(crate) mod registry;
@@ -36,7 +37,7 @@ mod requests;
 pub mod trust;
 
 use outbox::{Outbox, OutboxLimits, OutboxTotals};
-use registry::{ConsoleEntry, DownNodes, NodeEntry};
+use registry::{ConsoleEntry, DownNodes, NodeEntry, SharedLists};
 use requests::{Origin, Route, RoutedIds};
 
 /// Handshakes of pending keys held at most, and for how long.
@@ -65,6 +66,8 @@ pub struct Hub {
     config: HubConfig,
     limits: Limits,
     nodes: HashMap<String, NodeEntry>,
+    /// The collective, class and agent lists the nodes' records share.
+    shared: SharedLists,
     node_by_peer: HashMap<Peer, String>,
     consoles: HashMap<Peer, ConsoleEntry>,
     routes: HashMap<String, Route>,
@@ -153,6 +156,7 @@ impl Hub {
                 config,
                 limits,
                 nodes: HashMap::new(),
+                shared: SharedLists::default(),
                 node_by_peer: HashMap::new(),
                 consoles: HashMap::new(),
                 routes: HashMap::new(),

@@ -17,13 +17,13 @@ use bytes::Bytes;
 use fleet_protocol::codec::{Limits, decode_message, encode_message};
 use fleet_protocol::keys::Keyring;
 use fleet_protocol::nats::{NatsEvent, Subjects, redact, registry_queue};
-use fleet_protocol::{Envelope, ErrorNotice, Event, Message, Registration};
+use fleet_protocol::{Envelope, ErrorNotice, Event, Message};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
-use crate::hub::registry::{DownNodes, discovered, is_stale};
+use crate::hub::registry::{DownNodes, NodeRecord, SharedLists, discovered, is_stale};
 
 /// How often node keys are re-read at most when a registration comes from an unknown name.
 const KEY_RESCAN: Duration = Duration::from_secs(2);
@@ -33,8 +33,10 @@ const HELD_MAX: usize = 10_000;
 /// The live nodes and the nodes that went down.
 #[derive(Default)]
 pub struct Registry {
-    live: HashMap<String, (Registration, Instant)>,
+    live: HashMap<String, (NodeRecord, Instant)>,
     down: DownNodes,
+    /// The collective, class and agent lists the records share.
+    shared: SharedLists,
 }
 
 /// What became of one registration message.
@@ -59,8 +61,8 @@ pub struct Told {
 }
 
 impl Told {
-    fn about(reg: &Registration, event: Event) -> Told {
-        Told { collective: reg.collectives.first().cloned().unwrap_or_else(|| "fleet".into()), event }
+    fn about(record: &NodeRecord, event: Event) -> Told {
+        Told { collective: record.collectives.first().cloned().unwrap_or_else(|| "fleet".into()), event }
     }
 }
 
@@ -99,33 +101,31 @@ impl Registry {
             return Registered::Refused(format!("signed by {signer} but registers {}", reg.identity));
         }
         let identity = reg.identity.clone();
-        let changed = |old: &Registration| {
-            old.facts != reg.facts || old.classes != reg.classes || old.agents != reg.agents || old.collectives != reg.collectives
-        };
-        let event = match self.live.get(&identity).map(|(old, _)| changed(old)) {
+        let record = self.shared.record(reg);
+        let event = match self.live.get(&identity).map(|(old, _)| record.changed_from(old)) {
             Some(false) => None,
-            Some(true) => Some(Told::about(&reg, Event::NodeChanged { identity: identity.clone() })),
+            Some(true) => Some(Told::about(&record, Event::NodeChanged { identity: identity.clone() })),
             None => {
                 let back = self.down.remove(&identity);
                 info!(node = %identity, live = self.live.len() + 1, "node {}", if back { "is back" } else { "joined" });
-                Some(Told::about(&reg, Event::NodeJoined { identity: identity.clone() }))
+                Some(Told::about(&record, Event::NodeJoined { identity: identity.clone() }))
             }
         };
-        self.live.insert(identity, (reg, now));
+        self.live.insert(identity, (record, now));
         Registered::Accepted(event)
     }
 
     /// Moves nodes that missed `missed` heartbeats to the down list; returns what to tell.
     pub fn expire(&mut self, now: Instant, missed: u32, max_down: usize) -> Vec<Told> {
         let stale: Vec<String> =
-            self.live.iter().filter(|(_, (reg, seen))| is_stale(reg, *seen, now, missed)).map(|(id, _)| id.clone()).collect();
+            self.live.iter().filter(|(_, (record, seen))| is_stale(record, *seen, now, missed)).map(|(id, _)| id.clone()).collect();
         let mut told = Vec::new();
         for identity in stale {
-            if let Some((reg, _)) = self.live.remove(&identity) {
+            if let Some((record, _)) = self.live.remove(&identity) {
                 info!(node = %identity, "node left ({missed} heartbeats missed); listed as down");
                 let reason = format!("{missed} heartbeats missed");
-                told.push(Told::about(&reg, Event::NodeLeft { identity, reason }));
-                self.down.insert(reg, max_down);
+                told.push(Told::about(&record, Event::NodeLeft { identity, reason }));
+                self.down.insert(record, max_down);
             }
         }
         told
@@ -258,7 +258,7 @@ async fn tell(client: &async_nats::Client, told: Told) {
 mod tests {
     use super::*;
     use fleet_protocol::keys::KeyPair;
-    use fleet_protocol::{Discover, Filter};
+    use fleet_protocol::{Discover, Filter, Registration};
 
     fn registration(identity: &str) -> Registration {
         Registration {

@@ -350,6 +350,18 @@ impl FilterExpr {
         }
     }
 
+    /// Whether evaluating this reads the node's facts: a fact term does, and so may a data term
+    /// (a data plugin can look facts up). A registry that keeps facts packed unpacks them only
+    /// for a filter that reads them.
+    pub fn reads_facts(&self) -> bool {
+        match self {
+            FilterExpr::And(list) | FilterExpr::Or(list) => list.iter().any(FilterExpr::reads_facts),
+            FilterExpr::Not(e) => e.reads_facts(),
+            FilterExpr::Fact { .. } | FilterExpr::Data(_) => true,
+            FilterExpr::Identity(_) | FilterExpr::Class(_) | FilterExpr::Agent(_) => false,
+        }
+    }
+
     /// Every data term, in the order written.
     pub fn data_terms(&self) -> Vec<&DataTerm> {
         match self {

@@ -269,7 +269,7 @@ pub struct Reply {
     pub elapsed_us: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AgentInfo {
     pub name: String,
     pub version: String,

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tracing::debug;
 
 use super::Hub;
+use super::intern::Interner;
 use crate::agents::metrics::glob_matches;
 
 /// `[hub.metrics]` in the hub's config.
@@ -134,14 +135,14 @@ pub(super) struct MetricStore {
     nodes: HashMap<String, NodeSeries>,
     /// Each distinct list of series names, shared by every node that reports it (most nodes of
     /// a fleet report the same metrics).
-    name_lists: HashSet<Arc<[String]>>,
+    name_lists: Interner<String>,
     pub samples: u64,
     expired: Instant,
 }
 
 impl MetricStore {
     pub fn new(config: HubMetricsConfig) -> MetricStore {
-        MetricStore { config, nodes: HashMap::new(), name_lists: HashSet::new(), samples: 0, expired: Instant::now() }
+        MetricStore { config, nodes: HashMap::new(), name_lists: Interner::default(), samples: 0, expired: Instant::now() }
     }
 
     pub fn node_count(&self) -> usize {
@@ -152,16 +153,6 @@ impl MetricStore {
     pub fn bytes(&self) -> usize {
         let names: usize = self.name_lists.iter().map(|l| l.iter().map(|n| n.len() + 24).sum::<usize>()).sum();
         self.nodes.values().map(NodeSeries::bytes).sum::<usize>() + names
-    }
-
-    /// The shared copy of a list of series names.
-    fn intern(&mut self, names: Vec<String>) -> Arc<[String]> {
-        if let Some(shared) = self.name_lists.get(&names[..]) {
-            return shared.clone();
-        }
-        let shared: Arc<[String]> = names.into();
-        self.name_lists.insert(shared.clone());
-        shared
     }
 
     /// Stores a sample of `node` taken now. Returns false (nothing stored) when it is malformed
@@ -187,7 +178,7 @@ impl MetricStore {
         let max_samples = self.config.max_samples();
         let window_ms = self.config.window().as_millis() as u64;
         if self.nodes.get(node).is_none_or(|s| *s.names != sample.names[..]) {
-            let names = self.intern(std::mem::take(&mut sample.names));
+            let names = self.name_lists.intern(std::mem::take(&mut sample.names));
             match self.nodes.get_mut(node) {
                 Some(series) => series.rename(names),
                 None => {
@@ -239,7 +230,7 @@ impl MetricStore {
         let window = self.config.window();
         self.nodes.retain(|_, s| s.received.elapsed() <= window);
         // A name list no node uses any more.
-        self.name_lists.retain(|l| Arc::strong_count(l) > 1);
+        self.name_lists.prune();
     }
 
     /// The stored samples of `node` in columns, for the series `keep` accepts.

@@ -1,7 +1,8 @@
 //! The hub's registry of live nodes and attached consoles: registrations (under the link's
 //! enrolled name only), heartbeats and their expiry, console attachment, nodes that went down
 //! (kept for `hub.keep_down_for`, bounded in count, until they come back or an admin forgets
-//! them), and discovery answered from the registry.
+//! them), and discovery answered from the registry. What is kept of each registration is in
+//! `registry/record.rs`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -13,16 +14,19 @@ use tracing::{debug, info, warn};
 use super::Hub;
 use crate::limits::RateBucket;
 
+mod record;
+pub(crate) use record::{NodeRecord, RegistryFilter, SharedLists};
+
 pub(super) struct NodeEntry {
     pub peer: Peer,
-    pub registration: Registration,
+    pub record: NodeRecord,
     pub last_seen: Instant,
 }
 
-/// A node the registry lost: its last registration (facts to match discovery filters on) and
-/// since when it is down.
+/// A node the registry lost: what it kept of its last registration (to match discovery filters
+/// on) and since when it is down.
 pub(crate) struct DownEntry {
-    registration: Registration,
+    record: NodeRecord,
     since_ms: u64,
     since: Instant,
 }
@@ -39,12 +43,12 @@ impl DownNodes {
         self.by_name.len()
     }
 
-    pub fn insert(&mut self, registration: Registration, max: usize) {
-        let identity = registration.identity.clone();
+    pub fn insert(&mut self, record: NodeRecord, max: usize) {
+        let identity = record.identity.clone();
         self.remove(&identity);
         let since = Instant::now();
         self.by_age.insert((since, identity.clone()));
-        self.by_name.insert(identity, DownEntry { registration, since_ms: fleet_protocol::now_ms(), since });
+        self.by_name.insert(identity, DownEntry { record, since_ms: fleet_protocol::now_ms(), since });
         while self.by_name.len() > max.max(1) {
             let Some((_, oldest)) = self.by_age.pop_first() else { break };
             self.by_name.remove(&oldest);
@@ -114,18 +118,16 @@ impl Hub {
             return;
         }
         let now = Instant::now();
+        let record = self.shared.record(reg);
         let event = match self.nodes.get_mut(&identity) {
             Some(entry) => {
-                let changed = entry.registration.facts != reg.facts
-                    || entry.registration.classes != reg.classes
-                    || entry.registration.agents != reg.agents
-                    || entry.registration.collectives != reg.collectives;
+                let changed = record.changed_from(&entry.record);
                 if entry.peer != peer {
                     // The node rebuilt its link; the old routing id is dead.
                     self.node_by_peer.remove(&entry.peer);
                     entry.peer = peer.clone();
                 }
-                entry.registration = reg;
+                entry.record = record;
                 entry.last_seen = now;
                 changed.then(|| Event::NodeChanged { identity: identity.clone() })
             }
@@ -135,7 +137,7 @@ impl Hub {
                 } else {
                     info!(node = %identity, "node joined");
                 }
-                self.nodes.insert(identity.clone(), NodeEntry { peer: peer.clone(), registration: reg, last_seen: now });
+                self.nodes.insert(identity.clone(), NodeEntry { peer: peer.clone(), record, last_seen: now });
                 Some(Event::NodeJoined { identity: identity.clone() })
             }
         };
@@ -157,7 +159,7 @@ impl Hub {
     /// Registry discovery: the nodes of the collective whose registration matches the filter.
     pub(super) async fn on_discover(&mut self, peer: Peer, discover: Discover) {
         self.console(&peer);
-        let reply = discovered(self.nodes.values().map(|n| &n.registration), &self.down, &discover);
+        let reply = discovered(self.nodes.values().map(|n| &n.record), &self.down, &discover);
         self.send(&peer, &reply).await;
     }
 
@@ -167,8 +169,8 @@ impl Hub {
         let stale: Vec<(String, Peer)> = self
             .nodes
             .values()
-            .filter(|n| is_stale(&n.registration, n.last_seen, now, missed))
-            .map(|n| (n.registration.identity.clone(), n.peer.clone()))
+            .filter(|n| is_stale(&n.record, n.last_seen, now, missed))
+            .map(|n| (n.record.identity.clone(), n.peer.clone()))
             .collect();
         for (identity, peer) in stale {
             self.node_by_peer.remove(&peer);
@@ -179,7 +181,7 @@ impl Hub {
     /// A node left: out of the live registry, into the down list, and the consoles told.
     pub(super) async fn node_down(&mut self, identity: &str, reason: &str) {
         if let Some(entry) = self.nodes.remove(identity) {
-            self.down.insert(entry.registration, self.config.max_down_nodes);
+            self.down.insert(entry.record, self.config.max_down_nodes);
         }
         info!(node = %identity, reason, "node left; listed as down");
         self.notify_consoles(Event::NodeLeft { identity: identity.to_string(), reason: reason.to_string() }).await;
@@ -198,27 +200,28 @@ impl Hub {
 }
 
 /// Whether a node last heard from at `last_seen` missed `missed` heartbeats in a row by `now`.
-pub(crate) fn is_stale(registration: &Registration, last_seen: Instant, now: Instant, missed: u32) -> bool {
-    let interval = Duration::from_millis(registration.interval_ms.max(100));
+pub(crate) fn is_stale(record: &NodeRecord, last_seen: Instant, now: Instant, missed: u32) -> bool {
+    let interval = Duration::from_millis(record.interval_ms.max(100));
     now.duration_since(last_seen) > interval * missed
 }
 
 /// The answer to a discovery question: the live nodes of the collective whose registration
 /// matches the filter, and the down nodes that match it with since when; an error for a filter
 /// that does not compile.
-pub(crate) fn discovered<'a>(live: impl Iterator<Item = &'a Registration>, down: &DownNodes, discover: &Discover) -> Message {
+pub(crate) fn discovered<'a>(live: impl Iterator<Item = &'a NodeRecord>, down: &DownNodes, discover: &Discover) -> Message {
     let expr = match discover.filter.compile() {
         Ok(expr) => expr,
         Err(e) => return Message::Error(ErrorNotice { message: e.to_string() }),
     };
-    let in_collective = |r: &Registration| discover.collective.as_ref().is_none_or(|c| r.collectives.contains(c));
-    let mut nodes: Vec<String> = live.filter(|r| in_collective(r) && expr.matches(&r.view())).map(|r| r.identity.clone()).collect();
+    let filter = RegistryFilter::new(&expr);
+    let wanted = |r: &NodeRecord| discover.collective.as_ref().is_none_or(|c| r.in_collective(c)) && filter.matches(r);
+    let mut nodes: Vec<String> = live.filter(|r| wanted(r)).map(|r| r.identity.clone()).collect();
     nodes.sort();
     let mut down: Vec<DownNode> = down
         .by_name
         .values()
-        .filter(|d| in_collective(&d.registration) && expr.matches(&d.registration.view()))
-        .map(|d| DownNode { identity: d.registration.identity.clone(), since_ms: d.since_ms })
+        .filter(|d| wanted(&d.record))
+        .map(|d| DownNode { identity: d.record.identity.clone(), since_ms: d.since_ms })
         .collect();
     down.sort_by(|a, b| a.identity.cmp(&b.identity));
     Message::Discovered(Discovered { nodes, down })

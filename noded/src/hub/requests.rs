@@ -157,12 +157,13 @@ impl Hub {
             let mut seen = HashSet::new();
             return req.targets.iter().filter(|t| seen.insert(t.as_str())).cloned().partition(|t| self.nodes.contains_key(t));
         }
+        let registry_match = registry_match.map(super::registry::RegistryFilter::new);
         let mut all: Vec<String> = self
             .nodes
             .values()
-            .filter(|n| n.registration.collectives.contains(&req.collective))
-            .filter(|n| registry_match.is_none_or(|e| e.matches(&n.registration.view())))
-            .map(|n| n.registration.identity.clone())
+            .filter(|n| n.record.in_collective(&req.collective))
+            .filter(|n| registry_match.as_ref().is_none_or(|f| f.matches(&n.record)))
+            .map(|n| n.record.identity.clone())
             .collect();
         all.sort();
         (all, Vec::new())

@@ -173,11 +173,42 @@ fn metric_terms_are_data_terms_the_nodes_answer() {
     assert!(matches!(parse_compound("metrics.x=1").unwrap(), FilterExpr::Fact { .. }));
 }
 
+#[test]
+fn fact_and_data_terms_read_facts_the_others_do_not() {
+    let reads = |f: Filter| f.compile().unwrap().reads_facts();
+    let s = |e: &str| Filter { compound: vec![e.into()], ..Default::default() };
+    assert!(reads(Filter { fact: vec!["country=uk".into()], ..Default::default() }));
+    assert!(reads(s("apache and not (country=uk or /web/)")));
+    assert!(reads(s(r#"fstat("/etc/motd").present=true"#)), "a data plugin may look facts up");
+    assert!(reads(s("metric.load1>8")));
+    assert!(!reads(s("apache and not (identity=/web/ or agent=process)")));
+    assert!(!reads(Filter {
+        identity: vec!["web-01".into()],
+        class: vec!["apache".into()],
+        agent: vec!["process".into()],
+        ..Default::default()
+    }));
+    assert!(!reads(Filter::default()));
+}
+
 proptest! {
     #[test]
     fn parser_never_panics(s in ".{0,80}") {
         let _ = parse_compound(&s);
         let _ = parse_fact_term(&s);
+    }
+
+    /// What `reads_facts` promises a registry: a filter that does not read facts gives the same
+    /// answer whatever the facts are.
+    #[test]
+    fn a_filter_that_reads_no_facts_does_not_depend_on_them(s in "[a-z0-9=!<>~/()\"' .|*]{0,60}") {
+        if let Ok(e) = parse_compound(&s)
+            && !e.reads_facts()
+        {
+            let (facts, classes) = (json!({"a": "1", "b": {"c": 2}}), vec!["a".to_string(), "web".to_string()]);
+            let without = Value::Null;
+            prop_assert_eq!(e.eval(&node("x", &facts, &classes), None), e.eval(&node("x", &without, &classes), None));
+        }
     }
 
     #[test]
