@@ -59,20 +59,30 @@ impl Conn {
         self.write.lock().await.write_all(bytes).await
     }
 
-    async fn send(&self, body: &[u8]) -> std::io::Result<()> {
-        let coalesce = body.len() <= COALESCE;
-        let mut frame = Vec::with_capacity(9 + if coalesce { body.len() } else { 0 });
-        framer::header(&mut frame, 0, body.len());
+    /// Writes single-part messages in order, in as few writes as their sizes allow: a body up to
+    /// `COALESCE` goes behind its header in one buffer with its neighbours, a bigger one is
+    /// written from where it is.
+    async fn send(&self, bodies: &[&[u8]]) -> std::io::Result<()> {
+        let small: usize = bodies.iter().map(|b| 9 + if b.len() <= COALESCE { b.len() } else { 0 }).sum();
+        let mut pending = Vec::with_capacity(small);
         let mut w = self.write.lock().await;
-        let sent = if coalesce {
-            frame.extend_from_slice(body);
-            w.write_all(&frame).await
-        } else {
-            match w.write_all(&frame).await {
-                Ok(()) => w.write_all(body).await,
-                Err(e) => Err(e),
+        let sent = async {
+            for body in bodies {
+                framer::header(&mut pending, 0, body.len());
+                if body.len() <= COALESCE {
+                    pending.extend_from_slice(body);
+                } else {
+                    w.write_all(&pending).await?;
+                    pending.clear();
+                    w.write_all(body).await?;
+                }
             }
-        };
+            if !pending.is_empty() {
+                w.write_all(&pending).await?;
+            }
+            Ok(())
+        }
+        .await;
         drop(w);
         if sent.is_err() {
             self.closed.notify_one();
@@ -167,12 +177,12 @@ pub(crate) struct RouterSender {
 }
 
 impl RouterSender {
-    /// Writes one single-part message to the link `id`. Waits while that link's socket is full;
-    /// no other link waits for it.
-    pub(crate) async fn send(&self, id: &[u8], body: &[u8]) -> std::io::Result<()> {
+    /// Writes single-part messages, in order, to the link `id`. Waits while that link's socket
+    /// is full; no other link waits for it.
+    pub(crate) async fn send(&self, id: &[u8], bodies: &[&[u8]]) -> std::io::Result<()> {
         let conn = self.conns.read().ok().and_then(|c| c.get(id).cloned());
         match conn {
-            Some(conn) => conn.send(body).await,
+            Some(conn) => conn.send(bodies).await,
             None => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }

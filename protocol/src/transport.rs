@@ -148,7 +148,13 @@ pub struct HubSender {
 
 impl HubSender {
     pub async fn send(&mut self, peer: &Peer, frame: Bytes) -> Result<(), TransportError> {
-        self.send.send(&peer.0, &frame).await.map_err(|e| TransportError::Send(zeromq::ZmqError::Network(e)))
+        self.send_all(peer, &[frame]).await
+    }
+
+    /// Sends frames to one peer, in order, in as few writes as their sizes allow.
+    pub async fn send_all(&mut self, peer: &Peer, frames: &[Bytes]) -> Result<(), TransportError> {
+        let bodies: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+        self.send.send(&peer.0, &bodies).await.map_err(|e| TransportError::Send(zeromq::ZmqError::Network(e)))
     }
 
     /// Sends the same frame to each peer; returns the peers that could not be reached.

@@ -1,8 +1,10 @@
 //! One outbound queue per link. The hub's loop only pushes plaintext frames here and never waits
-//! on a peer; a task per link seals them in order and writes them to the link's socket, waiting
+//! on a peer; a task per link seals them in order and writes them to the link's socket (what has
+//! queued up meanwhile in one write: a round's replies reach a console in a few), waiting
 //! while that socket's send buffer (`max_link_in_flight`) is full. A client that stops reading
-//! therefore holds at most its queue (bounded in frames and bytes) plus that buffer; past the bound
-//! the oldest replies are dropped, and the console is told how many before the next frame it gets.
+//! therefore holds at most its queue (bounded in frames and bytes), one batch being written and
+//! that buffer; past the bound the oldest replies are dropped, and the console is told how many
+//! before the next frame it gets.
 //! When the link goes, the queue and its task go with it.
 //!
 //! Live metric updates wait beside the queue, one per node: a newer update of a node replaces the
@@ -197,29 +199,25 @@ async fn run(
     totals: Arc<OutboxTotals>,
 ) {
     // Waits while the link's socket is full; the queue keeps taking (and dropping) meanwhile.
-    let send = async |sender: &mut HubSender, frame: Bytes| {
-        if let Err(e) = sender.send(&peer, frame).await {
+    let send = async |sender: &mut HubSender, frames: &[Bytes]| {
+        if let Err(e) = sender.send_all(&peer, frames).await {
             debug!(peer = %peer.short(), error = %e, "send failed");
         }
     };
-    send(&mut sender, answer).await;
+    send(&mut sender, &[answer]).await;
     loop {
-        let (item, dropped) = loop {
-            let next = {
-                let Ok(mut q) = shared.queue.lock() else { return };
-                q.items.pop_front().map(|item| {
-                    q.bytes -= item.len();
-                    totals.queued_bytes.fetch_sub(item.len() as u64, Ordering::Relaxed);
-                    (item, std::mem::take(&mut q.dropped))
-                })
-            };
+        let (batch, dropped) = loop {
+            let (batch, dropped) = take_batch(&shared, &totals);
+            if !batch.is_empty() {
+                break (batch, dropped);
+            }
             // The queue first (replies, a subscription's history), then live metric updates.
-            let next = next.or_else(|| pop_latest(&shared, &totals).map(|plain| (Out::Frame { plain, droppable: true }, 0)));
-            match next {
-                Some(n) => break n,
+            match pop_latest(&shared, &totals) {
+                Some(plain) => break (vec![Out::Frame { plain, droppable: true }], 0),
                 None => shared.wake.notified().await,
             }
         };
+        let mut sealed = Vec::with_capacity(batch.len() + 1);
         if dropped > 0 {
             warn!(peer = %peer.short(), dropped, "a slow link: its oldest queued replies were dropped");
             let message = format!(
@@ -227,23 +225,44 @@ async fn run(
                 if dropped == 1 { "y" } else { "ies" }
             );
             if let Ok(frame) = encode_message(&Message::Error(ErrorNotice { message }))
-                && let Some(sealed) = seal(&session, &frame)
+                && let Some(s) = seal(&session, &frame)
             {
-                send(&mut sender, sealed).await;
+                sealed.push(s);
             }
         }
-        match item {
-            Out::Frame { plain, .. } => {
-                if let Some(sealed) = seal(&session, &plain) {
-                    send(&mut sender, sealed).await;
+        for item in batch {
+            match item {
+                Out::Frame { plain, .. } => sealed.extend(seal(&session, &plain)),
+                // The answer follows the frames sealed under the old session; later ones use the new.
+                Out::Rekey { session: new, answer } => {
+                    session = new;
+                    sealed.push(answer);
                 }
             }
-            Out::Rekey { session: new, answer } => {
-                session = new;
-                send(&mut sender, answer).await;
-            }
         }
+        send(&mut sender, &sealed).await;
     }
+}
+
+/// Most frames, and plaintext bytes, taken off the queue to go out in one write.
+const BATCH_FRAMES: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// The frames at the head of the queue that go out together (at least one when there is one),
+/// and how many were dropped since the console was last told.
+fn take_batch(shared: &Shared, totals: &OutboxTotals) -> (Vec<Out>, u64) {
+    let Ok(mut q) = shared.queue.lock() else { return (Vec::new(), 0) };
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while batch.len() < BATCH_FRAMES && (batch.is_empty() || bytes < BATCH_BYTES) {
+        let Some(item) = q.items.pop_front() else { break };
+        bytes += item.len();
+        batch.push(item);
+    }
+    q.bytes -= bytes;
+    totals.queued_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
+    let dropped = if batch.is_empty() { 0 } else { std::mem::take(&mut q.dropped) };
+    (batch, dropped)
 }
 
 /// The oldest waiting metric update, if any.

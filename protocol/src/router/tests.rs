@@ -66,6 +66,13 @@ async fn dealers_get_through_both_ways_and_a_bomb_costs_only_its_link() {
     assert_eq!(next_frame(&mut hub).await.1.len(), 1500);
     hub.sender().send(&peer, Bytes::from(vec![9u8; 5000])).await.unwrap();
     assert_eq!(tokio::time::timeout(T, link.recv()).await.unwrap().unwrap().len(), 5000);
+    // Several frames in one write, one of them too big to be copied behind its header: all
+    // arrive, in order.
+    let frames: Vec<Bytes> = [3usize, 70_000, 0, 12].iter().map(|n| Bytes::from(vec![*n as u8; *n])).collect();
+    hub.sender().send_all(&peer, &frames).await.unwrap();
+    for sent in &frames {
+        assert_eq!(&tokio::time::timeout(T, link.recv()).await.unwrap().unwrap(), sent);
+    }
 
     // A header claiming 32 TiB: that link is cut and counted, nothing is reserved for it.
     let mut raw = TcpStream::connect(&address).await.unwrap();
