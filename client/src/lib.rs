@@ -39,7 +39,7 @@ pub mod scope;
 pub mod xen;
 
 pub use error::{ClientError, Result, exit};
-pub use link::{Client, Credentials, SignatureCheck, Signer};
+pub use link::{Client, Credentials, NodeKeys, SignatureCheck, Signer};
 pub use rollout::{Count, Rollout};
 pub use round::{DiscoveryMethod, Outcome, Progress, ReplyRecord, Spec};
 pub use scope::{Scope, Settings};

@@ -9,6 +9,9 @@
 
 mod inbound;
 mod nats;
+mod node_keys;
+
+pub use node_keys::NodeKeys;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fleet_protocol::codec::{Limits, encode_message};
-use fleet_protocol::keys::{KeyPair, Keyring};
+use fleet_protocol::keys::KeyPair;
 use fleet_protocol::noise::Session;
 use fleet_protocol::transport::{Link, LinkReceiver, LinkSender};
 use fleet_protocol::{Discover, Discovered, DownNode, Envelope, Filter, Hello, Message};
@@ -56,7 +59,7 @@ pub struct Credentials {
     /// The hub's pinned link key.
     pub hub_key: Option<[u8; 32]>,
     /// Node keys, to check the signature on every reply (`$XDG_CONFIG_HOME/fleet/nodes`).
-    pub known_nodes: Arc<Keyring>,
+    pub known_nodes: NodeKeys,
     /// Where the signing key and the hub key were looked for, to say so when one is missing.
     pub looked_for: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
@@ -103,7 +106,7 @@ pub struct Client {
     inbox: mpsc::UnboundedReceiver<Inbound>,
     limits: Limits,
     signer: Option<Signer>,
-    known_nodes: Arc<Keyring>,
+    known_nodes: NodeKeys,
     /// Signature checks of the replies received, by (request id, sender).
     checks: HashMap<(String, String), SignatureCheck>,
     /// Frames taken in with the last burst and not handed out yet, in arrival order.
@@ -345,7 +348,7 @@ impl Client {
                 // Whatever else is already queued comes in with it, so that the replies'
                 // signatures are checked in one batch.
                 let burst = inbound::burst(first, &mut self.inbox);
-                self.ready.extend(inbound::take_in(burst, &self.known_nodes, &self.limits));
+                self.ready.extend(inbound::take_in(burst, self.known_nodes.get(), &self.limits));
                 continue;
             };
             match ready {

@@ -226,9 +226,9 @@ async fn fleet_of(nodes: usize, transport: Transport, per_process: usize, cells:
     eprintln!("{nodes} nodes registered in {:.2} s", started.elapsed().as_secs_f64());
     if per_process > 0 && verify {
         // The sim processes enrolled their keys; the console checks replies against them.
-        fleet.credentials.known_nodes = std::sync::Arc::new(noded::enroll::node_keyring(&enroll_dir));
+        fleet.credentials.known_nodes = fleet_client::NodeKeys::ready(noded::enroll::node_keyring(&enroll_dir));
     }
-    let checks = if fleet.credentials.known_nodes.is_empty() { "no (FLEET_BENCH_VERIFY=0)" } else { "yes" };
+    let checks = if fleet.credentials.known_nodes.get().is_empty() { "no (FLEET_BENCH_VERIFY=0)" } else { "yes" };
     eprintln!("console checks reply signatures: {checks}");
     // The security dir must outlive the fleet; it is removed when the process exits.
     std::mem::forget(security);

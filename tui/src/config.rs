@@ -171,10 +171,8 @@ impl ClientConfig {
         use anyhow::Context;
         let mut creds = fleet_client::Credentials::default();
         if let Some(dir) = Self::nodes_dir().filter(|d| d.is_dir()) {
-            match fleet_protocol::keys::Keyring::load(&dir) {
-                Ok(ring) => creds.known_nodes = std::sync::Arc::new(ring),
-                Err(e) => eprintln!("fleet: warning: cannot read node keys in {}: {e}", dir.display()),
-            }
+            // Read while the links connect; the first reply checked waits for them.
+            creds.known_nodes = fleet_client::NodeKeys::load_in_background(dir, |why| eprintln!("fleet: warning: {why}"));
         }
         if let Some(path) = self.hub_key_path().filter(|p| p.exists()) {
             let keys = fleet_protocol::keys::PublicKeys::load(&path).with_context(|| format!("hub key {}", path.display()))?;

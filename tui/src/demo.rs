@@ -82,7 +82,7 @@ impl DemoSecurity {
         Credentials {
             signer: Some(self.signer.clone()),
             hub_key: Some(self.hub_key.public().link),
-            known_nodes: Arc::new(Keyring::load(&self.dir.path().join("nodes")).unwrap_or_default()),
+            known_nodes: fleet_client::NodeKeys::ready(Keyring::load(&self.dir.path().join("nodes")).unwrap_or_default()),
             looked_for: None,
         }
     }
