@@ -108,7 +108,7 @@ pub fn hub_init(config_path: &Path, defaults: &NodeConfig, address: Option<&str>
          policy_dir = {policies}\n\
          # accepted/, pending/, rejected/ link keys (`noded hub enroll`), tokens/, the hub's audit log.\n\
          enroll_dir = {enroll}\n",
-        bind = toml::Value::String(bind).to_string(),
+        bind = toml::Value::String(bind),
         address_line = match &advertised {
             Some(a) =>
                 format!("# The address nodes and admins use; it goes into join tokens.\naddress = {}", toml::Value::String(a.clone())),
@@ -207,7 +207,7 @@ pub async fn join(config_path: &Path, cfg: &NodeConfig, token: &str, identity: &
     let timeout = std::time::Duration::from_secs_f64(cfg.connect_timeout.max(5.0));
     let name = fleet_protocol::join::redeem(&token, &key, identity, timeout).await.map_err(|e| anyhow::anyhow!("join refused: {e}"))?;
     if !config_path.exists() {
-        let text = node_config_text(cfg, &[token.endpoint.clone()], Some(&name), true, "noded join");
+        let text = node_config_text(cfg, std::slice::from_ref(&token.endpoint), Some(&name), true, "noded join");
         fleet_protocol::files::write_atomically(config_path, text.as_bytes(), 0o644)?;
     } else if !cfg.hubs.contains(&token.endpoint) || !cfg.accept_trust_from_hub {
         tracing::warn!(

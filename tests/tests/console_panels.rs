@@ -145,7 +145,7 @@ fn the_layout_follows_a_resize() {
 
     console.resize(40, 160).unwrap();
     let wide = console.wait_for("the wide log", WAIT, |s| s.contains(" ID ") && s.lines().count() >= 39).unwrap();
-    let last = wide.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().to_string();
+    let last = wide.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
     assert!(last.contains("reopen results"), "the footer is on the new last line:\n{wide}");
     assert!(wide.lines().any(|l| l.contains("6 Log") && l.trim_end().len() < 160), "{wide}");
 

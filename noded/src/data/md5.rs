@@ -56,6 +56,7 @@ impl Md5 {
     fn block(&mut self, chunk: &[u8; 64]) {
         let m: Vec<u32> = chunk.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let [mut a, mut b, mut c, mut d] = self.state;
+        #[allow(clippy::needless_range_loop)] // i picks the message word, not only S's entry
         for i in 0..64 {
             let (f, g) = match i / 16 {
                 0 => ((b & c) | (!b & d), i),

@@ -297,6 +297,17 @@ impl NodeState {
     }
 }
 
+/// The reply status for a request its agent's DDL refuses.
+pub(crate) fn validation_status(e: &fleet_ddl::ValidationError) -> Status {
+    if e.is_unknown_action() {
+        Status::UnknownAction
+    } else if e.is_missing() {
+        Status::MissingData
+    } else {
+        Status::InvalidData
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,16 +379,5 @@ mod tests {
         let r = answer(&n, ping(fleet_protocol::now_ms() + 60_000, 60));
         assert!(r.status == Status::Denied && r.status_msg.starts_with("request from the future"), "{r:?}");
         assert_eq!(n.stats.snapshot().validated, 1);
-    }
-}
-
-/// The reply status for a request its agent's DDL refuses.
-pub(crate) fn validation_status(e: &fleet_ddl::ValidationError) -> Status {
-    if e.is_unknown_action() {
-        Status::UnknownAction
-    } else if e.is_missing() {
-        Status::MissingData
-    } else {
-        Status::InvalidData
     }
 }

@@ -48,13 +48,16 @@ struct Cached {
 /// file changes (checked with one `stat` per decision). A missing file gives the node default
 /// (deny unless configured otherwise); a file that cannot be read or parsed denies everything
 /// for its agent, logged once per version of the file.
+/// The groups file as read (or why it could not be), and the stamp it was read at.
+type GroupsRead = (Option<Stamp>, Arc<Result<Groups, String>>);
+
 #[derive(Debug)]
 pub struct PolicySet {
     dir: PathBuf,
     default_allow: bool,
     cache: Mutex<HashMap<String, Cached>>,
     /// The groups file as last read, and the stamp it was read at.
-    groups: Mutex<Option<(Option<Stamp>, Arc<Result<Groups, String>>)>>,
+    groups: Mutex<Option<GroupsRead>>,
     /// Policies the hub distributed, for agents that have no local file.
     from_hub: std::sync::RwLock<Arc<HashMap<String, Arc<Loaded>>>>,
 }
