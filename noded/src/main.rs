@@ -505,6 +505,8 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
                 "the open-files limit carries {capacity} node links ({per_link} descriptor each, {CONSOLE_RESERVE} links kept for consoles)",
                 per_link = noded::limits::HUB_FDS_PER_LINK
             );
+            // Rounds never stop long enough for the hub to be quiet; it hands freed heap back on a period.
+            tokio::spawn(noded::memory::release_periodically(noded::memory::RELEASE_EVERY, shutdown.clone()));
             let mut tasks = Vec::new();
             for endpoint in &cfg.hub.bind {
                 let (hub, bound) = noded::hub::Hub::bind(endpoint, hub_cfg.clone(), limits)
@@ -551,6 +553,8 @@ async fn run(cli: Cli, cfg: NodeConfig) -> Result<()> {
             }
             let sims: Vec<_> = built.into_iter().map(|(n, _)| n).collect();
             info!(nodes, hubs = ?cfg.hubs, "simulated nodes starting");
+            // Under load some node is always busy, so the process never settles as a node does.
+            tokio::spawn(noded::memory::release_periodically(noded::memory::RELEASE_EVERY, shutdown.clone()));
             let tasks: Vec<_> = sims.into_iter().map(|n| tokio::spawn(noded::node::run(n, shutdown.clone()))).collect();
             for t in tasks {
                 let _ = t.await;
